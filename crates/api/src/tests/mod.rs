@@ -1,0 +1,5 @@
+//! Unit tests of the public API.
+
+mod headers;
+mod routes;
+mod urls;

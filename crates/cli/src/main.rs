@@ -1,0 +1,80 @@
+//! The `ocireg` binary: one command line over the config model, the built-in registry engine,
+//! the local lifecycle and the client. Libraries never see flags: this file turns arguments and the
+//! config file into each library's option structs.
+
+mod config_cmd;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ocireg",
+    version,
+    about = "The OCI registry layer of the provisioning platform"
+)]
+struct Cli {
+    /// Config file (YAML, TOML, JSON or KCL; `-` for stdin). Default: $OCIREG_CONFIG, then
+    /// ~/.provisioning/oci-registry/ocireg.yaml, then built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log filter (e.g. `info`, `debug`, `ocireg_server=trace`); also $OCIREG_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the built-in OCI registry in the foreground (deployment = "local").
+    Serve(serve::ServeArgs),
+    /// Validate, show, initialise or describe the config.
+    Config {
+        #[command(subcommand)]
+        cmd: config_cmd::ConfigCmd,
+    },
+    /// Artifact references (`registry/namespace/repo:tag@digest`).
+    Ref {
+        #[command(subcommand)]
+        cmd: config_cmd::RefCmd,
+    },
+}
+
+fn init_logging(filter: Option<&str>, default: &str) {
+    let filter = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("OCIREG_LOG").ok())
+        .unwrap_or_else(|| default.to_owned());
+    let env = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(env)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging(cli.log.as_deref(), "info");
+            serve::run(args, cli.config.as_deref())
+        }
+        Command::Config { cmd } => config_cmd::run(cmd, cli.config),
+        Command::Ref { cmd } => config_cmd::run_ref(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

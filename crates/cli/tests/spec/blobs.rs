@@ -1,0 +1,260 @@
+//! `/v2/`, blob GET/HEAD/Range/DELETE, sha512 blobs, repository scoping of blobs.
+
+use crate::common::*;
+
+#[test]
+fn api_version_check() {
+    let srv = Server::start();
+    let c = client();
+    let r = get(&srv, &c, "/v2/").expect(200, "GET /v2/");
+    assert_eq!(
+        r.h("Docker-Distribution-API-Version"),
+        "registry/2.0",
+        "GET /v2/ Docker-Distribution-API-Version"
+    );
+    let r = head(&srv, &c, "/v2/").expect(200, "HEAD /v2/");
+    assert!(r.body.is_empty());
+    // Without the trailing slash too (clients use both).
+    let r = Reply::of(c.get(srv.url("/v2")).send().unwrap());
+    assert!(
+        r.status == 200 || r.status == 301 || r.status == 308,
+        "GET /v2 (no slash): expected 200 or a redirect to /v2/, got {}",
+        r.status
+    );
+}
+
+#[test]
+fn blob_get_and_head() {
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(70_000);
+    let d = push_blob(&srv, &c, "spec/blobs", &data);
+    let path = format!("/v2/spec/blobs/blobs/{d}");
+
+    let r = head(&srv, &c, &path).expect(200, "HEAD existing blob");
+    assert_eq!(
+        r.h("Content-Length"),
+        data.len().to_string(),
+        "HEAD blob Content-Length"
+    );
+    assert_eq!(
+        r.h("Docker-Content-Digest"),
+        d,
+        "HEAD blob Docker-Content-Digest"
+    );
+    assert!(r.body.is_empty(), "HEAD must not return a body");
+
+    let r = get(&srv, &c, &path).expect(200, "GET existing blob");
+    assert_eq!(r.body, data, "GET blob returns the exact bytes");
+    assert_eq!(
+        r.h("Content-Length"),
+        data.len().to_string(),
+        "GET blob Content-Length"
+    );
+    assert_eq!(
+        r.h("Docker-Content-Digest"),
+        d,
+        "GET blob Docker-Content-Digest"
+    );
+    assert_eq!(
+        r.h("Content-Type"),
+        "application/octet-stream",
+        "GET blob Content-Type"
+    );
+}
+
+#[test]
+fn blob_unknown_is_404_blob_unknown() {
+    let srv = Server::start();
+    let c = client();
+    push_blob(&srv, &c, "spec/known", b"something");
+    let missing = sha256(b"never pushed");
+    get(&srv, &c, &format!("/v2/spec/known/blobs/{missing}")).expect_error(
+        404,
+        "BLOB_UNKNOWN",
+        "GET unknown blob",
+    );
+    let r =
+        head(&srv, &c, &format!("/v2/spec/known/blobs/{missing}")).expect(404, "HEAD unknown blob");
+    assert!(r.body.is_empty());
+    // In a repository that does not exist at all.
+    let r = get(&srv, &c, &format!("/v2/spec/nowhere/blobs/{missing}"))
+        .expect(404, "GET blob, unknown repo");
+    let codes = error_codes(&r.body).expect("error envelope");
+    assert!(
+        codes
+            .iter()
+            .any(|c| c == "BLOB_UNKNOWN" || c == "NAME_UNKNOWN"),
+        "GET blob in unknown repo: expected BLOB_UNKNOWN or NAME_UNKNOWN, got {codes:?}"
+    );
+}
+
+#[test]
+fn blobs_are_scoped_to_their_repository() {
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(1000);
+    let d = push_blob(&srv, &c, "spec/owner", &data);
+    push_blob(&srv, &c, "spec/other", b"make the other repo exist");
+    get(&srv, &c, &format!("/v2/spec/other/blobs/{d}")).expect_error(
+        404,
+        "BLOB_UNKNOWN",
+        "GET a blob through a repository it was never pushed or mounted to",
+    );
+    head(&srv, &c, &format!("/v2/spec/other/blobs/{d}")).expect(404, "HEAD blob of another repo");
+}
+
+#[test]
+fn blob_range_requests() {
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(10_000);
+    let d = push_blob(&srv, &c, "spec/range", &data);
+    let url = srv.url(&format!("/v2/spec/range/blobs/{d}"));
+    let total = data.len();
+
+    let r = Reply::of(c.get(&url).header("Range", "bytes=100-199").send().unwrap())
+        .expect(206, "Range bytes=100-199");
+    assert_eq!(r.body, &data[100..200]);
+    assert_eq!(r.h("Content-Range"), format!("bytes 100-199/{total}"));
+    assert_eq!(r.h("Content-Length"), "100");
+
+    let r = Reply::of(c.get(&url).header("Range", "bytes=9990-").send().unwrap())
+        .expect(206, "Range bytes=9990-");
+    assert_eq!(r.body, &data[9990..]);
+    assert_eq!(r.h("Content-Range"), format!("bytes 9990-9999/{total}"));
+
+    let r = Reply::of(c.get(&url).header("Range", "bytes=-5").send().unwrap())
+        .expect(206, "Range bytes=-5 (suffix)");
+    assert_eq!(r.body, &data[total - 5..]);
+    assert_eq!(r.h("Content-Range"), format!("bytes 9995-9999/{total}"));
+
+    // A last-byte-pos past the end is clamped (RFC 9110 14.1.2).
+    let r = Reply::of(
+        c.get(&url)
+            .header("Range", "bytes=9998-20000")
+            .send()
+            .unwrap(),
+    )
+    .expect(206, "Range past the end");
+    assert_eq!(r.body, &data[9998..]);
+    assert_eq!(r.h("Content-Range"), format!("bytes 9998-9999/{total}"));
+
+    let r = Reply::of(
+        c.get(&url)
+            .header("Range", "bytes=10000-10010")
+            .send()
+            .unwrap(),
+    )
+    .expect(416, "unsatisfiable Range");
+    assert_eq!(
+        r.h("Content-Range"),
+        format!("bytes */{total}"),
+        "416 Content-Range"
+    );
+    let r = Reply::of(c.get(&url).header("Range", "bytes=50000-").send().unwrap());
+    assert_eq!(r.status, 416, "unsatisfiable open Range");
+}
+
+#[test]
+fn blob_delete() {
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(5000);
+    let d = push_blob(&srv, &c, "spec/del", &data);
+    let path = format!("/v2/spec/del/blobs/{d}");
+    delete(&srv, &c, &path).expect(202, "DELETE blob");
+    get(&srv, &c, &path).expect_error(404, "BLOB_UNKNOWN", "GET deleted blob");
+    head(&srv, &c, &path).expect(404, "HEAD deleted blob");
+    delete(&srv, &c, &path).expect_error(404, "BLOB_UNKNOWN", "DELETE already deleted blob");
+    // It can be pushed again.
+    push_blob(&srv, &c, "spec/del", &data);
+    assert_eq!(
+        get(&srv, &c, &path).expect(200, "GET re-pushed blob").body,
+        data
+    );
+}
+
+#[test]
+fn blob_delete_in_one_repo_keeps_it_in_another() {
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(3000);
+    let d = push_blob(&srv, &c, "spec/a", &data);
+    push_blob(&srv, &c, "spec/b", &data);
+    delete(&srv, &c, &format!("/v2/spec/a/blobs/{d}")).expect(202, "DELETE blob from repo a");
+    get(&srv, &c, &format!("/v2/spec/a/blobs/{d}")).expect(404, "GET deleted blob in a");
+    let r =
+        get(&srv, &c, &format!("/v2/spec/b/blobs/{d}")).expect(200, "GET blob still linked in b");
+    assert_eq!(r.body, data);
+}
+
+#[test]
+fn blob_sha512() {
+    if skip_on_reference("v1.1-only: sha512 digests") {
+        return;
+    }
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(40_000);
+    let d = sha512(&data);
+    let loc = start_upload(&srv, &c, "spec/sha512");
+    let r = Reply::of(
+        c.put(with_query(&loc, "digest", &d))
+            .header("Content-Type", "application/octet-stream")
+            .body(data.clone())
+            .send()
+            .unwrap(),
+    )
+    .expect(201, "PUT sha512 blob");
+    assert_eq!(
+        r.h("Docker-Content-Digest"),
+        d,
+        "sha512 blob Docker-Content-Digest"
+    );
+    let path = format!("/v2/spec/sha512/blobs/{d}");
+    let r = get(&srv, &c, &path).expect(200, "GET sha512 blob");
+    assert_eq!(r.body, data);
+    assert_eq!(r.h("Docker-Content-Digest"), d);
+    let r = head(&srv, &c, &path).expect(200, "HEAD sha512 blob");
+    assert_eq!(r.h("Content-Length"), data.len().to_string());
+    // Wrong sha512 is rejected.
+    let loc = start_upload(&srv, &c, "spec/sha512");
+    let wrong = sha512(b"other");
+    Reply::of(
+        c.put(with_query(&loc, "digest", &wrong))
+            .body(data.clone())
+            .send()
+            .unwrap(),
+    )
+    .expect_error(400, "DIGEST_INVALID", "PUT with a wrong sha512 digest");
+    head(&srv, &c, &format!("/v2/spec/sha512/blobs/{wrong}")).expect(404, "HEAD wrong sha512 blob");
+}
+
+#[test]
+fn concurrent_push_of_same_blob_to_many_repos() {
+    let srv = Server::start();
+    let data = random_bytes(512 * 1024);
+    let d = sha256(&data);
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (srv, data) = (&srv, &data);
+            s.spawn(move || {
+                let c = client();
+                push_blob(srv, &c, &format!("spec/same{i}"), data);
+            });
+        }
+    });
+    let c = client();
+    for i in 0..8 {
+        let r = get(&srv, &c, &format!("/v2/spec/same{i}/blobs/{d}"))
+            .expect(200, "GET concurrently pushed blob");
+        assert_eq!(r.body, data, "repo spec/same{i}");
+    }
+    // One copy on disk, however many repositories link it.
+    assert_eq!(
+        count_copies(&srv.root, &data),
+        1,
+        "stored copies of a blob pushed to 8 repositories"
+    );
+}

@@ -1,0 +1,30 @@
+//! OCI registry client: auth challenges, retries with backoff, rate limits, proxies, TLS, streaming push/pull, artifact packing, pull cache
+//!
+//! [`Registry`] is a handle on one registry: `ping`, blobs (`blob_exists`, `push_blob` —
+//! monolithic or chunked and resumable —, `mount_blob`, `pull_blob` verified while streaming and
+//! resumable), manifests (`put`/`get`/`head`/`delete`), `tags`, `catalog` and `referrers`
+//! (with the tag-schema fallback). Under it: Basic and Bearer auth from `WWW-Authenticate`
+//! challenges with per-scope token caching, retries with exponential backoff and `Retry-After`,
+//! token-bucket rate limits, proxies and TLS (rustls), all set by [`ClientOptions`].
+
+pub mod artifact;
+
+mod auth;
+mod error;
+mod listing;
+mod options;
+mod pull;
+mod push;
+mod ratelimit;
+mod referrers;
+mod registry;
+mod retry;
+mod source;
+mod transport;
+
+pub use error::ClientError;
+pub use options::{ClientOptions, Credentials, RateOptions, DEFAULT_CHUNK_SIZE};
+pub use push::PushOutcome;
+pub use referrers::referrers_tag;
+pub use registry::{Manifest, ManifestInfo, Registry, DEFAULT_MANIFEST_ACCEPT};
+pub use source::BlobSource;

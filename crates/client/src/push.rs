@@ -1,0 +1,337 @@
+//! Blob uploads: monolithic `PUT` for small blobs, chunked `PATCH` uploads that resume from the
+//! registry's offset after a failure, and cross-repository mounts.
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::{HeaderMap, Method, StatusCode};
+use ocireg_oci::{Digest, RepoName};
+use url::Url;
+
+use crate::error::ClientError;
+use crate::ratelimit::Op;
+use crate::registry::{pull_scope, push_scope, Registry};
+use crate::retry;
+use crate::source::{BlobSource, Cursor};
+use crate::transport::{with_idle_timeout, Progress, Req};
+
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// What [`Registry::push_blob`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The repository already had the blob; nothing was sent.
+    Existed,
+    /// The blob was uploaded.
+    Uploaded,
+}
+
+/// An upload session: where to send the next request.
+struct Session {
+    location: Url,
+    min_chunk: Option<u64>,
+}
+
+fn location(headers: &HeaderMap, answered: &Url) -> Result<Url, ClientError> {
+    let loc = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ClientError::Protocol("upload response without Location".into()))?;
+    answered
+        .join(loc)
+        .map_err(|e| ClientError::Protocol(format!("bad upload Location {loc:?}: {e}")))
+}
+
+fn with_digest(url: &Url, digest: &Digest) -> Url {
+    let mut u = url.clone();
+    u.query_pairs_mut()
+        .append_pair("digest", &digest.to_string());
+    u
+}
+
+/// What one `PATCH` attempt ended with, when it did not move the upload forward.
+enum PatchFailure {
+    /// Worth a retry after waiting (with the response headers, for `Retry-After`).
+    Retry(ClientError, Option<HeaderMap>),
+    /// Not worth retrying.
+    Fatal(ClientError),
+}
+
+impl Registry {
+    async fn start_upload(&self, repo: &RepoName) -> Result<Session, ClientError> {
+        let url = self.url(&ocireg_api::upload_start_path(repo))?;
+        let req = Req::new(Method::POST, url, vec![push_scope(repo)], Op::Push);
+        let b = self.t.fetch_ok(&req, 64 * 1024, &[202]).await?;
+        let min_chunk = b
+            .headers
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Ok(Session {
+            location: location(&b.headers, &b.url)?,
+            min_chunk,
+        })
+    }
+
+    /// Closes an upload with `PUT ?digest=` (no body). A 404 after the request was retried
+    /// means an earlier attempt completed it: then the blob must exist.
+    async fn finish_upload(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        session: &Url,
+        body: Option<bytes::Bytes>,
+    ) -> Result<(), ClientError> {
+        let mut req = Req::new(
+            Method::PUT,
+            with_digest(session, digest),
+            vec![push_scope(repo)],
+            Op::Push,
+        );
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, OCTET_STREAM).body(b);
+        }
+        let b = self.t.fetch(&req, 64 * 1024).await?;
+        match b.status.as_u16() {
+            200..=299 => Ok(()),
+            404 if self.blob_exists(repo, digest).await? => Ok(()),
+            s => Err(ClientError::from_response("PUT", b.url.as_str(), s, &b.body)),
+        }
+    }
+
+    /// Uploads a blob of `size` bytes with digest `digest` to `repo` (skipped when present).
+    /// Blobs up to `monolithic_threshold` go in one `PUT`; larger ones in `PATCH` chunks of
+    /// `chunk_size` (at least the registry's `OCI-Chunk-Min-Length`). After a dropped
+    /// connection, timeout, 5xx or 429 the upload asks the registry for its offset and resumes
+    /// there (at most `retries` failures in a row). Memory stays bounded by one chunk.
+    pub async fn push_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        source: BlobSource,
+    ) -> Result<PushOutcome, ClientError> {
+        if self.blob_exists(repo, digest).await? {
+            return Ok(PushOutcome::Existed);
+        }
+        let cursor = Cursor::open(source, size).await?;
+        if size <= self.t.opts.monolithic_threshold {
+            let data = cursor.read_all(size).await?;
+            let actual = Digest::compute(digest.algorithm(), &data);
+            if &actual != digest {
+                return Err(ClientError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            let session = self.start_upload(repo).await?;
+            self.finish_upload(repo, digest, &session.location, Some(data))
+                .await?;
+            return Ok(PushOutcome::Uploaded);
+        }
+        self.chunked_upload(repo, digest, size, cursor).await?;
+        Ok(PushOutcome::Uploaded)
+    }
+
+    async fn chunked_upload(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        mut cursor: Cursor,
+    ) -> Result<(), ClientError> {
+        let opts = &self.t.opts;
+        let mut session = self.start_upload(repo).await?;
+        let mut offset: u64 = 0;
+        let mut failures: u32 = 0;
+        while offset < size {
+            let chunk = opts.chunk_size.max(session.min_chunk.unwrap_or(0)).max(1);
+            let failure = match self
+                .patch_once(repo, &mut session, &mut cursor, offset, chunk, size)
+                .await
+            {
+                Ok(next) if next > offset => {
+                    failures = 0;
+                    offset = next;
+                    continue;
+                }
+                Ok(next) => (
+                    ClientError::Protocol(format!(
+                        "registry reported offset {next} after a chunk sent from {offset}"
+                    )),
+                    None,
+                ),
+                Err(PatchFailure::Fatal(e)) => return Err(e),
+                Err(PatchFailure::Retry(e, headers)) => (e, headers),
+            };
+            let (err, headers) = failure;
+            if failures >= opts.retries {
+                return Err(err);
+            }
+            let wait = retry::wait_for(opts, failures, headers.as_ref());
+            failures += 1;
+            tracing::debug!(error = %err, ?wait, offset, "upload chunk failed; resuming");
+            tokio::time::sleep(wait).await;
+            match self.upload_offset(repo, &session.location).await? {
+                Some((off, loc)) => {
+                    if let Some(loc) = loc {
+                        session.location = loc;
+                    }
+                    if off > size {
+                        return Err(ClientError::Protocol(format!(
+                            "registry reports {off} bytes uploaded of a {size}-byte blob"
+                        )));
+                    }
+                    offset = off;
+                }
+                None => {
+                    if !cursor.can_restart() {
+                        return Err(ClientError::Protocol(
+                            "the upload session was lost and a non-seekable source cannot restart"
+                                .into(),
+                        ));
+                    }
+                    tracing::debug!("upload session lost; starting a new one");
+                    session = self.start_upload(repo).await?;
+                    offset = 0;
+                }
+            }
+        }
+        self.finish_upload(repo, digest, &session.location, None)
+            .await
+    }
+
+    /// The registry's offset for an upload (`GET` on the session), and its new `Location`;
+    /// `None` when the session is gone (404).
+    async fn upload_offset(
+        &self,
+        repo: &RepoName,
+        session: &Url,
+    ) -> Result<Option<(u64, Option<Url>)>, ClientError> {
+        let req = Req::new(Method::GET, session.clone(), vec![push_scope(repo)], Op::Push);
+        let b = self.t.fetch(&req, 64 * 1024).await?;
+        match b.status.as_u16() {
+            200..=299 => {
+                let off = b
+                    .headers
+                    .get("range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| ocireg_api::parse_upload_range(v, true))
+                    .unwrap_or(0);
+                Ok(Some((off, location(&b.headers, &b.url).ok())))
+            }
+            404 => Ok(None),
+            s => Err(ClientError::from_response("GET", b.url.as_str(), s, &b.body)),
+        }
+    }
+
+    /// Sends one `PATCH` from `offset`; returns the registry's new offset.
+    async fn patch_once(
+        &self,
+        repo: &RepoName,
+        session: &mut Session,
+        cursor: &mut Cursor,
+        offset: u64,
+        chunk: u64,
+        size: u64,
+    ) -> Result<u64, PatchFailure> {
+        let scopes = vec![push_scope(repo)];
+        let progress = Progress::new();
+        let (body, len) = cursor
+            .body(offset, chunk, size, &progress)
+            .await
+            .map_err(PatchFailure::Fatal)?;
+        self.t.limiter.acquire(Op::Push).await;
+        let url = session.location.clone();
+        let authz = self
+            .t
+            .authorization(&url, &scopes)
+            .await
+            .map_err(PatchFailure::Fatal)?;
+        let sent_auth = authz.is_some();
+        let mut rb = self
+            .t
+            .http
+            .patch(url.clone())
+            .header(CONTENT_TYPE, OCTET_STREAM)
+            .header("Content-Range", format!("{}-{}", offset, offset + len - 1))
+            .header(CONTENT_LENGTH, len.to_string())
+            .body(body);
+        if let Some(v) = authz {
+            rb = rb.header(http::header::AUTHORIZATION, v);
+        }
+        let resp = match with_idle_timeout(rb.send(), self.t.opts.timeout, &progress).await {
+            None => {
+                let req = Req::new(Method::PATCH, url, scopes, Op::Push);
+                return Err(PatchFailure::Retry(self.t.timeout_error(&req), None));
+            }
+            Some(Err(e)) => {
+                let (err, retryable) = retry::classify(&e, "PATCH", url.as_str(), &self.t.opts);
+                return Err(if retryable {
+                    PatchFailure::Retry(err, None)
+                } else {
+                    PatchFailure::Fatal(err)
+                });
+            }
+            Some(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            let headers = resp.headers().clone();
+            session.location = location(&headers, resp.url()).unwrap_or(url);
+            let next = headers
+                .get("range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| ocireg_api::parse_upload_range(v, false))
+                .unwrap_or(offset + len);
+            return Ok(next);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            let headers = resp.headers().clone();
+            self.t
+                .unauthorized(&headers, &scopes, sent_auth)
+                .await
+                .map_err(PatchFailure::Fatal)?;
+            let err = ClientError::Auth("upload chunk needed fresh credentials".into());
+            return Err(PatchFailure::Retry(err, None));
+        }
+        let headers = resp.headers().clone();
+        let err = self.t.error_from(&Method::PATCH, resp).await;
+        if status == StatusCode::RANGE_NOT_SATISFIABLE || retry::retryable_status(status) {
+            Err(PatchFailure::Retry(err, Some(headers)))
+        } else {
+            Err(PatchFailure::Fatal(err))
+        }
+    }
+
+    /// Mounts `digest` from repository `from` into `repo` without uploading it. `Ok(true)` when
+    /// mounted; `Ok(false)` when the registry declined (the session it opened instead is
+    /// cancelled) and the caller should upload. Asks for a token scoped to both repositories.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: &RepoName,
+    ) -> Result<bool, ClientError> {
+        let path = format!(
+            "{}?mount={}&from={}",
+            ocireg_api::upload_start_path(repo),
+            ocireg_api::encode_query_value(&digest.to_string()),
+            ocireg_api::encode_query_value(from.as_str())
+        );
+        let scopes = vec![push_scope(repo), pull_scope(from)];
+        let req = Req::new(Method::POST, self.url(&path)?, scopes, Op::Push);
+        let b = self.t.fetch(&req, 64 * 1024).await?;
+        match b.status.as_u16() {
+            201 => Ok(true),
+            202 => {
+                if let Ok(loc) = location(&b.headers, &b.url) {
+                    let cancel = Req::new(Method::DELETE, loc, vec![push_scope(repo)], Op::Push);
+                    if let Err(e) = self.t.fetch(&cancel, 64 * 1024).await {
+                        tracing::debug!(error = %e, "cancelling the unused upload session failed");
+                    }
+                }
+                Ok(false)
+            }
+            s => Err(ClientError::from_response("POST", b.url.as_str(), s, &b.body)),
+        }
+    }
+}

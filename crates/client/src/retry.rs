@@ -1,0 +1,180 @@
+//! Retry policy: which failures are retried, and how long to wait before each retry.
+
+use std::error::Error as _;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+
+use crate::error::ClientError;
+use crate::options::ClientOptions;
+
+/// The wait before retry number `n` (0-based): `retry_delay × retry_backoff^n`, capped at
+/// `max_retry_wait`.
+pub(crate) fn backoff(opts: &ClientOptions, n: u32) -> Duration {
+    let factor = opts.retry_backoff.max(1.0).powi(n.min(64) as i32);
+    let secs = opts.retry_delay.as_secs_f64() * factor;
+    let cap = opts.max_retry_wait.as_secs_f64();
+    if !secs.is_finite() || secs >= cap {
+        opts.max_retry_wait
+    } else {
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP date (a date in the past gives zero).
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(v.parse().unwrap_or(u64::MAX)));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The wait before retry `n` after a response with these headers: `Retry-After` when present
+/// and valid, else the backoff; capped at `max_retry_wait`.
+pub(crate) fn wait_for(opts: &ClientOptions, n: u32, headers: Option<&HeaderMap>) -> Duration {
+    let retry_after = headers
+        .and_then(|h| h.get(http::header::RETRY_AFTER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    match retry_after {
+        Some(d) => d.min(opts.max_retry_wait),
+        None => backoff(opts, n),
+    }
+}
+
+/// True for statuses worth retrying: 5xx (except 501 Not Implemented and 505) and 429.
+pub(crate) fn retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || (status.is_server_error()
+            && status != StatusCode::NOT_IMPLEMENTED
+            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED)
+}
+
+/// The error chain of `e` as one line.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate")
+            || text.contains("handshake")
+            || text.contains("corrupt message")
+            || text.contains("peer is incompatible")
+        {
+            return true;
+        }
+        cur = s.source();
+    }
+    false
+}
+
+/// A transport failure turned into an error, and whether retrying it may help.
+pub(crate) fn classify(
+    e: &reqwest::Error,
+    method: &str,
+    url: &str,
+    opts: &ClientOptions,
+) -> (ClientError, bool) {
+    let message = chain(e);
+    if is_tls_failure(e) {
+        return (
+            ClientError::Tls {
+                url: url.to_owned(),
+                message,
+            },
+            false,
+        );
+    }
+    if e.is_timeout() {
+        return (
+            ClientError::Timeout {
+                method: method.to_owned(),
+                url: url.to_owned(),
+                timeout: opts.timeout,
+            },
+            true,
+        );
+    }
+    if e.is_builder() || e.is_redirect() || e.is_decode() {
+        return (ClientError::Protocol(format!("{method} {url}: {message}")), false);
+    }
+    (
+        ClientError::Connection {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            message,
+        },
+        true,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(delay_ms: u64, factor: f64) -> ClientOptions {
+        ClientOptions {
+            retry_delay: Duration::from_millis(delay_ms),
+            retry_backoff: factor,
+            max_retry_wait: Duration::from_secs(10),
+            ..ClientOptions::default()
+        }
+    }
+
+    #[test]
+    fn backoff_grows_geometrically_and_is_capped() {
+        let o = opts(100, 2.0);
+        assert_eq!(backoff(&o, 0), Duration::from_millis(100));
+        assert_eq!(backoff(&o, 1), Duration::from_millis(200));
+        assert_eq!(backoff(&o, 3), Duration::from_millis(800));
+        assert_eq!(backoff(&o, 60), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(7));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn retry_after_header_wins_over_backoff_but_is_capped() {
+        let o = opts(100, 2.0);
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(wait_for(&o, 5, Some(&h)), Duration::from_secs(2));
+        h.insert(http::header::RETRY_AFTER, "99999".parse().unwrap());
+        assert_eq!(wait_for(&o, 0, Some(&h)), Duration::from_secs(10));
+        assert_eq!(wait_for(&o, 1, None), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn which_statuses_are_retried() {
+        for s in [429u16, 500, 502, 503, 504] {
+            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400u16, 401, 403, 404, 416, 501] {
+            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! The HTTP layer under every operation: building the reqwest client (TLS, proxies), the
+//! insecure-connection rule, and sending one logical request with rate limiting, auth challenges,
+//! retries with backoff and a no-progress timeout.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio::time::Instant;
+use url::{Host, Url};
+
+use crate::auth::{AuthCtx, AuthState, Retry};
+use crate::error::ClientError;
+use crate::options::{ClientOptions, Credentials};
+use crate::ratelimit::{Limiter, Op};
+use crate::retry;
+
+/// True for `localhost` (and `*.localhost`), 127.0.0.0/8 and `::1`.
+pub(crate) fn is_loopback_host(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4: Ipv4Addr| v4.is_loopback())
+        }
+        None => false,
+    }
+}
+
+/// Checks the insecure-connection rule for a registry base URL.
+pub(crate) fn check_security(base: &Url, opts: &ClientOptions) -> Result<(), ClientError> {
+    if opts.allow_insecure || is_loopback_host(base.host()) {
+        return Ok(());
+    }
+    let host = base.host_str().unwrap_or("").to_owned();
+    if base.scheme() == "http" {
+        return Err(ClientError::Insecure {
+            host,
+            what: "plain HTTP".into(),
+        });
+    }
+    if !opts.verify_ssl {
+        return Err(ClientError::Insecure {
+            host,
+            what: "TLS without certificate verification".into(),
+        });
+    }
+    Ok(())
+}
+
+fn proxy(kind: &str, url: &str, no_proxy: &Option<reqwest::NoProxy>) -> Result<reqwest::Proxy, ClientError> {
+    let p = match kind {
+        "http" => reqwest::Proxy::http(url),
+        _ => reqwest::Proxy::https(url),
+    }
+    .map_err(|e| ClientError::Options(format!("{kind}_proxy {url:?}: {e}")))?;
+    Ok(p.no_proxy(no_proxy.clone()))
+}
+
+/// Builds the reqwest client: rustls, extra roots, verification switch, explicit proxies only
+/// (environment proxy variables are not read), connect timeout.
+pub(crate) fn build_http(opts: &ClientOptions) -> Result<reqwest::Client, ClientError> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent(opts.user_agent.clone())
+        .connect_timeout(opts.timeout)
+        .redirect(reqwest::redirect::Policy::limited(10));
+    if let Some(path) = &opts.ca_cert_path {
+        let pem = std::fs::read(path)
+            .map_err(|e| ClientError::Options(format!("ca_cert_path {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ClientError::Options(format!("ca_cert_path {}: not PEM certificates: {e}", path.display()))
+        })?;
+        if certs.is_empty() {
+            return Err(ClientError::Options(format!(
+                "ca_cert_path {}: no certificate found",
+                path.display()
+            )));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if !opts.verify_ssl {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if opts.http_proxy.is_none() && opts.https_proxy.is_none() {
+        b = b.no_proxy();
+    } else {
+        let list: Vec<&str> = opts.no_proxy.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        let np = if list.is_empty() {
+            None
+        } else {
+            reqwest::NoProxy::from_string(&list.join(","))
+        };
+        if let Some(u) = &opts.http_proxy {
+            b = b.proxy(proxy("http", u, &np)?);
+        }
+        if let Some(u) = &opts.https_proxy {
+            b = b.proxy(proxy("https", u, &np)?);
+        }
+    }
+    b.build()
+        .map_err(|e| ClientError::Options(format!("building the HTTP client: {}", retry::chain(&e))))
+}
+
+/// A request body.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum ReqBody {
+    /// No body.
+    #[default]
+    Empty,
+    /// An in-memory body (replayable, so retried).
+    Bytes(Bytes),
+}
+
+/// One logical request.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: ReqBody,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) op: Op,
+}
+
+impl Req {
+    /// A request without body or extra headers.
+    pub(crate) fn new(method: Method, url: Url, scopes: Vec<String>, op: Op) -> Req {
+        Req {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: ReqBody::Empty,
+            scopes,
+            op,
+        }
+    }
+
+    /// Adds a header (values built by this crate are always valid).
+    pub(crate) fn header(mut self, name: http::header::HeaderName, value: &str) -> Req {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.append(name, v);
+        }
+        self
+    }
+
+    /// Sets an in-memory body.
+    pub(crate) fn body(mut self, body: Bytes) -> Req {
+        self.body = ReqBody::Bytes(body);
+        self
+    }
+}
+
+/// A response read fully into memory.
+#[derive(Debug)]
+pub(crate) struct Buffered {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) url: Url,
+    pub(crate) body: Bytes,
+}
+
+/// Records when a body last made progress, for the no-progress timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    base: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Progress {
+        Progress {
+            base: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Marks progress now.
+    pub(crate) fn touch(&self) {
+        let ms = self.base.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs `fut` until it finishes or `timeout` passes without `progress` being touched.
+pub(crate) async fn with_idle_timeout<F: Future>(
+    fut: F,
+    timeout: Duration,
+    progress: &Progress,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    progress.touch();
+    loop {
+        let deadline = progress.last() + timeout;
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            _ = tokio::time::sleep_until(deadline) => {
+                if progress.last() + timeout <= Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The state shared by every request of one registry handle.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    pub(crate) base: Url,
+    pub(crate) http: reqwest::Client,
+    pub(crate) opts: ClientOptions,
+    pub(crate) creds: Credentials,
+    pub(crate) auth: AuthState,
+    pub(crate) limiter: Limiter,
+}
+
+/// What one attempt produced.
+enum Attempt {
+    Done(reqwest::Response),
+    Buffered(Buffered),
+}
+
+impl Transport {
+    fn ctx(&self) -> AuthCtx<'_> {
+        AuthCtx {
+            http: &self.http,
+            opts: &self.opts,
+            creds: &self.creds,
+        }
+    }
+
+    fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// The `Authorization` value for a request to `url` needing `scopes` (none for other origins).
+    pub(crate) async fn authorization(
+        &self,
+        url: &Url,
+        scopes: &[String],
+    ) -> Result<Option<HeaderValue>, ClientError> {
+        if !self.same_origin(url) {
+            return Ok(None);
+        }
+        self.auth.authorization(&self.ctx(), scopes).await
+    }
+
+    /// Handles a 401 answer; `Ok(())` means "send again".
+    pub(crate) async fn unauthorized(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[String],
+        sent: bool,
+    ) -> Result<(), ClientError> {
+        let challenges: Vec<String> = headers
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        match self
+            .auth
+            .on_unauthorized(&self.ctx(), &challenges, scopes, sent)
+            .await
+        {
+            Retry::Again => Ok(()),
+            Retry::GiveUp(e) => Err(e),
+        }
+    }
+
+    /// Sends a replayable request; returns the response (any status that is not retried).
+    pub(crate) async fn send(&self, req: &Req) -> Result<reqwest::Response, ClientError> {
+        match self.run(req, None).await? {
+            Attempt::Done(r) => Ok(r),
+            Attempt::Buffered(_) => Err(ClientError::Protocol("internal: unexpected buffered reply".into())),
+        }
+    }
+
+    /// Sends a replayable request and reads the whole body (at most `limit` bytes); body read
+    /// failures are retried too.
+    pub(crate) async fn fetch(&self, req: &Req, limit: usize) -> Result<Buffered, ClientError> {
+        match self.run(req, Some(limit)).await? {
+            Attempt::Buffered(b) => Ok(b),
+            Attempt::Done(_) => Err(ClientError::Protocol("internal: unbuffered reply".into())),
+        }
+    }
+
+    /// Like [`Transport::fetch`] but turns statuses outside `ok` into [`ClientError::Registry`].
+    pub(crate) async fn fetch_ok(
+        &self,
+        req: &Req,
+        limit: usize,
+        ok: &[u16],
+    ) -> Result<Buffered, ClientError> {
+        let b = self.fetch(req, limit).await?;
+        if ok.contains(&b.status.as_u16()) {
+            Ok(b)
+        } else {
+            Err(ClientError::from_response(
+                req.method.as_str(),
+                b.url.as_str(),
+                b.status.as_u16(),
+                &b.body,
+            ))
+        }
+    }
+
+    async fn run(&self, req: &Req, buffer: Option<usize>) -> Result<Attempt, ClientError> {
+        let mut failures: u32 = 0;
+        let mut auth_retried = false;
+        loop {
+            self.limiter.acquire(req.op).await;
+            let authz = self.authorization(&req.url, &req.scopes).await?;
+            let sent_auth = authz.is_some();
+            let mut rb = self
+                .http
+                .request(req.method.clone(), req.url.clone())
+                .headers(req.headers.clone());
+            if let Some(v) = authz {
+                rb = rb.header(http::header::AUTHORIZATION, v);
+            }
+            rb = match &req.body {
+                ReqBody::Empty if req.method == Method::PUT || req.method == Method::POST || req.method == Method::PATCH => {
+                    rb.header(http::header::CONTENT_LENGTH, "0")
+                }
+                ReqBody::Empty => rb,
+                ReqBody::Bytes(b) => rb.body(b.clone()),
+            };
+            let progress = Progress::new();
+            let outcome = with_idle_timeout(rb.send(), self.opts.timeout, &progress).await;
+            let (err, retry_headers) = match outcome {
+                None => (self.timeout_error(req), None),
+                Some(Err(e)) => {
+                    let (err, retryable) =
+                        retry::classify(&e, req.method.as_str(), req.url.as_str(), &self.opts);
+                    if !retryable {
+                        return Err(err);
+                    }
+                    (err, None)
+                }
+                Some(Ok(resp)) => {
+                    let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED
+                        && !auth_retried
+                        && self.same_origin(resp.url())
+                    {
+                        auth_retried = true;
+                        self.unauthorized(resp.headers(), &req.scopes, sent_auth).await?;
+                        continue;
+                    }
+                    if !retry::retryable_status(status) || failures >= self.opts.retries {
+                        return match buffer {
+                            None => Ok(Attempt::Done(resp)),
+                            Some(limit) => match self.read_body(req, resp, limit).await {
+                                Ok(b) => Ok(Attempt::Buffered(b)),
+                                Err((e, true)) if failures < self.opts.retries => {
+                                    tokio::time::sleep(retry::backoff(&self.opts, failures)).await;
+                                    failures += 1;
+                                    tracing::debug!(url = %req.url, error = %e, "retrying after a body read failure");
+                                    continue;
+                                }
+                                Err((e, _)) => Err(e),
+                            },
+                        };
+                    }
+                    let h = resp.headers().clone();
+                    let err = ClientError::from_response(
+                        req.method.as_str(),
+                        resp.url().as_str(),
+                        status.as_u16(),
+                        b"",
+                    );
+                    (err, Some(h))
+                }
+            };
+            if failures >= self.opts.retries {
+                return Err(err);
+            }
+            let wait = retry::wait_for(&self.opts, failures, retry_headers.as_ref());
+            tracing::debug!(method = %req.method, url = %req.url, error = %err, ?wait, "retrying");
+            tokio::time::sleep(wait).await;
+            failures += 1;
+        }
+    }
+
+    pub(crate) fn timeout_error(&self, req: &Req) -> ClientError {
+        ClientError::Timeout {
+            method: req.method.to_string(),
+            url: req.url.to_string(),
+            timeout: self.opts.timeout,
+        }
+    }
+
+    /// Reads a response body into memory; the flag tells whether a retry may help.
+    async fn read_body(
+        &self,
+        req: &Req,
+        resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Buffered, (ClientError, bool)> {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let url = resp.url().clone();
+        if let Some(len) = resp.content_length() {
+            if len > limit as u64 {
+                return Err((
+                    ClientError::Protocol(format!(
+                        "{} {url}: response of {len} bytes exceeds the {limit}-byte limit",
+                        req.method
+                    )),
+                    false,
+                ));
+            }
+        }
+        let mut stream = resp.bytes_stream();
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            let next = tokio::time::timeout(self.opts.timeout, stream.next()).await;
+            match next {
+                Err(_) => return Err((self.timeout_error(req), true)),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    let (err, retryable) =
+                        retry::classify(&e, req.method.as_str(), url.as_str(), &self.opts);
+                    return Err((err, retryable));
+                }
+                Ok(Some(Ok(chunk))) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err((
+                            ClientError::Protocol(format!(
+                                "{} {url}: response exceeds the {limit}-byte limit",
+                                req.method
+                            )),
+                            false,
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(Buffered {
+            status,
+            headers,
+            url,
+            body: Bytes::from(body),
+        })
+    }
+
+    /// Reads a (small) error body and turns the response into a [`ClientError::Registry`].
+    pub(crate) async fn error_from(&self, method: &Method, resp: reqwest::Response) -> ClientError {
+        let status = resp.status().as_u16();
+        let url = resp.url().to_string();
+        let body = tokio::time::timeout(self.opts.timeout, resp.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let body = &body[..body.len().min(64 * 1024)];
+        ClientError::from_response(method.as_str(), &url, status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for u in [
+            "http://localhost:5000",
+            "http://LOCALHOST",
+            "http://registry.localhost",
+            "http://127.0.0.1:1",
+            "http://127.9.9.9",
+            "http://[::1]:5000",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback_host(url(u).host()), "{u}");
+        }
+        for u in ["http://example.com", "http://10.0.0.1", "http://localhost.example.com", "http://[::2]"] {
+            assert!(!is_loopback_host(url(u).host()), "{u}");
+        }
+    }
+
+    #[test]
+    fn insecure_rule() {
+        let o = ClientOptions::default();
+        assert!(check_security(&url("https://example.com"), &o).is_ok());
+        assert!(check_security(&url("http://127.0.0.1:5000"), &o).is_ok());
+        let e = check_security(&url("http://example.com"), &o).unwrap_err();
+        assert!(matches!(e, ClientError::Insecure { .. }), "{e}");
+        assert!(e.to_string().contains("plain HTTP"), "{e}");
+        let no_verify = ClientOptions {
+            verify_ssl: false,
+            ..ClientOptions::default()
+        };
+        assert!(check_security(&url("https://localhost"), &no_verify).is_ok());
+        assert!(check_security(&url("https://example.com"), &no_verify).is_err());
+        let allowed = ClientOptions {
+            verify_ssl: false,
+            allow_insecure: true,
+            ..ClientOptions::default()
+        };
+        assert!(check_security(&url("http://example.com"), &allowed).is_ok());
+        assert!(check_security(&url("https://example.com"), &allowed).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_fires_only_without_progress() {
+        let p = Progress::new();
+        let slow = tokio::time::sleep(Duration::from_secs(10));
+        assert!(with_idle_timeout(slow, Duration::from_secs(1), &p).await.is_none());
+
+        let p = Progress::new();
+        let p2 = p.clone();
+        let busy = async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                p2.touch();
+            }
+            7
+        };
+        assert_eq!(with_idle_timeout(busy, Duration::from_secs(1), &p).await, Some(7));
+    }
+}

@@ -1,0 +1,230 @@
+//! The seed's `check:` blocks, one function per schema, with the seed's messages.
+//!
+//! Each check reads the defaulted instance through [`View`]; when a value it needs is absent
+//! or invalid (already reported), the check is skipped. Each failed check is reported once,
+//! against the field it is about.
+
+use regex::Regex;
+
+use crate::error::FieldError;
+use crate::normalize::View;
+
+type Errors = Vec<FieldError>;
+
+/// KCL's `regex.match(s, pattern)`: true when the pattern matches anywhere in `s` (a search;
+/// the seed's patterns anchor with `^` and `$`, and `$` matches only at the very end).
+pub(crate) fn regex_match(s: &str, pattern: &str) -> bool {
+    Regex::new(pattern).is_ok_and(|re| re.is_match(s))
+}
+
+/// The seed's regular expressions.
+pub(crate) const DATA_DIR_PATTERN: &str = r"^[~/]";
+/// Namespace names (`extensions`, `kcl_packages`).
+pub(crate) const NAMESPACE_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$";
+/// Tags.
+pub(crate) const TAG_PATTERN: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$";
+
+/// KCL's `len(s) > 0` when `s` is known; `None` when it is absent or invalid.
+fn non_empty(v: &View<'_>, key: &str) -> Option<bool> {
+    v.str(key).map(|s| !s.is_empty())
+}
+
+fn require_non_empty(v: &View<'_>, e: &mut Errors, key: &str, message: &str) {
+    if non_empty(v, key) == Some(false) {
+        v.fail(e, key, message);
+    }
+}
+
+fn require_positive(v: &View<'_>, e: &mut Errors, key: &str, message: &str) {
+    if v.int(key).is_some_and(|n| n <= 0) {
+        v.fail(e, key, message);
+    }
+}
+
+fn require_match(v: &View<'_>, e: &mut Errors, key: &str, pattern: &str, message: &str) {
+    if v.str(key).is_some_and(|s| !regex_match(s, pattern)) {
+        v.fail(e, key, message);
+    }
+}
+
+/// Schemas without checks.
+pub(crate) fn none(_: &View<'_>, _: &mut Errors) {}
+
+/// `OCIRegistryConfig` (and the Zot / Harbor sub-schemas).
+pub(crate) fn oci_registry_config(v: &View<'_>, e: &mut Errors) {
+    require_non_empty(v, e, "endpoint", "OCI registry endpoint required");
+    // port == Undefined or (port > 0 and port < 65536)
+    if v.int("port").is_some_and(|p| !(p > 0 && p < 65536)) {
+        v.fail(e, "port", "Port must be 1-65535");
+    }
+    let deployment = v.str("deployment");
+    // deployment == "disabled" or (local and local != Undefined) or (remote and remote != Undefined)
+    match deployment {
+        Some("local") if !v.defined("local") => {
+            v.fail(e, "local", "Config must match deployment type");
+        }
+        Some("remote") if !v.defined("remote") => {
+            v.fail(e, "remote", "Config must match deployment type");
+        }
+        _ => {}
+    }
+    // not auth_required or (username != Undefined or auth_token_path != Undefined)
+    if v.bool("auth_required") == Some(true)
+        && !(v.defined("username") || v.defined("auth_token_path"))
+    {
+        v.fail(
+            e,
+            "auth_required",
+            "Authentication config required when auth enabled",
+        );
+    }
+    // not tls_enabled or (tls_cert_path != Undefined and tls_key_path != Undefined) or deployment == "remote"
+    if v.bool("tls_enabled") == Some(true)
+        && !(v.defined("tls_cert_path") && v.defined("tls_key_path"))
+        && deployment.is_some_and(|d| d != "remote")
+    {
+        v.fail(e, "tls_enabled", "TLS cert/key required for local TLS");
+    }
+}
+
+/// `LocalOCIConfig`.
+pub(crate) fn local_oci_config(v: &View<'_>, e: &mut Errors) {
+    require_non_empty(v, e, "data_dir", "Data directory required");
+    require_non_empty(v, e, "config_path", "Config path required");
+    require_match(
+        v,
+        e,
+        "data_dir",
+        DATA_DIR_PATTERN,
+        "Data dir must be absolute or home-relative path",
+    );
+}
+
+/// `LocalHTTPConfig`.
+pub(crate) fn local_http_config(v: &View<'_>, e: &mut Errors) {
+    if v.int("listen_port").is_some_and(|p| !(p > 0 && p < 65536)) {
+        v.fail(e, "listen_port", "Port must be 1-65535");
+    }
+}
+
+/// `RemoteOCIConfig`.
+pub(crate) fn remote_oci_config(v: &View<'_>, e: &mut Errors) {
+    require_positive(v, e, "timeout", "Timeout must be positive");
+    if v.int("retries").is_some_and(|n| n < 0) {
+        v.fail(e, "retries", "Retries must be non-negative");
+    }
+    if v.float("retry_backoff").is_some_and(|b| b <= 1.0) {
+        v.fail(e, "retry_backoff", "Backoff multiplier must be > 1.0");
+    }
+}
+
+/// `RateLimitConfig`.
+pub(crate) fn rate_limit_config(v: &View<'_>, e: &mut Errors) {
+    require_positive(v, e, "requests_per_second", "Rate limit must be positive");
+    require_positive(v, e, "burst", "Burst size must be positive");
+}
+
+/// `OCINamespaces`.
+pub(crate) fn oci_namespaces(v: &View<'_>, e: &mut Errors) {
+    require_non_empty(v, e, "extensions", "Extensions namespace required");
+    require_non_empty(v, e, "kcl_packages", "KCL packages namespace required");
+    require_non_empty(
+        v,
+        e,
+        "platform_images",
+        "Platform images namespace required",
+    );
+    require_non_empty(v, e, "test_images", "Test images namespace required");
+    require_match(
+        v,
+        e,
+        "extensions",
+        NAMESPACE_PATTERN,
+        "Extensions namespace must be lowercase alphanumeric with hyphens",
+    );
+    require_match(
+        v,
+        e,
+        "kcl_packages",
+        NAMESPACE_PATTERN,
+        "KCL packages namespace must be lowercase alphanumeric with hyphens",
+    );
+}
+
+/// `OCIRegistryFeatures`.
+pub(crate) fn oci_registry_features(v: &View<'_>, e: &mut Errors) {
+    if v.bool("vulnerability_scanning") == Some(true) && !v.defined("scanner_type") {
+        v.fail(
+            e,
+            "scanner_type",
+            "Scanner type required when vulnerability scanning enabled",
+        );
+    }
+    if v.bool("image_signing") == Some(true) && !v.defined("signing_method") {
+        v.fail(
+            e,
+            "signing_method",
+            "Signing method required when image signing enabled",
+        );
+    }
+}
+
+/// `ReplicationTarget`.
+pub(crate) fn replication_target(v: &View<'_>, e: &mut Errors) {
+    require_non_empty(v, e, "name", "Replication target name required");
+    require_non_empty(v, e, "endpoint", "Replication endpoint required");
+}
+
+/// `QuotaConfig`.
+pub(crate) fn quota_config(v: &View<'_>, e: &mut Errors) {
+    require_positive(v, e, "storage_limit_gb", "Storage limit must be positive");
+}
+
+/// `NamespaceQuota`.
+pub(crate) fn namespace_quota(v: &View<'_>, e: &mut Errors) {
+    require_positive(
+        v,
+        e,
+        "storage_limit_gb",
+        "Namespace storage limit must be positive",
+    );
+    require_positive(
+        v,
+        e,
+        "artifact_limit",
+        "Namespace artifact limit must be positive",
+    );
+}
+
+/// `OCIArtifactReference`.
+pub(crate) fn oci_artifact_reference(v: &View<'_>, e: &mut Errors) {
+    require_non_empty(v, e, "registry", "Registry required");
+    require_non_empty(v, e, "namespace", "Namespace required");
+    require_non_empty(v, e, "repository", "Repository required");
+    require_non_empty(v, e, "tag", "Tag required");
+    require_match(v, e, "tag", TAG_PATTERN, "Invalid tag format");
+}
+
+/// `OCIPullPolicy`.
+pub(crate) fn oci_pull_policy(v: &View<'_>, e: &mut Errors) {
+    require_positive(v, e, "cache_ttl", "Cache TTL must be positive");
+    if v.str("policy")
+        .is_some_and(|p| !["always", "if-not-present", "never"].contains(&p))
+    {
+        v.fail(e, "policy", "Invalid pull policy");
+    }
+}
+
+/// `OCIPushPolicy`.
+pub(crate) fn oci_push_policy(v: &View<'_>, e: &mut Errors) {
+    if v.int("compression_level")
+        .is_some_and(|c| !(0..=9).contains(&c))
+    {
+        v.fail(e, "compression_level", "Compression level must be 0-9");
+    }
+}
+
+/// `HarborConfig`.
+pub(crate) fn harbor_config(v: &View<'_>, e: &mut Errors) {
+    require_non_empty(v, e, "project", "Harbor project required");
+}

@@ -1,0 +1,266 @@
+//! The generic validation pass: walks a `serde_json::Value` along a schema's field table,
+//! collecting every shape error (unknown key, wrong type, missing field) with its path, filling
+//! defaults and computed fields, and running each schema's checks on its defaulted instance.
+//!
+//! Explicit `null` counts as absent (see docs/config.md, "Deviations from KCL").
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::error::FieldError;
+use crate::spec::{DefaultSpec, SchemaSpec, Ty};
+
+/// A defaulted schema instance as its checks see it: typed accessors return `None` when the
+/// field is absent or was invalid (its error is already reported, so the check is skipped).
+pub struct View<'a> {
+    path: &'a str,
+    values: &'a Map<String, Value>,
+    given: &'a HashSet<&'static str>,
+}
+
+impl<'a> View<'a> {
+    /// A string field's value.
+    pub fn str(&self, key: &str) -> Option<&'a str> {
+        self.values.get(key).and_then(Value::as_str)
+    }
+
+    /// An int field's value.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.values.get(key).and_then(Value::as_i64)
+    }
+
+    /// A float field's value.
+    pub fn float(&self, key: &str) -> Option<f64> {
+        self.values.get(key).and_then(Value::as_f64)
+    }
+
+    /// A bool field's value.
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.values.get(key).and_then(Value::as_bool)
+    }
+
+    /// KCL's `key != Undefined`: given (even if invalid) or defaulted.
+    pub fn defined(&self, key: &str) -> bool {
+        self.given.contains(key) || self.values.contains_key(key)
+    }
+
+    /// Records a failed check against field `key` of this instance.
+    pub fn fail(&self, errors: &mut Vec<FieldError>, key: &str, message: &str) {
+        errors.push(FieldError::new(join_key(self.path, key), message));
+    }
+}
+
+/// Joins a field name onto a path (`a` + `b` → `a.b`).
+pub(crate) fn join_key(path: &str, key: &str) -> String {
+    let simple = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (path.is_empty(), simple) {
+        (true, true) => key.to_string(),
+        (false, true) => format!("{path}.{key}"),
+        (_, false) => format!("{path}[{}]", Value::from(key)),
+    }
+}
+
+fn join_index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+/// The name of a JSON value's kind, for "expected X, got Y".
+pub(crate) fn kind(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(n) if n.is_f64() => "float".into(),
+        Value::Number(_) => "int".into(),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "list".into(),
+        Value::Object(_) => "map".into(),
+    }
+}
+
+fn kind_short(value: &Value) -> String {
+    match value {
+        Value::String(_) => "string".into(),
+        other => kind(other),
+    }
+}
+
+fn type_error(errors: &mut Vec<FieldError>, path: &str, ty: &Ty, value: &Value) {
+    let got = match ty {
+        Ty::Lit(_) => kind(value),
+        _ => kind_short(value),
+    };
+    errors.push(FieldError::new(path, format!("expected {ty}, got {got}")));
+}
+
+/// Validates `value` as an instance of `spec` at `path`; returns the defaulted instance when
+/// it (and everything inside it) is valid. Errors are appended to `errors`.
+pub fn normalize_schema(
+    spec: &SchemaSpec,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Value> {
+    let Value::Object(input) = value else {
+        let message = format!("expected {}, got {}", spec.name, kind_short(value));
+        errors.push(FieldError::new(path, message));
+        return None;
+    };
+    let before = errors.len();
+    for key in input.keys() {
+        if spec.field(key).is_none() {
+            errors.push(FieldError::new(join_key(path, key), "unknown field"));
+        }
+    }
+    let mut values = Map::new();
+    let mut given: HashSet<&'static str> = HashSet::new();
+    for field in &spec.fields {
+        match input.get(field.key).filter(|v| !v.is_null()) {
+            Some(v) => {
+                given.insert(field.key);
+                if let Some(nv) = normalize_ty(&field.ty, v, &join_key(path, field.key), errors) {
+                    values.insert(field.key.to_string(), nv);
+                }
+            }
+            None => match field.default {
+                Some(DefaultSpec::Const(make)) => {
+                    values.insert(field.key.to_string(), make());
+                }
+                Some(DefaultSpec::Computed(..)) => {}
+                None if !field.optional => {
+                    errors.push(FieldError::new(
+                        join_key(path, field.key),
+                        "required field missing",
+                    ));
+                }
+                None => {}
+            },
+        }
+    }
+    // Computed defaults see every other field already defaulted; then restore seed order.
+    let mut out = Map::new();
+    for field in &spec.fields {
+        if let Some(v) = values.get(field.key) {
+            out.insert(field.key.to_string(), v.clone());
+        } else if let (false, Some(DefaultSpec::Computed(compute, _))) =
+            (given.contains(field.key), field.default)
+        {
+            if let Some(v) = compute(&values) {
+                out.insert(field.key.to_string(), v);
+            }
+        }
+    }
+    let view = View {
+        path,
+        values: &out,
+        given: &given,
+    };
+    (spec.checks)(&view, errors);
+    (errors.len() == before).then_some(Value::Object(out))
+}
+
+/// Validates one value against a type; returns the normalized value when valid.
+pub fn normalize_ty(
+    ty: &Ty,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Value> {
+    match (ty, value) {
+        (Ty::Str, Value::String(_)) | (Ty::Bool, Value::Bool(_)) => Some(value.clone()),
+        (Ty::Int, Value::Number(n)) if n.is_i64() => Some(value.clone()),
+        (Ty::Int, Value::Number(n)) if n.is_u64() => {
+            errors.push(FieldError::new(
+                path,
+                "integer out of range (64-bit signed)",
+            ));
+            None
+        }
+        (Ty::Float, Value::Number(n)) => n.as_f64().map(Value::from),
+        (Ty::Lit(allowed), Value::String(s)) if allowed.contains(&s.as_str()) => {
+            Some(value.clone())
+        }
+        (Ty::List(inner), Value::Array(items)) => {
+            let inner = inner();
+            let mut out = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match normalize_ty(&inner, item, &join_index(path, i), errors) {
+                    Some(v) => out.push(v),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(Value::Array(out))
+        }
+        (Ty::Dict(inner), Value::Object(entries)) => {
+            let inner = inner();
+            let mut out = Map::new();
+            let mut ok = true;
+            for (k, item) in entries {
+                match normalize_ty(&inner, item, &join_key(path, k), errors) {
+                    Some(v) => {
+                        out.insert(k.clone(), v);
+                    }
+                    None => ok = false,
+                }
+            }
+            ok.then_some(Value::Object(out))
+        }
+        (Ty::Schema(spec), _) => normalize_schema(&spec(), value, path, errors),
+        _ => {
+            type_error(errors, path, ty, value);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(join_key("", "a"), "a");
+        assert_eq!(join_key("a", "b-c_1"), "a.b-c_1");
+        assert_eq!(join_key("a", "x.y"), "a[\"x.y\"]");
+        assert_eq!(join_index("a", 2), "a[2]");
+    }
+
+    #[test]
+    fn type_errors() {
+        let mut e = Vec::new();
+        assert!(normalize_ty(&Ty::Int, &Value::from(5.5), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from(true), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from("80"), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from(u64::MAX), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Str, &Value::Null, "p", &mut e).is_none());
+        let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            [
+                "p: expected int, got float",
+                "p: expected int, got bool",
+                "p: expected int, got string",
+                "p: integer out of range (64-bit signed)",
+                "p: expected str, got null",
+            ]
+        );
+    }
+
+    #[test]
+    fn float_accepts_int_and_literal_reports_value() {
+        let mut e = Vec::new();
+        assert_eq!(
+            normalize_ty(&Ty::Float, &Value::from(2), "p", &mut e),
+            Some(Value::from(2.0))
+        );
+        assert!(normalize_ty(&Ty::Lit(&["a", "b"]), &Value::from("c"), "p", &mut e).is_none());
+        assert_eq!(
+            e[0].to_string(),
+            "p: expected \"a\" | \"b\", got string \"c\""
+        );
+    }
+}

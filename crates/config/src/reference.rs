@@ -1,0 +1,195 @@
+//! Parsing `registry/namespace/repository[:tag][@digest]` into an OCIArtifactReference.
+
+use serde_json::{Map, Value};
+
+use crate::document::validate_schema;
+use crate::error::{ConfigError, FieldError};
+use crate::schemas::OCIArtifactReference;
+
+/// Parses `registry/namespace/repo[/more]:tag@digest` into the seed's OCIArtifactReference.
+///
+/// The registry is the first `/` component (it may carry a `:port`), the namespace the
+/// second, the repository the rest. The tag follows the last `:` after the last `/`
+/// (default `latest`). The digest must be `sha256:` + 64 or `sha512:` + 128 lowercase hex.
+/// The seed's checks apply (e.g. `tag: Invalid tag format`); `full_reference` is
+/// `registry/namespace/repository:tag`.
+pub fn parse_artifact_reference(s: &str) -> Result<OCIArtifactReference, ConfigError> {
+    let shape_error = |message: &str| ConfigError::Reference {
+        reference: s.to_string(),
+        message: message.to_string(),
+    };
+    let (name_tag, digest) = match s.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (s, None),
+    };
+    let last_slash = name_tag.rfind('/');
+    let (name, tag) = match name_tag.rfind(':') {
+        Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
+            (&name_tag[..colon], Some(&name_tag[colon + 1..]))
+        }
+        _ => (name_tag, None),
+    };
+    let mut parts = name.splitn(3, '/');
+    let (Some(registry), Some(namespace), Some(repository)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(shape_error(
+            "expected <registry>/<namespace>/<repository>[:<tag>][@<digest>]",
+        ));
+    };
+    let mut map = Map::new();
+    map.insert("registry".into(), Value::from(registry));
+    map.insert("namespace".into(), Value::from(namespace));
+    map.insert("repository".into(), Value::from(repository));
+    if let Some(tag) = tag {
+        map.insert("tag".into(), Value::from(tag));
+    }
+    let mut errors = Vec::new();
+    if let Some(d) = digest {
+        if let Some(problem) = digest_problem(d) {
+            errors.push(FieldError::new("digest", problem));
+        }
+        map.insert("digest".into(), Value::from(d));
+    }
+    let value = match validate_schema("OCIArtifactReference", Value::Object(map)) {
+        Ok(v) if errors.is_empty() => v,
+        Ok(_) => return Err(ConfigError::Invalid(errors)),
+        Err(ConfigError::Invalid(mut e)) => {
+            e.extend(errors);
+            return Err(ConfigError::Invalid(e));
+        }
+        Err(other) => return Err(other),
+    };
+    serde_json::from_value(value).map_err(|e| shape_error(&e.to_string()))
+}
+
+/// Why `d` is not an accepted digest, or `None` when it is.
+pub fn digest_problem(d: &str) -> Option<String> {
+    let Some((algorithm, hex)) = d.split_once(':') else {
+        return Some("Invalid digest format: expected <algorithm>:<hex>".into());
+    };
+    let want = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        other => {
+            return Some(format!(
+                "Unsupported digest algorithm {other:?} (sha256 or sha512)"
+            ))
+        }
+    };
+    let lower_hex = hex
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if hex.len() != want || !lower_hex {
+        return Some(format!(
+            "Invalid digest format: {algorithm} needs {want} lowercase hex characters"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn simple_and_defaults() {
+        let r = parse_artifact_reference("reg.io/ns/repo").unwrap();
+        assert_eq!(
+            (
+                r.registry.as_str(),
+                r.namespace.as_str(),
+                r.repository.as_str(),
+                r.tag.as_str()
+            ),
+            ("reg.io", "ns", "repo", "latest")
+        );
+        assert_eq!(r.digest, None);
+        assert_eq!(r.full_reference, "reg.io/ns/repo:latest");
+    }
+
+    #[test]
+    fn port_colon_is_not_a_tag() {
+        let r = parse_artifact_reference("localhost:5000/ns/repo").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_str()),
+            ("localhost:5000", "latest")
+        );
+        let r = parse_artifact_reference("localhost:5000/ns/repo:v1.2").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_str()),
+            ("localhost:5000", "v1.2")
+        );
+        assert_eq!(r.full_reference, "localhost:5000/ns/repo:v1.2");
+    }
+
+    #[test]
+    fn nested_repository_tag_and_digest() {
+        let r = parse_artifact_reference(&format!("r:443/team/a/b/c:1.0@{SHA}")).unwrap();
+        assert_eq!(r.namespace, "team");
+        assert_eq!(r.repository, "a/b/c");
+        assert_eq!(r.tag, "1.0");
+        assert_eq!(r.digest.as_deref(), Some(SHA));
+        assert_eq!(r.full_reference, "r:443/team/a/b/c:1.0");
+        let r = parse_artifact_reference(&format!("r/n/p@{SHA}")).unwrap();
+        assert_eq!(r.tag, "latest");
+        let sha512 = format!("sha512:{}", "ab".repeat(64));
+        assert!(parse_artifact_reference(&format!("r/n/p@{sha512}")).is_ok());
+    }
+
+    #[test]
+    fn bad_digests() {
+        for d in [
+            "sha256:abc",
+            "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+            "md5:0123",
+            "nocolon",
+            &format!("sha512:{}", "ab".repeat(32)),
+        ] {
+            let e = parse_artifact_reference(&format!("r/n/p:t@{d}")).unwrap_err();
+            let errs = e.field_errors();
+            assert_eq!(errs.len(), 1, "{d}: {e}");
+            assert_eq!(errs[0].path, "digest");
+        }
+    }
+
+    #[test]
+    fn bad_tags() {
+        let e = parse_artifact_reference("r/n/p:.bad").unwrap_err();
+        assert_eq!(e.to_string(), "tag: Invalid tag format");
+        let long = "a".repeat(129);
+        assert_eq!(
+            parse_artifact_reference(&format!("r/n/p:{long}"))
+                .unwrap_err()
+                .to_string(),
+            "tag: Invalid tag format"
+        );
+        assert!(parse_artifact_reference(&format!("r/n/p:{}", "a".repeat(128))).is_ok());
+        let e = parse_artifact_reference("r/n/p:").unwrap_err();
+        assert_eq!(e.to_string(), "tag: Tag required\ntag: Invalid tag format");
+        let e = parse_artifact_reference("r/n/p:@sha256:x").unwrap_err();
+        assert_eq!(e.field_errors().len(), 3, "{e}");
+    }
+
+    #[test]
+    fn bad_shapes() {
+        for s in ["repo", "reg/repo", "", "reg/repo:tag"] {
+            assert!(
+                matches!(
+                    parse_artifact_reference(s),
+                    Err(ConfigError::Reference { .. })
+                ),
+                "{s}"
+            );
+        }
+        let e = parse_artifact_reference("/n/p").unwrap_err();
+        assert_eq!(e.to_string(), "registry: Registry required");
+        let e = parse_artifact_reference("r//").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "namespace: Namespace required\nrepository: Repository required"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Accepting connections: hyper (HTTP/1.1 and h2c) over [`TimedIo`], one task per connection,
+//! graceful shutdown that lets in-flight requests finish.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::timed_io::{InFlight, TimedIo, Timeouts};
+use crate::{ServerError, ServerOptions};
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish (at most `opts.shutdown_grace`) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    opts: &ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listener {
+            addr: ([0, 0, 0, 0], 0).into(),
+            source,
+        })?;
+    let timeouts = Timeouts {
+        read: opts.read_timeout,
+        write: opts.write_timeout,
+        idle: opts.idle_timeout,
+    };
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) if is_transient(&err) => {
+                    tracing::warn!(%err, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(source) => return Err(ServerError::Listener { addr, source }),
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let in_flight = InFlight::default();
+        let io = TokioIo::new(TimedIo::new(stream, timeouts, in_flight.clone()));
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let guard = in_flight.start();
+            let app = app.clone();
+            async move {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(peer);
+                let resp = app.oneshot(req).await;
+                // The request stays "in flight" (read timeout, not idle) until its response body
+                // is done.
+                resp.map(|r| {
+                    r.map(move |body| {
+                        Body::new(body.map_frame(move |frame| {
+                            let _still_in_flight = &guard;
+                            frame
+                        }))
+                    })
+                })
+            }
+        });
+        let conn = builder.serve_connection(io, service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%peer, err = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(opts.shutdown_grace) => {
+            tracing::warn!(grace = ?opts.shutdown_grace, "grace period over; dropping connections");
+        }
+    }
+    Ok(())
+}
+
+fn is_transient(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || err.raw_os_error() == Some(24) // EMFILE: too many open files, back off
+        || err.raw_os_error() == Some(23)
+}

@@ -1,0 +1,149 @@
+//! Every failure of a request becomes a response here, once: the spec's status code and error
+//! envelope `{"errors":[{"code","message","detail"}]}`. Internal errors are logged once with the
+//! request's span and answered 500 without internals.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ocireg_oci::{ErrorCode, OciError};
+use ocireg_store::StoreError;
+
+/// A request that failed: either a spec error (4xx with an error code) or an internal one (500).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Spec {
+        status: StatusCode,
+        error: OciError,
+        /// Extra headers (e.g. `Location`/`Range` on a 416 upload answer).
+        headers: Vec<(&'static str, String)>,
+    },
+    Internal(String),
+}
+
+pub(crate) type Result<T> = std::result::Result<T, Failure>;
+
+impl Failure {
+    /// A spec error with the code's usual status.
+    pub(crate) fn code(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::Spec {
+            status,
+            error: OciError::new(code, message),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same error answered with another status (the spec reuses codes across statuses).
+    pub(crate) fn with_status(self, new: StatusCode) -> Self {
+        match self {
+            Self::Spec { error, headers, .. } => Self::Spec {
+                status: new,
+                error,
+                headers,
+            },
+            other => other,
+        }
+    }
+
+    /// Adds a response header.
+    pub(crate) fn with_header(self, name: &'static str, value: String) -> Self {
+        match self {
+            Self::Spec {
+                status,
+                error,
+                mut headers,
+            } => {
+                headers.push((name, value));
+                Self::Spec {
+                    status,
+                    error,
+                    headers,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn unsupported_method() -> Self {
+        Self::code(
+            ErrorCode::Unsupported,
+            "method not allowed on this endpoint",
+        )
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        match err.code() {
+            Some(code) => Self::code(code, err.message()),
+            None => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<ocireg_api::ApiError> for Failure {
+    fn from(err: ocireg_api::ApiError) -> Self {
+        let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+        // Paths outside the API carry no spec code; they are answered UNSUPPORTED (with 404).
+        let mut error = OciError::new(err.code.unwrap_or(ErrorCode::Unsupported), err.message);
+        error.detail = err.detail;
+        Self::Spec {
+            status,
+            error,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl From<OciError> for Failure {
+    fn from(error: OciError) -> Self {
+        let status = StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::Spec {
+            status,
+            error,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let (status, body, headers) = match self {
+            Self::Spec {
+                status,
+                mut error,
+                headers,
+            } => {
+                // The spec's code table has no range code: a 416 carries BLOB_UPLOAD_INVALID.
+                if error.code == ErrorCode::RangeInvalid {
+                    error.code = ErrorCode::BlobUploadInvalid;
+                }
+                tracing::debug!(code = error.code.as_str(), message = %error.message, "request refused");
+                let body = ocireg_oci::error_body(std::slice::from_ref(&error)).to_string();
+                (status, body, headers)
+            }
+            Self::Internal(message) => {
+                tracing::error!(%message, "internal error");
+                // The spec defines no code for server faults; Distribution answers UNKNOWN.
+                let body = r#"{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}"#;
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    body.to_string(),
+                    Vec::new(),
+                )
+            }
+        };
+        let mut resp = (status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+        resp
+    }
+}

@@ -1,0 +1,81 @@
+//! The built-in OCI Distribution v1.1 server: axum app, middleware, one handler file per
+//! resource, one error-to-response mapping.
+//!
+//! Shape: [`serve`] accepts connections (with read/write/idle timeouts and graceful shutdown) and
+//! hands every request to [`app`]; the app parses the path once through `ocireg-api` into an
+//! [`ocireg_api::Endpoint`] and dispatches to the handler of that resource. Every failure is turned
+//! into the spec's error envelope in one place ([`error`]).
+
+mod blobs;
+mod conn;
+mod error;
+mod listing;
+mod manifests;
+mod routes;
+mod timed_io;
+mod trace;
+mod uploads;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocireg_store::Store;
+
+pub use conn::serve;
+
+/// Settings of the built-in server; the binary builds them from `registry.local.http_config`.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// A request whose body (or headers) stalls this long is cut off.
+    pub read_timeout: Duration,
+    /// A response write that stalls this long is cut off.
+    pub write_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Largest manifest body accepted, in bytes (the spec asks for at least 4 MiB).
+    pub max_manifest_bytes: usize,
+    /// How long in-flight requests may run after a shutdown signal before connections are dropped.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The one error type of this crate: what can stop the server itself (requests never do).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listening socket failed.
+    #[error("listener on {addr}: {source}")]
+    Listener {
+        /// The address being served.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of the request handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) opts: Arc<ServerOptions>,
+}
+
+/// The axum application (all of `/v2/`), for in-process tests and for [`serve`].
+pub fn app(store: Store, opts: ServerOptions) -> axum::Router {
+    let state = AppState {
+        store,
+        opts: Arc::new(opts),
+    };
+    routes::router(state)
+}

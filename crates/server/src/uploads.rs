@@ -1,0 +1,169 @@
+//! Blob uploads: POST (session start, single-request `?digest=`, cross-repo mount), PATCH chunks
+//! with `Content-Range`, PUT to complete, GET status, DELETE to cancel.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use futures_util::TryStreamExt;
+use ocireg_oci::{Digest, ErrorCode, RepoName};
+use ocireg_store::ByteStream;
+
+use crate::blobs::{empty, set_digest, set_location};
+use crate::error::{Failure, Result};
+use crate::routes::Req;
+use crate::AppState;
+
+/// The request body as a stream for the store.
+fn body_stream(body: axum::body::Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+fn digest_param(req: &Req) -> Result<Option<Digest>> {
+    match req.query_param("digest") {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<Digest>()
+            .map(Some)
+            .map_err(|e| Failure::from(e).with_status(StatusCode::BAD_REQUEST)),
+    }
+}
+
+/// `201 Created` for a blob now in `repo`.
+fn created(repo: &RepoName, digest: &Digest) -> Result<Response> {
+    let mut resp = empty(StatusCode::CREATED);
+    set_location(resp.headers_mut(), &ocireg_api::blob_path(repo, digest))?;
+    set_digest(resp.headers_mut(), digest);
+    Ok(resp)
+}
+
+/// An answer naming the session and how much of it the registry holds.
+fn session_response(
+    status: StatusCode,
+    repo: &RepoName,
+    session: &str,
+    offset: u64,
+) -> Result<Response> {
+    let mut resp = empty(status);
+    let h = resp.headers_mut();
+    set_location(h, &ocireg_api::upload_path(repo, session))?;
+    if let Ok(v) = HeaderValue::from_str(&ocireg_api::format_upload_range(offset)) {
+        h.insert("Range", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(session) {
+        h.insert("Docker-Upload-UUID", v);
+    }
+    Ok(resp)
+}
+
+pub(crate) async fn start(st: &AppState, repo: &RepoName, req: Req) -> Result<Response> {
+    if let Some(mount) = req.query_param("mount") {
+        let digest: Digest = mount
+            .parse()
+            .map_err(|e| Failure::from(e).with_status(StatusCode::BAD_REQUEST))?;
+        let from = match req.query_param("from") {
+            Some(f) => Some(f.parse::<RepoName>().map_err(Failure::from)?),
+            None => None,
+        };
+        if st.store.blob_mount(repo, &digest, from.as_ref()).await? {
+            return created(repo, &digest);
+        }
+        // Not mountable: fall back to a normal upload session (spec: 202).
+    } else if let Some(digest) = digest_param(&req)? {
+        st.store
+            .blob_put(repo, &digest, body_stream(req.body))
+            .await?;
+        return created(repo, &digest);
+    }
+    let session = st.store.upload_start(repo).await?;
+    session_response(StatusCode::ACCEPTED, repo, &session, 0)
+}
+
+pub(crate) async fn status(st: &AppState, repo: &RepoName, session: &str) -> Result<Response> {
+    let offset = st.store.upload_offset(repo, session).await?;
+    session_response(StatusCode::NO_CONTENT, repo, session, offset)
+}
+
+/// Where a chunk says it starts, checked against its `Content-Length`.
+fn chunk_start(req: &Req) -> Result<Option<u64>> {
+    let Some(range) = req.header("content-range") else {
+        return Ok(None);
+    };
+    let (start, end) = ocireg_api::parse_content_range(range)
+        .map_err(|e| Failure::from(e).with_status(StatusCode::RANGE_NOT_SATISFIABLE))?;
+    if let Some(len) = req
+        .header("content-length")
+        .and_then(|l| l.parse::<u64>().ok())
+    {
+        if end + 1 - start != len {
+            return Err(Failure::code(
+                ErrorCode::SizeInvalid,
+                format!("Content-Range {start}-{end} does not match Content-Length {len}"),
+            )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE));
+        }
+    }
+    Ok(Some(start))
+}
+
+pub(crate) async fn patch(
+    st: &AppState,
+    repo: &RepoName,
+    session: &str,
+    req: Req,
+) -> Result<Response> {
+    let start = chunk_start(&req)?;
+    match st
+        .store
+        .upload_append(repo, session, start, body_stream(req.body))
+        .await
+    {
+        Ok(offset) => session_response(StatusCode::ACCEPTED, repo, session, offset),
+        Err(err) if err.code() == Some(ErrorCode::RangeInvalid) => {
+            // 416 tells the client where the session really is.
+            let offset = st.store.upload_offset(repo, session).await?;
+            Err(Failure::from(err)
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .with_header("Location", ocireg_api::upload_path(repo, session))
+                .with_header("Range", ocireg_api::format_upload_range(offset)))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(crate) async fn finish(
+    st: &AppState,
+    repo: &RepoName,
+    session: &str,
+    req: Req,
+) -> Result<Response> {
+    let digest = digest_param(&req)?.ok_or_else(|| {
+        Failure::code(
+            ErrorCode::DigestInvalid,
+            "the digest query parameter is required",
+        )
+    })?;
+    let start = chunk_start(&req)?;
+    let has_body = req
+        .header("content-length")
+        .map(|l| l != "0")
+        .unwrap_or_else(|| req.header("transfer-encoding").is_some());
+    if let Some(start) = start {
+        let offset = st.store.upload_offset(repo, session).await?;
+        if start != offset {
+            return Err(Failure::code(
+                ErrorCode::RangeInvalid,
+                format!("chunk starts at {start}, upload is at {offset}"),
+            )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE));
+        }
+    }
+    let body = has_body.then(|| body_stream(req.body));
+    st.store
+        .upload_complete(repo, session, &digest, body)
+        .await?;
+    created(repo, &digest)
+}
+
+pub(crate) async fn cancel(st: &AppState, repo: &RepoName, session: &str) -> Result<Response> {
+    st.store.upload_cancel(repo, session).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,291 @@
+//! Blob semantics: stat, read, unlink, mount, single-request put, and the commit step shared
+//! with upload sessions.
+//!
+//! A blob becomes visible in a repository only through its link, and the link is written only
+//! after the bytes were hashed, verified and made durable under their final key. Commit holds
+//! the digest's lock: concurrent commits of one digest (from any repositories) serialize, the
+//! first moves its bytes into place and the others drop their copies (dedupe).
+
+use bytes::Bytes;
+use ocireg_oci::{Digest, DigestHasher, RepoName};
+
+use crate::error::{Result, StoreError};
+use crate::ingest::{copy_verified, ingest};
+use crate::paths::{self, DataLoc};
+use crate::store::{BlobRead, Store};
+use crate::ByteStream;
+
+impl Store {
+    /// Size of a blob linked in `repo`; `BLOB_UNKNOWN` unless linked.
+    pub async fn blob_stat(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let (known, loc) = self.linked_blob(repo, digest)?;
+        if let Some(size) = known {
+            return Ok(size);
+        }
+        let key = paths::data(repo.as_str(), digest, loc);
+        let size = match self.inner.driver.stat(&key).await {
+            Ok(meta) => meta.size,
+            Err(e) if e.is_not_found() => {
+                tracing::warn!(repo = repo.as_str(), %digest, "blob link without data");
+                return Err(blob_unknown(digest));
+            }
+            Err(e) => return Err(e),
+        };
+        self.inner.index.write(repo.as_str(), |r| {
+            if let Some(slot) = r.blobs.get_mut(digest) {
+                *slot = Some(size);
+            }
+        });
+        Ok(size)
+    }
+
+    /// Reads a linked blob, whole or an inclusive byte range.
+    pub async fn blob_read(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<BlobRead> {
+        let (_, loc) = self.linked_blob(repo, digest)?;
+        let (offset, len) = match range {
+            None => (0, None),
+            Some((start, end)) if end >= start => (start, Some(end - start + 1)),
+            Some((start, end)) => {
+                return Err(StoreError::RangeInvalid {
+                    message: format!("range {start}-{end} is inverted"),
+                })
+            }
+        };
+        let key = paths::data(repo.as_str(), digest, loc);
+        match self.inner.driver.reader(&key, offset, len).await {
+            Ok((size, body)) => Ok(BlobRead { size, body }),
+            Err(e) if e.is_not_found() => Err(blob_unknown(digest)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Unlinks a blob from `repo` (its bytes stay until garbage collection).
+    pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let _guard = self.inner.digest_locks.lock(digest).await;
+        self.linked_blob(repo, digest)?;
+        match self
+            .inner
+            .driver
+            .delete(&paths::layer_link(repo.as_str(), digest))
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        self.inner.index.write(repo.as_str(), |r| {
+            r.blobs.remove(digest);
+        });
+        Ok(())
+    }
+
+    /// Links a blob that already exists elsewhere into `repo`. With `from`, only that
+    /// repository is a source; without, any repository holding the blob is (automatic content
+    /// discovery). `false` means nothing was linked and the caller starts a normal upload.
+    pub async fn blob_mount(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<bool> {
+        if self.linked_blob(repo, digest).is_ok() {
+            return Ok(true);
+        }
+        let source = match from {
+            Some(src) => self
+                .inner
+                .index
+                .read(src.as_str(), |r| {
+                    r.blobs
+                        .get(digest)
+                        .map(|_| (src.as_str().to_owned(), r.loc(digest)))
+                })
+                .flatten(),
+            None => self.inner.index.read_all(|repos| {
+                repos.iter().find_map(|(name, r)| {
+                    r.blobs
+                        .get(digest)
+                        .map(|_| (name.clone(), r.loc(digest)))
+                })
+            }),
+        };
+        let Some((src_repo, src_loc)) = source else {
+            return Ok(false);
+        };
+        let src_key = paths::data(&src_repo, digest, src_loc);
+        let _guard = self.inner.digest_locks.lock(digest).await;
+        let loc = self.write_loc();
+        let target = paths::data(repo.as_str(), digest, loc);
+        let size = match self.inner.driver.stat(&target).await {
+            Ok(meta) => meta.size,
+            Err(e) if e.is_not_found() => {
+                if target == src_key {
+                    // The index knew a link whose bytes are gone: nothing to mount.
+                    return Ok(false);
+                }
+                let staging = paths::upload_data(repo.as_str(), &new_session_id());
+                let copied =
+                    copy_verified(self.inner.driver.as_ref(), &src_key, &staging, digest).await;
+                let moved = match copied {
+                    Ok(n) => self
+                        .inner
+                        .driver
+                        .move_object(&staging, &target)
+                        .await
+                        .map(|()| n),
+                    Err(e) => Err(e),
+                };
+                self.remove_staging(repo, &staging).await;
+                match moved {
+                    Ok(n) => n,
+                    Err(e) if e.is_not_found() => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        self.link_locked(repo, digest, loc, size).await?;
+        Ok(true)
+    }
+
+    /// Single-request upload (`POST ?digest=`): streams, hashes, verifies, commits.
+    pub async fn blob_put(&self, repo: &RepoName, digest: &Digest, body: ByteStream) -> Result<u64> {
+        let id = new_session_id();
+        let staging = paths::upload_data(repo.as_str(), &id);
+        let result = self.put_staged(repo, digest, body, &staging).await;
+        self.remove_staging(repo, &staging).await;
+        result
+    }
+
+    async fn put_staged(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+        staging: &str,
+    ) -> Result<u64> {
+        let mut writer = self.inner.driver.writer(staging, false).await?;
+        let mut hasher = DigestHasher::new(digest.algorithm());
+        if let Err(e) = ingest(body, writer.as_mut(), &mut hasher).await {
+            let _ = writer.cancel().await;
+            return Err(e);
+        }
+        let size = writer.commit().await?;
+        let computed = hasher.finish();
+        if computed != *digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                computed,
+            });
+        }
+        self.commit_blob(repo, digest, staging, size).await?;
+        Ok(size)
+    }
+
+    /// Makes verified, durable bytes at `staging` the blob `digest` of `repo`: moves them into
+    /// place unless the digest's bytes already exist (then `staging` is dropped), and links.
+    pub(crate) async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        staging: &str,
+        size: u64,
+    ) -> Result<()> {
+        let _guard = self.inner.digest_locks.lock(digest).await;
+        let loc = self.write_loc();
+        let target = paths::data(repo.as_str(), digest, loc);
+        let exists = match self.inner.driver.stat(&target).await {
+            Ok(meta) if meta.size == size => true,
+            Ok(meta) => {
+                tracing::warn!(%digest, stored = meta.size, size, "replacing blob bytes of the wrong size");
+                false
+            }
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e),
+        };
+        if exists {
+            delete_quietly(self, staging).await;
+        } else {
+            self.inner.driver.move_object(staging, &target).await?;
+        }
+        self.link_locked(repo, digest, loc, size).await
+    }
+
+    /// Writes the blob link (if the index does not have it) and records it. Caller holds the
+    /// digest lock and has made the bytes durable at `loc`.
+    async fn link_locked(&self, repo: &RepoName, digest: &Digest, loc: DataLoc, size: u64) -> Result<()> {
+        let name = repo.as_str();
+        let linked = self
+            .inner
+            .index
+            .read(name, |r| r.blobs.contains_key(digest))
+            .unwrap_or(false);
+        if !linked {
+            let link = paths::layer_link(name, digest);
+            self.inner
+                .driver
+                .put_content(&link, Bytes::from(digest.to_string()))
+                .await?;
+        }
+        self.inner.index.write(name, |r| {
+            r.blobs.insert(digest.clone(), Some(size));
+            if loc == DataLoc::Local {
+                r.local.insert(digest.clone());
+            } else {
+                r.local.remove(digest);
+            }
+        });
+        Ok(())
+    }
+
+    /// Where new bytes for a repository are written.
+    pub(crate) fn write_loc(&self) -> DataLoc {
+        if self.inner.opts.dedupe {
+            DataLoc::Shared
+        } else {
+            DataLoc::Local
+        }
+    }
+
+    /// The blob's known size and data location, or `BLOB_UNKNOWN`.
+    fn linked_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(Option<u64>, DataLoc)> {
+        self.inner
+            .index
+            .read(repo.as_str(), |r| {
+                r.blobs.get(digest).map(|size| (*size, r.loc(digest)))
+            })
+            .flatten()
+            .ok_or_else(|| blob_unknown(digest))
+    }
+
+    /// Deletes a staging object's session directory, ignoring absence.
+    pub(crate) async fn remove_staging(&self, repo: &RepoName, staging: &str) {
+        let dir = staging.rsplit_once('/').map_or(staging, |(dir, _)| dir);
+        debug_assert!(dir.starts_with(&paths::repo_root(repo.as_str())));
+        delete_quietly(self, dir).await;
+    }
+}
+
+fn blob_unknown(digest: &Digest) -> StoreError {
+    StoreError::BlobUnknown {
+        digest: digest.clone(),
+    }
+}
+
+/// A fresh, URL-safe session id (32 lowercase hex characters).
+pub(crate) fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn delete_quietly(store: &Store, key: &str) {
+    if let Err(e) = store.inner.driver.delete(key).await {
+        if !e.is_not_found() {
+            tracing::warn!(key, error = %e, "could not remove staging data");
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The filesystem driver: one file per object under a root directory.
+//!
+//! Durability recipe (every acknowledged write survives power loss, nothing torn is visible):
+//! - `put_content`: write a temp file under `<root>/.tmp/`, fsync it, rename it over the
+//!   target, fsync the target's directory.
+//! - `move_object`: rename, then fsync the destination directory.
+//! - writers fsync the file on `commit`, and the parent directory when they created the file.
+//! - a directory this process creates is fsynced into its parent before anything is put in
+//!   it; a directory first met this process gets its parent fsynced once (it may have been
+//!   created by a process that died before syncing it). Known-durable directories are cached.
+//!
+//! Temp files live under `<root>/.tmp/` on the same filesystem (so rename works), are never
+//! reachable through keys (dot components are invalid) nor listed, and the directory is
+//! emptied when the driver opens: an interrupted write leaves nothing visible.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, StreamExt};
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
+use crate::error::{Result, StoreError};
+use crate::ByteStream;
+
+/// Chunk size of read streams.
+const READ_CHUNK: u64 = 1 << 20;
+/// A writer starts syncing in the background after this many unsynced bytes, so the disk
+/// works while data still arrives and the final sync of a large blob is short.
+const BACKGROUND_SYNC: u64 = 64 << 40;
+/// Name of the private temp directory under the root.
+const TMP_DIR: &str = ".tmp";
+
+/// Stores objects as files under a root directory.
+#[derive(Debug, Clone)]
+pub struct FsDriver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    tmp: PathBuf,
+    /// Directories known to exist durably (created and synced, or synced once since open).
+    durable_dirs: Mutex<HashSet<PathBuf>>,
+}
+
+impl FsDriver {
+    /// Opens (creating if needed) a store rooted at `root`, and removes leftover temp files.
+    pub async fn open(root: &Path) -> Result<FsDriver> {
+        let root = root.to_path_buf();
+        blocking(move || {
+            let key = root.display().to_string();
+            fs::create_dir_all(&root).map_err(|e| StoreError::io("create root", &key, e))?;
+            let tmp = root.join(TMP_DIR);
+            match fs::remove_dir_all(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("clean temp dir", &key, e)),
+            }
+            fs::create_dir(&tmp).map_err(|e| StoreError::io("create temp dir", &key, e))?;
+            let mut durable = HashSet::new();
+            durable.insert(root.clone());
+            Ok(FsDriver {
+                inner: Arc::new(Inner {
+                    root,
+                    tmp,
+                    durable_dirs: Mutex::new(durable),
+                }),
+            })
+        })
+        .await
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        validate_key(key)?;
+        Ok(self.inner.root.join(key))
+    }
+
+    fn prefix_path(&self, prefix: &str) -> Result<PathBuf> {
+        let trimmed = prefix.trim_end_matches('/');
+        if trimmed.is_empty() {
+            Ok(self.inner.root.clone())
+        } else {
+            self.path(trimmed)
+        }
+    }
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Internal(format!("blocking task failed: {e}")))?
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent_of(path: &Path) -> io::Result<&Path> {
+    path.parent()
+        .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))
+}
+
+impl Inner {
+    /// Makes sure `dir` exists and its entry is durable in its parent (recursively).
+    fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.durable_dirs.lock().contains(dir) {
+            return Ok(());
+        }
+        let parent = parent_of(dir)?;
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.ensure_dir(parent)?;
+                match fs::create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        // Whether we created it or found it, its entry must be durable before we use it.
+        fsync_dir(parent)?;
+        self.durable_dirs.lock().insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Forgets cached directories at or below `dir` (after a delete).
+    fn forget_dirs(&self, dir: &Path) {
+        self.durable_dirs.lock().retain(|d| !d.starts_with(dir));
+    }
+
+    /// Renames `from` onto `to`, creating `to`'s directory, then syncs that directory.
+    fn rename_durable(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let dir = parent_of(to)?;
+        self.ensure_dir(dir)?;
+        if let Err(e) = fs::rename(from, to) {
+            if e.kind() != io::ErrorKind::NotFound || !from.exists() {
+                return Err(e);
+            }
+            // The directory vanished under us (deleted concurrently): recreate and retry once.
+            self.forget_dirs(dir);
+            self.ensure_dir(dir)?;
+            fs::rename(from, to)?;
+        }
+        fsync_dir(dir)
+    }
+
+    /// Writes `content` to a new temp file and syncs it; returns the temp path.
+    fn write_temp(&self, content: &[u8]) -> io::Result<PathBuf> {
+        let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        let result = (|| {
+            let mut file = File::create(&tmp)?;
+            file.write_all(content)?;
+            file.sync_all()
+        })();
+        match result {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn put_blocking(&self, target: &Path, content: &[u8]) -> io::Result<()> {
+        let tmp = self.write_temp(content)?;
+        let result = self.rename_durable(&tmp, target);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// Syncs of one stage run on separate blocking threads so the filesystem's journal commits
+/// them together.
+async fn in_parallel<T, F>(jobs: Vec<F>) -> Result<Vec<T>>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    futures_util::future::try_join_all(jobs.into_iter().map(blocking)).await
+}
+
+#[async_trait]
+impl Driver for FsDriver {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn get_content(&self, key: &str) -> Result<Bytes> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => Err(StoreError::NotFound {
+                key: key.to_owned(),
+            }),
+            Err(e) => Err(StoreError::io("read", key, e)),
+        }
+    }
+
+    async fn put_content(&self, key: &str, content: Bytes) -> Result<()> {
+        let target = self.path(key)?;
+        let inner = Arc::clone(&self.inner);
+        let key = key.to_owned();
+        blocking(move || {
+            inner
+                .put_blocking(&target, &content)
+                .map_err(|e| StoreError::io("put", &key, e))
+        })
+        .await
+    }
+
+    /// All temp files are written and synced at once (one journal commit), then each group
+    /// is renamed into place and its directories synced (one commit per group).
+    async fn put_ordered(&self, groups: Vec<Vec<(String, Bytes)>>) -> Result<()> {
+        let mut targets = Vec::new();
+        let mut writes = Vec::new();
+        for (g, group) in groups.into_iter().enumerate() {
+            for (key, content) in group {
+                targets.push((g, key.clone(), self.path(&key)?));
+                let inner = Arc::clone(&self.inner);
+                writes.push(move || {
+                    inner
+                        .write_temp(&content)
+                        .map_err(|e| StoreError::io("put", &key, e))
+                });
+            }
+        }
+        let temps = in_parallel(writes).await?;
+        let mut staged: Vec<(usize, String, PathBuf, PathBuf)> = targets
+            .into_iter()
+            .zip(temps)
+            .map(|((g, key, target), tmp)| (g, key, target, tmp))
+            .collect();
+        let mut result = Ok(());
+        let last_group = staged.iter().map(|s| s.0).max().unwrap_or(0);
+        for g in 0..=last_group {
+            let renames = staged
+                .iter()
+                .filter(|s| s.0 == g)
+                .map(|(_, key, target, tmp)| {
+                    let (inner, key) = (Arc::clone(&self.inner), key.clone());
+                    let (target, tmp) = (target.clone(), tmp.clone());
+                    move || {
+                        inner
+                            .rename_durable(&tmp, &target)
+                            .map_err(|e| StoreError::io("put", &key, e))
+                    }
+                })
+                .collect();
+            result = in_parallel(renames).await.map(drop);
+            if result.is_err() {
+                break;
+            }
+            staged.retain(|s| s.0 != g);
+        }
+        // Whatever was not renamed (after a failure) is removed.
+        let leftovers: Vec<PathBuf> = staged.into_iter().map(|s| s.3).collect();
+        if !leftovers.is_empty() {
+            let _ = blocking(move || {
+                for tmp in leftovers {
+                    let _ = fs::remove_file(tmp);
+                }
+                Ok(())
+            })
+            .await;
+        }
+        result
+    }
+
+    async fn reader(&self, key: &str, offset: u64, len: Option<u64>) -> Result<(u64, ByteStream)> {
+        let path = self.path(key)?;
+        let owned_key = key.to_owned();
+        let (file, size, end) = blocking(move || {
+            let file = File::open(&path).map_err(|e| StoreError::io("open", &owned_key, e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| StoreError::io("stat", &owned_key, e))?;
+            if !meta.is_file() {
+                return Err(StoreError::NotFound { key: owned_key });
+            }
+            let end = range_end(&owned_key, meta.len(), offset, len)?;
+            Ok((Arc::new(file), meta.len(), end))
+        })
+        .await?;
+        let starts: Vec<u64> = (offset..end).step_by(READ_CHUNK as usize).collect();
+        // Each chunk is an independent positional read, so `buffered(2)` reads one ahead.
+        let body = stream::iter(starts)
+            .map(move |at| {
+                let file = Arc::clone(&file);
+                let want = (end - at).min(READ_CHUNK);
+                async move { read_chunk(file, at, want).await }
+            })
+            .buffered(2);
+        Ok((size, Box::pin(body)))
+    }
+
+    async fn writer(&self, key: &str, append: bool) -> Result<Box<dyn FileWriter>> {
+        let path = self.path(key)?;
+        let inner = Arc::clone(&self.inner);
+        let owned_key = key.to_owned();
+        blocking(move || {
+            let fail = |e| StoreError::io("open writer", &owned_key, e);
+            let dir = parent_of(&path).map_err(fail)?.to_path_buf();
+            inner.ensure_dir(&dir).map_err(fail)?;
+            let existed = path.exists();
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(!append)
+                .open(&path)
+                .map_err(fail)?;
+            let size = file.seek(SeekFrom::End(0)).map_err(fail)?;
+            let writer: Box<dyn FileWriter> = Box::new(FsWriter {
+                file: Arc::new(file),
+                key: owned_key,
+                path,
+                dir,
+                created: !existed,
+                size,
+                pending: None,
+                background_sync: None,
+                unsynced: 0,
+            });
+            Ok(writer)
+        })
+        .await
+    }
+
+    async fn stat(&self, key: &str) -> Result<ObjectMeta> {
+        let path = self.path(key)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| StoreError::io("stat", key, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound {
+                key: key.to_owned(),
+            });
+        }
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = self.prefix_path(prefix)?;
+        let base = key_prefix(prefix);
+        blocking(move || {
+            let mut out = Vec::new();
+            for (name, _) in read_dir_visible(&dir).map_err(|e| StoreError::io("list", &base, e))? {
+                out.push(format!("{base}{name}"));
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn walk(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let dir = self.prefix_path(prefix)?;
+        let base = key_prefix(prefix);
+        blocking(move || {
+            let mut out = Vec::new();
+            let mut stack = vec![(dir, base)];
+            while let Some((dir, base)) = stack.pop() {
+                let entries = read_dir_visible(&dir).map_err(|e| StoreError::io("walk", &base, e))?;
+                for (name, entry) in entries {
+                    let key = format!("{base}{name}");
+                    let meta = match entry.metadata() {
+                        Ok(m) => m,
+                        // Deleted while we walked: skip it.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io("walk", &key, e)),
+                    };
+                    if meta.is_dir() {
+                        stack.push((entry.path(), format!("{key}/")));
+                    } else if meta.is_file() {
+                        out.push(ObjectMeta {
+                            key,
+                            size: meta.len(),
+                            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        });
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn move_object(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.path(from)?, self.path(to)?);
+        let inner = Arc::clone(&self.inner);
+        let from = from.to_owned();
+        blocking(move || {
+            if !src.is_file() {
+                return Err(StoreError::NotFound { key: from });
+            }
+            inner
+                .rename_durable(&src, &dst)
+                .map_err(|e| StoreError::io("move", &from, e))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        let inner = Arc::clone(&self.inner);
+        let key = key.to_owned();
+        blocking(move || {
+            let fail = |e| StoreError::io("delete", &key, e);
+            let meta = fs::symlink_metadata(&path).map_err(fail)?;
+            if meta.is_dir() {
+                inner.forget_dirs(&path);
+                fs::remove_dir_all(&path).map_err(fail)?;
+            } else {
+                fs::remove_file(&path).map_err(fail)?;
+            }
+            fsync_dir(parent_of(&path).map_err(fail)?).map_err(fail)
+        })
+        .await
+    }
+}
+
+/// `prefix` as a key prefix ending in `/` (empty for the root).
+fn key_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
+/// Entries of `dir` whose names are valid key components; a missing dir is empty.
+fn read_dir_visible(dir: &Path) -> io::Result<Vec<(String, fs::DirEntry)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if validate_key(&name).is_ok() {
+            out.push((name, entry));
+        }
+    }
+    Ok(out)
+}
+
+async fn read_chunk(file: Arc<File>, at: u64, want: u64) -> io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let want = usize::try_from(want).map_err(io::Error::other)?;
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            match file.read_at(&mut buf[filled..], at + filled as u64) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "object shrank while being read",
+                    ))
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(buf.freeze())
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// Writes all chunks at the file's cursor with vectored writes.
+fn write_all_chunks(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| IoSlice::new(c))
+        .collect();
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A file writer that keeps one write in flight on the blocking pool, so the caller can
+/// hash the next chunk while the previous one is being written.
+struct FsWriter {
+    file: Arc<File>,
+    key: String,
+    path: PathBuf,
+    dir: PathBuf,
+    created: bool,
+    size: u64,
+    pending: Option<JoinHandle<io::Result<()>>>,
+    background_sync: Option<JoinHandle<io::Result<()>>>,
+    unsynced: u64,
+}
+
+async fn join_io(task: Option<JoinHandle<io::Result<()>>>, op: &'static str, key: &str) -> Result<()> {
+    if let Some(task) = task {
+        task.await
+            .map_err(|e| StoreError::Internal(format!("{op} task failed: {e}")))?
+            .map_err(|e| StoreError::io(op, key, e))?;
+    }
+    Ok(())
+}
+
+impl FsWriter {
+    async fn wait_pending(&mut self) -> Result<()> {
+        join_io(self.pending.take(), "write", &self.key).await
+    }
+
+    /// Waits for the pending write and any background sync.
+    async fn settle(&mut self) -> Result<()> {
+        let written = self.wait_pending().await;
+        let synced = join_io(self.background_sync.take(), "sync", &self.key).await;
+        written.and(synced)
+    }
+
+    /// Starts a background `fdatasync` once enough unsynced bytes piled up and the previous
+    /// one finished.
+    async fn maybe_sync_in_background(&mut self) -> Result<()> {
+        if self.unsynced < BACKGROUND_SYNC {
+            return Ok(());
+        }
+        if self.background_sync.as_ref().is_some_and(|t| !t.is_finished()) {
+            return Ok(());
+        }
+        join_io(self.background_sync.take(), "sync", &self.key).await?;
+        let file = Arc::clone(&self.file);
+        self.background_sync = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        self.unsynced = 0;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FileWriter for FsWriter {
+    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()> {
+        self.wait_pending().await?;
+        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if len == 0 {
+            return Ok(());
+        }
+        let file = Arc::clone(&self.file);
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            write_all_chunks(&file, &chunks)
+        }));
+        self.size += len;
+        self.unsynced += len;
+        self.maybe_sync_in_background().await
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64> {
+        self.settle().await?;
+        let (file, dir, created) = (Arc::clone(&self.file), self.dir.clone(), self.created);
+        let key = self.key.clone();
+        blocking(move || {
+            file.sync_all()
+                .map_err(|e| StoreError::io("sync", &key, e))?;
+            if created {
+                fsync_dir(&dir).map_err(|e| StoreError::io("sync dir", &key, e))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(self.size)
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<u64> {
+        self.settle().await?;
+        Ok(self.size)
+    }
+
+    async fn cancel(mut self: Box<Self>) -> Result<()> {
+        // The pending write's outcome no longer matters: the file goes away.
+        let _ = self.settle().await;
+        let (path, key) = (self.path.clone(), self.key.clone());
+        blocking(move || match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("cancel", &key, e)),
+        })
+        .await
+    }
+}

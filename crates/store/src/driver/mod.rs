@@ -1,0 +1,160 @@
+//! The storage driver: a small key/value object interface every backend implements.
+//!
+//! Keys are `/`-separated relative names (`blobs/sha256/ab/ab12…`). Components are non-empty,
+//! never `.`/`..`, never start with `.` (drivers keep private state such as temp files under
+//! dot-names, which are therefore unreachable and never listed) and never contain `\` or NUL.
+//! "Directories" are implied by key prefixes, as in an object store: nothing in this trait
+//! assumes local paths or an atomic rename, so an S3/Azure driver can implement it with
+//! put/get/list/copy/delete and multipart uploads.
+//!
+//! Contract (checked for every driver by [`conformance`]):
+//! - [`Driver::put_content`] is atomic (a reader sees the old object or the new one, never a
+//!   torn one) and durable when it returns.
+//! - [`Driver::move_object`] makes the source's committed bytes visible under the destination
+//!   atomically (filesystem: rename; object store: server-side copy, then delete).
+//! - A [`FileWriter`] is for large, resumable objects (upload sessions): bytes are appended
+//!   across requests, `commit` makes everything written durable, `close` only flushes.
+
+pub mod conformance;
+pub mod fs;
+pub mod memory;
+
+use std::fmt;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Result, StoreError};
+use crate::ByteStream;
+
+pub use fs::FsDriver;
+pub use memory::MemoryDriver;
+
+/// Size and modification time of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's full key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub modified: SystemTime,
+}
+
+/// A key/value object store with just enough operations for a registry.
+#[async_trait]
+pub trait Driver: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs (`"filesystem"`, `"memory"`).
+    fn name(&self) -> &'static str;
+
+    /// Reads a whole (small) object.
+    async fn get_content(&self, key: &str) -> Result<Bytes>;
+
+    /// Stores a whole (small) object, replacing any previous one atomically and durably.
+    async fn put_content(&self, key: &str, content: Bytes) -> Result<()>;
+
+    /// Stores small objects in ordered groups. Each object is replaced atomically; all are
+    /// durable when this returns; no object of a group becomes visible before every object of
+    /// the earlier groups is durably visible. Drivers override it to overlap the syncs of
+    /// independent writes (the default writes group by group, each group concurrently).
+    async fn put_ordered(&self, groups: Vec<Vec<(String, Bytes)>>) -> Result<()> {
+        for group in groups {
+            futures_util::future::try_join_all(
+                group
+                    .into_iter()
+                    .map(|(key, content)| async move { self.put_content(&key, content).await }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Streams `len` bytes (all remaining when `None`) from `offset`; returns the object's
+    /// total size and the stream. An offset past the end, or a length reaching past it, is
+    /// [`StoreError::RangeInvalid`].
+    async fn reader(&self, key: &str, offset: u64, len: Option<u64>) -> Result<(u64, ByteStream)>;
+
+    /// Opens a writer on `key`: with `append` it continues after the existing bytes (an absent
+    /// object counts as empty), without it the object is truncated.
+    async fn writer(&self, key: &str, append: bool) -> Result<Box<dyn FileWriter>>;
+
+    /// Size and modification time of an object (never of a "directory").
+    async fn stat(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// Direct children of `prefix` (objects and "directories"), as full keys, sorted.
+    /// An absent prefix gives an empty list.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Every object below `prefix` (recursively), sorted by key. Absent prefix: empty.
+    async fn walk(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Moves an object to a new key (replacing what is there), atomically and durably.
+    async fn move_object(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Deletes an object, or everything below a prefix; [`StoreError::NotFound`] if neither exists.
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// An open writer on one object (see [`Driver::writer`]).
+#[async_trait]
+pub trait FileWriter: Send {
+    /// Appends the chunks, in order (vectored: no concatenation copy needed).
+    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()>;
+
+    /// Total size of the object so far, including bytes written before this writer opened.
+    fn size(&self) -> u64;
+
+    /// Flushes everything and makes it durable; returns the total size.
+    async fn commit(self: Box<Self>) -> Result<u64>;
+
+    /// Flushes what was written (not necessarily durable) so a later writer can append;
+    /// returns the total size.
+    async fn close(self: Box<Self>) -> Result<u64>;
+
+    /// Abandons the writer and deletes the object.
+    async fn cancel(self: Box<Self>) -> Result<()>;
+}
+
+/// Checks that `key` is a valid storage key (see the module docs).
+pub fn validate_key(key: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.chars().take(300).collect(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty key");
+    }
+    for component in key.split('/') {
+        if component.is_empty() {
+            return bad("empty component");
+        }
+        if component.starts_with('.') {
+            return bad("component starts with '.'");
+        }
+        if component.contains(['\\', '\0']) {
+            return bad("component contains '\\' or NUL");
+        }
+    }
+    Ok(())
+}
+
+/// Validates a `(offset, len)` request against an object of `size` bytes and returns the
+/// exclusive end offset.
+pub(crate) fn range_end(key: &str, size: u64, offset: u64, len: Option<u64>) -> Result<u64> {
+    let end = match len {
+        Some(len) => offset.checked_add(len),
+        None => Some(size),
+    };
+    match end {
+        Some(end) if offset <= size && end <= size && offset <= end => Ok(end),
+        _ => Err(StoreError::RangeInvalid {
+            message: format!(
+                "range offset {offset} length {len:?} outside {key} of {size} bytes",
+                len = len
+            ),
+        }),
+    }
+}

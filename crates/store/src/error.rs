@@ -1,0 +1,162 @@
+//! The crate's one error type, covering both the driver layer and the registry semantics.
+
+use ocireg_oci::{Digest, ErrorCode, OciError};
+use serde_json::{json, Value};
+
+/// Everything that can go wrong in storage or in registry semantics.
+///
+/// [`StoreError::code`] maps an error onto the spec's error code; `None` means an internal
+/// failure (the server answers 500 and logs it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Driver: no object under this key.
+    #[error("storage object not found: {key}")]
+    NotFound {
+        /// The missing key.
+        key: String,
+    },
+    /// Driver: the key is not a valid storage key (empty component, `.`/`..`, hidden name, ...).
+    #[error("invalid storage key {key:?}: {reason}")]
+    InvalidKey {
+        /// The rejected key.
+        key: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// Driver: an I/O operation failed.
+    #[error("storage {op} failed for {key}: {source}")]
+    Io {
+        /// The operation (`"read"`, `"rename"`, ...).
+        op: &'static str,
+        /// The key (or path) involved.
+        key: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A byte range outside the object, or an upload chunk not starting at the current offset.
+    #[error("range invalid: {message}")]
+    RangeInvalid {
+        /// What was wrong with the range.
+        message: String,
+    },
+    /// The blob is not linked in the repository.
+    #[error("blob unknown to repository: {digest}")]
+    BlobUnknown {
+        /// The blob's digest.
+        digest: Digest,
+    },
+    /// No such upload session in the repository.
+    #[error("blob upload unknown: {session}")]
+    UploadUnknown {
+        /// The session id as given.
+        session: String,
+    },
+    /// The content did not hash to the digest the client gave.
+    #[error("digest mismatch: expected {expected}, computed {computed}")]
+    DigestMismatch {
+        /// The digest the client claimed.
+        expected: Digest,
+        /// The digest of the bytes received.
+        computed: Digest,
+    },
+    /// A manifest references a blob or child manifest that the repository does not have.
+    #[error("manifest references unknown {kind} {digest}")]
+    ManifestBlobUnknown {
+        /// `"blob"` or `"manifest"`.
+        kind: &'static str,
+        /// The missing digest.
+        digest: Digest,
+    },
+    /// No manifest under this reference in the repository.
+    #[error("manifest unknown: {reference}")]
+    ManifestUnknown {
+        /// The tag or digest asked for.
+        reference: String,
+    },
+    /// The repository does not exist.
+    #[error("repository name not known to registry: {name}")]
+    NameUnknown {
+        /// The repository name.
+        name: String,
+    },
+    /// A spec error raised by `ocireg-oci` (invalid manifest, invalid digest, ...).
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    /// The request body stream failed (client went away, length limit, ...).
+    #[error("request body failed: {0}")]
+    Body(#[source] std::io::Error),
+    /// Anything else that is our fault (a background task panicked, corrupt metadata, ...).
+    #[error("internal storage error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// The spec error code, or `None` for an internal error (500).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            StoreError::NotFound { .. }
+            | StoreError::InvalidKey { .. }
+            | StoreError::Io { .. }
+            | StoreError::Internal(_) => None,
+            StoreError::RangeInvalid { .. } => Some(ErrorCode::RangeInvalid),
+            StoreError::BlobUnknown { .. } => Some(ErrorCode::BlobUnknown),
+            StoreError::UploadUnknown { .. } => Some(ErrorCode::BlobUploadUnknown),
+            StoreError::DigestMismatch { .. } => Some(ErrorCode::DigestInvalid),
+            StoreError::ManifestBlobUnknown { .. } => Some(ErrorCode::ManifestBlobUnknown),
+            StoreError::ManifestUnknown { .. } => Some(ErrorCode::ManifestUnknown),
+            StoreError::NameUnknown { .. } => Some(ErrorCode::NameUnknown),
+            StoreError::Oci(e) => Some(e.code),
+            StoreError::Body(_) => Some(ErrorCode::BlobUploadInvalid),
+        }
+    }
+
+    /// A message for the error envelope.
+    pub fn message(&self) -> String {
+        match self {
+            StoreError::Oci(e) => e.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Structured detail for the error envelope, when there is some.
+    pub fn detail(&self) -> Option<Value> {
+        match self {
+            StoreError::BlobUnknown { digest } => Some(json!({ "digest": digest.to_string() })),
+            StoreError::DigestMismatch { expected, computed } => Some(json!({
+                "expected": expected.to_string(),
+                "computed": computed.to_string(),
+            })),
+            StoreError::ManifestBlobUnknown { kind, digest } => {
+                Some(json!({ "digest": digest.to_string(), "kind": kind }))
+            }
+            StoreError::ManifestUnknown { reference } => Some(json!({ "reference": reference })),
+            StoreError::NameUnknown { name } => Some(json!({ "name": name })),
+            StoreError::Oci(e) => e.detail.clone(),
+            _ => None,
+        }
+    }
+
+    /// True for a driver-level "no such object".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+
+    /// Wraps an I/O error, turning `ErrorKind::NotFound` into [`StoreError::NotFound`].
+    pub(crate) fn io(op: &'static str, key: &str, source: std::io::Error) -> StoreError {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound {
+                key: key.to_owned(),
+            }
+        } else {
+            StoreError::Io {
+                op,
+                key: key.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,163 @@
+//! The in-memory repository index: repositories → tags, manifest revisions, blob links,
+//! referrers. Built from storage at open ([`crate::rebuild`]) and updated after every durable
+//! write, so tag listings, the catalog and link checks never touch storage.
+//!
+//! One `parking_lot::RwLock` guards everything; it is only taken for short, synchronous
+//! sections and never across an `.await`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use ocireg_oci::Digest;
+use parking_lot::RwLock;
+
+use crate::paths::DataLoc;
+
+/// What the index knows about a stored manifest, derived from its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestMeta {
+    /// Media type recorded at put.
+    pub media_type: String,
+    /// Size of the manifest bytes.
+    pub size: u64,
+    /// The artifact type a referrers listing shows (`artifactType`, else config media type).
+    pub artifact_type: Option<String>,
+    /// Top-level annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The subject digest, if any.
+    pub subject: Option<Digest>,
+}
+
+/// One repository's entries.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Repo {
+    pub tags: BTreeMap<String, Digest>,
+    /// Revisions; the metadata is filled lazily (on put, or on first read after open).
+    pub manifests: HashMap<Digest, Option<Arc<ManifestMeta>>>,
+    /// Blob links, with the data size once known.
+    pub blobs: HashMap<Digest, Option<u64>>,
+    /// Digests whose bytes this repository holds itself (`_blobs/`).
+    pub local: HashSet<Digest>,
+    /// Subject → referring manifests.
+    pub referrers: HashMap<Digest, BTreeSet<Digest>>,
+}
+
+impl Repo {
+    /// True when nothing would make the repository visible.
+    fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+            && self.manifests.is_empty()
+            && self.blobs.is_empty()
+            && self.referrers.is_empty()
+    }
+
+    /// Where this repository reads `digest`'s bytes from.
+    pub fn loc(&self, digest: &Digest) -> DataLoc {
+        if self.local.contains(digest) {
+            DataLoc::Local
+        } else {
+            DataLoc::Shared
+        }
+    }
+}
+
+/// A read-only copy of one repository's index entries (for tests, GC and diagnostics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoSnapshot {
+    /// Tag → manifest digest.
+    pub tags: BTreeMap<String, Digest>,
+    /// Manifest revisions.
+    pub manifests: BTreeSet<Digest>,
+    /// Linked blobs.
+    pub blobs: BTreeSet<Digest>,
+    /// Digests whose bytes the repository holds itself (dedupe off).
+    pub local_data: BTreeSet<Digest>,
+    /// Subject → referring manifests.
+    pub referrers: BTreeMap<Digest, BTreeSet<Digest>>,
+}
+
+/// All repositories, sorted by name.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    repos: RwLock<BTreeMap<String, Repo>>,
+}
+
+impl Index {
+    /// An index over the given repositories (empty ones are dropped).
+    pub fn from_repos(mut repos: BTreeMap<String, Repo>) -> Index {
+        repos.retain(|_, r| !r.is_empty());
+        Index {
+            repos: RwLock::new(repos),
+        }
+    }
+
+    /// Runs `f` on the repository, if it exists.
+    pub fn read<T>(&self, repo: &str, f: impl FnOnce(&Repo) -> T) -> Option<T> {
+        self.repos.read().get(repo).map(f)
+    }
+
+    /// Runs `f` on the repository or on `None` when it does not exist.
+    pub fn read_opt<T>(&self, repo: &str, f: impl FnOnce(Option<&Repo>) -> T) -> T {
+        f(self.repos.read().get(repo))
+    }
+
+    /// Runs `f` on the repository, creating it if needed; drops it again if left empty.
+    pub fn write<T>(&self, repo: &str, f: impl FnOnce(&mut Repo) -> T) -> T {
+        let mut repos = self.repos.write();
+        let entry = repos.entry(repo.to_owned()).or_default();
+        let out = f(entry);
+        if entry.is_empty() {
+            repos.remove(repo);
+        }
+        out
+    }
+
+    /// Runs `f` over all repositories (read-only).
+    pub fn read_all<T>(&self, f: impl FnOnce(&BTreeMap<String, Repo>) -> T) -> T {
+        f(&self.repos.read())
+    }
+
+    /// Repository names after `last`, at most `n`.
+    pub fn catalog(&self, last: Option<&str>, n: Option<usize>) -> Vec<String> {
+        let repos = self.repos.read();
+        let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
+        repos
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(n.unwrap_or(usize::MAX))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// A copy of every repository's entries.
+    pub fn snapshot(&self) -> BTreeMap<String, RepoSnapshot> {
+        self.repos
+            .read()
+            .iter()
+            .map(|(name, r)| {
+                let snap = RepoSnapshot {
+                    tags: r.tags.clone(),
+                    manifests: r.manifests.keys().cloned().collect(),
+                    blobs: r.blobs.keys().cloned().collect(),
+                    local_data: r.local.iter().cloned().collect(),
+                    referrers: r
+                        .referrers
+                        .iter()
+                        .map(|(s, set)| (s.clone(), set.clone()))
+                        .collect(),
+                };
+                (name.clone(), snap)
+            })
+            .collect()
+    }
+}
+
+/// Tags of `repo` after `last`, at most `n`.
+pub(crate) fn tag_page(repo: &Repo, last: Option<&str>, n: Option<usize>) -> Vec<String> {
+    let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
+    repo.tags
+        .range::<str, _>((lower, Bound::Unbounded))
+        .take(n.unwrap_or(usize::MAX))
+        .map(|(t, _)| t.clone())
+        .collect()
+}

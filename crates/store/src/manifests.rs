@@ -1,0 +1,393 @@
+//! Manifest semantics: put, get, delete, tag listing, catalog, referrers.
+//!
+//! Manifests are stored byte-for-byte as content-addressed data (like blobs) and linked into a
+//! repository by a revision link; tags and referrer links point at revisions. See
+//! [`crate::paths`] for the write order and why a put needs only two rounds of fsyncs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ocireg_oci::{
+    parse_manifest, Algorithm, Descriptor, Digest, ParsedManifest, Reference, RepoName,
+};
+
+use crate::error::{Result, StoreError};
+use crate::index::{tag_page, ManifestMeta, Repo};
+use crate::paths::{self, DataLoc};
+use crate::store::{ManifestPut, Store, StoredManifest};
+
+/// The index metadata of a parsed manifest of `size` bytes.
+pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
+    ManifestMeta {
+        media_type: parsed.media_type.clone(),
+        size,
+        artifact_type: parsed.referrer_artifact_type().map(str::to_owned),
+        annotations: parsed.annotations.clone(),
+        subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+    }
+}
+
+/// The first reference of `parsed` that `repo` does not have.
+fn first_missing(parsed: &ParsedManifest, repo: Option<&Repo>) -> Option<(&'static str, Digest)> {
+    for blob in parsed.blob_refs() {
+        if !repo.is_some_and(|r| r.blobs.contains_key(&blob.digest)) {
+            return Some(("blob", blob.digest.clone()));
+        }
+    }
+    for child in parsed.manifest_refs() {
+        if !repo.is_some_and(|r| r.manifests.contains_key(&child.digest)) {
+            return Some(("manifest", child.digest.clone()));
+        }
+    }
+    None
+}
+
+fn manifest_unknown(reference: &impl std::fmt::Display) -> StoreError {
+    StoreError::ManifestUnknown {
+        reference: reference.to_string(),
+    }
+}
+
+fn name_unknown(repo: &RepoName) -> StoreError {
+    StoreError::NameUnknown {
+        name: repo.as_str().to_owned(),
+    }
+}
+
+/// Resolved state of one manifest in a repository.
+struct Resolved {
+    digest: Digest,
+    meta: Option<Arc<ManifestMeta>>,
+    loc: DataLoc,
+}
+
+impl Store {
+    /// Validates and stores a manifest under a tag or digest (see the crate docs for rules).
+    pub async fn manifest_put(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<ManifestPut> {
+        let parsed = parse_manifest(&body, content_type)?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let computed = Digest::compute(expected.algorithm(), &body);
+                if computed != *expected {
+                    return Err(StoreError::DigestMismatch {
+                        expected: expected.clone(),
+                        computed,
+                    });
+                }
+                computed
+            }
+            Reference::Tag(_) => Digest::compute(Algorithm::Sha256, &body),
+        };
+        let name = repo.as_str();
+        let index = &self.inner.index;
+        if let Some((kind, missing)) = index.read_opt(name, |r| first_missing(&parsed, r)) {
+            return Err(StoreError::ManifestBlobUnknown {
+                kind,
+                digest: missing,
+            });
+        }
+        let meta = Arc::new(meta_of(&parsed, body.len() as u64));
+        let driver = self.inner.driver.as_ref();
+
+        let _digest_guard = self.inner.digest_locks.lock(&digest).await;
+        let existing_loc = index
+            .read(name, |r| r.manifests.contains_key(&digest).then(|| r.loc(&digest)))
+            .flatten();
+        let loc = existing_loc.unwrap_or_else(|| self.write_loc());
+        let mut bytes_group = Vec::new();
+        let mut links = Vec::new();
+        if existing_loc.is_none() {
+            let target = paths::data(name, &digest, loc);
+            let present = match driver.stat(&target).await {
+                Ok(m) => m.size == body.len() as u64,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e),
+            };
+            if !present {
+                bytes_group.push((target, body.clone()));
+            }
+            let revision = paths::revision_content(&digest, &meta.media_type);
+            links.push((paths::revision_link(name, &digest), Bytes::from(revision)));
+            if let Some(subject) = &meta.subject {
+                let key = paths::referrer_link(name, subject, &digest);
+                links.push((key, Bytes::from(digest.to_string())));
+            }
+        }
+        let tag = reference.as_tag();
+        let _tag_guard = match tag {
+            Some(t) => Some(self.inner.tag_locks.lock(&(name, t.as_str())).await),
+            None => None,
+        };
+        if let Some(t) = tag {
+            let moves = index
+                .read(name, |r| r.tags.get(t.as_str()) != Some(&digest))
+                .unwrap_or(true);
+            if moves {
+                let key = paths::tag_link(name, t.as_str());
+                links.push((key, Bytes::from(digest.to_string())));
+            }
+        }
+        // The bytes are durable before any link names them; the links go together. The
+        // filesystem driver syncs all temp files at once, then renames group by group.
+        let groups: Vec<Vec<(String, Bytes)>> = [bytes_group, links]
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .collect();
+        if !groups.is_empty() {
+            driver.put_ordered(groups).await?;
+        }
+
+        index.write(name, |r| {
+            r.manifests.insert(digest.clone(), Some(Arc::clone(&meta)));
+            if loc == DataLoc::Local {
+                r.local.insert(digest.clone());
+            }
+            if let Some(t) = tag {
+                r.tags.insert(t.as_str().to_owned(), digest.clone());
+            }
+            if let Some(subject) = &meta.subject {
+                r.referrers
+                    .entry(subject.clone())
+                    .or_default()
+                    .insert(digest.clone());
+            }
+        });
+        self.inner.cache.insert(&digest, &body);
+        Ok(ManifestPut {
+            subject: meta.subject.clone(),
+            digest,
+        })
+    }
+
+    /// The manifest under a tag or digest: exact bytes and media type.
+    pub async fn manifest_get(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+        let resolved = self.resolve(repo, reference)?;
+        let (meta, body) = self.load(repo, &resolved).await?;
+        Ok(StoredManifest {
+            digest: resolved.digest,
+            media_type: meta.media_type.clone(),
+            body,
+        })
+    }
+
+    /// Deletes by digest (the revision, every tag on it and its referrer entry) or by tag (just
+    /// the tag). The bytes stay until garbage collection.
+    pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let name = repo.as_str();
+        let index = &self.inner.index;
+        let driver = self.inner.driver.as_ref();
+        match reference {
+            Reference::Tag(tag) => {
+                let _guard = self.inner.tag_locks.lock(&(name, tag.as_str())).await;
+                let known = index.read(name, |r| r.tags.contains_key(tag.as_str()));
+                match known {
+                    None => return Err(name_unknown(repo)),
+                    Some(false) => return Err(manifest_unknown(tag)),
+                    Some(true) => {}
+                }
+                delete_link(driver, &paths::tag_link(name, tag.as_str())).await?;
+                index.write(name, |r| {
+                    r.tags.remove(tag.as_str());
+                });
+                Ok(())
+            }
+            Reference::Digest(digest) => {
+                let _guard = self.inner.digest_locks.lock(digest).await;
+                let resolved = self.resolve(repo, reference)?;
+                // Tags first, then the revision, then the referrer link (see `paths`).
+                let tags: Vec<String> = index
+                    .read(name, |r| {
+                        r.tags
+                            .iter()
+                            .filter(|(_, d)| **d == *digest)
+                            .map(|(t, _)| t.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for tag in tags {
+                    let _tag_guard = self.inner.tag_locks.lock(&(name, tag.as_str())).await;
+                    let still = index
+                        .read(name, |r| r.tags.get(&tag) == Some(digest))
+                        .unwrap_or(false);
+                    if still {
+                        delete_link(driver, &paths::tag_link(name, &tag)).await?;
+                        index.write(name, |r| {
+                            r.tags.remove(&tag);
+                        });
+                    }
+                }
+                let subject = match &resolved.meta {
+                    Some(meta) => meta.subject.clone(),
+                    None => self.load(repo, &resolved).await?.0.subject.clone(),
+                };
+                delete_link(driver, &paths::revision_link(name, digest)).await?;
+                index.write(name, |r| {
+                    r.manifests.remove(digest);
+                });
+                if let Some(subject) = subject {
+                    delete_link(driver, &paths::referrer_link(name, &subject, digest)).await?;
+                    index.write(name, |r| {
+                        if let Some(set) = r.referrers.get_mut(&subject) {
+                            set.remove(digest);
+                            if set.is_empty() {
+                                r.referrers.remove(&subject);
+                            }
+                        }
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Tags of a repository, sorted, after `last`, at most `n`; `NAME_UNKNOWN` for an unknown
+    /// repository.
+    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: Option<usize>) -> Result<Vec<String>> {
+        self.inner
+            .index
+            .read(repo.as_str(), |r| tag_page(r, last, n))
+            .ok_or_else(|| name_unknown(repo))
+    }
+
+    /// Repository names, sorted, after `last`, at most `n`.
+    pub async fn catalog(&self, last: Option<&str>, n: Option<usize>) -> Result<Vec<String>> {
+        Ok(self.inner.index.catalog(last, n))
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally only those with the given
+    /// artifact type, as descriptors (mediaType, digest, size, artifactType, annotations).
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let entries: Vec<Resolved> = self
+            .inner
+            .index
+            .read(repo.as_str(), |r| {
+                r.referrers.get(subject).map(|set| {
+                    set.iter()
+                        .map(|d| Resolved {
+                            digest: d.clone(),
+                            meta: r.manifests.get(d).cloned().flatten(),
+                            loc: r.loc(d),
+                        })
+                        .collect()
+                })
+            })
+            .flatten()
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let meta = match &entry.meta {
+                Some(meta) => Arc::clone(meta),
+                None => match self.load(repo, &entry).await {
+                    Ok((meta, _)) => meta,
+                    // Deleted since we looked: skip it.
+                    Err(StoreError::ManifestUnknown { .. }) => continue,
+                    Err(e) => return Err(e),
+                },
+            };
+            if artifact_type.is_some_and(|want| meta.artifact_type.as_deref() != Some(want)) {
+                continue;
+            }
+            let mut descriptor = Descriptor::new(meta.media_type.clone(), entry.digest, meta.size);
+            descriptor.artifact_type = meta.artifact_type.clone();
+            if !meta.annotations.is_empty() {
+                descriptor.annotations = Some(meta.annotations.clone());
+            }
+            out.push(descriptor);
+        }
+        Ok(out)
+    }
+
+    /// Finds the digest a reference names in `repo`, with what the index knows about it.
+    fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<Resolved> {
+        let found = self.inner.index.read(repo.as_str(), |r| {
+            let digest = match reference {
+                Reference::Tag(t) => r.tags.get(t.as_str())?.clone(),
+                Reference::Digest(d) => d.clone(),
+            };
+            let meta = r.manifests.get(&digest)?.clone();
+            let loc = r.loc(&digest);
+            Some(Resolved { digest, meta, loc })
+        });
+        match found {
+            None => Err(name_unknown(repo)),
+            Some(None) => Err(manifest_unknown(reference)),
+            Some(Some(resolved)) => Ok(resolved),
+        }
+    }
+
+    /// Metadata and bytes of a resolved manifest, from the cache or storage (verified), and
+    /// fills the index's metadata when it was not known yet.
+    async fn load(&self, repo: &RepoName, resolved: &Resolved) -> Result<(Arc<ManifestMeta>, Bytes)> {
+        let digest = &resolved.digest;
+        let cached = self.inner.cache.get(digest);
+        if let (Some(meta), Some(body)) = (&resolved.meta, &cached) {
+            return Ok((Arc::clone(meta), body.clone()));
+        }
+        let name = repo.as_str();
+        let driver = self.inner.driver.as_ref();
+        let body = match cached {
+            Some(body) => body,
+            None => {
+                let key = paths::data(name, digest, resolved.loc);
+                let body = match driver.get_content(&key).await {
+                    Ok(body) => body,
+                    Err(e) if e.is_not_found() => {
+                        tracing::warn!(repo = name, %digest, "manifest revision without bytes");
+                        return Err(manifest_unknown(digest));
+                    }
+                    Err(e) => return Err(e),
+                };
+                if Digest::compute(digest.algorithm(), &body) != *digest {
+                    return Err(StoreError::Internal(format!(
+                        "stored bytes of manifest {digest} in {name} are corrupt"
+                    )));
+                }
+                self.inner.cache.insert(digest, &body);
+                body
+            }
+        };
+        if let Some(meta) = &resolved.meta {
+            return Ok((Arc::clone(meta), body));
+        }
+        let recorded = match driver.get_content(&paths::revision_link(name, digest)).await {
+            Ok(content) => paths::parse_revision_content(&content).map(|(_, mt)| mt),
+            Err(e) if e.is_not_found() => return Err(manifest_unknown(digest)),
+            Err(e) => return Err(e),
+        }
+        .filter(|mt| !mt.is_empty());
+        let parsed = parse_manifest(&body, recorded.as_deref()).map_err(|e| {
+            StoreError::Internal(format!("stored manifest {digest} in {name} no longer parses: {e}"))
+        })?;
+        let mut meta = meta_of(&parsed, body.len() as u64);
+        if let Some(mt) = recorded {
+            meta.media_type = mt;
+        }
+        let meta = Arc::new(meta);
+        self.inner.index.write(name, |r| {
+            if let Some(slot) = r.manifests.get_mut(digest) {
+                *slot = Some(Arc::clone(&meta));
+            }
+        });
+        Ok((meta, body))
+    }
+}
+
+/// Deletes a link, treating an already-missing one as deleted.
+async fn delete_link(driver: &dyn crate::driver::Driver, key: &str) -> Result<()> {
+    match driver.delete(key).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}

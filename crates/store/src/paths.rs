@@ -1,0 +1,345 @@
+//! The storage layout: every key the registry reads or writes is built (and parsed) here.
+//!
+//! ```text
+//! blobs/<alg>/<hex[0..2]>/<hex>                          blob and manifest bytes, one copy per
+//!                                                        digest for the whole registry (dedupe)
+//! repositories/<name>/_layers/<alg>/<hex>                blob link: "<digest>"
+//! repositories/<name>/_blobs/<alg>/<hex>                 the repository's own copy of the bytes
+//!                                                        (written when dedupe is off)
+//! repositories/<name>/_manifests/revisions/<alg>/<hex>   manifest revision: "<digest>\n<media type>\n"
+//! repositories/<name>/_manifests/tags/<tag>              tag: "<digest>"
+//! repositories/<name>/_referrers/<alg>/<hex>/<ralg>/<rhex>
+//!                                                        manifest <ralg:rhex> has subject <alg:hex>
+//! repositories/<name>/_uploads/<id>/data                 upload session bytes (resumable)
+//! repositories/<name>/_uploads/<id>/startedat            session marker: start time, unix seconds
+//! ```
+//!
+//! Repository name components never start with `_` (name grammar), so the first `/_` in a key
+//! ends the name. Tags never contain `/` or start with `.`. Every link encodes its digests in
+//! its key, so rebuilding the index at startup lists keys and reads only the tag files.
+//!
+//! Differences from CNCF Distribution, and why:
+//! - Data and links are files named after the digest (`.../<hex>`), not `.../<hex>/data` or
+//!   `.../<hex>/link`: on a filesystem a new directory per object costs a `mkdir` plus an
+//!   fsync of its parent on every write; the 256 `<hex[0..2]>` fan-out directories (and the
+//!   per-repository directories) are created once.
+//! - One current tag file, no tag history index: a tag move is one atomic replace.
+//!
+//! Where data lives: a repository reads a digest from its own `_blobs/` copy when it has one,
+//! else from the shared `blobs/` tree. With dedupe on, writes go to `blobs/` (one copy per
+//! digest); with dedupe off, to `_blobs/` of the repository. Semantic deletes (blob unlink,
+//! manifest delete) remove links only; garbage collection (later) marks from tags, revisions,
+//! referrers and layer links and sweeps unreferenced data in both places: shared data
+//! referenced by no repository, and a repository's own data referenced by none of its links.
+//!
+//! # Crash safety and the number of fsyncs per manifest put
+//!
+//! On a filesystem every durable write costs journal commits, and a manifest put by tag
+//! writes three objects: the manifest bytes, the revision link and the tag (plus a referrer
+//! link for a manifest with a subject). Written one `put_content` after another that is four
+//! sequential commits (each is temp fsync, rename, directory fsync). The only ordering that
+//! matters is that the bytes are durably visible before any link names them, so the put uses
+//! [`crate::Driver::put_ordered`] with two groups — `[bytes]`, `[revision, tag, referrer]` —
+//! which the filesystem driver runs as three commits:
+//!
+//! 1. all temp files (bytes and links) written and fsynced concurrently: one journal commit
+//!    (concurrent fsyncs, also those of other clients, join the same commit);
+//! 2. the bytes renamed into place, their directory fsynced;
+//! 3. the links renamed into place, their directories fsynced concurrently.
+//!
+//! The bytes group is skipped when the digest's bytes already exist, and the tag when it
+//! already names the digest. Fewer would need relying on a specific filesystem's metadata
+//! ordering (renaming the links in step 2 is safe on ext4 and XFS, whose journals commit
+//! metadata in order, but not by POSIX), which this store does not do.
+//!
+//! A crash during step 3 can leave a tag or a referrer link without its revision link (the
+//! put was not acknowledged, so either outcome is allowed); [`crate::Store::open`] repairs
+//! that by restoring the revision (the bytes are durable) or dropping a dangling referrer
+//! link. Deleting a manifest removes its tags first, then the revision, then the referrer
+//! link, so a crash mid-delete leaves either a consistent untagged manifest or a dangling
+//! referrer link that open removes. Blob bytes are always durable (writer fsync, or rename +
+//! directory fsync) before their link is written, and the link before the put is acknowledged.
+
+use ocireg_oci::{Algorithm, Digest};
+
+/// Top-level prefix of shared blob data.
+pub const BLOBS: &str = "blobs";
+/// Top-level prefix of repositories.
+pub const REPOSITORIES: &str = "repositories";
+
+/// Where a repository's copy of a digest's bytes lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataLoc {
+    /// The shared, deduplicated `blobs/` tree.
+    Shared,
+    /// The repository's own `_blobs/` copy.
+    Local,
+}
+
+/// `blobs/<alg>/<hex[0..2]>/<hex>`.
+pub fn shared_data(digest: &Digest) -> String {
+    let hex = digest.hex();
+    let fan = hex.get(..2).unwrap_or(hex);
+    format!("{BLOBS}/{}/{fan}/{hex}", digest.algorithm())
+}
+
+/// `repositories/<name>`.
+pub fn repo_root(repo: &str) -> String {
+    format!("{REPOSITORIES}/{repo}")
+}
+
+/// `repositories/<name>/_blobs/<alg>/<hex>`.
+pub fn local_data(repo: &str, digest: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{repo}/_blobs/{}/{}",
+        digest.algorithm(),
+        digest.hex()
+    )
+}
+
+/// The data key of `digest` for `repo` at `loc`.
+pub fn data(repo: &str, digest: &Digest, loc: DataLoc) -> String {
+    match loc {
+        DataLoc::Shared => shared_data(digest),
+        DataLoc::Local => local_data(repo, digest),
+    }
+}
+
+/// `repositories/<name>/_layers/<alg>/<hex>`.
+pub fn layer_link(repo: &str, digest: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{repo}/_layers/{}/{}",
+        digest.algorithm(),
+        digest.hex()
+    )
+}
+
+/// `repositories/<name>/_manifests/revisions/<alg>/<hex>`.
+pub fn revision_link(repo: &str, digest: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{repo}/_manifests/revisions/{}/{}",
+        digest.algorithm(),
+        digest.hex()
+    )
+}
+
+/// `repositories/<name>/_manifests/tags/<tag>`.
+pub fn tag_link(repo: &str, tag: &str) -> String {
+    format!("{REPOSITORIES}/{repo}/_manifests/tags/{tag}")
+}
+
+/// `repositories/<name>/_referrers/<alg>/<hex>/<ralg>/<rhex>`.
+pub fn referrer_link(repo: &str, subject: &Digest, referrer: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{repo}/_referrers/{}/{}/{}/{}",
+        subject.algorithm(),
+        subject.hex(),
+        referrer.algorithm(),
+        referrer.hex()
+    )
+}
+
+/// `repositories/<name>/_uploads/<id>`.
+pub fn upload_dir(repo: &str, id: &str) -> String {
+    format!("{REPOSITORIES}/{repo}/_uploads/{id}")
+}
+
+/// `repositories/<name>/_uploads/<id>/data`.
+pub fn upload_data(repo: &str, id: &str) -> String {
+    format!("{}/data", upload_dir(repo, id))
+}
+
+/// `repositories/<name>/_uploads/<id>/startedat`.
+pub fn upload_started(repo: &str, id: &str) -> String {
+    format!("{}/startedat", upload_dir(repo, id))
+}
+
+/// Content of a revision link.
+pub fn revision_content(digest: &Digest, media_type: &str) -> String {
+    format!("{digest}\n{media_type}\n")
+}
+
+/// Parses a revision link's content into (digest, media type).
+pub fn parse_revision_content(content: &[u8]) -> Option<(Digest, String)> {
+    let text = std::str::from_utf8(content).ok()?;
+    let mut lines = text.lines();
+    let digest = lines.next()?.trim().parse().ok()?;
+    let media_type = lines.next().unwrap_or("").trim().to_owned();
+    Some((digest, media_type))
+}
+
+/// Parses a link holding a single digest.
+pub fn parse_digest_content(content: &[u8]) -> Option<Digest> {
+    std::str::from_utf8(content).ok()?.trim().parse().ok()
+}
+
+/// What a key under `repositories/` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoKey {
+    /// A blob link.
+    Layer {
+        /// Repository name.
+        repo: String,
+        /// Linked digest.
+        digest: Digest,
+    },
+    /// The repository's own copy of a digest's bytes.
+    LocalData {
+        /// Repository name.
+        repo: String,
+        /// The bytes' digest.
+        digest: Digest,
+    },
+    /// A manifest revision link.
+    Revision {
+        /// Repository name.
+        repo: String,
+        /// Manifest digest.
+        digest: Digest,
+    },
+    /// A tag.
+    Tag {
+        /// Repository name.
+        repo: String,
+        /// Tag name.
+        tag: String,
+    },
+    /// A referrer link.
+    Referrer {
+        /// Repository name.
+        repo: String,
+        /// The subject digest.
+        subject: Digest,
+        /// The referring manifest.
+        referrer: Digest,
+    },
+    /// A file of an upload session.
+    Upload {
+        /// Repository name.
+        repo: String,
+        /// Session id.
+        id: String,
+    },
+}
+
+fn digest_of(alg: &str, hex: &str) -> Option<Digest> {
+    let alg: Algorithm = alg.parse().ok()?;
+    Digest::from_parts(alg, hex).ok()
+}
+
+/// Classifies a key under `repositories/`; `None` for anything not in the layout.
+pub fn parse_repo_key(key: &str) -> Option<RepoKey> {
+    let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
+    let split = rest.find("/_")?;
+    let (repo, tail) = (rest[..split].to_owned(), &rest[split + 1..]);
+    let parts: Vec<&str> = tail.split('/').collect();
+    match parts.as_slice() {
+        ["_layers", alg, hex] => Some(RepoKey::Layer {
+            repo,
+            digest: digest_of(alg, hex)?,
+        }),
+        ["_blobs", alg, hex] => Some(RepoKey::LocalData {
+            repo,
+            digest: digest_of(alg, hex)?,
+        }),
+        ["_manifests", "revisions", alg, hex] => Some(RepoKey::Revision {
+            repo,
+            digest: digest_of(alg, hex)?,
+        }),
+        ["_manifests", "tags", tag] => Some(RepoKey::Tag {
+            repo,
+            tag: (*tag).to_owned(),
+        }),
+        ["_referrers", salg, shex, ralg, rhex] => Some(RepoKey::Referrer {
+            repo,
+            subject: digest_of(salg, shex)?,
+            referrer: digest_of(ralg, rhex)?,
+        }),
+        ["_uploads", id, _] => Some(RepoKey::Upload {
+            repo,
+            id: (*id).to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: char) -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
+    }
+
+    #[test]
+    fn keys_round_trip_through_the_parser() {
+        let (a, b) = (d('a'), d('b'));
+        let repo = "team/app";
+        let cases = [
+            (
+                layer_link(repo, &a),
+                RepoKey::Layer {
+                    repo: repo.into(),
+                    digest: a.clone(),
+                },
+            ),
+            (
+                local_data(repo, &a),
+                RepoKey::LocalData {
+                    repo: repo.into(),
+                    digest: a.clone(),
+                },
+            ),
+            (
+                revision_link(repo, &b),
+                RepoKey::Revision {
+                    repo: repo.into(),
+                    digest: b.clone(),
+                },
+            ),
+            (
+                tag_link(repo, "v1.0"),
+                RepoKey::Tag {
+                    repo: repo.into(),
+                    tag: "v1.0".into(),
+                },
+            ),
+            (
+                referrer_link(repo, &a, &b),
+                RepoKey::Referrer {
+                    repo: repo.into(),
+                    subject: a.clone(),
+                    referrer: b.clone(),
+                },
+            ),
+            (
+                upload_data(repo, "0123"),
+                RepoKey::Upload {
+                    repo: repo.into(),
+                    id: "0123".into(),
+                },
+            ),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(parse_repo_key(&key), Some(expected), "{key}");
+        }
+        assert_eq!(
+            shared_data(&a),
+            format!("blobs/sha256/aa/{}", "a".repeat(64))
+        );
+        assert_eq!(parse_repo_key("repositories/x/_layers/md5/abc"), None);
+        assert_eq!(parse_repo_key("repositories/x/other"), None);
+        assert_eq!(parse_repo_key("blobs/sha256/aa/x"), None);
+    }
+
+    #[test]
+    fn revision_content_round_trips() {
+        let a = d('c');
+        let text = revision_content(&a, "application/vnd.oci.image.index.v1+json");
+        assert_eq!(
+            parse_revision_content(text.as_bytes()),
+            Some((a, "application/vnd.oci.image.index.v1+json".to_owned()))
+        );
+        assert_eq!(parse_revision_content(b"garbage"), None);
+    }
+}

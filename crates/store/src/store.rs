@@ -1,0 +1,139 @@
+//! The registry store: semantics over a [`Driver`], plus the in-memory index and caches.
+//!
+//! Operations are split by resource: [`crate::blobs`], [`crate::uploads`],
+//! [`crate::manifests`]; this module holds the shared state and `open`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ocireg_oci::Digest;
+
+use crate::cache::ManifestCache;
+use crate::driver::{Driver, FsDriver};
+use crate::error::Result;
+use crate::index::{Index, RepoSnapshot};
+use crate::locks::KeyLocks;
+use crate::uploads::Sessions;
+use crate::ByteStream;
+
+/// Bytes of manifests kept in memory for fast GETs.
+const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+/// Shards of the digest and tag lock tables.
+const LOCK_SHARDS: usize = 1024;
+
+/// Store behaviour chosen by the caller (from the config's storage section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// One copy of each digest's bytes for the whole registry (`true`), or one per repository.
+    pub dedupe: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { dedupe: true }
+    }
+}
+
+/// A blob being read: total size and the requested bytes.
+pub struct BlobRead {
+    /// Total size of the blob (not of the range).
+    pub size: u64,
+    /// The bytes (the whole blob, or the requested range).
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for BlobRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobRead").field("size", &self.size).finish()
+    }
+}
+
+/// Outcome of a manifest put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestPut {
+    /// Digest of the stored bytes (the reference's digest, or sha256 for a tag put).
+    pub digest: Digest,
+    /// The manifest's subject, when it has one (the server answers `OCI-Subject`).
+    pub subject: Option<Digest>,
+}
+
+/// A manifest as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// The exact bytes that were put.
+    pub body: Bytes,
+}
+
+/// The registry store. Cheap to clone; all clones share state.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub driver: Arc<dyn Driver>,
+    pub opts: StoreOptions,
+    pub index: Index,
+    pub cache: ManifestCache,
+    pub digest_locks: KeyLocks,
+    pub tag_locks: KeyLocks,
+    pub sessions: Sessions,
+}
+
+impl Store {
+    /// Opens a store over `driver`, building the repository index from storage.
+    pub async fn open(driver: Arc<dyn Driver>, opts: StoreOptions) -> Result<Store> {
+        let started = std::time::Instant::now();
+        let repos = crate::rebuild::rebuild(&driver).await?;
+        tracing::info!(
+            driver = driver.name(),
+            repositories = repos.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store index built"
+        );
+        Ok(Store {
+            inner: Arc::new(Inner {
+                driver,
+                opts,
+                index: Index::from_repos(repos),
+                cache: ManifestCache::new(MANIFEST_CACHE_BYTES),
+                digest_locks: KeyLocks::new(LOCK_SHARDS),
+                tag_locks: KeyLocks::new(LOCK_SHARDS),
+                sessions: Sessions::default(),
+            }),
+        })
+    }
+
+    /// Opens a store on the filesystem driver rooted at `root` (created if missing).
+    pub async fn open_filesystem(root: &Path, opts: StoreOptions) -> Result<Store> {
+        let driver = FsDriver::open(root).await?;
+        Store::open(Arc::new(driver), opts).await
+    }
+
+    /// The storage driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.inner.driver
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.opts
+    }
+
+    /// The per-digest lock table (commits and garbage collection share it).
+    pub fn digest_locks(&self) -> &KeyLocks {
+        &self.inner.digest_locks
+    }
+
+    /// A copy of the repository index, by repository name.
+    pub fn snapshot(&self) -> BTreeMap<String, RepoSnapshot> {
+        self.inner.index.snapshot()
+    }
+}

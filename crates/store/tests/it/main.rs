@@ -1,0 +1,8 @@
+//! Integration tests for ocireg-store (one test binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod blobs;
+mod common;
+mod drivers;
+mod manifests;
+mod perf;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, idempotently: Debian's skopeo, docker-registry (CNCF
+# Distribution 2.8), apache2-utils (htpasswd), wrk; PyPI's kcl-lib (real KCL), oras and PyYAML.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_apt=()
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # docker-registry's package starts a system service on :5000; tests start their own.
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+  pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+fi
+
+PY=${PYTHON:-python3}
+need_pip=()
+"$PY" -c 'import kcl_lib' >/dev/null 2>&1 || need_pip+=("kcl-lib==0.13.*")
+"$PY" -c 'import oras' >/dev/null 2>&1 || need_pip+=("oras")
+# PyYAML: tests/kcl_diff/run.py reads its YAML corpus and writes YAML instances.
+"$PY" -c 'import yaml' >/dev/null 2>&1 || need_pip+=("PyYAML")
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "installing PyPI packages: ${need_pip[*]}"
+  "$PY" -m pip install -q --disable-pip-version-check "${need_pip[@]}"
+fi
+echo "test dependencies present"
