@@ -117,8 +117,10 @@ class Kcl:
         if err:
             err = ANSI.sub("", err)
             m = re.search(r"Check failed on the condition: (.+)", err)
+            lines = re.findall(r"oci_registry\.k:(\d+)", err[: m.start()]) if m else []
             return {"verdict": "reject", "message": err, "reason": kcl_reason(err),
-                    "check": m.group(1).strip() if m else None}
+                    "check": m.group(1).strip() if m else None,
+                    "check_line": int(lines[-1]) if lines else None}
         out = json.loads(r.json_result)
         return {"verdict": "accept", "values": out.get("result")}
 
@@ -176,20 +178,22 @@ def doc_examples(kcl: Kcl, tmp: Path, sample: dict):
     return out
 
 
-def seed_checks() -> list[str]:
-    """Every check message of kcl/oci_registry.k."""
-    text = (KCL_DIR / "oci_registry.k").read_text()
-    msgs = []
+def seed_checks() -> list[tuple[str, str, int]]:
+    """Every check of kcl/oci_registry.k as (schema, message, line of the message)."""
+    out = []
+    schema = None
     in_check = False
-    for line in text.splitlines():
+    prev = ""
+    for n, line in enumerate((KCL_DIR / "oci_registry.k").read_text().splitlines(), 1):
         s = line.strip()
-        if s == "check:":
+        m = re.match(r"schema (\w+)", s)
+        if m:
+            schema, in_check = m.group(1), False
+        elif s == "check:":
             in_check = True
-            continue
-        if in_check and s.startswith("schema "):
-            in_check = False
-        if in_check:
-            m = re.search(r',\s*"([^"]+)"\s*$', line)
-            if m:
-                msgs.append(m.group(1))
-    return msgs
+        elif in_check:
+            m = re.search(r'"([^"]+)"\s*$', line)
+            if m and (re.search(r',\s*"[^"]+"\s*$', line) or prev.endswith("\\")):
+                out.append((schema, m.group(1), n))
+        prev = line.rstrip()
+    return out

@@ -190,13 +190,14 @@ def main() -> int:
                             if c["schema"] == s and c["name"] in kcl_results}
                 report(verdicts == {"accept", "reject"}, f"corpus: {s} has accepted and rejected cases",
                        [f"KCL verdicts over its cases: {sorted(verdicts) or 'none'}"])
-            seen = {r.get("check") for r in kcl_results.values()}
-            for msg in seed_checks():
+            seen = {(r.get("check"), r.get("check_line")) for r in kcl_results.values()}
+            for schema, msg, line in seed_checks():
+                label = f"corpus: check {schema} {msg!r} (oci_registry.k:{line})"
                 if msg in UNREACHABLE_CHECKS:
-                    report(msg not in seen, f"corpus: check {msg!r} is unreachable ({UNREACHABLE_CHECKS[msg]})",
+                    report((msg, line) not in seen, f"{label} is unreachable ({UNREACHABLE_CHECKS[msg]})",
                            ["a case reached it after all: remove it from UNREACHABLE_CHECKS"])
                 else:
-                    report(msg in seen, f"corpus: check {msg!r} is violated by some case",
+                    report((msg, line) in seen, f"{label} is violated by some case",
                            ["no case makes KCL report it"])
 
     elapsed = time.monotonic() - started

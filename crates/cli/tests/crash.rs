@@ -17,7 +17,8 @@ use reqwest::blocking::{Body, Client};
 use serde_json::json;
 
 const PUSHES: usize = 50;
-const KILL_AFTER_ACKED_MANIFESTS: usize = 10;
+/// Each round kills the server once this many of its pushes were acknowledged.
+const KILL_AFTER_ACKED_MANIFESTS: [usize; 3] = [10, 30, 2];
 
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -37,7 +38,7 @@ struct Plan {
     slow: bool,
 }
 
-fn plans(shared: &[u8]) -> Vec<Plan> {
+fn plans(round: usize, shared: &[u8]) -> Vec<Plan> {
     (0..PUSHES)
         .map(|i| {
             let config =
@@ -62,7 +63,7 @@ fn plans(shared: &[u8]) -> Vec<Plan> {
             };
             Plan {
                 repo: format!("crash/r{}", i % 7),
-                tag: format!("p{i}"),
+                tag: format!("r{round}-p{i}"),
                 blobs,
                 manifest,
                 mode,
@@ -72,10 +73,11 @@ fn plans(shared: &[u8]) -> Vec<Plan> {
         .collect()
 }
 
-/// A reader that hands out its data in 64 KiB pieces with a pause between them.
+/// A reader that hands out its data in pieces of at most 64 KiB with a pause before each.
 struct SlowReader {
     data: Vec<u8>,
     pos: usize,
+    pause: Duration,
 }
 
 impl Read for SlowReader {
@@ -83,7 +85,7 @@ impl Read for SlowReader {
         if self.pos >= self.data.len() {
             return Ok(0);
         }
-        std::thread::sleep(Duration::from_millis(25));
+        std::thread::sleep(self.pause);
         let n = buf.len().min(64 * 1024).min(self.data.len() - self.pos);
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
         self.pos += n;
@@ -93,16 +95,21 @@ impl Read for SlowReader {
 
 fn body(data: &[u8], slow: bool) -> Body {
     if slow {
-        Body::sized(
-            SlowReader {
-                data: data.to_vec(),
-                pos: 0,
-            },
-            data.len() as u64,
-        )
+        slow_body(data, Duration::from_millis(25))
     } else {
         Body::from(data.to_vec())
     }
+}
+
+fn slow_body(data: &[u8], pause: Duration) -> Body {
+    Body::sized(
+        SlowReader {
+            data: data.to_vec(),
+            pos: 0,
+            pause,
+        },
+        data.len() as u64,
+    )
 }
 
 fn status_ok(
@@ -295,151 +302,146 @@ fn scan_root(dir: &Path, bad: &mut Vec<String>) -> usize {
     checked
 }
 
-#[test]
-fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
-    let root_dir = tempfile::tempdir().unwrap();
-    let root = root_dir.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    let shared = random_bytes(1024 * 1024);
-    let plans = plans(&shared);
+/// Starts 50 concurrent pushes and SIGKILLs the server once `threshold` of them were
+/// acknowledged. Returns the acknowledgements.
+fn crash_round(srv: &Server, c: &Client, plans: &[Plan], threshold: usize) -> Acks {
     let acks = Mutex::new(Acks::default());
     let acked = AtomicUsize::new(0);
-    let mut srv = Server::start_on(&root);
-    let c = client();
     let started = Instant::now();
-
     std::thread::scope(|s| {
         for (i, p) in plans.iter().enumerate() {
-            let (srv, c, acks, acked) = (&srv, &c, &acks, &acked);
+            let (acks, acked) = (&acks, &acked);
             s.spawn(move || push(srv, c, i, p, true, acks, acked));
         }
         let deadline = Instant::now() + Duration::from_secs(120);
-        while acked.load(Ordering::SeqCst) < KILL_AFTER_ACKED_MANIFESTS {
+        while acked.load(Ordering::SeqCst) < threshold {
             assert!(
                 Instant::now() < deadline,
                 "only {} pushes acknowledged in 120s",
                 acked.load(Ordering::SeqCst)
             );
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
-        kill_now(&srv);
+        kill_now(srv);
     });
     let acks = acks.into_inner().unwrap();
-    let n_acked = acks.manifests.len();
     eprintln!(
-        "killed after {:?}: {n_acked}/{PUSHES} manifests and {} blobs acknowledged",
+        "killed after {:?}: {}/{PUSHES} manifests and {} blobs acknowledged",
         started.elapsed(),
+        acks.manifests.len(),
         acks.blobs.len()
     );
     assert!(
-        n_acked >= KILL_AFTER_ACKED_MANIFESTS,
+        acks.manifests.len() >= threshold,
         "acknowledged before the kill"
     );
     assert!(
-        n_acked < PUSHES,
-        "every push finished before the kill: the test did not crash anything in flight"
+        acks.manifests.len() < PUSHES,
+        "every push finished before the kill: nothing was in flight"
     );
-    srv.kill9();
-    drop(srv);
+    acks
+}
 
-    // Restart on the same root.
-    let mut srv = Server::start_on(&root);
+/// Checks a restarted server against everything pushed so far; returns the failures.
+fn verify(srv: &Server, c: &Client, root: &Path, rounds: &[(Vec<Plan>, Acks)]) -> Vec<String> {
     let mut failures = Vec::new();
-
-    // Every acknowledged manifest and blob is back, byte-exact.
-    for &i in &acks.manifests {
-        let p = &plans[i];
-        for reference in [p.tag.clone(), sha256(&p.manifest)] {
-            let r = get(&srv, &c, &format!("/v2/{}/manifests/{reference}", p.repo));
-            if r.status != 200 || r.body != p.manifest {
+    let mut present_unacked = 0;
+    for (plans, acks) in rounds {
+        // Every acknowledged manifest and blob is back, byte-exact.
+        for &i in &acks.manifests {
+            let p = &plans[i];
+            for reference in [p.tag.clone(), sha256(&p.manifest)] {
+                let r = get(srv, c, &format!("/v2/{}/manifests/{reference}", p.repo));
+                if r.status != 200 || r.body != p.manifest {
+                    failures.push(format!(
+                        "acknowledged manifest {}:{reference}: HTTP {} ({} bytes)",
+                        p.repo,
+                        r.status,
+                        r.body.len()
+                    ));
+                }
+            }
+        }
+        for (repo, d) in &acks.blobs {
+            let r = get(srv, c, &format!("/v2/{repo}/blobs/{d}"));
+            if r.status != 200 || !digest_matches(d, &r.body) {
                 failures.push(format!(
-                    "acknowledged manifest {}:{reference}: HTTP {} ({} bytes)",
-                    p.repo,
+                    "acknowledged blob {repo}@{d}: HTTP {} ({} bytes)",
                     r.status,
                     r.body.len()
                 ));
             }
         }
-    }
-    for (repo, d) in &acks.blobs {
-        let r = get(&srv, &c, &format!("/v2/{repo}/blobs/{d}"));
-        if r.status != 200 || !digest_matches(d, &r.body) {
-            failures.push(format!(
-                "acknowledged blob {repo}@{d}: HTTP {} ({} bytes)",
-                r.status,
-                r.body.len()
-            ));
-        }
-    }
-    // Nothing partial is served: every planned blob is absent or exact; every unacknowledged
-    // manifest is absent or exact with all its blobs.
-    let mut present_unacked = 0;
-    for (i, p) in plans.iter().enumerate() {
-        for b in &p.blobs {
-            let d = sha256(b);
-            let r = get(&srv, &c, &format!("/v2/{}/blobs/{d}", p.repo));
+        // Nothing partial is served: every planned blob is absent or exact; every
+        // unacknowledged manifest is absent or exact with all its blobs.
+        for (i, p) in plans.iter().enumerate() {
+            for b in &p.blobs {
+                let d = sha256(b);
+                let r = get(srv, c, &format!("/v2/{}/blobs/{d}", p.repo));
+                match r.status {
+                    404 => {}
+                    200 if r.body == *b => {
+                        let h = head(srv, c, &format!("/v2/{}/blobs/{d}", p.repo));
+                        if h.status != 200 || h.ho("Content-Length") != Some(b.len().to_string()) {
+                            failures.push(format!(
+                                "HEAD {}@{d}: {} Content-Length {:?}",
+                                p.repo,
+                                h.status,
+                                h.ho("Content-Length")
+                            ));
+                        }
+                    }
+                    s => failures.push(format!(
+                        "blob {}@{d} after restart: HTTP {s} with {} bytes of {}",
+                        p.repo,
+                        r.body.len(),
+                        b.len()
+                    )),
+                }
+            }
+            if acks.manifests.contains(&i) {
+                continue;
+            }
+            let r = get(srv, c, &format!("/v2/{}/manifests/{}", p.repo, p.tag));
             match r.status {
                 404 => {}
-                200 if r.body == *b => {
-                    let h = head(&srv, &c, &format!("/v2/{}/blobs/{d}", p.repo));
-                    if h.status != 200 || h.ho("Content-Length") != Some(b.len().to_string()) {
-                        failures.push(format!(
-                            "HEAD {}@{d}: {} Content-Length {:?}",
-                            p.repo,
-                            h.status,
-                            h.ho("Content-Length")
-                        ));
+                200 if r.body == p.manifest => {
+                    present_unacked += 1;
+                    for b in &p.blobs {
+                        let g = get(srv, c, &format!("/v2/{}/blobs/{}", p.repo, sha256(b)));
+                        if g.status != 200 || g.body != *b {
+                            failures.push(format!(
+                                "unacknowledged but present manifest {}:{} lacks blob {}",
+                                p.repo,
+                                p.tag,
+                                sha256(b)
+                            ));
+                        }
                     }
                 }
                 s => failures.push(format!(
-                    "blob {}@{d} after restart: HTTP {s} with {} bytes of {}",
-                    p.repo,
-                    r.body.len(),
-                    b.len()
+                    "unacknowledged manifest {}:{}: HTTP {s}",
+                    p.repo, p.tag
                 )),
             }
         }
-        if acks.manifests.contains(&i) {
-            continue;
-        }
-        let r = get(&srv, &c, &format!("/v2/{}/manifests/{}", p.repo, p.tag));
-        match r.status {
-            404 => {}
-            200 if r.body == p.manifest => {
-                present_unacked += 1;
-                for b in &p.blobs {
-                    let g = get(&srv, &c, &format!("/v2/{}/blobs/{}", p.repo, sha256(b)));
-                    if g.status != 200 || g.body != *b {
-                        failures.push(format!(
-                            "unacknowledged but present manifest {}:{} lacks blob {}",
-                            p.repo,
-                            p.tag,
-                            sha256(b)
-                        ));
-                    }
-                }
-            }
-            s => failures.push(format!(
-                "unacknowledged manifest {}:{}: HTTP {s}",
-                p.repo, p.tag
-            )),
-        }
     }
     // Listings only show complete content.
-    let repos: BTreeSet<String> = plans.iter().map(|p| p.repo.clone()).collect();
-    let r = get(&srv, &c, "/v2/_catalog?n=1000").expect(200, "catalog after restart");
+    let all: Vec<&Plan> = rounds.iter().flat_map(|(p, _)| p.iter()).collect();
+    let repos: BTreeSet<String> = all.iter().map(|p| p.repo.clone()).collect();
+    let r = get(srv, c, "/v2/_catalog?n=1000").expect(200, "catalog after restart");
     let listed: Vec<String> = serde_json::from_value(r.json()["repositories"].clone()).unwrap();
     for repo in &listed {
-        if !repos.contains(repo) {
+        if !repos.contains(repo) && !repo.starts_with("crash/after-restart") {
             failures.push(format!("catalog lists unknown repository {repo}"));
         }
     }
-    let by_tag: BTreeMap<(String, String), &Plan> = plans
+    let by_tag: BTreeMap<(String, String), &Plan> = all
         .iter()
-        .map(|p| ((p.repo.clone(), p.tag.clone()), p))
+        .map(|p| ((p.repo.clone(), p.tag.clone()), *p))
         .collect();
     for repo in &repos {
-        let r = get(&srv, &c, &format!("/v2/{repo}/tags/list"));
+        let r = get(srv, c, &format!("/v2/{repo}/tags/list"));
         if r.status == 404 {
             continue;
         }
@@ -449,7 +451,7 @@ fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
             match by_tag.get(&(repo.clone(), t.clone())) {
                 None => failures.push(format!("{repo} lists unknown tag {t}")),
                 Some(p) => {
-                    let m = get(&srv, &c, &format!("/v2/{repo}/manifests/{t}"));
+                    let m = get(srv, c, &format!("/v2/{repo}/manifests/{t}"));
                     if m.status != 200 || m.body != p.manifest {
                         failures.push(format!(
                             "{repo}:{t} is listed but GET gives HTTP {}",
@@ -461,11 +463,40 @@ fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
         }
     }
     let mut bad_files = Vec::new();
-    let scanned = scan_root(&root, &mut bad_files);
+    let scanned = scan_root(root, &mut bad_files);
     failures.extend(bad_files);
-    eprintln!("after restart: {present_unacked} unacknowledged pushes fully present; {scanned} blob files checked on disk");
+    eprintln!(
+        "after restart: {present_unacked} unacknowledged pushes fully present; \
+         {scanned} blob files checked on disk; {} failure(s)",
+        failures.len()
+    );
+    failures
+}
+
+#[test]
+fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // One blob shared by every push of every round: concurrent links of the same blob, and
+    // re-links of an acknowledged blob while the server is killed.
+    let shared = random_bytes(1024 * 1024);
+    let c = client();
+    let mut rounds: Vec<(Vec<Plan>, Acks)> = Vec::new();
+    let mut failures = Vec::new();
+    let mut srv = Server::start_on(&root);
+    for (round, threshold) in KILL_AFTER_ACKED_MANIFESTS.into_iter().enumerate() {
+        let plans = plans(round, &shared);
+        let acks = crash_round(&srv, &c, &plans, threshold);
+        srv.kill9();
+        drop(srv);
+        rounds.push((plans, acks));
+        srv = Server::start_on(&root);
+        failures.extend(verify(&srv, &c, &root, &rounds));
+    }
 
     // The restarted server takes new pushes, including redoing interrupted ones.
+    let (plans, acks) = rounds.last().unwrap();
     let redo: Vec<usize> = (0..PUSHES)
         .filter(|i| !acks.manifests.contains(i))
         .take(5)
@@ -518,4 +549,55 @@ fn kill_now(srv: &Server) {
         .status()
         .unwrap();
     assert!(st.success(), "kill -9 {pid}");
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let root_dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start_on(root_dir.path());
+    let c = client();
+    let data = random_bytes(3 * 1024 * 1024);
+    let d = sha256(&data);
+    let loc = start_upload(&srv, &c, "term/slow");
+    // A slow monolithic PUT is in flight when SIGTERM arrives; an idle keep-alive connection
+    // is open too and must not hold the shutdown up.
+    let idle = client();
+    get(&srv, &idle, "/v2/").expect(200, "GET /v2/ on a second connection");
+    let (put, put_done, exit, exited) = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = c
+                .put(with_query(&loc, "digest", &d))
+                .body(slow_body(&data, Duration::from_millis(3)))
+                .send()
+                .map(|r| r.status().as_u16());
+            (r, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let status = srv.terminate(Duration::from_secs(60));
+        let exited = Instant::now();
+        let (put, put_done) = h.join().unwrap();
+        (put, put_done, status, exited)
+    });
+    if put.as_ref().ok() != Some(&201)
+        && skip_on_reference("Distribution 2.8.2 exits at once on SIGTERM (draintimeout 0)")
+    {
+        return;
+    }
+    assert_eq!(
+        put.map_err(|e| e.to_string()),
+        Ok(201),
+        "an upload in flight at SIGTERM must complete"
+    );
+    let exit = exit.expect("server still running 60 s after SIGTERM");
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+    let lag = exited.saturating_duration_since(put_done);
+    eprintln!("server exited {lag:?} after the in-flight request finished");
+    assert!(
+        lag < Duration::from_secs(5),
+        "server took {lag:?} to exit after its last in-flight request finished"
+    );
+    // The acknowledged blob is there after a restart.
+    let srv = Server::start_on(root_dir.path());
+    let r = get(&srv, &c, &format!("/v2/term/slow/blobs/{d}")).expect(200, "blob after restart");
+    assert_eq!(r.body, data);
 }

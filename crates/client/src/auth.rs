@@ -126,8 +126,9 @@ fn basic_value(username: &str, password: &str) -> Option<HeaderValue> {
 }
 
 fn bearer_value(token: &str) -> Result<HeaderValue, ClientError> {
-    let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| ClientError::Auth("token contains characters not allowed in a header".into()))?;
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        ClientError::Auth("token contains characters not allowed in a header".into())
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -295,7 +296,7 @@ struct TokenResponse {
 }
 
 fn is_loopback_url(u: &Url) -> bool {
-    crate::transport::is_loopback_host(u.host())
+    crate::connect::is_loopback_host(u.host())
 }
 
 /// Fetches a token from `realm` (GET with `service` and one `scope` parameter per scope; Basic
@@ -381,7 +382,9 @@ fn parse_token(body: &[u8], started: Instant) -> Result<CachedToken, ClientError
         .token
         .filter(|s| !s.is_empty())
         .or(t.access_token.filter(|s| !s.is_empty()))
-        .ok_or_else(|| ClientError::Auth("token response has neither token nor access_token".into()))?;
+        .ok_or_else(|| {
+            ClientError::Auth("token response has neither token nor access_token".into())
+        })?;
     // The token spec's default lifetime is 60 s; renew a tenth early.
     let lifetime = Duration::from_secs(t.expires_in.unwrap_or(60));
     Ok(CachedToken {

@@ -12,7 +12,9 @@ pub enum ClientError {
     #[error("invalid client settings: {0}")]
     Options(String),
     /// Plain HTTP or an unverified certificate for a host that is neither loopback nor allowed.
-    #[error("refusing {what} for {host}: only loopback hosts may use it unless allow_insecure is set")]
+    #[error(
+        "refusing {what} for {host}: only loopback hosts may use it unless allow_insecure is set"
+    )]
     Insecure {
         /// The host refused.
         host: String,
@@ -47,23 +49,9 @@ pub enum ClientError {
         /// The timeout that expired.
         timeout: Duration,
     },
-    /// The registry answered with an error status; `code`/`message` come from its error envelope
-    /// when it sent one.
-    #[error("{method} {url}: {status}{}", registry_suffix(.code, .message))]
-    Registry {
-        /// HTTP method.
-        method: String,
-        /// The URL requested.
-        url: String,
-        /// HTTP status.
-        status: u16,
-        /// The first error code of the envelope (spec codes and others, as sent).
-        code: Option<String>,
-        /// The envelope's message(s), or a short body excerpt.
-        message: String,
-        /// The first error's `detail`.
-        detail: Option<Value>,
-    },
+    /// The registry answered with an error status (boxed: it is the largest variant).
+    #[error("{0}")]
+    Registry(Box<RegistryError>),
     /// Authentication failed (credentials rejected, token server errors, unusable challenge).
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -98,6 +86,25 @@ pub enum ClientError {
     },
 }
 
+/// An error answer from the registry; `code`/`message` come from its error envelope when it
+/// sent one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{method} {url}: {status}{}", registry_suffix(.code, .message))]
+pub struct RegistryError {
+    /// HTTP method.
+    pub method: String,
+    /// The URL requested.
+    pub url: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The first error code of the envelope (spec codes and others, as sent).
+    pub code: Option<String>,
+    /// The envelope's message(s), or a short body excerpt.
+    pub message: String,
+    /// The first error's `detail`.
+    pub detail: Option<Value>,
+}
+
 fn registry_suffix(code: &Option<String>, message: &str) -> String {
     match (code, message.is_empty()) {
         (Some(c), false) => format!(" {c}: {message}"),
@@ -111,7 +118,7 @@ impl ClientError {
     /// The HTTP status, for registry errors.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Registry { status, .. } => Some(*status),
+            ClientError::Registry(e) => Some(e.status),
             _ => None,
         }
     }
@@ -119,7 +126,7 @@ impl ClientError {
     /// The spec error code, when the registry sent a known one.
     pub fn error_code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Registry { code: Some(c), .. } => ErrorCode::parse(c),
+            ClientError::Registry(e) => e.code.as_deref().and_then(ErrorCode::parse),
             _ => None,
         }
     }
@@ -144,14 +151,14 @@ impl ClientError {
             let excerpt: String = text.trim().chars().take(200).collect();
             (None, excerpt, None)
         });
-        ClientError::Registry {
+        ClientError::Registry(Box::new(RegistryError {
             method: method.to_owned(),
             url: url.to_owned(),
             status,
             code,
             message,
             detail,
-        }
+        }))
     }
 }
 
@@ -190,11 +197,14 @@ mod tests {
         assert_eq!(e.error_code(), Some(ErrorCode::ManifestUnknown));
         assert!(e.is_not_found());
         let shown = e.to_string();
-        assert!(shown.contains("404 MANIFEST_UNKNOWN: manifest unknown"), "{shown}");
-        let ClientError::Registry { detail, .. } = e else {
+        assert!(
+            shown.contains("404 MANIFEST_UNKNOWN: manifest unknown"),
+            "{shown}"
+        );
+        let ClientError::Registry(e) = e else {
             panic!("not a registry error")
         };
-        assert_eq!(detail, Some(serde_json::json!({"tag": "x"})));
+        assert_eq!(e.detail, Some(serde_json::json!({"tag": "x"})));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod artifact;
 
 mod auth;
+mod connect;
 mod error;
 mod listing;
 mod options;
@@ -22,7 +23,7 @@ mod retry;
 mod source;
 mod transport;
 
-pub use error::ClientError;
+pub use error::{ClientError, RegistryError};
 pub use options::{ClientOptions, Credentials, RateOptions, DEFAULT_CHUNK_SIZE};
 pub use push::PushOutcome;
 pub use referrers::referrers_tag;

@@ -65,7 +65,7 @@ impl Registry {
             if received > 0 {
                 req = req.header(RANGE, &format!("bytes={received}-"));
             }
-            let resp = self.t.send(&req).await?;
+            let resp = self.t.send_counted(&req, &mut failures).await?;
             let mut skip: u64 = 0;
             match resp.status() {
                 StatusCode::OK => {

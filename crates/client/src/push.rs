@@ -93,7 +93,12 @@ impl Registry {
         match b.status.as_u16() {
             200..=299 => Ok(()),
             404 if self.blob_exists(repo, digest).await? => Ok(()),
-            s => Err(ClientError::from_response("PUT", b.url.as_str(), s, &b.body)),
+            s => Err(ClientError::from_response(
+                "PUT",
+                b.url.as_str(),
+                s,
+                &b.body,
+            )),
         }
     }
 
@@ -206,7 +211,12 @@ impl Registry {
         repo: &RepoName,
         session: &Url,
     ) -> Result<Option<(u64, Option<Url>)>, ClientError> {
-        let req = Req::new(Method::GET, session.clone(), vec![push_scope(repo)], Op::Push);
+        let req = Req::new(
+            Method::GET,
+            session.clone(),
+            vec![push_scope(repo)],
+            Op::Push,
+        );
         let b = self.t.fetch(&req, 64 * 1024).await?;
         match b.status.as_u16() {
             200..=299 => {
@@ -219,7 +229,12 @@ impl Registry {
                 Ok(Some((off, location(&b.headers, &b.url).ok())))
             }
             404 => Ok(None),
-            s => Err(ClientError::from_response("GET", b.url.as_str(), s, &b.body)),
+            s => Err(ClientError::from_response(
+                "GET",
+                b.url.as_str(),
+                s,
+                &b.body,
+            )),
         }
     }
 
@@ -331,7 +346,12 @@ impl Registry {
                 }
                 Ok(false)
             }
-            s => Err(ClientError::from_response("POST", b.url.as_str(), s, &b.body)),
+            s => Err(ClientError::from_response(
+                "POST",
+                b.url.as_str(),
+                s,
+                &b.body,
+            )),
         }
     }
 }

@@ -145,7 +145,10 @@ mod tests {
             l.acquire(Op::Push).await;
         }
         let push_time = start.elapsed().as_secs_f64();
-        assert!(push_time < 0.01, "pushes only see the global bucket: {push_time}");
+        assert!(
+            push_time < 0.01,
+            "pushes only see the global bucket: {push_time}"
+        );
         let start = Instant::now();
         for _ in 0..5 {
             l.acquire(Op::Pull).await;

@@ -52,13 +52,12 @@ impl Registry {
         for page in 0..MAX_PAGES {
             let req = Req::new(Method::GET, url.clone(), vec![pull_scope(repo)], Op::Pull)
                 .header(ACCEPT, media_types::OCI_INDEX);
-            let b = self
-                .t
-                .fetch(&req, self.t.opts.max_manifest_bytes)
-                .await?;
+            let b = self.t.fetch(&req, self.t.opts.max_manifest_bytes).await?;
             match b.status.as_u16() {
                 200 => {}
-                404 if page == 0 => return self.fallback_referrers(repo, digest, artifact_type).await,
+                404 if page == 0 => {
+                    return self.fallback_referrers(repo, digest, artifact_type).await
+                }
                 s => {
                     return Err(ClientError::from_response(
                         "GET",
@@ -96,7 +95,10 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, ClientError> {
         let tag = Reference::Tag(referrers_tag(digest)?);
-        match self.get_manifest(repo, &tag, &[media_types::OCI_INDEX]).await {
+        match self
+            .get_manifest(repo, &tag, &[media_types::OCI_INDEX])
+            .await
+        {
             Ok(m) => Ok(index_descriptors(&m.bytes)?
                 .into_iter()
                 .filter(|d| keep(d, artifact_type))
@@ -114,7 +116,10 @@ impl Registry {
         entry: Descriptor,
     ) -> Result<(), ClientError> {
         let tag = Reference::Tag(referrers_tag(subject)?);
-        let mut index = match self.get_manifest(repo, &tag, &[media_types::OCI_INDEX]).await {
+        let mut index = match self
+            .get_manifest(repo, &tag, &[media_types::OCI_INDEX])
+            .await
+        {
             Ok(m) => serde_json::from_slice::<Value>(&m.bytes)
                 .ok()
                 .filter(|v| v.get("manifests").is_some_and(Value::is_array))
@@ -125,7 +130,9 @@ impl Registry {
         let entry_value = serde_json::to_value(&entry)
             .map_err(|e| ClientError::Protocol(format!("descriptor to JSON: {e}")))?;
         let Some(list) = index.get_mut("manifests").and_then(Value::as_array_mut) else {
-            return Err(ClientError::Protocol("referrers index without manifests".into()));
+            return Err(ClientError::Protocol(
+                "referrers index without manifests".into(),
+            ));
         };
         let wanted = entry.digest.to_string();
         if list

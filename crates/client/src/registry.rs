@@ -9,10 +9,11 @@ use ocireg_oci::{media_types, Digest, Reference, RepoName};
 use url::Url;
 
 use crate::auth::AuthState;
+use crate::connect;
 use crate::error::ClientError;
 use crate::options::{ClientOptions, Credentials};
 use crate::ratelimit::{Limiter, Op};
-use crate::transport::{self, Req, Transport};
+use crate::transport::{Req, Transport};
 
 /// The manifest types asked for when the caller gives no `Accept` list.
 pub const DEFAULT_MANIFEST_ACCEPT: [&str; 4] = [
@@ -88,11 +89,11 @@ impl Registry {
         base.set_path("/");
         base.set_query(None);
         base.set_fragment(None);
-        transport::check_security(&base, &options)?;
+        connect::check_security(&base, &options)?;
         if options.chunk_size == 0 {
             return Err(ClientError::Options("chunk_size must be positive".into()));
         }
-        let http = transport::build_http(&options)?;
+        let http = connect::build_http(&options)?;
         let limiter = Limiter::new(options.rate.as_ref());
         Ok(Registry {
             t: Arc::new(Transport {
@@ -131,7 +132,11 @@ impl Registry {
     }
 
     /// `HEAD` of a blob: `Some(size)` when `repo` has it, `None` on 404.
-    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, ClientError> {
+    pub async fn blob_size(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, ClientError> {
         let url = self.url(&ocireg_api::blob_path(repo, digest))?;
         let req = Req::new(Method::HEAD, url, vec![pull_scope(repo)], Op::Pull);
         let b = self.t.fetch(&req, 0).await?;
@@ -155,7 +160,10 @@ impl Registry {
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), ClientError> {
         let url = self.url(&ocireg_api::blob_path(repo, digest))?;
         let req = Req::new(Method::DELETE, url, vec![delete_scope(repo)], Op::Push);
-        self.t.fetch_ok(&req, 64 * 1024, &[200, 202, 204]).await.map(|_| ())
+        self.t
+            .fetch_ok(&req, 64 * 1024, &[200, 202, 204])
+            .await
+            .map(|_| ())
     }
 
     /// Uploads a manifest under `reference` (a tag, or its own digest) and returns its digest.
@@ -185,8 +193,13 @@ impl Registry {
         let req = Req::new(Method::PUT, url, vec![push_scope(repo)], Op::Push)
             .header(CONTENT_TYPE, media_type)
             .body(body.clone());
-        let b = self.t.fetch_ok(&req, 64 * 1024, &[200, 201, 202, 204]).await?;
-        if let Some(sent) = header_str(&b.headers, "docker-content-digest").and_then(|v| v.parse::<Digest>().ok()) {
+        let b = self
+            .t
+            .fetch_ok(&req, 64 * 1024, &[200, 201, 202, 204])
+            .await?;
+        if let Some(sent) =
+            header_str(&b.headers, "docker-content-digest").and_then(|v| v.parse::<Digest>().ok())
+        {
             if sent.algorithm() == digest.algorithm() && sent != digest {
                 return Err(ClientError::Protocol(format!(
                     "registry stored the manifest as {sent}, but its bytes hash to {digest}"
@@ -214,9 +227,16 @@ impl Registry {
         accept: &[&str],
     ) -> Result<Manifest, ClientError> {
         let url = self.url(&ocireg_api::manifest_path(repo, reference))?;
-        let req = accept_headers(Req::new(Method::GET, url, vec![pull_scope(repo)], Op::Pull), accept);
-        let b = self.t.fetch_ok(&req, self.t.opts.max_manifest_bytes, &[200]).await?;
-        let header_digest = header_str(&b.headers, "docker-content-digest").and_then(|v| v.parse::<Digest>().ok());
+        let req = accept_headers(
+            Req::new(Method::GET, url, vec![pull_scope(repo)], Op::Pull),
+            accept,
+        );
+        let b = self
+            .t
+            .fetch_ok(&req, self.t.opts.max_manifest_bytes, &[200])
+            .await?;
+        let header_digest =
+            header_str(&b.headers, "docker-content-digest").and_then(|v| v.parse::<Digest>().ok());
         let expected = match reference {
             Reference::Digest(d) => Some(d.clone()),
             Reference::Tag(_) => header_digest,
@@ -225,7 +245,10 @@ impl Registry {
             Some(exp) => {
                 let actual = Digest::compute(exp.algorithm(), &b.body);
                 if actual != exp {
-                    return Err(ClientError::DigestMismatch { expected: exp, actual });
+                    return Err(ClientError::DigestMismatch {
+                        expected: exp,
+                        actual,
+                    });
                 }
                 actual
             }
@@ -251,7 +274,10 @@ impl Registry {
         accept: &[&str],
     ) -> Result<Option<ManifestInfo>, ClientError> {
         let url = self.url(&ocireg_api::manifest_path(repo, reference))?;
-        let req = accept_headers(Req::new(Method::HEAD, url, vec![pull_scope(repo)], Op::Pull), accept);
+        let req = accept_headers(
+            Req::new(Method::HEAD, url, vec![pull_scope(repo)], Op::Pull),
+            accept,
+        );
         let b = self.t.fetch(&req, 0).await?;
         match b.status.as_u16() {
             200..=299 => {}
@@ -260,10 +286,14 @@ impl Registry {
         }
         let digest = match reference {
             Reference::Digest(d) => Some(d.clone()),
-            Reference::Tag(_) => header_str(&b.headers, "docker-content-digest").and_then(|v| v.parse().ok()),
+            Reference::Tag(_) => {
+                header_str(&b.headers, "docker-content-digest").and_then(|v| v.parse().ok())
+            }
         };
         let size = header_str(&b.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
-        let media_type = header_str(&b.headers, "content-type").unwrap_or("").to_owned();
+        let media_type = header_str(&b.headers, "content-type")
+            .unwrap_or("")
+            .to_owned();
         match (digest, size) {
             (Some(digest), Some(size)) if !media_type.is_empty() => Ok(Some(ManifestInfo {
                 digest,
@@ -282,10 +312,17 @@ impl Registry {
     }
 
     /// Deletes a manifest (by digest; by tag where the registry supports it).
-    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<(), ClientError> {
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(), ClientError> {
         let url = self.url(&ocireg_api::manifest_path(repo, reference))?;
         let req = Req::new(Method::DELETE, url, vec![delete_scope(repo)], Op::Push);
-        self.t.fetch_ok(&req, 64 * 1024, &[200, 202, 204]).await.map(|_| ())
+        self.t
+            .fetch_ok(&req, 64 * 1024, &[200, 202, 204])
+            .await
+            .map(|_| ())
     }
 }
 

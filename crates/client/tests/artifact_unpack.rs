@@ -43,7 +43,9 @@ fn round_trip_is_byte_exact() {
         let p2 = pack(&dest, &opts(level), out2.path()).unwrap();
         assert_eq!(p2.layer.descriptor, p.layer.descriptor);
         // No staging directory left next to dest.
-        assert!(names(out.path()).iter().all(|n| !n.starts_with(".ocireg-unpack-")));
+        assert!(names(out.path())
+            .iter()
+            .all(|n| !n.starts_with(".ocireg-unpack-")));
     }
 }
 
@@ -55,7 +57,12 @@ fn single_file_round_trip_and_empty_dest_dir() {
     let p = pack(&src.path().join("tool"), &opts(Some(6)), out.path()).unwrap();
     let dest = out.path().join("dest");
     fs::create_dir(&dest).unwrap();
-    unpack(File::open(&p.layer.path).unwrap(), OCI_LAYER_TAR_GZIP, &dest).unwrap();
+    unpack(
+        File::open(&p.layer.path).unwrap(),
+        OCI_LAYER_TAR_GZIP,
+        &dest,
+    )
+    .unwrap();
     let snap = snapshot(&dest);
     assert_eq!(snap.len(), 1);
     assert_eq!(
@@ -126,7 +133,11 @@ fn assert_refused(tar: &[u8], why: &str) {
         "{why}: expected UnsafeEntry, got {e}"
     );
     assert!(!dest.exists(), "{why}: dest must not exist");
-    assert_eq!(names(base.path()), ["outside"], "{why}: stray files next to dest");
+    assert_eq!(
+        names(base.path()),
+        ["outside"],
+        "{why}: stray files next to dest"
+    );
     assert_eq!(names(&outside), ["sentinel"], "{why}: wrote outside dest");
     assert_eq!(fs::read(outside.join("sentinel")).unwrap(), b"untouched");
     // Absolute-path attempts point here too.
@@ -135,17 +146,31 @@ fn assert_refused(tar: &[u8], why: &str) {
 
 #[test]
 fn absolute_paths_are_refused() {
-    assert_refused(&RawTar::default().file("/tmp/ocireg-h8-pwned", b"x").finish(), "absolute");
     assert_refused(
-        &RawTar::default().file("ok", b"fine").file("/tmp/ocireg-h8-pwned", b"x").finish(),
+        &RawTar::default()
+            .file("/tmp/ocireg-h8-pwned", b"x")
+            .finish(),
+        "absolute",
+    );
+    assert_refused(
+        &RawTar::default()
+            .file("ok", b"fine")
+            .file("/tmp/ocireg-h8-pwned", b"x")
+            .finish(),
         "absolute after a good entry",
     );
 }
 
 #[test]
 fn parent_components_are_refused() {
-    assert_refused(&RawTar::default().file("../outside/pwned", b"x").finish(), "../");
-    assert_refused(&RawTar::default().file("a/../../outside/p", b"x").finish(), "a/../../");
+    assert_refused(
+        &RawTar::default().file("../outside/pwned", b"x").finish(),
+        "../",
+    );
+    assert_refused(
+        &RawTar::default().file("a/../../outside/p", b"x").finish(),
+        "a/../../",
+    );
     assert_refused(&RawTar::default().file("a/../b", b"x").finish(), "any ..");
     assert_refused(&RawTar::default().dir("..").finish(), "dir ..");
 }
@@ -153,7 +178,10 @@ fn parent_components_are_refused() {
 #[test]
 fn symlink_escapes_and_writes_through_links_are_refused() {
     assert_refused(
-        &RawTar::default().symlink("etc", "/etc").file("etc/pwned", b"x").finish(),
+        &RawTar::default()
+            .symlink("etc", "/etc")
+            .file("etc/pwned", b"x")
+            .finish(),
         "symlink to /etc then a file through it",
     );
     assert_refused(
@@ -164,7 +192,9 @@ fn symlink_escapes_and_writes_through_links_are_refused() {
         "relative escaping symlink",
     );
     assert_refused(
-        &RawTar::default().symlink("deep/x", "../../outside").finish(),
+        &RawTar::default()
+            .symlink("deep/x", "../../outside")
+            .finish(),
         "escaping from a subdirectory",
     );
     // A link that stays inside, but then a file written through it.
@@ -183,14 +213,25 @@ fn symlink_escapes_and_writes_through_links_are_refused() {
     );
     // Physically escaping chains: d/up -> .. is inside, e -> d/up/.. is not.
     assert_refused(
-        &RawTar::default().dir("d/").symlink("d/up", "..").symlink("e", "d/up/..").finish(),
+        &RawTar::default()
+            .dir("d/")
+            .symlink("d/up", "..")
+            .symlink("e", "d/up/..")
+            .finish(),
         "chain, link first",
     );
     assert_refused(
-        &RawTar::default().dir("d/").symlink("e", "d/up/..").symlink("d/up", "..").finish(),
+        &RawTar::default()
+            .dir("d/")
+            .symlink("e", "d/up/..")
+            .symlink("d/up", "..")
+            .finish(),
         "chain, link later (caught by the final check)",
     );
-    assert_refused(&RawTar::default().symlink("loop", "loop/x").finish(), "loop");
+    assert_refused(
+        &RawTar::default().symlink("loop", "loop/x").finish(),
+        "loop",
+    );
 }
 
 #[test]
@@ -212,18 +253,33 @@ fn inner_symlinks_are_allowed() {
 #[test]
 fn hard_links_escaping_or_odd_are_refused() {
     assert_refused(
-        &RawTar::default().hardlink("h", "../outside/sentinel").finish(),
+        &RawTar::default()
+            .hardlink("h", "../outside/sentinel")
+            .finish(),
         "hardlink with ..",
     );
-    assert_refused(&RawTar::default().hardlink("h", "/etc/passwd").finish(), "absolute hardlink");
     assert_refused(
-        &RawTar::default().symlink("s", "x").file("x", b"1").hardlink("h", "s").finish(),
+        &RawTar::default().hardlink("h", "/etc/passwd").finish(),
+        "absolute hardlink",
+    );
+    assert_refused(
+        &RawTar::default()
+            .symlink("s", "x")
+            .file("x", b"1")
+            .hardlink("h", "s")
+            .finish(),
         "hardlink to a symlink",
     );
-    assert_refused(&RawTar::default().hardlink("h", "later").finish(), "hardlink to nothing");
+    assert_refused(
+        &RawTar::default().hardlink("h", "later").finish(),
+        "hardlink to nothing",
+    );
     // A legitimate one works.
     let base = tempfile::tempdir().unwrap();
-    let tar = RawTar::default().file("a/x", b"1").hardlink("b", "a/x").finish();
+    let tar = RawTar::default()
+        .file("a/x", b"1")
+        .hardlink("b", "a/x")
+        .finish();
     let r = unpack(&tar[..], OCI_LAYER_TAR, &base.path().join("d")).unwrap();
     assert_eq!(r.hardlinks, 1);
     assert_eq!(fs::read(base.path().join("d/b")).unwrap(), b"1");
@@ -231,19 +287,37 @@ fn hard_links_escaping_or_odd_are_refused() {
 
 #[test]
 fn devices_and_fifos_are_refused() {
-    assert_refused(&RawTar::default().special("null", EntryType::Char).finish(), "char device");
-    assert_refused(&RawTar::default().special("sda", EntryType::Block).finish(), "block device");
-    assert_refused(&RawTar::default().special("p", EntryType::Fifo).finish(), "fifo");
     assert_refused(
-        &RawTar::default().file("ok", b"x").special("null", EntryType::Char).finish(),
+        &RawTar::default().special("null", EntryType::Char).finish(),
+        "char device",
+    );
+    assert_refused(
+        &RawTar::default().special("sda", EntryType::Block).finish(),
+        "block device",
+    );
+    assert_refused(
+        &RawTar::default().special("p", EntryType::Fifo).finish(),
+        "fifo",
+    );
+    assert_refused(
+        &RawTar::default()
+            .file("ok", b"x")
+            .special("null", EntryType::Char)
+            .finish(),
         "device after a good file",
     );
 }
 
 #[test]
 fn a_file_over_a_directory_or_under_a_file_is_refused() {
-    assert_refused(&RawTar::default().dir("a/").file("a", b"x").finish(), "file over dir");
-    assert_refused(&RawTar::default().file("a", b"x").file("a/b", b"y").finish(), "under file");
+    assert_refused(
+        &RawTar::default().dir("a/").file("a", b"x").finish(),
+        "file over dir",
+    );
+    assert_refused(
+        &RawTar::default().file("a", b"x").file("a/b", b"y").finish(),
+        "under file",
+    );
 }
 
 #[test]

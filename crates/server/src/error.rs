@@ -10,13 +10,17 @@ use ocireg_store::StoreError;
 /// A request that failed: either a spec error (4xx with an error code) or an internal one (500).
 #[derive(Debug)]
 pub(crate) enum Failure {
-    Spec {
-        status: StatusCode,
-        error: OciError,
-        /// Extra headers (e.g. `Location`/`Range` on a 416 upload answer).
-        headers: Vec<(&'static str, String)>,
-    },
+    Spec(Box<SpecFailure>),
     Internal(String),
+}
+
+/// A refusal with a spec error code.
+#[derive(Debug)]
+pub(crate) struct SpecFailure {
+    status: StatusCode,
+    error: OciError,
+    /// Extra headers (e.g. `Location`/`Range` on a 416 upload answer).
+    headers: Vec<(&'static str, String)>,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, Failure>;
@@ -24,43 +28,31 @@ pub(crate) type Result<T> = std::result::Result<T, Failure>;
 impl Failure {
     /// A spec error with the code's usual status.
     pub(crate) fn code(code: ErrorCode, message: impl Into<String>) -> Self {
-        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Self::Spec {
+        Self::from(OciError::new(code, message))
+    }
+
+    fn spec(status: StatusCode, error: OciError) -> Self {
+        Self::Spec(Box::new(SpecFailure {
             status,
-            error: OciError::new(code, message),
+            error,
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// The same error answered with another status (the spec reuses codes across statuses).
-    pub(crate) fn with_status(self, new: StatusCode) -> Self {
-        match self {
-            Self::Spec { error, headers, .. } => Self::Spec {
-                status: new,
-                error,
-                headers,
-            },
-            other => other,
+    pub(crate) fn with_status(mut self, new: StatusCode) -> Self {
+        if let Self::Spec(spec) = &mut self {
+            spec.status = new;
         }
+        self
     }
 
     /// Adds a response header.
-    pub(crate) fn with_header(self, name: &'static str, value: String) -> Self {
-        match self {
-            Self::Spec {
-                status,
-                error,
-                mut headers,
-            } => {
-                headers.push((name, value));
-                Self::Spec {
-                    status,
-                    error,
-                    headers,
-                }
-            }
-            other => other,
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
+        if let Self::Spec(spec) = &mut self {
+            spec.headers.push((name, value));
         }
+        self
     }
 
     pub(crate) fn unsupported_method() -> Self {
@@ -87,33 +79,26 @@ impl From<ocireg_api::ApiError> for Failure {
         // Paths outside the API carry no spec code; they are answered UNSUPPORTED (with 404).
         let mut error = OciError::new(err.code.unwrap_or(ErrorCode::Unsupported), err.message);
         error.detail = err.detail;
-        Self::Spec {
-            status,
-            error,
-            headers: Vec::new(),
-        }
+        Self::spec(status, error)
     }
 }
 
 impl From<OciError> for Failure {
     fn from(error: OciError) -> Self {
         let status = StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Self::Spec {
-            status,
-            error,
-            headers: Vec::new(),
-        }
+        Self::spec(status, error)
     }
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let (status, body, headers) = match self {
-            Self::Spec {
-                status,
-                mut error,
-                headers,
-            } => {
+            Self::Spec(spec) => {
+                let SpecFailure {
+                    status,
+                    mut error,
+                    headers,
+                } = *spec;
                 // The spec's code table has no range code: a 416 carries BLOB_UPLOAD_INVALID.
                 if error.code == ErrorCode::RangeInvalid {
                     error.code = ErrorCode::BlobUploadInvalid;

@@ -93,7 +93,7 @@ fn chunk_start(req: &Req) -> Result<Option<u64>> {
         .header("content-length")
         .and_then(|l| l.parse::<u64>().ok())
     {
-        if end + 1 - start != len {
+        if end.checked_sub(start).and_then(|d| d.checked_add(1)) != Some(len) {
             return Err(Failure::code(
                 ErrorCode::SizeInvalid,
                 format!("Content-Range {start}-{end} does not match Content-Length {len}"),

@@ -169,13 +169,16 @@ impl Store {
         body: ByteStream,
         staging: &str,
     ) -> Result<u64> {
+        let t = std::time::Instant::now();
         let mut writer = self.inner.driver.writer(staging, false).await?;
         let mut hasher = DigestHasher::new(digest.algorithm());
         if let Err(e) = ingest(body, writer.as_mut(), &mut hasher).await {
             let _ = writer.cancel().await;
             return Err(e);
         }
+        eprintln!("ingest {:?}", t.elapsed());
         let size = writer.commit().await?;
+        eprintln!("commit {:?}", t.elapsed());
         let computed = hasher.finish();
         if computed != *digest {
             return Err(StoreError::DigestMismatch {
@@ -184,6 +187,7 @@ impl Store {
             });
         }
         self.commit_blob(repo, digest, staging, size).await?;
+        eprintln!("linked {:?}", t.elapsed());
         Ok(size)
     }
 

@@ -258,3 +258,43 @@ fn concurrent_push_of_same_blob_to_many_repos() {
         "stored copies of a blob pushed to 8 repositories"
     );
 }
+
+#[test]
+fn large_blob_round_trip() {
+    let srv = Server::start();
+    let c = client();
+    let data = random_bytes(40 * 1024 * 1024 + 3);
+    let d = push_blob(&srv, &c, "spec/large", &data);
+    let path = format!("/v2/spec/large/blobs/{d}");
+    let r = get(&srv, &c, &path).expect(200, "GET 40 MiB blob");
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body == data, "40 MiB blob bytes differ");
+    let r = Reply::of(
+        c.get(srv.url(&path))
+            .header("Range", "bytes=33554432-33554531")
+            .send()
+            .unwrap(),
+    )
+    .expect(206, "Range deep inside a large blob");
+    assert_eq!(r.body, &data[33_554_432..33_554_532]);
+    // The same content in 8 MiB chunks into another repository.
+    let mut loc = start_upload(&srv, &c, "spec/large2");
+    let mut off = 0usize;
+    for chunk in data.chunks(8 * 1024 * 1024) {
+        let end = off + chunk.len() - 1;
+        let r = Reply::of(
+            c.patch(&loc)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Range", format!("{off}-{end}"))
+                .body(chunk.to_vec())
+                .send()
+                .unwrap(),
+        )
+        .expect(202, "PATCH 8 MiB chunk");
+        loc = srv.resolve(&r.h("Location"));
+        off = end + 1;
+    }
+    Reply::of(c.put(with_query(&loc, "digest", &d)).send().unwrap()).expect(201, "closing PUT");
+    let r = get(&srv, &c, &format!("/v2/spec/large2/blobs/{d}")).expect(200, "GET chunked 40 MiB");
+    assert!(r.body == data, "chunked 40 MiB blob bytes differ");
+}

@@ -269,6 +269,19 @@ fn malformed_digests_and_references() {
         ),
         (404, &["MANIFEST_UNKNOWN"]),
     ];
+    // Encoded slashes change the path's structure: a name error is right too.
+    const MAN_TRAVERSAL: &[(u16, &[&str])] = &[
+        (
+            400,
+            &[
+                "DIGEST_INVALID",
+                "TAG_INVALID",
+                "MANIFEST_INVALID",
+                "NAME_INVALID",
+            ],
+        ),
+        (404, &["MANIFEST_UNKNOWN", "NAME_UNKNOWN"]),
+    ];
     for b in &bad {
         // Distribution 2.8.2 redirects (301) paths with `..` in them.
         let kind = if b.contains("..") {
@@ -280,7 +293,11 @@ fn malformed_digests_and_references() {
             let r = raw::get(srv.addr, method, &format!("/v2/hostile/d/blobs/{b}"));
             ck.check(&format!("{kind} {method} {b}"), client_error(&r, BLOB));
             let r = raw::get(srv.addr, method, &format!("/v2/hostile/d/manifests/{b}"));
-            ck.check(&format!("manifest-ref {method} {b}"), client_error(&r, MAN));
+            let allowed = if b.contains("..") { MAN_TRAVERSAL } else { MAN };
+            ck.check(
+                &format!("manifest-ref {method} {b}"),
+                client_error(&r, allowed),
+            );
         }
         let r = raw::get(srv.addr, "HEAD", &format!("/v2/hostile/d/blobs/{b}"));
         ck.check(

@@ -259,10 +259,11 @@ impl Cache {
         let tmp_path = tmp.path().to_path_buf();
         let size = {
             let mut w = io::BufWriter::new(tmp.as_file_mut());
-            let n = copy_hashing(&mut reader, &mut w, &mut hasher).map_err(|e| ArtifactError::Io {
-                context: format!("cannot store blob {expected}"),
-                source: e,
-            })?;
+            let n =
+                copy_hashing(&mut reader, &mut w, &mut hasher).map_err(|e| ArtifactError::Io {
+                    context: format!("cannot store blob {expected}"),
+                    source: e,
+                })?;
             w.flush()
                 .map_err(|e| ArtifactError::io("cannot write", &tmp_path, e))?;
             n
@@ -337,13 +338,15 @@ impl Cache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ArtifactError::io("cannot read", &path, e)),
         };
-        let parsed = serde_json::from_slice::<RefFile>(&bytes).ok().and_then(|f| {
-            let t = OffsetDateTime::parse(&f.fetched_at, &Rfc3339).ok()?;
-            (f.registry == registry && f.repository == repo && f.tag == tag).then(|| RefEntry {
-                digest: f.digest,
-                fetched_at: SystemTime::from(t),
-            })
-        });
+        let parsed = serde_json::from_slice::<RefFile>(&bytes)
+            .ok()
+            .and_then(|f| {
+                let t = OffsetDateTime::parse(&f.fetched_at, &Rfc3339).ok()?;
+                (f.registry == registry && f.repository == repo && f.tag == tag).then(|| RefEntry {
+                    digest: f.digest,
+                    fetched_at: SystemTime::from(t),
+                })
+            });
         if parsed.is_none() {
             self.drop_corrupt(&path, "is not a valid tag entry");
         }
@@ -427,14 +430,18 @@ impl Cache {
         let registry_ok = !registry.is_empty()
             && registry.len() <= 255
             && !registry.starts_with('.')
-            && registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_'));
+            && registry.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+            });
         if !registry_ok {
-            return Err(ArtifactError::InvalidCacheKey(format!("registry {registry:?}")));
+            return Err(ArtifactError::InvalidCacheKey(format!(
+                "registry {registry:?}"
+            )));
         }
         if !RepoName::is_valid(repo) {
-            return Err(ArtifactError::InvalidCacheKey(format!("repository {repo:?}")));
+            return Err(ArtifactError::InvalidCacheKey(format!(
+                "repository {repo:?}"
+            )));
         }
         if !Tag::is_valid(tag) {
             return Err(ArtifactError::InvalidCacheKey(format!("tag {tag:?}")));

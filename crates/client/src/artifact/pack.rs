@@ -154,7 +154,7 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
                 .mtime(0)
                 .operating_system(255)
                 .write(counted, Compression::new(level));
-            Sink::Gzip(enc)
+            Sink::Gzip(Box::new(enc))
         }
     };
     let mut builder = tar::Builder::new(HashingWriter::new(
@@ -206,7 +206,11 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
     file.sync_all().map_err(tar_io)?;
     drop(file);
 
-    let ext = if opts.compression.is_some() { "tar.gz" } else { "tar" };
+    let ext = if opts.compression.is_some() {
+        "tar.gz"
+    } else {
+        "tar"
+    };
     let final_path = out_dir.join(format!("layer-{}.{ext}", layer_digest.hex()));
     tmp.persist(&final_path)
         .map_err(|e| ArtifactError::io("cannot move the layer to", &final_path, e.error))?;
@@ -232,7 +236,12 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
         total_size: stats.total_size,
         layer: LayerInfo {
             media_type: layer_media_type.to_owned(),
-            compression: if opts.compression.is_some() { "gzip" } else { "none" }.to_owned(),
+            compression: if opts.compression.is_some() {
+                "gzip"
+            } else {
+                "none"
+            }
+            .to_owned(),
             compression_level: opts.compression,
             diff_id,
             tar_size,
@@ -279,7 +288,7 @@ fn unsupported(path: &Path, reason: &str) -> ArtifactError {
 /// Where the tar stream goes: straight to the file, or through gzip and a second hasher.
 enum Sink {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<HashingWriter<BufWriter<File>>>),
+    Gzip(Box<GzEncoder<HashingWriter<BufWriter<File>>>>),
 }
 
 impl Write for Sink {
@@ -390,7 +399,10 @@ fn append_file(
         .metadata()
         .map_err(|e| ArtifactError::io("cannot read", abs, e))?;
     if !meta.is_file() {
-        return Err(unsupported(abs, "changed into a non-regular file while packing"));
+        return Err(unsupported(
+            abs,
+            "changed into a non-regular file while packing",
+        ));
     }
     let size = meta.len();
     let mode = if meta.permissions().mode() & 0o111 != 0 {

@@ -17,9 +17,7 @@ pub(crate) fn safe_relative(path: &Path) -> Result<Vec<OsString>, String> {
             Component::Normal(c) => out.push(c.to_os_string()),
             Component::CurDir => {}
             Component::ParentDir => return Err("path contains a '..' component".to_owned()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute path".to_owned())
-            }
+            Component::RootDir | Component::Prefix(_) => return Err("absolute path".to_owned()),
         }
     }
     Ok(out)

@@ -25,29 +25,57 @@ fn ns(kind: &ArtifactKind, custom: &[(&str, &str)]) -> Result<String> {
 
 #[test]
 fn kinds_parse_and_round_trip() {
-    for s in ["extension", "kcl-package", "platform-image", "test-image", "custom:foo.bar-1"] {
+    for s in [
+        "extension",
+        "kcl-package",
+        "platform-image",
+        "test-image",
+        "custom:foo.bar-1",
+    ] {
         let k = ArtifactKind::parse(s).unwrap();
         assert_eq!(k.to_string(), s);
         assert_eq!(s.parse::<ArtifactKind>().unwrap(), k);
         let back = ArtifactKind::from_artifact_type(k.artifact_type(), k.custom_key()).unwrap();
         assert_eq!(back, k);
         assert!(k.config_media_type().ends_with(".config.v1+json"));
-        assert!(k.artifact_type().starts_with("application/vnd.provisioning."));
+        assert!(k
+            .artifact_type()
+            .starts_with("application/vnd.provisioning."));
     }
-    for bad in ["", "Extension", "custom:", "custom:-x", "custom:a/b", "custom", "image"] {
+    for bad in [
+        "",
+        "Extension",
+        "custom:",
+        "custom:-x",
+        "custom:a/b",
+        "custom",
+        "image",
+    ] {
         assert!(
             matches!(ArtifactKind::parse(bad), Err(ArtifactError::InvalidKind(_))),
             "{bad:?} must be refused"
         );
     }
-    assert_eq!(ArtifactKind::from_artifact_type("application/foo", None), None);
-    assert_eq!(ArtifactKind::from_artifact_type(CUSTOM_ARTIFACT_TYPE, None), None);
+    assert_eq!(
+        ArtifactKind::from_artifact_type("application/foo", None),
+        None
+    );
+    assert_eq!(
+        ArtifactKind::from_artifact_type(CUSTOM_ARTIFACT_TYPE, None),
+        None
+    );
 }
 
 #[test]
 fn artifact_types_are_distinct_per_kind() {
-    let kinds = ["extension", "kcl-package", "platform-image", "test-image", "custom:x"]
-        .map(|s| ArtifactKind::parse(s).unwrap());
+    let kinds = [
+        "extension",
+        "kcl-package",
+        "platform-image",
+        "test-image",
+        "custom:x",
+    ]
+    .map(|s| ArtifactKind::parse(s).unwrap());
     let mut types: Vec<_> = kinds.iter().map(|k| k.artifact_type()).collect();
     let mut configs: Vec<_> = kinds.iter().map(|k| k.config_media_type()).collect();
     types.sort_unstable();
@@ -65,7 +93,10 @@ fn namespace_mapping() {
     assert_eq!(ns(&ArtifactKind::KclPackage, &custom).unwrap(), "kcl");
     assert_eq!(ns(&ArtifactKind::PlatformImage, &custom).unwrap(), "plat");
     assert_eq!(ns(&ArtifactKind::TestImage, &custom).unwrap(), "test");
-    assert_eq!(ns(&ArtifactKind::parse("custom:ml").unwrap(), &custom).unwrap(), "ml-models");
+    assert_eq!(
+        ns(&ArtifactKind::parse("custom:ml").unwrap(), &custom).unwrap(),
+        "ml-models"
+    );
     let err = ns(&ArtifactKind::parse("custom:nope").unwrap(), &custom).unwrap_err();
     match &err {
         ArtifactError::UnknownCustomNamespace { key, known } => {
@@ -79,7 +110,14 @@ fn namespace_mapping() {
     assert!(err.to_string().contains("none"), "{err}");
     // Works with a map type too.
     let map: BTreeMap<String, String> = [("a".to_owned(), "ns-a".to_owned())].into();
-    let got = namespace_for(&ArtifactKind::parse("custom:a").unwrap(), "e", "k", "p", "t", &map);
+    let got = namespace_for(
+        &ArtifactKind::parse("custom:a").unwrap(),
+        "e",
+        "k",
+        "p",
+        "t",
+        &map,
+    );
     assert_eq!(got.unwrap(), "ns-a");
 }
 
@@ -102,7 +140,9 @@ fn confined_resolution_follows_links_physically() {
     // d/up -> .. (the root): fine on its own.
     std::os::unix::fs::symlink("..", root.join("d/up")).unwrap();
     let d: Vec<OsString> = vec!["d".into()];
-    assert!(confined_resolve(root, &d, Path::new("..")).unwrap().is_empty());
+    assert!(confined_resolve(root, &d, Path::new(".."))
+        .unwrap()
+        .is_empty());
     assert_eq!(
         confined_resolve(root, &d, Path::new("e/../e")).unwrap(),
         vec![OsString::from("d"), OsString::from("e")]
@@ -134,14 +174,33 @@ fn pull_policy_table() {
     let r = "reg/repo:tag";
 
     for l in [&fresh, &expired, &absent] {
-        assert_eq!(decide(PullPolicy::Always, l, r).unwrap(), PullDecision::Fetch);
+        assert_eq!(
+            decide(PullPolicy::Always, l, r).unwrap(),
+            PullDecision::Fetch
+        );
     }
-    assert_eq!(decide(PullPolicy::IfNotPresent, &fresh, r).unwrap(), use_cache);
-    assert_eq!(decide(PullPolicy::IfNotPresent, &expired, r).unwrap(), PullDecision::Fetch);
-    assert_eq!(decide(PullPolicy::IfNotPresent, &absent, r).unwrap(), PullDecision::Fetch);
+    assert_eq!(
+        decide(PullPolicy::IfNotPresent, &fresh, r).unwrap(),
+        use_cache
+    );
+    assert_eq!(
+        decide(PullPolicy::IfNotPresent, &expired, r).unwrap(),
+        PullDecision::Fetch
+    );
+    assert_eq!(
+        decide(PullPolicy::IfNotPresent, &absent, r).unwrap(),
+        PullDecision::Fetch
+    );
     assert_eq!(decide(PullPolicy::Never, &fresh, r).unwrap(), use_cache);
     let e = decide(PullPolicy::Never, &expired, r).unwrap_err();
-    assert!(matches!(e, ArtifactError::CacheExpired { age_secs: 7200, ttl_secs: 3600, .. }));
+    assert!(matches!(
+        e,
+        ArtifactError::CacheExpired {
+            age_secs: 7200,
+            ttl_secs: 3600,
+            ..
+        }
+    ));
     let e = decide(PullPolicy::Never, &absent, r).unwrap_err();
     assert!(matches!(e, ArtifactError::NotCached { .. }));
     assert!(e.to_string().contains(r), "{e}");
@@ -149,7 +208,11 @@ fn pull_policy_table() {
     assert!(PullPolicy::Never.on_blob_miss(&d).is_err());
     assert!(PullPolicy::IfNotPresent.on_blob_miss(&d).is_ok());
     assert!(!PullPolicy::Always.uses_cache());
-    for p in [PullPolicy::Always, PullPolicy::IfNotPresent, PullPolicy::Never] {
+    for p in [
+        PullPolicy::Always,
+        PullPolicy::IfNotPresent,
+        PullPolicy::Never,
+    ] {
         assert_eq!(p.as_str().parse::<PullPolicy>().unwrap(), p);
     }
     assert!("sometimes".parse::<PullPolicy>().is_err());
@@ -169,7 +232,10 @@ fn annotations_merge_and_reserved_prefix() {
     let kind = ArtifactKind::parse("custom:tools").unwrap();
     let extra: BTreeMap<String, String> = [
         (keys::TITLE.to_owned(), "Pretty".to_owned()),
-        ("org.opencontainers.image.source".to_owned(), "git".to_owned()),
+        (
+            "org.opencontainers.image.source".to_owned(),
+            "git".to_owned(),
+        ),
     ]
     .into();
     let a = manifest_annotations(&kind, "n", Some("1.0"), None, &extra).unwrap();

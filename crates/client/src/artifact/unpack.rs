@@ -237,7 +237,12 @@ fn ensure_parents(
                     display(&parents[..=i])
                 ))
             }
-            Ok(_) => return Err(format!("parent {} is not a directory", display(&parents[..=i]))),
+            Ok(_) => {
+                return Err(format!(
+                    "parent {} is not a directory",
+                    display(&parents[..=i])
+                ))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 make_dir(&cur).map_err(|e| e.to_string())?;
                 report.directories += 1;
@@ -250,7 +255,8 @@ fn ensure_parents(
 
 /// Defence in depth: the canonical form of `dir` must lie inside the canonical `root`.
 fn confirm_inside(root: &Path, dir: &Path) -> Result<(), String> {
-    let canon = fs::canonicalize(dir).map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    let canon =
+        fs::canonicalize(dir).map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
     if canon.starts_with(root) {
         Ok(())
     } else {

@@ -78,8 +78,11 @@ pub fn sample_tree(root: &Path) {
     write_file(root, &long_name, b"long path", 0o644);
     fs::create_dir_all(root.join("empty/nested-empty")).unwrap();
     std::os::unix::fs::symlink("../README.md", root.join("bin/readme-link")).unwrap();
-    std::os::unix::fs::symlink(format!("{long_dir}/{}", "f".repeat(120)), root.join("long-link"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        format!("{long_dir}/{}", "f".repeat(120)),
+        root.join("long-link"),
+    )
+    .unwrap();
 }
 
 /// Builds a tar archive entry by entry with raw names, so tests can write what a well-behaved

@@ -30,6 +30,8 @@ pub enum Fault {
     DropResponseAfter(u64),
     /// Flip one bit of the first body byte of the answer.
     Corrupt,
+    /// Add a header to the registry's answer.
+    AddHeader(&'static str, String),
 }
 
 /// When a fault fires: requests matching `method` and containing `path` in their path; the
@@ -169,7 +171,8 @@ fn full(status: u16, retry_after: Option<String>) -> Response<ProxyBody> {
     if let Some(r) = retry_after {
         b = b.header("Retry-After", r);
     }
-    let body = format!(r#"{{"errors":[{{"code":"TOOMANYREQUESTS","message":"injected {status}"}}]}}"#);
+    let body =
+        format!(r#"{{"errors":[{{"code":"TOOMANYREQUESTS","message":"injected {status}"}}]}}"#);
     b.header("Content-Type", "application/json")
         .body(
             http_body_util::Full::new(Bytes::from(body))
@@ -179,13 +182,14 @@ fn full(status: u16, retry_after: Option<String>) -> Response<ProxyBody> {
         .unwrap()
 }
 
-const HOP: [&str; 6] = [
+/// Hop-by-hop headers, not forwarded. `Host` is forwarded, so a registry that answers with
+/// absolute `Location` URLs (Distribution) points the client back at the proxy.
+const HOP: [&str; 5] = [
     "connection",
     "keep-alive",
     "transfer-encoding",
     "upgrade",
     "proxy-connection",
-    "host",
 ];
 
 async fn handle(
@@ -279,6 +283,9 @@ async fn handle(
         if !HOP.contains(&k.as_str()) {
             out = out.header(k, v);
         }
+    }
+    if let Some(Fault::AddHeader(k, v)) = &fault {
+        out = out.header(*k, v.as_str());
     }
     let drop_after = match &fault {
         Some(Fault::DropResponseAfter(n)) => Some(*n),

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fault;
+pub mod roundtrip;
 pub mod token;
 
 use std::fs;
@@ -127,11 +128,13 @@ pub fn ocireg_bin() -> PathBuf {
     if let Ok(p) = std::env::var("OCIREG_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target")
-            .to_path_buf()
-    });
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target")
+                .to_path_buf()
+        });
     let bin = target.join("debug/ocireg");
     assert!(
         bin.exists(),
@@ -226,24 +229,62 @@ pub fn make_ca_signed(dir: &Path) -> TlsFiles {
     .unwrap();
     openssl(
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=ocireg test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ocireg test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
         dir,
     );
     openssl(
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
         ],
         dir,
     );
     openssl(
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
         ],
         dir,
     );
@@ -258,9 +299,23 @@ pub fn make_ca_signed(dir: &Path) -> TlsFiles {
 pub fn make_self_signed(dir: &Path) -> TlsFiles {
     openssl(
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "self.key", "-out", "self.crt", "-days", "2", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         dir,
     );
@@ -347,7 +402,11 @@ pub fn start_distribution(o: &DistOptions) -> TestRegistry {
             .unwrap();
         let port = free_port();
         let cfg = work.path().join("config.yml");
-        fs::write(&cfg, dist_config(&work.path().join("root"), port, o, work.path())).unwrap();
+        fs::write(
+            &cfg,
+            dist_config(&work.path().join("root"), port, o, work.path()),
+        )
+        .unwrap();
         let child = Command::new("/usr/bin/docker-registry")
             .arg("serve")
             .arg(&cfg)

@@ -39,13 +39,32 @@ impl Signer {
     /// A fresh RSA key and self-signed certificate in `dir`.
     pub fn new(dir: &Path) -> Signer {
         let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             out.stdout
         };
         run(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out",
-            "token.crt", "-days", "2", "-subj", "/CN=token-signer",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=token-signer",
         ]);
         let der = run(&["x509", "-in", "token.crt", "-outform", "DER"]);
         Signer {
@@ -156,10 +175,14 @@ fn basic_user(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 async fn token(State(cfg): State<Cfg>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
-    let service = pairs.iter().find(|(k, _)| k == "service").map(|(_, v)| v.clone());
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let service = pairs
+        .iter()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.clone());
     let scopes: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k == "scope")
@@ -189,7 +212,10 @@ async fn token(State(cfg): State<Cfg>, headers: HeaderMap, RawQuery(q): RawQuery
     } else {
         Vec::new()
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = json!({
         "iss": cfg.issuer,
         "sub": creds.map(|c| c.0).unwrap_or_default(),
@@ -204,7 +230,11 @@ async fn token(State(cfg): State<Cfg>, headers: HeaderMap, RawQuery(q): RawQuery
     let jwt = tokio::task::spawn_blocking(move || signer.sign(&claims))
         .await
         .unwrap();
-    let field = if cfg.access_token_field { "access_token" } else { "token" };
+    let field = if cfg.access_token_field {
+        "access_token"
+    } else {
+        "token"
+    };
     let body = json!({ field: jwt, "expires_in": cfg.expires_in }).to_string();
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }

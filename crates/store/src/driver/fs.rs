@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,17 +25,16 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
-use tokio::task::JoinHandle;
 
 use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
+use writer::FsWriter;
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 
+mod writer;
+
 /// Chunk size of read streams.
 const READ_CHUNK: u64 = 1 << 20;
-/// A writer starts syncing in the background after this many unsynced bytes, so the disk
-/// works while data still arrives and the final sync of a large blob is short.
-const BACKGROUND_SYNC: u64 = 64 << 40;
 /// Name of the private temp directory under the root.
 const TMP_DIR: &str = ".tmp";
 
@@ -101,7 +100,7 @@ impl FsDriver {
 }
 
 /// Runs blocking filesystem work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T>
+pub(super) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
@@ -111,7 +110,7 @@ where
         .map_err(|e| StoreError::Internal(format!("blocking task failed: {e}")))?
 }
 
-fn fsync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -339,17 +338,8 @@ impl Driver for FsDriver {
                 .open(&path)
                 .map_err(fail)?;
             let size = file.seek(SeekFrom::End(0)).map_err(fail)?;
-            let writer: Box<dyn FileWriter> = Box::new(FsWriter {
-                file: Arc::new(file),
-                key: owned_key,
-                path,
-                dir,
-                created: !existed,
-                size,
-                pending: None,
-                background_sync: None,
-                unsynced: 0,
-            });
+            let writer: Box<dyn FileWriter> =
+                Box::new(FsWriter::new(file, owned_key, path, dir, !existed, size));
             Ok(writer)
         })
         .await
@@ -506,130 +496,4 @@ async fn read_chunk(file: Arc<File>, at: u64, want: u64) -> io::Result<Bytes> {
     })
     .await
     .map_err(io::Error::other)?
-}
-
-/// Writes all chunks at the file's cursor with vectored writes.
-fn write_all_chunks(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = chunks
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| IoSlice::new(c))
-        .collect();
-    let mut bufs = &mut slices[..];
-    while !bufs.is_empty() {
-        match file.write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// A file writer that keeps one write in flight on the blocking pool, so the caller can
-/// hash the next chunk while the previous one is being written.
-struct FsWriter {
-    file: Arc<File>,
-    key: String,
-    path: PathBuf,
-    dir: PathBuf,
-    created: bool,
-    size: u64,
-    pending: Option<JoinHandle<io::Result<()>>>,
-    background_sync: Option<JoinHandle<io::Result<()>>>,
-    unsynced: u64,
-}
-
-async fn join_io(task: Option<JoinHandle<io::Result<()>>>, op: &'static str, key: &str) -> Result<()> {
-    if let Some(task) = task {
-        task.await
-            .map_err(|e| StoreError::Internal(format!("{op} task failed: {e}")))?
-            .map_err(|e| StoreError::io(op, key, e))?;
-    }
-    Ok(())
-}
-
-impl FsWriter {
-    async fn wait_pending(&mut self) -> Result<()> {
-        join_io(self.pending.take(), "write", &self.key).await
-    }
-
-    /// Waits for the pending write and any background sync.
-    async fn settle(&mut self) -> Result<()> {
-        let written = self.wait_pending().await;
-        let synced = join_io(self.background_sync.take(), "sync", &self.key).await;
-        written.and(synced)
-    }
-
-    /// Starts a background `fdatasync` once enough unsynced bytes piled up and the previous
-    /// one finished.
-    async fn maybe_sync_in_background(&mut self) -> Result<()> {
-        if self.unsynced < BACKGROUND_SYNC {
-            return Ok(());
-        }
-        if self.background_sync.as_ref().is_some_and(|t| !t.is_finished()) {
-            return Ok(());
-        }
-        join_io(self.background_sync.take(), "sync", &self.key).await?;
-        let file = Arc::clone(&self.file);
-        self.background_sync = Some(tokio::task::spawn_blocking(move || file.sync_data()));
-        self.unsynced = 0;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl FileWriter for FsWriter {
-    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<()> {
-        self.wait_pending().await?;
-        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if len == 0 {
-            return Ok(());
-        }
-        let file = Arc::clone(&self.file);
-        self.pending = Some(tokio::task::spawn_blocking(move || {
-            write_all_chunks(&file, &chunks)
-        }));
-        self.size += len;
-        self.unsynced += len;
-        self.maybe_sync_in_background().await
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<u64> {
-        self.settle().await?;
-        let (file, dir, created) = (Arc::clone(&self.file), self.dir.clone(), self.created);
-        let key = self.key.clone();
-        blocking(move || {
-            file.sync_all()
-                .map_err(|e| StoreError::io("sync", &key, e))?;
-            if created {
-                fsync_dir(&dir).map_err(|e| StoreError::io("sync dir", &key, e))?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(self.size)
-    }
-
-    async fn close(mut self: Box<Self>) -> Result<u64> {
-        self.settle().await?;
-        Ok(self.size)
-    }
-
-    async fn cancel(mut self: Box<Self>) -> Result<()> {
-        // The pending write's outcome no longer matters: the file goes away.
-        let _ = self.settle().await;
-        let (path, key) = (self.path.clone(), self.key.clone());
-        blocking(move || match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io("cancel", &key, e)),
-        })
-        .await
-    }
 }

@@ -434,3 +434,98 @@ async fn dedupe_off_manifests_are_per_repository() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_moves_are_atomic_for_readers() {
+    for mut h in Harness::both(dedupe()).await {
+        let store = h.open().await;
+        let r = repo("app");
+        let (d1, m1) = push_image(&store, "app", "moving", 60).await;
+        let (d2, m2) = push_image(&store, "app", "other", 61).await;
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut seen = 0;
+                for _ in 0..400 {
+                    let got = store.manifest_get(&repo("app"), &tag("moving")).await.unwrap();
+                    assert!(got.digest == d1 || got.digest == d2);
+                    seen += 1;
+                    tokio::task::yield_now().await;
+                }
+                seen
+            })
+        };
+        for i in 0..40 {
+            let body = if i % 2 == 0 { &m2 } else { &m1 };
+            store
+                .manifest_put(&r, &tag("moving"), None, Bytes::from(body.clone()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(reader.await.unwrap(), 400, "{}", h.name());
+        let got = store.manifest_get(&r, &tag("moving")).await.unwrap();
+        assert_eq!(got.body.as_ref(), m1.as_slice());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_manifest_puts_survive_reopen() {
+    for mut h in Harness::both(dedupe()).await {
+        let store = h.open().await;
+        let config = bytes(200, 70);
+        push_blob(&store, "many", &config).await;
+        let mut tasks = Vec::new();
+        for c in 0..16 {
+            let (store, config) = (store.clone(), config.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let n = c * 10 + i;
+                    let m = image_manifest(&config, &[], json!({ "annotations": { "n": n.to_string() } }));
+                    store
+                        .manifest_put(&repo("many"), &tag(&format!("t{n:03}")), None, Bytes::from(m))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let before = store.snapshot();
+        assert_eq!(before["many"].tags.len(), 160);
+        assert_eq!(before["many"].manifests.len(), 160);
+        drop(store);
+        let store = h.open().await;
+        assert_eq!(store.snapshot(), before, "{}", h.name());
+        let got = store.manifest_get(&repo("many"), &tag("t123")).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(v["annotations"]["n"], "123");
+    }
+}
+
+/// Every public async operation must be usable from a multi-threaded server.
+#[test]
+fn store_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    fn check(store: &ocireg_store::Store) {
+        let (r, d, t) = (repo("a"), sha256(b"x"), tag("t"));
+        send(store.blob_stat(&r, &d));
+        send(store.blob_read(&r, &d, None));
+        send(store.blob_delete(&r, &d));
+        send(store.blob_mount(&r, &d, None));
+        send(store.blob_put(&r, &d, body(b"x")));
+        send(store.upload_start(&r));
+        send(store.upload_offset(&r, "s"));
+        send(store.upload_append(&r, "s", None, body(b"x")));
+        send(store.upload_complete(&r, "s", &d, None));
+        send(store.upload_cancel(&r, "s"));
+        send(store.manifest_put(&r, &t, None, Bytes::new()));
+        send(store.manifest_get(&r, &t));
+        send(store.manifest_delete(&r, &t));
+        send(store.tags(&r, None, None));
+        send(store.catalog(None, None));
+        send(store.referrers(&r, &d, None));
+        send(ocireg_store::Store::open_filesystem(std::path::Path::new("/x"), dedupe()));
+    }
+    let _ = check;
+}

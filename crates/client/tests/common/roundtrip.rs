@@ -1,0 +1,191 @@
+//! The shared round trip: blobs pushed three ways, manifests, tags, pulls, mount, catalog, delete.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use ocireg_client::{BlobSource, ClientOptions, Credentials, PushOutcome, Registry};
+use ocireg_oci::{media_types, ErrorCode, Reference};
+
+use super::*;
+
+/// Pushes blobs three ways, a manifest, tags; pulls everything back byte-exact; mounts; deletes.
+pub async fn full_round_trip(
+    reg: &Registry,
+    creds: &Credentials,
+    work: &std::path::Path,
+    sorted_tag_pages: bool,
+) {
+    let r = repo("team/app");
+    reg.ping().await.unwrap();
+
+    // Small blob (monolithic), large file (chunked), large reader (chunked, buffered chunk).
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let config_digest = sha256(&config);
+    let out = reg
+        .push_blob(
+            &r,
+            &config_digest,
+            config.len() as u64,
+            config.clone().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, PushOutcome::Uploaded);
+    let again = reg
+        .push_blob(
+            &r,
+            &config_digest,
+            config.len() as u64,
+            config.clone().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, PushOutcome::Existed);
+
+    let (file, file_digest) = write_blob_file(work, "layer.bin", 5 * 1024 * 1024 + 17, 1);
+    reg.push_blob(
+        &r,
+        &file_digest,
+        5 * 1024 * 1024 + 17,
+        BlobSource::Path(file.clone()),
+    )
+    .await
+    .unwrap();
+
+    let reader_data = pseudo_random(3 * 1024 * 1024 + 5, 2);
+    let reader_digest = sha256(&reader_data);
+    let reader = std::io::Cursor::new(reader_data.clone());
+    reg.push_blob(
+        &r,
+        &reader_digest,
+        reader_data.len() as u64,
+        BlobSource::Reader(Box::new(reader)),
+    )
+    .await
+    .unwrap();
+    assert!(reg.blob_exists(&r, &reader_digest).await.unwrap());
+
+    // Manifest under a tag; fetched by tag and digest, verified.
+    let manifest = image_manifest(
+        (&config_digest, config.len() as u64),
+        &[
+            (&file_digest, 5 * 1024 * 1024 + 17),
+            (&reader_digest, reader_data.len() as u64),
+        ],
+    );
+    let tag: Reference = "v1".parse().unwrap();
+    let digest = reg
+        .put_manifest(
+            &r,
+            &tag,
+            media_types::OCI_MANIFEST,
+            Bytes::from(manifest.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(digest, sha256(&manifest));
+    let got = reg.get_manifest(&r, &tag, &[]).await.unwrap();
+    assert_eq!(got.bytes.as_ref(), manifest.as_slice());
+    assert_eq!(got.digest, digest);
+    assert!(
+        got.media_type.starts_with(media_types::OCI_MANIFEST),
+        "{}",
+        got.media_type
+    );
+    let by_digest = reg
+        .get_manifest(
+            &r,
+            &Reference::Digest(digest.clone()),
+            &[media_types::OCI_MANIFEST],
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_digest.bytes, got.bytes);
+    let head = reg.head_manifest(&r, &tag, &[]).await.unwrap().unwrap();
+    assert_eq!(
+        (head.digest.clone(), head.size),
+        (digest.clone(), manifest.len() as u64)
+    );
+    assert!(reg
+        .head_manifest(&r, &"nope".parse().unwrap(), &[])
+        .await
+        .unwrap()
+        .is_none());
+
+    // Tags, paginated two at a time.
+    for t in ["a", "b", "c", "d"] {
+        reg.put_manifest(
+            &r,
+            &t.parse().unwrap(),
+            media_types::OCI_MANIFEST,
+            Bytes::from(manifest.clone()),
+        )
+        .await
+        .unwrap();
+    }
+    let paged = Registry::new(
+        reg.base_url().as_str(),
+        creds.clone(),
+        ClientOptions {
+            page_size: Some(2),
+            ..reg.options().clone()
+        },
+    )
+    .unwrap();
+    if sorted_tag_pages {
+        assert_eq!(
+            paged.tags(&r).await.unwrap(),
+            vec!["a", "b", "c", "d", "v1"]
+        );
+        let (first, more) = paged.tags_page(&r, Some(2), None).await.unwrap();
+        assert_eq!((first, more), (vec!["a".to_owned(), "b".to_owned()], true));
+        let (last, more) = paged.tags_page(&r, Some(2), Some("d")).await.unwrap();
+        assert_eq!((last, more), (vec!["v1".to_owned()], false));
+    } else {
+        // Distribution 2.8 ignores `n` on tag lists and does not sort them: compare as sets.
+        // Its catalog does paginate; that is checked below.
+        let mut tags = paged.tags(&r).await.unwrap();
+        tags.sort();
+        assert_eq!(tags, vec!["a", "b", "c", "d", "v1"]);
+    }
+
+    // Pull back byte-exact: to a writer and to a file.
+    let mut buf = Vec::new();
+    let n = reg.pull_blob(&r, &reader_digest, &mut buf).await.unwrap();
+    assert_eq!(n, reader_data.len() as u64);
+    assert_eq!(buf, reader_data);
+    let dest = work.join("pulled.bin");
+    reg.pull_blob_to_file(&r, &file_digest, &dest)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&file).unwrap());
+
+    // Cross-repository mount, then the catalog shows both repositories.
+    let other = repo("team/other");
+    assert!(reg.mount_blob(&other, &file_digest, &r).await.unwrap());
+    assert!(reg.blob_exists(&other, &file_digest).await.unwrap());
+    let missing = sha256(b"never pushed");
+    assert!(!reg.mount_blob(&other, &missing, &r).await.unwrap());
+    let catalog = reg.catalog().await.unwrap();
+    assert_eq!(catalog, vec!["team/app", "team/other"]);
+    let one_per_page = Registry::new(
+        reg.base_url().as_str(),
+        creds.clone(),
+        ClientOptions {
+            page_size: Some(1),
+            ..reg.options().clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(one_per_page.catalog().await.unwrap(), catalog);
+
+    // Delete by digest; then the manifest is unknown, with the registry's code.
+    reg.delete_manifest(&r, &Reference::Digest(digest.clone()))
+        .await
+        .unwrap();
+    let err = reg
+        .get_manifest(&r, &Reference::Digest(digest), &[])
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(err.error_code(), Some(ErrorCode::ManifestUnknown), "{err}");
+}

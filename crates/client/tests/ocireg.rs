@@ -1,0 +1,114 @@
+//! Round trips against the real `ocireg serve` binary (build it first: `cargo build -p ocireg`):
+//! blobs, manifests, sorted paginated tags, catalog, mount, the referrers API, deletes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::roundtrip::full_round_trip;
+use common::*;
+use ocireg_client::{ClientError, ClientOptions, Credentials};
+use ocireg_oci::{media_types, Reference};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip() {
+    let reg = start_ocireg();
+    let client = reg.client(
+        Credentials::Anonymous,
+        ClientOptions {
+            chunk_size: 1024 * 1024,
+            monolithic_threshold: 1024 * 1024,
+            ..fast_options()
+        },
+    );
+    let work = tempfile::tempdir().unwrap();
+    full_round_trip(&client, &Credentials::Anonymous, work.path(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_api_and_blob_delete() {
+    let reg = start_ocireg();
+    let client = reg.client(Credentials::Anonymous, fast_options());
+    let r = repo("refs");
+    let empty = media_types::OCI_EMPTY_JSON;
+    let ed = sha256(empty);
+    client
+        .push_blob(&r, &ed, 2, Bytes::from_static(empty).into())
+        .await
+        .unwrap();
+    let subject = image_manifest((&ed, 2), &[]);
+    let sd = client
+        .put_manifest(
+            &r,
+            &"base".parse().unwrap(),
+            media_types::OCI_MANIFEST,
+            Bytes::from(subject.clone()),
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for kind in [
+        "application/vnd.example.sbom",
+        "application/vnd.example.sig",
+    ] {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::OCI_MANIFEST,
+            "artifactType": kind,
+            "config": {"mediaType": media_types::OCI_EMPTY, "digest": ed, "size": 2},
+            "layers": [{"mediaType": media_types::OCI_EMPTY, "digest": ed, "size": 2}],
+            "subject": {"mediaType": media_types::OCI_MANIFEST, "digest": sd, "size": subject.len()},
+        }))
+        .unwrap();
+        let d = sha256(&body);
+        client
+            .put_manifest(
+                &r,
+                &Reference::Digest(d.clone()),
+                media_types::OCI_MANIFEST,
+                Bytes::from(body),
+            )
+            .await
+            .unwrap();
+        ids.push(d);
+    }
+    let mut got: Vec<_> = client
+        .referrers(&r, &sd, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.digest)
+        .collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+    let sbom = client
+        .referrers(&r, &sd, Some("application/vnd.example.sbom"))
+        .await
+        .unwrap();
+    assert_eq!(sbom.len(), 1);
+    assert_eq!(
+        sbom[0].artifact_type.as_deref(),
+        Some("application/vnd.example.sbom")
+    );
+    // The registry answered OCI-Subject, so no fallback tag was written.
+    assert_eq!(client.tags(&r).await.unwrap(), vec!["base"]);
+
+    // A digest reference that does not match the bytes is refused before sending.
+    let err = client
+        .put_manifest(
+            &r,
+            &Reference::Digest(ed.clone()),
+            media_types::OCI_MANIFEST,
+            Bytes::from(subject),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::DigestMismatch { .. }), "{err:?}");
+
+    let loose = pseudo_random(1000, 8);
+    let ld = sha256(&loose);
+    client.push_blob(&r, &ld, 1000, loose.into()).await.unwrap();
+    client.delete_blob(&r, &ld).await.unwrap();
+    assert!(!client.blob_exists(&r, &ld).await.unwrap());
+}
