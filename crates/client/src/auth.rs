@@ -101,10 +101,19 @@ enum Scheme {
     Bearer { realm: Url, service: Option<String> },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct CachedToken {
     token: String,
     expires: Instant,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("token", &"<redacted>")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// Per-registry authentication state: the learned scheme and the token cache.

@@ -18,6 +18,7 @@ const SERVICE: &str = "test-registry";
 const ISSUER: &str = "test-issuer";
 
 struct Setup {
+    signer: Signer,
     tokens: TokenServer,
     reg: TestRegistry,
     _dir: tempfile::TempDir,
@@ -28,7 +29,7 @@ async fn setup(expires_in: u64, access_token_field: bool) -> Setup {
     let signer = Signer::new(dir.path());
     let cert = signer.cert.clone();
     let tokens = TokenServer::start(
-        signer,
+        signer.clone(),
         ISSUER,
         vec![("bob".into(), "builder".into())],
         expires_in,
@@ -45,6 +46,7 @@ async fn setup(expires_in: u64, access_token_field: bool) -> Setup {
         ..DistOptions::default()
     });
     Setup {
+        signer,
         tokens,
         reg,
         _dir: dir,
@@ -136,6 +138,14 @@ async fn bearer_push_pull_mount_with_scoped_cached_tokens() {
         .requests()
         .iter()
         .any(|r| r.scopes.contains(&"registry:catalog:*".to_owned())));
+
+    // Neither the password nor a cached JWT shows in Debug output.
+    let shown = format!("{client:?}");
+    assert!(shown.contains("CachedToken"), "tokens are cached: {shown}");
+    assert!(
+        !shown.contains("builder") && !shown.contains("eyJ"),
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,4 +197,45 @@ async fn bearer_failures_are_clean() {
         "{err}"
     );
     assert!(s.tokens.requests().iter().any(|r| r.user.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_bearer_token_is_sent_as_is_and_never_shown() {
+    let s = setup(300, false).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = s.signer.sign(&serde_json::json!({
+        "iss": ISSUER, "sub": "ci", "aud": SERVICE, "exp": now + 300, "nbf": now - 30,
+        "iat": now, "jti": "static",
+        "access": [{"type": "repository", "name": "ci/app", "actions": ["pull", "push"]}],
+    }));
+    let client = s
+        .reg
+        .client(Credentials::Bearer(jwt.clone()), fast_options());
+    let data = pseudo_random(10_000, 12);
+    let d = sha256(&data);
+    client
+        .push_blob(&repo("ci/app"), &d, 10_000, data.into())
+        .await
+        .unwrap();
+    assert!(client.blob_exists(&repo("ci/app"), &d).await.unwrap());
+    assert!(
+        s.tokens.requests().is_empty(),
+        "no token server round trips"
+    );
+
+    let err = client
+        .blob_exists(&repo("elsewhere"), &d)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Auth(_)), "{err:?}");
+    assert!(err.to_string().contains("bearer token"), "{err}");
+
+    let shown = format!("{client:?}");
+    assert!(
+        !shown.contains(&jwt[jwt.len() - 20..]),
+        "token leaked in Debug"
+    );
 }

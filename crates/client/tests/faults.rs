@@ -428,3 +428,62 @@ async fn tampered_manifests_are_rejected() {
         md
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_follow_link_pages() {
+    let rig = rig().await;
+    let empty = ocireg_oci::media_types::OCI_EMPTY_JSON;
+    let ed = sha256(empty);
+    let m = bytes::Bytes::from(image_manifest((&ed, 2), &[]));
+    for name in ["a", "b", "c"] {
+        let r = repo(name);
+        rig.direct
+            .push_blob(&r, &ed, 2, bytes::Bytes::from_static(empty).into())
+            .await
+            .unwrap();
+        for t in ["t1", "t2", "t3", "t4", "t5"] {
+            rig.direct
+                .put_manifest(
+                    &r,
+                    &t.parse().unwrap(),
+                    ocireg_oci::media_types::OCI_MANIFEST,
+                    m.clone(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let client = rig.client(ClientOptions {
+        page_size: Some(2),
+        ..fast_options()
+    });
+    assert_eq!(client.catalog().await.unwrap(), vec!["a", "b", "c"]);
+    assert_eq!(
+        client.tags(&repo("b")).await.unwrap(),
+        vec!["t1", "t2", "t3", "t4", "t5"]
+    );
+    let uris: Vec<String> = rig.proxy.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        uris,
+        vec![
+            "/v2/_catalog?n=2",
+            "/v2/_catalog?n=2&last=b",
+            "/v2/b/tags/list?n=2",
+            "/v2/b/tags/list?n=2&last=t2",
+            "/v2/b/tags/list?n=2&last=t4",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_retried_then_reported() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let client = Registry::new(&url, Credentials::Anonymous, timing_options(100, 2)).unwrap();
+    let start = std::time::Instant::now();
+    let err = client.ping().await.unwrap_err();
+    let secs = start.elapsed().as_secs_f64();
+    assert!(matches!(err, ClientError::Connection { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+    // Two retries: 0.1 s then 0.2 s of backoff.
+    assert!((0.29..1.0).contains(&secs), "took {secs}s");
+}
