@@ -1,0 +1,241 @@
+//! A large tag list and a large catalog: untimed setup, then timed full and paginated listings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, ensure, Result};
+use serde_json::json;
+
+use super::{base_image, Ctx};
+use crate::clients::{self, Op};
+use crate::http::{manifest, Listing};
+use crate::report::Measure;
+use crate::stats::sha256_digest;
+
+const TAG_REPO: &str = "bench/tags";
+const CATALOG_BASE: &str = "bench/catalog-base";
+const CATALOG_PREFIX: &str = "cat/";
+/// Upper bound on any setup phase.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn setup_measure(label: String, p_ok: usize, total: usize, secs: f64) -> Measure {
+    let rate = (p_ok > 0 && secs > 0.0).then(|| p_ok as f64 / secs);
+    Measure::new(label, "setup ops/s", true, rate)
+        .with(json!({"ok": p_ok, "wanted": total, "secs": secs}))
+}
+
+/// Checks that `items` has no duplicates and that its entries with `prefix` are exactly
+/// `expected` (sorted); returns whether `items` came in lexical order (reported, not an error:
+/// Distribution 2.8 returns tags in storage order).
+fn verify(items: &[String], prefix: &str, expected: &[String]) -> Result<bool> {
+    let sorted = items.windows(2).all(|w| w[0] <= w[1]);
+    let mut got: Vec<&String> = items.iter().filter(|s| s.starts_with(prefix)).collect();
+    got.sort_unstable();
+    let all = got.len();
+    got.dedup();
+    ensure!(
+        got.len() == all,
+        "listing has {} duplicate entries",
+        all - got.len()
+    );
+    ensure!(
+        got.len() == expected.len() && got.iter().zip(expected).all(|(a, b)| *a == b),
+        "listing has {} matching entries, expected {}",
+        got.len(),
+        expected.len()
+    );
+    Ok(sorted)
+}
+
+/// Times `list` up to `reps` times within `budget`; one measure (median, milliseconds).
+async fn timed_listing<F, Fut>(
+    ctx: &Ctx,
+    label: String,
+    what: &'static str,
+    expected: &[String],
+    prefix: &str,
+    list: F,
+) -> Measure
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Listing>>,
+{
+    let plan = &ctx.plan;
+    let t_all = Instant::now();
+    let (mut times, mut pages, mut ignored_n, mut lexical) = (Vec::new(), 0usize, false, true);
+    for _ in 0..plan.listing_reps {
+        if !times.is_empty() && t_all.elapsed() > plan.listing_budget {
+            break;
+        }
+        let t0 = Instant::now();
+        let res = list().await;
+        let took = t0.elapsed();
+        match res.and_then(|l| verify(&l.items, prefix, expected).map(|s| (l, s))) {
+            Ok((l, in_order)) => {
+                lexical &= in_order;
+                times.push(took.as_secs_f64());
+                pages = l.pages;
+                ignored_n |= l.ignored_n;
+            }
+            Err(e) => ctx.errors.record(what, &e),
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).map(|s| s * 1e3);
+    Measure::new(label, "ms", false, median).with(json!({
+        "secs": times,
+        "pages": pages,
+        "server_ignored_n": ignored_n,
+        "lexically_sorted": lexical,
+        "entries": expected.len(),
+    }))
+}
+
+/// Creates `plan.tags` tags on one manifest, then times `tags/list` in full and with n=1000.
+pub async fn tags(ctx: &Ctx) -> Vec<Measure> {
+    let total = ctx.plan.tags;
+    let (config, layer) = match base_image(ctx, TAG_REPO, 2).await {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.errors.record("tags setup", &e);
+            return Vec::new();
+        }
+    };
+    let body = manifest(config.desc(), &[layer.desc()], "tags");
+    let digest = Arc::new(sha256_digest(&body));
+    let reg = ctx.reg.clone();
+    let op: Op<String> = Arc::new(move |_c, i| {
+        let (reg, body, digest) = (reg.clone(), body.clone(), digest.clone());
+        Box::pin(async move {
+            let tag = format!("t{i:05}");
+            reg.put_manifest(TAG_REPO, &tag, body, &digest).await?;
+            Ok(tag)
+        })
+    });
+    let errs = ctx.errors.clone();
+    let p = clients::indexed(
+        ctx.plan.setup_concurrency,
+        total,
+        SETUP_TIMEOUT,
+        errs,
+        "tags setup",
+        op,
+    )
+    .await;
+    let secs = p.elapsed.as_secs_f64();
+    let mut expected = p.ok;
+    expected.sort();
+    let mut out = vec![setup_measure(
+        format!("tag listing setup: {total} tag PUTs, 16 clients"),
+        expected.len(),
+        total,
+        secs,
+    )];
+    let path = format!("/v2/{TAG_REPO}/tags/list");
+    let max_pages = total + 10;
+    for n in [None, Some(ctx.plan.page_size)] {
+        let label = match n {
+            None => format!("tags/list of {total} tags, full"),
+            Some(n) => format!("tags/list of {total} tags, n={n} pages"),
+        };
+        let reg = ctx.reg.clone();
+        let m = timed_listing(ctx, label, "tags/list", &expected, "", || {
+            reg.list_all(&path, "tags", n, max_pages)
+        })
+        .await;
+        out.push(m);
+    }
+    out
+}
+
+/// Creates `plan.repos` repositories (mount config + layer, PUT one manifest each), then
+/// times `_catalog` in full (server's default page size, following Link) and with n=1000.
+pub async fn catalog(ctx: &Ctx) -> Vec<Measure> {
+    let total = ctx.plan.repos;
+    let (config, layer) = match base_image(ctx, CATALOG_BASE, 3).await {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.errors.record("catalog setup", &e);
+            return Vec::new();
+        }
+    };
+    let body = manifest(config.desc(), &[layer.desc()], "catalog");
+    let digest = Arc::new(sha256_digest(&body));
+    let (config, layer) = (Arc::new(config), Arc::new(layer));
+    let reg = ctx.reg.clone();
+    let op: Op<String> = Arc::new(move |_c, i| {
+        let (reg, body, digest, config, layer) = (
+            reg.clone(),
+            body.clone(),
+            digest.clone(),
+            config.clone(),
+            layer.clone(),
+        );
+        Box::pin(async move {
+            let repo = format!("{CATALOG_PREFIX}r{i:05}");
+            reg.mount_or_push(&repo, CATALOG_BASE, &config.digest, &config.data)
+                .await?;
+            reg.mount_or_push(&repo, CATALOG_BASE, &layer.digest, &layer.data)
+                .await?;
+            reg.put_manifest(&repo, "v1", body, &digest).await?;
+            Ok(repo)
+        })
+    });
+    let errs = ctx.errors.clone();
+    let p = clients::indexed(
+        ctx.plan.setup_concurrency,
+        total,
+        SETUP_TIMEOUT,
+        errs,
+        "catalog setup",
+        op,
+    )
+    .await;
+    let secs = p.elapsed.as_secs_f64();
+    let mut expected = p.ok;
+    expected.sort();
+    if expected.is_empty() {
+        ctx.errors
+            .record("catalog", &anyhow!("no repository was created"));
+    }
+    let mut out = vec![setup_measure(
+        format!("catalog setup: {total} repos (2 mounts + 1 manifest each)"),
+        expected.len(),
+        total,
+        secs,
+    )];
+    let max_pages = total + 1000;
+    for n in [None, Some(ctx.plan.page_size)] {
+        let label = match n {
+            None => format!("_catalog of {total} repos, full (default page size)"),
+            Some(n) => format!("_catalog of {total} repos, n={n} pages"),
+        };
+        let reg = ctx.reg.clone();
+        let m = timed_listing(ctx, label, "_catalog", &expected, CATALOG_PREFIX, || {
+            reg.list_all("/v2/_catalog", "repositories", n, max_pages)
+        })
+        .await;
+        out.push(m);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| (*x).to_string()).collect()
+    }
+
+    #[test]
+    fn verification() {
+        let exp = s(&["cat/a", "cat/b"]);
+        assert!(verify(&s(&["a", "cat/a", "cat/b", "z"]), "cat/", &exp).unwrap());
+        assert!(!verify(&s(&["cat/b", "cat/a", "a"]), "cat/", &exp).unwrap());
+        assert!(verify(&s(&["cat/a", "cat/a", "cat/b"]), "cat/", &exp).is_err());
+        assert!(verify(&s(&["cat/a"]), "cat/", &exp).is_err());
+        assert!(verify(&s(&["cat/a", "cat/c"]), "cat/", &exp).is_err());
+    }
+}
