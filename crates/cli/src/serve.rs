@@ -1,5 +1,7 @@
 //! `ocireg serve`: the built-in engine in the foreground, settings from `registry.local`.
 
+mod auth;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -105,9 +107,29 @@ fn settings(args: &ServeArgs, config: Option<&Path>) -> anyhow::Result<Settings>
             read_timeout: secs(http.read_timeout, "read_timeout")?,
             write_timeout: secs(http.write_timeout, "write_timeout")?,
             idle_timeout: secs(http.idle_timeout, "idle_timeout")?,
+            auth: auth::auth(reg, local)?,
+            tls: tls_options(reg)?,
             ..ServerOptions::default()
         },
     })
+}
+
+/// `registry.tls_enabled` with `tls_cert_path` / `tls_key_path` (and `ca_cert_path` for client
+/// certificates) → the server's TLS options.
+fn tls_options(
+    reg: &ocireg_config::OCIRegistryConfig,
+) -> anyhow::Result<Option<ocireg_server::TlsOptions>> {
+    if !reg.tls_enabled {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (&reg.tls_cert_path, &reg.tls_key_path) else {
+        bail!("registry.tls_enabled needs registry.tls_cert_path and registry.tls_key_path");
+    };
+    Ok(Some(ocireg_server::TlsOptions {
+        cert_path: ocireg_config::expand_home(cert),
+        key_path: ocireg_config::expand_home(key),
+        client_ca_path: reg.ca_cert_path.as_deref().map(ocireg_config::expand_home),
+    }))
 }
 
 /// An instance of a schema with every default (the schema's `{}` instance).
@@ -138,7 +160,12 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}").context("writing to stdout")?;
+        let scheme = if s.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(out, "listening on {scheme}://{addr}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
     tracing::info!(%addr, root = %s.root.display(), dedupe = s.dedupe, "serving");

@@ -158,6 +158,7 @@ pub fn default_document() -> Document {
                     gc_interval: 3600,
                     dedupe_enabled: true,
                 }),
+                auth_config: None,
                 data_dir,
             }),
             remote: None,

@@ -14,7 +14,7 @@ use crate::spec::{DefaultSpec, FieldSpec, SchemaSpec, Ty};
 /// rules are not expressed here (use `ocireg config validate`).
 pub fn json_schema() -> Value {
     let mut defs = Map::new();
-    for (name, spec) in SCHEMAS {
+    for (name, spec) in SCHEMAS.iter().chain(crate::extensions::EXTENSION_SCHEMAS) {
         defs.insert((*name).to_string(), schema_def(&spec()));
     }
     defs.insert(
@@ -117,7 +117,8 @@ mod tests {
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
         assert_eq!(s["required"], json!(["registry"]));
         let defs = s["$defs"].as_object().unwrap();
-        assert_eq!(defs.len(), 19);
+        // 18 seed schemas, 2 extension schemas, DocumentRegistry.
+        assert_eq!(defs.len(), 21);
         for (name, def) in defs {
             if name != "DocumentRegistry" {
                 assert_eq!(def["additionalProperties"], false, "{name}");

@@ -40,6 +40,14 @@ impl<'a> View<'a> {
         self.values.get(key).and_then(Value::as_bool)
     }
 
+    /// A `[str]` field's items (`None` when absent or not a list; non-strings skipped).
+    pub fn strs(&self, key: &str) -> Option<Vec<&'a str>> {
+        self.values
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).collect())
+    }
+
     /// KCL's `key != Undefined`: given (even if invalid) or defaulted.
     pub fn defined(&self, key: &str) -> bool {
         self.given.contains(key) || self.values.contains_key(key)

@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::checks;
+use crate::extensions::LocalAuthConfig;
 use crate::spec::{literal_enum, schema, DefaultSpec, FieldSpec, SchemaSpec, Ty};
 
 literal_enum! {
@@ -107,6 +108,8 @@ schema! {
         http_config: Option<LocalHTTPConfig> = opt;
         /// Storage configuration
         storage_config: Option<LocalStorageConfig> = opt;
+        /// ocireg extension: registry authentication and authorization
+        auth_config: Option<LocalAuthConfig> = opt;
     }
 }
 

@@ -2,6 +2,8 @@
 //! graceful shutdown that lets in-flight requests finish.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -9,11 +11,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use crate::timed_io::{InFlight, TimedIo, Timeouts};
+use crate::tls::Reloading;
 use crate::{ServerError, ServerOptions};
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
@@ -42,6 +46,12 @@ pub async fn serve(
         .header_read_timeout(opts.read_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let tls = opts
+        .tls
+        .clone()
+        .map(Reloading::new)
+        .transpose()?
+        .map(Arc::new);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -58,9 +68,59 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let conn = Conn {
+            builder: builder.clone(),
+            graceful: graceful.watcher(),
+            app: app.clone(),
+            timeouts,
+            peer,
+        };
+        match &tls {
+            None => conn.serve(stream),
+            Some(tls) => {
+                let config = tls.current();
+                tokio::spawn(async move {
+                    if let Some(stream) = handshake(stream, config, timeouts.read, peer).await {
+                        conn.serve(stream);
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(opts.shutdown_grace) => {
+            tracing::warn!(grace = ?opts.shutdown_grace, "grace period over; dropping connections");
+        }
+    }
+    Ok(())
+}
+
+/// One accepted connection, ready to be served over any stream.
+struct Conn {
+    builder: Builder<TokioExecutor>,
+    graceful: Watcher,
+    app: axum::Router,
+    timeouts: Timeouts,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            builder,
+            graceful,
+            app,
+            timeouts,
+            peer,
+        } = self;
         let in_flight = InFlight::default();
         let io = TokioIo::new(TimedIo::new(stream, timeouts, in_flight.clone()));
-        let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let guard = in_flight.start();
             let app = app.clone();
@@ -88,15 +148,41 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
-    tracing::info!("shutting down: waiting for in-flight requests");
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(opts.shutdown_grace) => {
-            tracing::warn!(grace = ?opts.shutdown_grace, "grace period over; dropping connections");
+}
+
+/// The TLS handshake (bounded by the read timeout). A plain-HTTP request gets a plain `400`.
+async fn handshake(
+    mut stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    limit: Duration,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limit, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    if first[0].is_ascii_alphabetic() {
+        tracing::debug!(%peer, "plain HTTP on the TLS port");
+        let _ = tokio::time::timeout(limit, async {
+            stream.write_all(crate::tls::PLAIN_HTTP_ANSWER).await?;
+            stream.shutdown().await
+        })
+        .await;
+        return None;
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
         }
     }
-    Ok(())
 }
 
 fn is_transient(err: &std::io::Error) -> bool {

@@ -6,6 +6,7 @@
 //! [`ocireg_api::Endpoint`] and dispatches to the handler of that resource. Every failure is turned
 //! into the spec's error envelope in one place ([`error`]).
 
+mod auth;
 mod blobs;
 mod conn;
 mod error;
@@ -13,6 +14,7 @@ mod listing;
 mod manifests;
 mod routes;
 mod timed_io;
+mod tls;
 mod trace;
 mod uploads;
 
@@ -23,6 +25,7 @@ use std::time::Duration;
 use ocireg_store::Store;
 
 pub use conn::serve;
+pub use tls::TlsOptions;
 
 /// Settings of the built-in server; the binary builds them from `registry.local.http_config`.
 #[derive(Debug, Clone)]
@@ -37,6 +40,10 @@ pub struct ServerOptions {
     pub max_manifest_bytes: usize,
     /// How long in-flight requests may run after a shutdown signal before connections are dropped.
     pub shutdown_grace: Duration,
+    /// Authentication and authorization; `None` = every request is allowed (no auth).
+    pub auth: Option<Arc<ocireg_auth::Auth>>,
+    /// TLS; `None` = plain HTTP (and h2c).
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +54,8 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(120),
             max_manifest_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -62,6 +71,9 @@ pub enum ServerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA files are unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Shared state of the request handlers.

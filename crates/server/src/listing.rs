@@ -62,6 +62,14 @@ pub(crate) async fn catalog(st: &AppState, req: Req) -> Result<Response> {
     let p = ocireg_api::parse_pagination(req.query.as_deref()).map_err(Failure::from)?;
     let items = if p.n == Some(0) {
         Vec::new()
+    } else if let (Some(auth), Some(caller)) = (&st.opts.auth, &req.caller) {
+        // Only what the caller may read; filtered before paging so pages stay full.
+        let mut all = st.store.catalog(p.last.as_deref(), None).await?;
+        all.retain(|repo| auth.can_read(caller, repo));
+        if let Some(n) = p.n {
+            all.truncate(n.saturating_add(1));
+        }
+        all
     } else {
         st.store
             .catalog(p.last.as_deref(), p.n.map(|n| n.saturating_add(1)))

@@ -1,6 +1,8 @@
 //! One catch-all route: the path is parsed once by `ocireg-api` into an endpoint, then dispatched
 //! by (endpoint, method) to the handler of that resource.
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method};
@@ -9,7 +11,7 @@ use axum::Router;
 use ocireg_api::Endpoint;
 
 use crate::error::{Failure, Result};
-use crate::{blobs, listing, manifests, trace, uploads, AppState};
+use crate::{auth, blobs, listing, manifests, trace, uploads, AppState};
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
@@ -24,6 +26,8 @@ pub(crate) struct Req {
     pub(crate) query: Option<String>,
     pub(crate) headers: axum::http::HeaderMap,
     pub(crate) body: Body,
+    /// Who sent it (`None` when auth is off).
+    pub(crate) caller: Option<ocireg_auth::Caller>,
 }
 
 impl Req {
@@ -40,14 +44,34 @@ impl Req {
 async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let endpoint = ocireg_api::parse_path(parts.uri.path());
-    let req = Req {
+    let peer = parts.extensions.get::<SocketAddr>().copied();
+    let mut req = Req {
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,
+        caller: None,
     };
     let result = match endpoint {
-        Ok(ep) => route(&st, ep, req).await,
+        Ok(ep) => match st.opts.auth.clone() {
+            None => route(&st, ep, req).await,
+            Some(auth) => match &ep {
+                Endpoint::Extension { path } if path == auth::TOKEN_PATH => {
+                    let q = req.query.as_deref();
+                    auth::token(&st, &auth, &req.method, q, &req.headers, peer).await
+                }
+                _ => {
+                    let q = req.query.as_deref();
+                    match auth::gate(&st, &auth, &ep, &req.method, q, &req.headers, peer).await {
+                        Ok(caller) => {
+                            req.caller = Some(caller);
+                            route(&st, ep, req).await
+                        }
+                        Err(refusal) => Err(refusal),
+                    }
+                }
+            },
+        },
         Err(err) => Err(Failure::from(err)),
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);

@@ -1,0 +1,150 @@
+//! ocireg's documented extensions of the seed: server-side settings the seed has no field
+//! for (users file, token service, access rules). They hang off `LocalOCIConfig` as optional
+//! fields without defaults, so documents that do not use them render exactly as before.
+
+use indexmap::IndexMap;
+
+use crate::error::FieldError;
+use crate::normalize::View;
+use crate::spec::schema;
+
+type Errors = Vec<FieldError>;
+
+schema! {
+    /// Authentication and authorization of the built-in registry (ocireg extension)
+    ///
+    /// Used with `auth_required = true`. The seed's `username` is always an admin.
+    LocalAuthConfig, checks = local_auth_config;
+    fields {
+        /// htpasswd users file (bcrypt entries only, `htpasswd -B`)
+        htpasswd_path: Option<String> = opt;
+        /// Users who may do everything, delete included
+        admins: Option<Vec<String>> = opt;
+        /// Groups: group name -> member user names
+        groups: Option<IndexMap<String, Vec<String>>> = opt;
+        /// Access rules; the first rule matching a repository decides
+        access: Option<Vec<AccessRule>> = opt;
+        /// Bearer token service (Docker token flow) at /v2/_ocireg/token
+        token_enabled: bool = def(true);
+        /// Token signing key: PEM EC P-256 private key (ES256) or a secret of 32+ characters (HS256); unset = random per start
+        token_key_path: Option<String> = opt;
+        /// Token lifetime (seconds)
+        token_expiry: i64 = def(300);
+        /// Token service name (audience)
+        token_service: String = def("ocireg");
+        /// Token realm URL (default: <scheme>://<request host>/v2/_ocireg/token)
+        token_realm: Option<String> = opt;
+        /// Failed logins allowed per client address per window (0 = unlimited)
+        max_failed_logins: i64 = def(10);
+        /// Failed-login window (seconds)
+        failed_login_window: i64 = def(60);
+    }
+}
+
+schema! {
+    /// One access rule (ocireg extension)
+    ///
+    /// Principals: a user name, `group:NAME`, `*` (any authenticated user) or `anonymous`.
+    AccessRule, checks = access_rule;
+    fields {
+        /// Repository patterns: `*` within a path component, `**` across them
+        repositories: Option<Vec<String>> = opt;
+        /// Keys of registry.namespaces (each covers `<value>` and `<value>/**`)
+        namespaces: Option<Vec<String>> = opt;
+        /// Who may pull
+        read: Option<Vec<String>> = opt;
+        /// Who may push (implies pull)
+        write: Option<Vec<String>> = opt;
+        /// Who may delete
+        delete: Option<Vec<String>> = opt;
+    }
+}
+
+fn local_auth_config(v: &View<'_>, e: &mut Errors) {
+    if v.int("token_expiry")
+        .is_some_and(|n| !(1..=86_400).contains(&n))
+    {
+        v.fail(e, "token_expiry", "Token expiry must be 1-86400 seconds");
+    }
+    if v.str("token_service").is_some_and(str::is_empty) {
+        v.fail(e, "token_service", "Token service name required");
+    }
+    if v.int("max_failed_logins").is_some_and(|n| n < 0) {
+        v.fail(
+            e,
+            "max_failed_logins",
+            "Max failed logins must be non-negative",
+        );
+    }
+    if v.int("failed_login_window").is_some_and(|n| n <= 0) {
+        v.fail(
+            e,
+            "failed_login_window",
+            "Failed-login window must be positive",
+        );
+    }
+    if let Some(admins) = v.strs("admins") {
+        if admins.iter().any(|a| a.is_empty() || a.contains(':')) {
+            v.fail(
+                e,
+                "admins",
+                "Admin names must be non-empty user names without ':'",
+            );
+        }
+    }
+}
+
+/// A principal as the auth crate accepts it.
+fn principal_ok(p: &str) -> bool {
+    match p.strip_prefix("group:") {
+        Some(g) => !g.is_empty(),
+        None => !p.is_empty() && !p.contains(':'),
+    }
+}
+
+/// A repository pattern: lowercase name characters, `/`, `*` (no `***`).
+fn pattern_ok(p: &str) -> bool {
+    !p.is_empty()
+        && !p.contains("***")
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/*".contains(&b))
+}
+
+fn access_rule(v: &View<'_>, e: &mut Errors) {
+    let repos = v.strs("repositories").unwrap_or_default();
+    let namespaces = v.strs("namespaces").unwrap_or_default();
+    if repos.is_empty() && namespaces.is_empty() {
+        v.fail(
+            e,
+            "repositories",
+            "Access rule needs repositories or namespaces",
+        );
+    }
+    if !repos.iter().all(|p| pattern_ok(p)) {
+        v.fail(
+            e,
+            "repositories",
+            "Repository patterns use lowercase names, '/', '*' and '**'",
+        );
+    }
+    for key in ["read", "write", "delete"] {
+        if !v
+            .strs(key)
+            .unwrap_or_default()
+            .iter()
+            .all(|p| principal_ok(p))
+        {
+            v.fail(
+                e,
+                key,
+                "Principals are user names, group:NAME, '*' or 'anonymous'",
+            );
+        }
+    }
+}
+
+/// The extension schemas, for the JSON Schema `$defs`.
+pub const EXTENSION_SCHEMAS: &[(&str, crate::schemas::SpecFn)] = &[
+    ("LocalAuthConfig", LocalAuthConfig::spec),
+    ("AccessRule", AccessRule::spec),
+];
