@@ -2,6 +2,7 @@
 //! the local lifecycle and the client. Libraries never see flags: this file turns arguments and the
 //! config file into each library's option structs.
 
+mod client_cmd;
 mod config_cmd;
 mod serve;
 
@@ -44,6 +45,8 @@ enum Command {
         #[command(subcommand)]
         cmd: config_cmd::RefCmd,
     },
+    #[command(flatten)]
+    Client(client_cmd::ClientCmd),
 }
 
 fn init_logging(filter: Option<&str>, default: &str) {
@@ -69,6 +72,10 @@ fn main() -> ExitCode {
         }
         Command::Config { cmd } => config_cmd::run(cmd, cli.config),
         Command::Ref { cmd } => config_cmd::run_ref(cmd),
+        Command::Client(cmd) => {
+            init_logging(cli.log.as_deref(), "warn");
+            client_cmd::run(cmd, cli.config.as_deref())
+        }
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

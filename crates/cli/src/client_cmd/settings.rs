@@ -1,0 +1,303 @@
+//! The config document turned into client settings: [`ClientOptions`] from `registry.remote`,
+//! `registry.ca_cert_path` and `pull_policy.allow_insecure` (proxies from the environment when
+//! the config sets none), registry addresses and schemes, and the pull cache directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ocireg_client::artifact::{Cache, CacheOptions};
+use ocireg_client::{ClientOptions, RateOptions, Registry};
+use ocireg_config::{expand_home, Document, RemoteOCIConfig};
+
+use super::creds;
+
+/// Cache directory when the config has no `registry.local` section (below `$HOME`).
+pub(crate) const DEFAULT_CACHE_DIR: &str = "~/.provisioning/oci-registry/cache";
+
+/// A registry address: `host[:port]` (lower-cased) and the scheme to reach it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// `host[:port]`, as used in references and as the credentials / cache key.
+    pub host: String,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+impl Endpoint {
+    /// `scheme://host[:port]`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+}
+
+/// Everything a client command needs from the config.
+pub(crate) struct Ctx {
+    /// The validated config document.
+    pub doc: Document,
+    /// Connection settings for every registry the command talks to.
+    pub options: ClientOptions,
+}
+
+fn secs(v: i64, field: &str) -> anyhow::Result<Duration> {
+    u64::try_from(v)
+        .map(Duration::from_secs)
+        .with_context(|| format!("{field} must not be negative"))
+}
+
+/// The first of `names` set to a non-blank value in `env`.
+fn env_var(env: &dyn Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .filter_map(|n| env(n))
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty())
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Builds the client options from the document and the process environment.
+pub(crate) fn client_options(doc: &Document) -> anyhow::Result<ClientOptions> {
+    client_options_with(doc, &|n| std::env::var(n).ok())
+}
+
+/// Builds the client options from the document; proxy variables are read through `env` (lowercase
+/// first) when the config sets no proxy.
+fn client_options_with(
+    doc: &Document,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<ClientOptions> {
+    let mut o = ClientOptions::default();
+    let reg = &doc.registry;
+    let remote: Option<&RemoteOCIConfig> = reg.remote.as_ref();
+    if let Some(r) = remote {
+        o.timeout = secs(r.timeout, "registry.remote.timeout")?;
+        o.retries = u32::try_from(r.retries).context("registry.remote.retries out of range")?;
+        o.retry_delay = secs(r.retry_delay, "registry.remote.retry_delay")?;
+        o.retry_backoff = r.retry_backoff;
+        o.verify_ssl = r.verify_ssl;
+        if let Some(rl) = &r.rate_limit {
+            let per = |v: i64, f: &str| -> anyhow::Result<u32> {
+                u32::try_from(v)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("registry.remote.rate_limit.{f} must be positive"))
+            };
+            o.rate = Some(RateOptions {
+                requests_per_second: per(rl.requests_per_second, "requests_per_second")?,
+                burst: per(rl.burst, "burst")?,
+                pull_limit: rl.pull_limit.map(|v| per(v, "pull_limit")).transpose()?,
+                push_limit: rl.push_limit.map(|v| per(v, "push_limit")).transpose()?,
+            });
+        }
+    }
+    let configured = remote.filter(|r| r.http_proxy.is_some() || r.https_proxy.is_some());
+    match configured {
+        Some(r) => {
+            o.http_proxy = r.http_proxy.clone();
+            o.https_proxy = r.https_proxy.clone();
+            o.no_proxy = r.no_proxy.clone().unwrap_or_default();
+        }
+        None => {
+            o.http_proxy = env_var(env, &["http_proxy", "HTTP_PROXY"]);
+            o.https_proxy = env_var(env, &["https_proxy", "HTTPS_PROXY"]);
+            o.no_proxy = env_var(env, &["no_proxy", "NO_PROXY"])
+                .map(|s| split_list(&s))
+                .unwrap_or_default();
+        }
+    }
+    o.ca_cert_path = reg.ca_cert_path.as_deref().map(expand_home);
+    o.allow_insecure = doc.pull_policy.allow_insecure;
+    Ok(o)
+}
+
+/// True for `localhost`, `*.localhost`, `127.x.x.x` and `[::1]` (port ignored).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host[:port]` of a registry argument: scheme and trailing path dropped, lower-cased.
+pub(crate) fn normalize_host(s: &str) -> String {
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    s.split('/').next().unwrap_or("").to_ascii_lowercase()
+}
+
+impl Ctx {
+    /// Loads the config (global `--config`, `$OCIREG_CONFIG`, default path, built-in defaults).
+    pub fn load(global: Option<&Path>) -> anyhow::Result<Ctx> {
+        let doc = match crate::config_cmd::load_document(global) {
+            Ok(doc) => doc,
+            Err(err) => bail!("invalid config:\n{err}"),
+        };
+        let options = client_options(&doc)?;
+        Ok(Ctx { doc, options })
+    }
+
+    /// The configured registry: `registry.endpoint:port`, https when `tls_enabled`.
+    pub fn configured(&self) -> Endpoint {
+        let r = &self.doc.registry;
+        let ep = r.endpoint.trim().to_ascii_lowercase();
+        let host = if ep.contains(':') && !ep.starts_with('[') {
+            format!("[{ep}]:{}", r.port)
+        } else {
+            format!("{ep}:{}", r.port)
+        };
+        Endpoint {
+            host,
+            scheme: if r.tls_enabled { "https" } else { "http" },
+        }
+    }
+
+    /// The endpoint for a registry named in a reference: the configured registry's scheme when
+    /// it is that registry, else the explicit scheme, else http for loopback and https otherwise.
+    pub fn endpoint(&self, host: Option<&str>, scheme: Option<&'static str>) -> Endpoint {
+        let configured = self.configured();
+        let Some(host) = host else {
+            return configured;
+        };
+        let host = normalize_host(host);
+        let scheme = match scheme {
+            Some(s) => s,
+            None if host == configured.host => configured.scheme,
+            None if is_loopback(&host) => "http",
+            None => "https",
+        };
+        Endpoint { host, scheme }
+    }
+
+    /// A client for `ep`, with the credentials found for it.
+    pub fn registry(&self, ep: &Endpoint) -> anyhow::Result<Registry> {
+        let is_configured = ep.host == self.configured().host;
+        let credentials = creds::lookup(&self.doc, &ep.host, is_configured)?;
+        Registry::new(&ep.base_url(), credentials, self.options.clone())
+            .with_context(|| format!("registry {}", ep.base_url()))
+    }
+
+    /// The pull cache directory: `<local.data_dir>/cache`, else [`DEFAULT_CACHE_DIR`].
+    pub fn cache_dir(&self) -> PathBuf {
+        match &self.doc.registry.local {
+            Some(local) => expand_home(&local.data_dir).join("cache"),
+            None => expand_home(DEFAULT_CACHE_DIR),
+        }
+    }
+
+    /// Opens the pull cache with `pull_policy.cache_ttl` and `verify_cached`.
+    pub fn cache(&self) -> anyhow::Result<Cache> {
+        let p = &self.doc.pull_policy;
+        let ttl = secs(p.cache_ttl, "pull_policy.cache_ttl")?;
+        let dir = self.cache_dir();
+        Cache::open(
+            &dir,
+            CacheOptions {
+                ttl,
+                verify: p.verify_cached,
+            },
+        )
+        .with_context(|| format!("opening the pull cache at {}", dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:1",
+            "[::1]:5000",
+            "a.localhost",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "example.com",
+            "10.0.0.1:5000",
+            "[::2]:1",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn proxies_fall_back_to_the_environment() {
+        let yaml = "registry: {deployment: remote, type: zot, endpoint: r.example, namespaces: {}, remote: {}}";
+        let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
+        let env = |n: &str| match n {
+            "HTTP_PROXY" => Some("http://upper:1".to_owned()),
+            "https_proxy" => Some("http://lower:2".to_owned()),
+            "HTTPS_PROXY" => Some("http://upper:2".to_owned()),
+            "NO_PROXY" => Some(" a.example, ,127.0.0.1 ".to_owned()),
+            _ => None,
+        };
+        let o = client_options_with(&doc, &env).unwrap();
+        assert_eq!(o.http_proxy.as_deref(), Some("http://upper:1"));
+        assert_eq!(o.https_proxy.as_deref(), Some("http://lower:2"));
+        assert_eq!(
+            o.no_proxy,
+            vec!["a.example".to_owned(), "127.0.0.1".to_owned()]
+        );
+        // A proxy in the config wins, and the environment is then ignored entirely.
+        let yaml = "registry: {deployment: remote, type: zot, endpoint: r.example, namespaces: {}, remote: {http_proxy: 'http://cfg:3'}}";
+        let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
+        let o = client_options_with(&doc, &env).unwrap();
+        assert_eq!(o.http_proxy.as_deref(), Some("http://cfg:3"));
+        assert_eq!((o.https_proxy, o.no_proxy.len()), (None, 0));
+    }
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(
+            normalize_host("https://Reg.Example.com:443/v1/"),
+            "reg.example.com:443"
+        );
+        assert_eq!(normalize_host("localhost:5000"), "localhost:5000");
+    }
+
+    #[test]
+    fn options_follow_the_remote_section() {
+        let yaml = "registry:\n  deployment: remote\n  type: distribution\n  endpoint: reg.example.com\n  port: 443\n  tls_enabled: true\n  namespaces: {}\n  remote:\n    timeout: 7\n    retries: 1\n    retry_delay: 2\n    retry_backoff: 3.0\n    https_proxy: http://proxy:3128\n    no_proxy: [internal]\n    rate_limit: {requests_per_second: 4, burst: 8, pull_limit: 2}\npull_policy: {allow_insecure: true}\n";
+        let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
+        let o = client_options_with(&doc, &|_| None).unwrap();
+        assert_eq!(o.timeout, Duration::from_secs(7));
+        assert_eq!((o.retries, o.retry_delay), (1, Duration::from_secs(2)));
+        assert!((o.retry_backoff - 3.0).abs() < f64::EPSILON);
+        assert_eq!(o.https_proxy.as_deref(), Some("http://proxy:3128"));
+        assert_eq!(o.http_proxy, None);
+        assert_eq!(o.no_proxy, vec!["internal".to_owned()]);
+        let rate = o.rate.unwrap();
+        assert_eq!((rate.requests_per_second, rate.burst), (4, 8));
+        assert_eq!((rate.pull_limit, rate.push_limit), (Some(2), None));
+        assert!(o.allow_insecure);
+        let ctx = Ctx {
+            doc,
+            options: ClientOptions::default(),
+        };
+        assert_eq!(ctx.configured().host, "reg.example.com:443");
+        assert_eq!(ctx.configured().scheme, "https");
+        assert_eq!(ctx.endpoint(Some("127.0.0.1:9"), None).scheme, "http");
+        assert_eq!(ctx.endpoint(Some("other.example"), None).scheme, "https");
+        assert_eq!(ctx.endpoint(Some("x:1"), Some("http")).scheme, "http");
+    }
+}
