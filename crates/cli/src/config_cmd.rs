@@ -56,6 +56,8 @@ pub enum ConfigCmd {
     },
     /// Print the JSON Schema (draft 2020-12) of the config document.
     Schema,
+    /// Print the native zot or Distribution config rendered from this config (nothing is started).
+    Render(crate::lifecycle_cmd::RenderArgs),
 }
 
 /// Output formats of `config show`.
@@ -250,6 +252,7 @@ pub fn run(cmd: ConfigCmd, global_config: Option<PathBuf>) -> anyhow::Result<i32
             println!("wrote {}", path.display());
             Ok(0)
         }
+        ConfigCmd::Render(args) => crate::lifecycle_cmd::run_render(args, global_config.as_deref()),
         ConfigCmd::Schema => {
             let text = serde_json::to_string_pretty(&cfg::json_schema())?;
             println!("{text}");

@@ -4,6 +4,7 @@
 
 mod client_cmd;
 mod config_cmd;
+mod lifecycle_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ enum Command {
     },
     #[command(flatten)]
     Client(client_cmd::ClientCmd),
+    #[command(flatten)]
+    Lifecycle(lifecycle_cmd::LifecycleCmd),
 }
 
 fn init_logging(filter: Option<&str>, default: &str) {
@@ -75,6 +78,10 @@ fn main() -> ExitCode {
         Command::Client(cmd) => {
             init_logging(cli.log.as_deref(), "warn");
             client_cmd::run(cmd, cli.config.as_deref())
+        }
+        Command::Lifecycle(cmd) => {
+            init_logging(cli.log.as_deref(), "warn");
+            lifecycle_cmd::run(cmd, cli.config.as_deref())
         }
     };
     match result {

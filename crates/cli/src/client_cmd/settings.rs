@@ -148,6 +148,8 @@ impl Ctx {
             Err(err) => bail!("invalid config:\n{err}"),
         };
         let options = client_options(&doc)?;
+        // registry.local.auto_start: a local registry that is not running is started first.
+        crate::lifecycle_cmd::ensure_running(&doc)?;
         Ok(Ctx { doc, options })
     }
 

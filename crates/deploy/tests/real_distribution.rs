@@ -1,0 +1,365 @@
+//! The rendered Distribution config against the real binary (`/usr/bin/docker-registry`,
+//! CNCF Distribution 2.8.2): it starts on it, serves `/v2/` with TLS and htpasswd auth, and
+//! the library's `up` / `status` / `down` and remote checks work against it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ocireg_deploy::{
+    check_remote, down, local_status, render, up, write_htpasswd, CredentialCheck, DownOutcome,
+    LifecycleOptions, LocalPlan, NativeKind, RemoteCheckOptions, RenderOptions, RunState, TlsCheck,
+    UpOutcome,
+};
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key).
+fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ocireg-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// Kills (and reaps) a directly started registry on drop.
+struct Killer(Child);
+
+impl Drop for Killer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Polls `url` until it answers (any status) or 20 s pass.
+fn wait_answer(url: &str, child: &mut Child) -> reqwest::blocking::Response {
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = c.get(url).send() {
+            return r;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("registry exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "no answer from {url}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn registry_doc(yaml: &str) -> ocireg_config::OCIRegistryConfig {
+    ocireg_config::load_str(yaml, ocireg_config::Format::Yaml)
+        .unwrap()
+        .registry
+}
+
+#[test]
+fn rendered_seed_example_is_accepted_by_docker_registry() {
+    let home = tempfile::tempdir().unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/seed-example-local.yaml");
+    let mut reg = ocireg_config::load_path(&path).unwrap().registry;
+    let port = free_port();
+    reg.port = i64::from(port);
+    let opts = RenderOptions {
+        home: Some(home.path().to_path_buf()),
+    };
+    let rendered = render(&reg, NativeKind::Distribution, &opts).unwrap();
+    let config = home.path().join("config.yml");
+    std::fs::write(&config, &rendered.text).unwrap();
+    let mut child = Killer(
+        Command::new(REGISTRY)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let resp = wait_answer(&format!("http://127.0.0.1:{port}/v2/"), &mut child.0);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+    // Storage landed where the seed's data_dir says (with `~` expanded).
+    let root = home.path().join(".provisioning/oci-registry/storage");
+    let c = client();
+    let push = c
+        .post(format!(
+            "http://127.0.0.1:{port}/v2/provisioning-extensions/x/blobs/uploads/"
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(push.status().as_u16(), 202);
+    assert!(root.join("docker/registry/v2/repositories").is_dir());
+}
+
+#[test]
+fn tls_auth_and_webhooks_config_is_accepted_by_docker_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = make_tls(dir.path());
+    let port = free_port();
+    let data = dir.path().join("data");
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let reg = registry_doc(&format!(
+        r#"
+registry:
+  deployment: local
+  type: distribution
+  endpoint: 127.0.0.1
+  port: {port}
+  tls_enabled: true
+  tls_cert_path: {cert}
+  tls_key_path: {key}
+  auth_required: true
+  username: alice
+  password_path: {pw}
+  local:
+    data_dir: {data}
+    config_path: {data}/config.yml
+    http_config: {{listen_address: 127.0.0.1, listen_port: {port}, read_timeout: 30}}
+    storage_config: {{gc_interval: 600, dedupe_enabled: false}}
+  namespaces: {{}}
+  features:
+    webhook_enabled: true
+    webhook_endpoints: ["http://127.0.0.1:9/hook"]
+"#,
+        cert = cert.display(),
+        key = key.display(),
+        pw = pw.display(),
+        data = data.display(),
+    ));
+    let rendered = render(&reg, NativeKind::Distribution, &RenderOptions::default()).unwrap();
+    for field in ["read_timeout", "gc_interval", "dedupe_enabled"] {
+        assert!(
+            rendered.warnings.iter().any(|w| w.contains(field)),
+            "{field} not warned: {:#?}",
+            rendered.warnings
+        );
+    }
+    std::fs::create_dir_all(&data).unwrap();
+    let config = data.join("config.yml");
+    std::fs::write(&config, &rendered.text).unwrap();
+    write_htpasswd(&data.join("htpasswd"), "alice", "s3cret").unwrap();
+    let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+    let mut child = Killer(
+        Command::new(REGISTRY)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("https://127.0.0.1:{port}/v2/");
+    let resp = wait_answer(&url, &mut child.0);
+    assert_eq!(resp.status().as_u16(), 401, "anonymous must be challenged");
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Basic realm=\"ocireg\""),
+        "{challenge}"
+    );
+    let ok = client()
+        .get(&url)
+        .basic_auth("alice", Some("s3cret"))
+        .send()
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let bad = client()
+        .get(&url)
+        .basic_auth("alice", Some("nope"))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 401);
+}
+
+/// Stops the registry `up` started, whatever happens in the test.
+struct DownGuard(LocalPlan);
+
+impl Drop for DownGuard {
+    fn drop(&mut self) {
+        let _ = down(&self.0, &LifecycleOptions::default());
+    }
+}
+
+#[test]
+fn up_status_remote_check_and_down_with_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_tls(dir.path());
+    let port = free_port();
+    let data = dir.path().join("data");
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let reg = registry_doc(&format!(
+        r#"
+registry:
+  deployment: local
+  type: distribution
+  endpoint: 127.0.0.1
+  port: {port}
+  tls_enabled: true
+  tls_cert_path: {cert}
+  tls_key_path: {key}
+  auth_required: true
+  username: alice
+  password_path: {pw}
+  local:
+    data_dir: {data}
+    config_path: {data}/native/config.yml
+    binary_path: {REGISTRY}
+    http_config: {{listen_port: {port}}}
+  namespaces: {{}}
+"#,
+        cert = cert.display(),
+        key = key.display(),
+        pw = pw.display(),
+        data = data.display(),
+    ));
+    let plan = LocalPlan::from_registry(&reg, &RenderOptions::default()).unwrap();
+    let _guard = DownGuard(plan.clone());
+    let opts = LifecycleOptions::default();
+    let UpOutcome::Started(started) = up(&plan, &opts).unwrap() else {
+        panic!("expected a fresh start");
+    };
+    assert!(data.join("native/config.yml").is_file());
+    assert!(data.join("htpasswd").is_file());
+    assert!(
+        matches!(up(&plan, &opts).unwrap(), UpOutcome::AlreadyRunning(s) if s.pid == started.state.pid)
+    );
+
+    let st = local_status(&plan, &opts).unwrap();
+    assert_eq!(st.state, RunState::Running);
+    assert_eq!(st.pid, Some(started.state.pid));
+    assert!(
+        st.version.as_deref().unwrap_or_default().contains("2.8"),
+        "{:?}",
+        st.version
+    );
+    assert_eq!(st.api_version.as_deref(), Some("registry/2.0"));
+
+    // The same registry seen as a remote one.
+    let mut check = RemoteCheckOptions::from_registry(&reg, &RenderOptions::default());
+    check.ca_cert = Some(ca.clone());
+    let r = check_remote(&check);
+    assert!(r.reachable, "{r:?}");
+    assert_eq!(r.http_status, Some(401));
+    assert_eq!(r.tls, TlsCheck::Verified);
+    assert_eq!(r.credentials, CredentialCheck::Accepted);
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let mut bad = check.clone();
+    bad.password_file = Some(wrong);
+    assert!(matches!(
+        check_remote(&bad).credentials,
+        CredentialCheck::Rejected { .. }
+    ));
+
+    let mut untrusted = check.clone();
+    untrusted.ca_cert = None;
+    let r = check_remote(&untrusted);
+    assert!(matches!(r.tls, TlsCheck::Failed { .. }), "{r:?}");
+    assert!(r.reachable, "still reachable without verification: {r:?}");
+
+    match down(&plan, &opts).unwrap() {
+        DownOutcome::Stopped { state, .. } => assert_eq!(state.pid, started.state.pid),
+        other => panic!("{other:?}"),
+    }
+    assert!(!ocireg_deploy::is_alive(
+        started.state.pid,
+        started.state.proc_start
+    ));
+    assert_eq!(
+        local_status(&plan, &opts).unwrap().state,
+        RunState::NotRunning
+    );
+    assert!(matches!(
+        down(&plan, &opts).unwrap(),
+        DownOutcome::NotRunning
+    ));
+}
