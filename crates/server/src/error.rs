@@ -67,7 +67,11 @@ impl Failure {
 impl From<StoreError> for Failure {
     fn from(err: StoreError) -> Self {
         match err.code() {
-            Some(code) => Self::code(code, err.message()),
+            Some(code) => {
+                let mut error = OciError::new(code, err.message());
+                error.detail = err.detail();
+                Self::from(error)
+            }
             None => Self::Internal(err.to_string()),
         }
     }

@@ -108,9 +108,7 @@ impl Store {
                 .flatten(),
             None => self.inner.index.read_all(|repos| {
                 repos.iter().find_map(|(name, r)| {
-                    r.blobs
-                        .get(digest)
-                        .map(|_| (name.clone(), r.loc(digest)))
+                    r.blobs.get(digest).map(|_| (name.clone(), r.loc(digest)))
                 })
             }),
         };
@@ -154,7 +152,12 @@ impl Store {
     }
 
     /// Single-request upload (`POST ?digest=`): streams, hashes, verifies, commits.
-    pub async fn blob_put(&self, repo: &RepoName, digest: &Digest, body: ByteStream) -> Result<u64> {
+    pub async fn blob_put(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<u64> {
         let id = new_session_id();
         let staging = paths::upload_data(repo.as_str(), &id);
         let result = self.put_staged(repo, digest, body, &staging).await;
@@ -169,16 +172,13 @@ impl Store {
         body: ByteStream,
         staging: &str,
     ) -> Result<u64> {
-        let t = std::time::Instant::now();
         let mut writer = self.inner.driver.writer(staging, false).await?;
         let mut hasher = DigestHasher::new(digest.algorithm());
         if let Err(e) = ingest(body, writer.as_mut(), &mut hasher).await {
             let _ = writer.cancel().await;
             return Err(e);
         }
-        eprintln!("ingest {:?}", t.elapsed());
         let size = writer.commit().await?;
-        eprintln!("commit {:?}", t.elapsed());
         let computed = hasher.finish();
         if computed != *digest {
             return Err(StoreError::DigestMismatch {
@@ -187,7 +187,6 @@ impl Store {
             });
         }
         self.commit_blob(repo, digest, staging, size).await?;
-        eprintln!("linked {:?}", t.elapsed());
         Ok(size)
     }
 
@@ -222,7 +221,13 @@ impl Store {
 
     /// Writes the blob link (if the index does not have it) and records it. Caller holds the
     /// digest lock and has made the bytes durable at `loc`.
-    async fn link_locked(&self, repo: &RepoName, digest: &Digest, loc: DataLoc, size: u64) -> Result<()> {
+    async fn link_locked(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        loc: DataLoc,
+        size: u64,
+    ) -> Result<()> {
         let name = repo.as_str();
         let linked = self
             .inner

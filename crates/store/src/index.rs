@@ -16,7 +16,7 @@ use crate::paths::DataLoc;
 
 /// What the index knows about a stored manifest, derived from its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestMeta {
+pub(crate) struct ManifestMeta {
     /// Media type recorded at put.
     pub media_type: String,
     /// Size of the manifest bytes.

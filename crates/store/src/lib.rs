@@ -4,9 +4,27 @@
 //! - [`driver`]: the ~10-method object interface, the filesystem and in-memory drivers, and
 //!   the shared conformance suite.
 //! - [`paths`]: the one module that owns the storage layout (and documents crash safety).
-//! - [`Store`]: registry semantics (every blob hashed while it streams in and verified before
-//!   it becomes visible; manifests validated and stored byte-for-byte; tags, referrers) over
-//!   an in-memory index rebuilt from storage at open.
+//! - [`Store`]: registry semantics over an in-memory index rebuilt from storage at open.
+//!
+//! Semantics (OCI Distribution Spec v1.1, as CNCF Distribution):
+//! - Blobs are hashed with their digest's algorithm (sha256 or sha512) while they stream in
+//!   and verified before they become visible; a mismatch is `DIGEST_INVALID` and leaves
+//!   nothing. A repository sees a blob only once it is linked there (push, mount). With dedupe
+//!   there is one copy of each digest's bytes; committing bytes that already exist drops the
+//!   upload. Commits of one digest serialize on a per-digest lock (shared with GC later).
+//! - Upload sessions are resumable across requests and restarts; a chunk must start at the
+//!   current offset (`RANGE_INVALID`, 416).
+//! - `manifest_put` validates with `ocireg_oci::parse_manifest`; every config/layer blob must be
+//!   linked in the repository (foreign/non-distributable layers with URLs excepted) and every
+//!   index child manifest must exist there, else `MANIFEST_BLOB_UNKNOWN` with the digest in the
+//!   detail. A put by digest must match the body under that digest's algorithm
+//!   (`DIGEST_INVALID`); a tag put is addressed by sha256. Bytes are stored as received and
+//!   returned byte-for-byte with the recorded media type. A `subject` registers the manifest
+//!   as a referrer of that digest (the subject need not exist).
+//! - Tag moves are atomic; deleting a manifest by digest removes its tags and referrer entry.
+//! - Durability: see [`paths`] (write order, fsyncs, repairs at open).
+//!
+//! One process per storage root: opening the filesystem driver clears its temp directory.
 
 mod blobs;
 mod cache;
@@ -28,7 +46,7 @@ use futures_util::Stream;
 
 pub use driver::{Driver, FileWriter, FsDriver, MemoryDriver, ObjectMeta};
 pub use error::StoreError;
-pub use index::{ManifestMeta, RepoSnapshot};
+pub use index::RepoSnapshot;
 pub use locks::KeyLocks;
 pub use store::{BlobRead, ManifestPut, Store, StoreOptions, StoredManifest};
 

@@ -27,9 +27,19 @@ pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
     }
 }
 
+/// True for a foreign (Docker) or non-distributable (OCI) layer with download URLs: its bytes
+/// live elsewhere, so the registry does not require them (as CNCF Distribution).
+fn is_external_layer(d: &Descriptor) -> bool {
+    let urls = d.urls.as_ref().is_some_and(|u| !u.is_empty());
+    urls && (d.media_type.contains(".foreign.") || d.media_type.contains(".nondistributable."))
+}
+
 /// The first reference of `parsed` that `repo` does not have.
 fn first_missing(parsed: &ParsedManifest, repo: Option<&Repo>) -> Option<(&'static str, Digest)> {
     for blob in parsed.blob_refs() {
+        if is_external_layer(blob) {
+            continue;
+        }
         if !repo.is_some_and(|r| r.blobs.contains_key(&blob.digest)) {
             return Some(("blob", blob.digest.clone()));
         }
@@ -62,7 +72,7 @@ struct Resolved {
 }
 
 impl Store {
-    /// Validates and stores a manifest under a tag or digest (see the crate docs for rules).
+    /// Validates and stores a manifest under a tag or digest (rules in the crate docs).
     pub async fn manifest_put(
         &self,
         repo: &RepoName,
@@ -97,7 +107,9 @@ impl Store {
 
         let _digest_guard = self.inner.digest_locks.lock(&digest).await;
         let existing_loc = index
-            .read(name, |r| r.manifests.contains_key(&digest).then(|| r.loc(&digest)))
+            .read(name, |r| {
+                r.manifests.contains_key(&digest).then(|| r.loc(&digest))
+            })
             .flatten();
         let loc = existing_loc.unwrap_or_else(|| self.write_loc());
         let mut bytes_group = Vec::new();
@@ -166,7 +178,11 @@ impl Store {
     }
 
     /// The manifest under a tag or digest: exact bytes and media type.
-    pub async fn manifest_get(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+    pub async fn manifest_get(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
         let resolved = self.resolve(repo, reference)?;
         let (meta, body) = self.load(repo, &resolved).await?;
         Ok(StoredManifest {
@@ -248,7 +264,12 @@ impl Store {
 
     /// Tags of a repository, sorted, after `last`, at most `n`; `NAME_UNKNOWN` for an unknown
     /// repository.
-    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: Option<usize>) -> Result<Vec<String>> {
+    pub async fn tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<Vec<String>> {
         self.inner
             .index
             .read(repo.as_str(), |r| tag_page(r, last, n))
@@ -261,7 +282,9 @@ impl Store {
     }
 
     /// Manifests in `repo` whose subject is `subject`, optionally only those with the given
-    /// artifact type, as descriptors (mediaType, digest, size, artifactType, annotations).
+    /// artifact type, as descriptors (mediaType, digest, size, artifactType, annotations),
+    /// sorted by digest. An unknown repository or subject gives an empty list (the spec asks
+    /// for an empty index, never 404).
     pub async fn referrers(
         &self,
         repo: &RepoName,
@@ -328,7 +351,11 @@ impl Store {
 
     /// Metadata and bytes of a resolved manifest, from the cache or storage (verified), and
     /// fills the index's metadata when it was not known yet.
-    async fn load(&self, repo: &RepoName, resolved: &Resolved) -> Result<(Arc<ManifestMeta>, Bytes)> {
+    async fn load(
+        &self,
+        repo: &RepoName,
+        resolved: &Resolved,
+    ) -> Result<(Arc<ManifestMeta>, Bytes)> {
         let digest = &resolved.digest;
         let cached = self.inner.cache.get(digest);
         if let (Some(meta), Some(body)) = (&resolved.meta, &cached) {
@@ -360,14 +387,19 @@ impl Store {
         if let Some(meta) = &resolved.meta {
             return Ok((Arc::clone(meta), body));
         }
-        let recorded = match driver.get_content(&paths::revision_link(name, digest)).await {
+        let recorded = match driver
+            .get_content(&paths::revision_link(name, digest))
+            .await
+        {
             Ok(content) => paths::parse_revision_content(&content).map(|(_, mt)| mt),
             Err(e) if e.is_not_found() => return Err(manifest_unknown(digest)),
             Err(e) => return Err(e),
         }
         .filter(|mt| !mt.is_empty());
         let parsed = parse_manifest(&body, recorded.as_deref()).map_err(|e| {
-            StoreError::Internal(format!("stored manifest {digest} in {name} no longer parses: {e}"))
+            StoreError::Internal(format!(
+                "stored manifest {digest} in {name} no longer parses: {e}"
+            ))
         })?;
         let mut meta = meta_of(&parsed, body.len() as u64);
         if let Some(mt) = recorded {

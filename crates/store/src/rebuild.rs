@@ -39,7 +39,11 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
                 repos.entry(repo).or_default().local.insert(digest);
             }
             RepoKey::Revision { repo, digest } => {
-                repos.entry(repo).or_default().manifests.insert(digest, None);
+                repos
+                    .entry(repo)
+                    .or_default()
+                    .manifests
+                    .insert(digest, None);
             }
             RepoKey::Tag { repo, tag } => tag_keys.push((repo, tag, object.key)),
             RepoKey::Referrer {

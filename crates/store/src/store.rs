@@ -46,7 +46,9 @@ pub struct BlobRead {
 
 impl std::fmt::Debug for BlobRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobRead").field("size", &self.size).finish()
+        f.debug_struct("BlobRead")
+            .field("size", &self.size)
+            .finish()
     }
 }
 

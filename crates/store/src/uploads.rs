@@ -186,11 +186,11 @@ impl Store {
         let dir = paths::upload_dir(repo.as_str(), id);
         let entry = self.inner.sessions.entry(&dir, || Session::Unloaded);
         let mut guard = entry.lock_owned().await;
-        match &*guard {
-            Session::Live { .. } => return Ok(guard),
-            Session::Gone => return Err(unknown(id)),
-            Session::Unloaded => {}
+        if matches!(&*guard, Session::Gone) {
+            return Err(unknown(id));
         }
+        // The marker is checked on every request, so a session whose storage was removed
+        // behind our back (garbage collection of stale uploads) is unknown, not resurrected.
         let driver = &self.inner.driver;
         match driver.stat(&paths::upload_started(repo.as_str(), id)).await {
             Ok(_) => {}
@@ -200,6 +200,9 @@ impl Store {
                 return Err(unknown(id));
             }
             Err(e) => return Err(e),
+        }
+        if matches!(&*guard, Session::Live { .. }) {
+            return Ok(guard);
         }
         let offset = match driver.stat(&paths::upload_data(repo.as_str(), id)).await {
             Ok(meta) => meta.size,

@@ -125,7 +125,17 @@ pub async fn missing_objects(d: &dyn Driver) -> CheckResult {
 
 /// Keys with empty, relative or hidden components are refused.
 pub async fn invalid_keys(d: &dyn Driver) -> CheckResult {
-    for key in ["", "/abs", "a//b", "../x", "a/./b", "a/..", ".tmp/x", "a/.hidden", "a\\b"] {
+    for key in [
+        "",
+        "/abs",
+        "a//b",
+        "../x",
+        "a/./b",
+        "a/..",
+        ".tmp/x",
+        "a/.hidden",
+        "a\\b",
+    ] {
         let r = d.put_content(key, Bytes::from_static(b"x")).await;
         check!(
             matches!(r, Err(StoreError::InvalidKey { .. })),
@@ -158,7 +168,10 @@ pub async fn reader_ranges(d: &dyn Driver) -> CheckResult {
         "ranged read differs"
     );
     let end = data.len() as u64;
-    let (_, body) = d.reader("rd/obj", end, None).await.map_err(fail("at end"))?;
+    let (_, body) = d
+        .reader("rd/obj", end, None)
+        .await
+        .map_err(fail("at end"))?;
     check!(collect(body).await?.is_empty(), "read at end not empty");
     for (offset, len) in [(end + 1, None), (0, Some(end + 1)), (end - 1, Some(2))] {
         let r = d.reader("rd/obj", offset, len).await;
@@ -182,11 +195,19 @@ pub async fn writer_append_and_resume(d: &dyn Driver) -> CheckResult {
     ])
     .await
     .map_err(fail("write"))?;
-    check!(w.size() == first.len() as u64, "size after write {}", w.size());
+    check!(
+        w.size() == first.len() as u64,
+        "size after write {}",
+        w.size()
+    );
     let size = w.commit().await.map_err(fail("commit"))?;
     check!(size == first.len() as u64, "commit size {size}");
     let mut w = d.writer(key, true).await.map_err(fail("append writer"))?;
-    check!(w.size() == first.len() as u64, "append writer starts at {}", w.size());
+    check!(
+        w.size() == first.len() as u64,
+        "append writer starts at {}",
+        w.size()
+    );
     w.write(vec![Bytes::from(second.clone())])
         .await
         .map_err(fail("append"))?;
@@ -196,32 +217,53 @@ pub async fn writer_append_and_resume(d: &dyn Driver) -> CheckResult {
     expected.extend_from_slice(&second);
     check!(size == expected.len() as u64, "close size {size}");
     let got = d.get_content(key).await.map_err(fail("get"))?;
-    check!(got.as_ref() == expected.as_slice(), "appended content differs");
+    check!(
+        got.as_ref() == expected.as_slice(),
+        "appended content differs"
+    );
     let meta = d.stat(key).await.map_err(fail("stat"))?;
     check!(meta.size == expected.len() as u64, "stat after append");
 
-    let mut w = d.writer(key, false).await.map_err(fail("truncating writer"))?;
+    let mut w = d
+        .writer(key, false)
+        .await
+        .map_err(fail("truncating writer"))?;
     check!(w.size() == 0, "truncating writer starts at {}", w.size());
     w.write(vec![Bytes::from_static(b"new")])
         .await
         .map_err(fail("write"))?;
     w.commit().await.map_err(fail("commit"))?;
     let got = d.get_content(key).await.map_err(fail("get"))?;
-    check!(got.as_ref() == b"new", "truncate failed: {} bytes", got.len());
+    check!(
+        got.as_ref() == b"new",
+        "truncate failed: {} bytes",
+        got.len()
+    );
 
-    let mut w = d.writer("wr/cancelled", false).await.map_err(fail("writer"))?;
+    let mut w = d
+        .writer("wr/cancelled", false)
+        .await
+        .map_err(fail("writer"))?;
     w.write(vec![Bytes::from_static(b"junk")])
         .await
         .map_err(fail("write"))?;
     w.cancel().await.map_err(fail("cancel"))?;
     check!(
-        d.stat("wr/cancelled").await.is_err_and(|e| e.is_not_found()),
+        d.stat("wr/cancelled")
+            .await
+            .is_err_and(|e| e.is_not_found()),
         "cancelled object still exists"
     );
-    let w = d.writer("wr/fresh/deep/file", true).await.map_err(fail("writer"))?;
+    let w = d
+        .writer("wr/fresh/deep/file", true)
+        .await
+        .map_err(fail("writer"))?;
     check!(w.size() == 0, "new append writer size {}", w.size());
     w.commit().await.map_err(fail("commit empty"))?;
-    let meta = d.stat("wr/fresh/deep/file").await.map_err(fail("stat empty"))?;
+    let meta = d
+        .stat("wr/fresh/deep/file")
+        .await
+        .map_err(fail("stat empty"))?;
     check!(meta.size == 0, "empty committed object size {}", meta.size);
     Ok(())
 }
@@ -239,7 +281,10 @@ pub async fn list_and_walk(d: &dyn Driver) -> CheckResult {
         "list ls gave {listed:?}"
     );
     let listed = d.list("ls/").await.map_err(fail("list slash"))?;
-    check!(listed == ["ls/a", "ls/b", "ls/c"], "list ls/ gave {listed:?}");
+    check!(
+        listed == ["ls/a", "ls/b", "ls/c"],
+        "list ls/ gave {listed:?}"
+    );
     let root = d.list("").await.map_err(fail("list root"))?;
     check!(
         root.contains(&"ls".to_owned()) && root.contains(&"lsx".to_owned()),
@@ -265,7 +310,8 @@ pub async fn list_and_walk(d: &dyn Driver) -> CheckResult {
         "walk root misses lsx/other"
     );
     check!(
-        all.iter().all(|m| !m.key.split('/').any(|c| c.starts_with('.'))),
+        all.iter()
+            .all(|m| !m.key.split('/').any(|c| c.starts_with('.'))),
         "walk root shows hidden objects"
     );
     Ok(())
@@ -291,7 +337,10 @@ pub async fn move_object(d: &dyn Driver) -> CheckResult {
     d.move_object("mv/dst/x", "mv/new/deep/y")
         .await
         .map_err(fail("move to new dir"))?;
-    let got = d.get_content("mv/new/deep/y").await.map_err(fail("get new"))?;
+    let got = d
+        .get_content("mv/new/deep/y")
+        .await
+        .map_err(fail("get new"))?;
     check!(got.as_ref() == b"payload", "move into new dir: {got:?}");
     Ok(())
 }
@@ -319,7 +368,9 @@ pub async fn put_ordered_groups(d: &dyn Driver) -> CheckResult {
         let got = d.get_content(key).await.map_err(fail("get"))?;
         check!(got.as_ref() == want, "{key} holds {got:?}");
     }
-    d.put_ordered(Vec::new()).await.map_err(fail("empty put_ordered"))?;
+    d.put_ordered(Vec::new())
+        .await
+        .map_err(fail("empty put_ordered"))?;
     let r = d
         .put_ordered(vec![vec![("po/../x".to_owned(), Bytes::new())]])
         .await;
@@ -351,7 +402,11 @@ pub async fn delete_objects(d: &dyn Driver) -> CheckResult {
         .await
         .map_err(fail("put after delete"))?;
     check!(
-        d.get_content("del/a/1").await.map_err(fail("get"))?.as_ref() == b"again",
+        d.get_content("del/a/1")
+            .await
+            .map_err(fail("get"))?
+            .as_ref()
+            == b"again",
         "rewrite after delete"
     );
     Ok(())

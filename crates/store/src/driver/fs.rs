@@ -1,7 +1,7 @@
 //! The filesystem driver: one file per object under a root directory.
 //!
 //! Durability recipe (every acknowledged write survives power loss, nothing torn is visible):
-//! - `put_content`: write a temp file under `<root>/.tmp/`, fsync it, rename it over the
+//! - `put_content`: write a temp file next to the target, fsync it, rename it over the
 //!   target, fsync the target's directory.
 //! - `move_object`: rename, then fsync the destination directory.
 //! - writers fsync the file on `commit`, and the parent directory when they created the file.
@@ -9,9 +9,12 @@
 //!   it; a directory first met this process gets its parent fsynced once (it may have been
 //!   created by a process that died before syncing it). Known-durable directories are cached.
 //!
-//! Temp files live under `<root>/.tmp/` on the same filesystem (so rename works), are never
-//! reachable through keys (dot components are invalid) nor listed, and the directory is
-//! emptied when the driver opens: an interrupted write leaves nothing visible.
+//! Temp files are named `.<name>.<random>.tmp` in the target's own directory: a rename within
+//! one directory locks only that directory (a cross-directory rename takes the filesystem-wide
+//! rename lock and both directories' locks, which serialized concurrent manifest puts), and
+//! new inodes spread over the directories' block groups. Dot names are never reachable
+//! through keys (dot components are invalid) nor listed, and opening the driver deletes every
+//! leftover temp file: an interrupted write leaves nothing visible.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -27,16 +30,16 @@ use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 
 use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
-use writer::FsWriter;
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
+use writer::FsWriter;
 
 mod writer;
 
 /// Chunk size of read streams.
 const READ_CHUNK: u64 = 1 << 20;
-/// Name of the private temp directory under the root.
-const TMP_DIR: &str = ".tmp";
+/// Suffix of temp file names (which also start with `.`).
+const TMP_SUFFIX: &str = ".tmp";
 
 /// Stores objects as files under a root directory.
 #[derive(Debug, Clone)]
@@ -47,7 +50,6 @@ pub struct FsDriver {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
-    tmp: PathBuf,
     /// Directories known to exist durably (created and synced, or synced once since open).
     durable_dirs: Mutex<HashSet<PathBuf>>,
 }
@@ -59,19 +61,16 @@ impl FsDriver {
         blocking(move || {
             let key = root.display().to_string();
             fs::create_dir_all(&root).map_err(|e| StoreError::io("create root", &key, e))?;
-            let tmp = root.join(TMP_DIR);
-            match fs::remove_dir_all(&tmp) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io("clean temp dir", &key, e)),
+            let removed =
+                sweep_temps(&root).map_err(|e| StoreError::io("clean temp files", &key, e))?;
+            if removed > 0 {
+                tracing::info!(removed, root = %key, "removed temp files of interrupted writes");
             }
-            fs::create_dir(&tmp).map_err(|e| StoreError::io("create temp dir", &key, e))?;
             let mut durable = HashSet::new();
             durable.insert(root.clone());
             Ok(FsDriver {
                 inner: Arc::new(Inner {
                     root,
-                    tmp,
                     durable_dirs: Mutex::new(durable),
                 }),
             })
@@ -171,9 +170,16 @@ impl Inner {
         fsync_dir(dir)
     }
 
-    /// Writes `content` to a new temp file and syncs it; returns the temp path.
-    fn write_temp(&self, content: &[u8]) -> io::Result<PathBuf> {
-        let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+    /// Writes `content` to a new temp file next to `target` and syncs it; returns its path.
+    fn write_temp(&self, target: &Path, content: &[u8]) -> io::Result<PathBuf> {
+        let dir = parent_of(target)?;
+        self.ensure_dir(dir)?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let tmp = dir.join(format!(".{name}.{random}{TMP_SUFFIX}"));
         let result = (|| {
             let mut file = File::create(&tmp)?;
             file.write_all(content)?;
@@ -189,7 +195,7 @@ impl Inner {
     }
 
     fn put_blocking(&self, target: &Path, content: &[u8]) -> io::Result<()> {
-        let tmp = self.write_temp(content)?;
+        let tmp = self.write_temp(target, content)?;
         let result = self.rename_durable(&tmp, target);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -244,11 +250,12 @@ impl Driver for FsDriver {
         let mut writes = Vec::new();
         for (g, group) in groups.into_iter().enumerate() {
             for (key, content) in group {
-                targets.push((g, key.clone(), self.path(&key)?));
+                let target = self.path(&key)?;
+                targets.push((g, key.clone(), target.clone()));
                 let inner = Arc::clone(&self.inner);
                 writes.push(move || {
                     inner
-                        .write_temp(&content)
+                        .write_temp(&target, &content)
                         .map_err(|e| StoreError::io("put", &key, e))
                 });
             }
@@ -383,7 +390,8 @@ impl Driver for FsDriver {
             let mut out = Vec::new();
             let mut stack = vec![(dir, base)];
             while let Some((dir, base)) = stack.pop() {
-                let entries = read_dir_visible(&dir).map_err(|e| StoreError::io("walk", &base, e))?;
+                let entries =
+                    read_dir_visible(&dir).map_err(|e| StoreError::io("walk", &base, e))?;
                 for (name, entry) in entries {
                     let key = format!("{base}{name}");
                     let meta = match entry.metadata() {
@@ -441,6 +449,34 @@ impl Driver for FsDriver {
         })
         .await
     }
+}
+
+/// Deletes every temp file (`.*.tmp`) below `root`; returns how many.
+fn sweep_temps(root: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let file_type = entry.file_type()?;
+            if name.starts_with('.') {
+                if file_type.is_file() && name.ends_with(TMP_SUFFIX) {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            } else if file_type.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// `prefix` as a key prefix ending in `/` (empty for the root).

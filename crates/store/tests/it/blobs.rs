@@ -36,7 +36,10 @@ async fn chunked_upload_append_and_complete() {
         let read = store.blob_read(&r, &d, None).await.unwrap();
         assert_eq!(read.size, data.len() as u64);
         assert_eq!(collect(read.body).await, data);
-        let read = store.blob_read(&r, &d, Some((10, 1_500_000))).await.unwrap();
+        let read = store
+            .blob_read(&r, &d, Some((10, 1_500_000)))
+            .await
+            .unwrap();
         assert_eq!(read.size, data.len() as u64);
         assert_eq!(collect(read.body).await, &data[10..=1_500_000]);
         // The session is gone and left nothing behind.
@@ -59,10 +62,15 @@ async fn wrong_digest_leaves_nothing_visible() {
         let claimed = sha256(b"something else");
         let err = store.blob_put(&r, &claimed, body(&data)).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::DigestInvalid), "{err}");
-        assert!(matches!(err, StoreError::DigestMismatch { ref computed, .. } if *computed == sha256(&data)));
+        assert!(
+            matches!(err, StoreError::DigestMismatch { ref computed, .. } if *computed == sha256(&data))
+        );
         // Session upload with a wrong digest: the session and its bytes are removed.
         let id = store.upload_start(&r).await.unwrap();
-        store.upload_append(&r, &id, Some(0), body(&data)).await.unwrap();
+        store
+            .upload_append(&r, &id, Some(0), body(&data))
+            .await
+            .unwrap();
         let err = store
             .upload_complete(&r, &id, &claimed, None)
             .await
@@ -75,7 +83,11 @@ async fn wrong_digest_leaves_nothing_visible() {
             assert_eq!(err.code(), Some(ErrorCode::BlobUnknown));
         }
         assert!(h.keys("blobs").await.is_empty(), "{}", h.name());
-        assert!(h.keys("repositories").await.is_empty(), "{:?}", h.keys("").await);
+        assert!(
+            h.keys("repositories").await.is_empty(),
+            "{:?}",
+            h.keys("").await
+        );
         assert!(store.catalog(None, None).await.unwrap().is_empty());
     }
 }
@@ -86,7 +98,10 @@ async fn out_of_order_chunk_is_range_invalid() {
         let store = h.open().await;
         let r = repo("app");
         let id = store.upload_start(&r).await.unwrap();
-        store.upload_append(&r, &id, Some(0), body(b"hello ")).await.unwrap();
+        store
+            .upload_append(&r, &id, Some(0), body(b"hello "))
+            .await
+            .unwrap();
         for start in [0u64, 5, 7, 100] {
             let err = store
                 .upload_append(&r, &id, Some(start), body(b"x"))
@@ -95,7 +110,10 @@ async fn out_of_order_chunk_is_range_invalid() {
             assert_eq!(err.code(), Some(ErrorCode::RangeInvalid), "start {start}");
         }
         assert_eq!(store.upload_offset(&r, &id).await.unwrap(), 6);
-        store.upload_append(&r, &id, Some(6), body(b"world")).await.unwrap();
+        store
+            .upload_append(&r, &id, Some(6), body(b"world"))
+            .await
+            .unwrap();
         let d = sha256(b"hello world");
         assert_eq!(store.upload_complete(&r, &id, &d, None).await.unwrap(), 11);
         // Unknown, malformed and foreign session ids.
@@ -278,7 +296,10 @@ async fn mount_from_repo_and_by_discovery() {
             .await
             .unwrap());
         assert!(store.blob_mount(&repo("auto"), &d, None).await.unwrap());
-        assert!(!store.blob_mount(&repo("auto"), &unknown, None).await.unwrap());
+        assert!(!store
+            .blob_mount(&repo("auto"), &unknown, None)
+            .await
+            .unwrap());
         for name in ["dst", "auto"] {
             assert_eq!(store.blob_stat(&repo(name), &d).await.unwrap(), 10_000);
         }
@@ -289,7 +310,10 @@ async fn mount_from_repo_and_by_discovery() {
         assert_eq!(err.code(), Some(ErrorCode::BlobUnknown));
         assert!(store.blob_read(&repo("dst"), &d, None).await.is_err());
         assert_eq!(store.blob_stat(&repo("src"), &d).await.unwrap(), 10_000);
-        assert_eq!(store.catalog(None, None).await.unwrap(), vec!["auto", "src"]);
+        assert_eq!(
+            store.catalog(None, None).await.unwrap(),
+            vec!["auto", "src"]
+        );
     }
 }
 
@@ -307,8 +331,14 @@ async fn sha512_blobs_single_request_and_chunked() {
         let data2 = bytes(900_000, 10);
         let d2 = sha512(&data2);
         let id = store.upload_start(&r).await.unwrap();
-        store.upload_append(&r, &id, Some(0), body(&data2[..400_000])).await.unwrap();
-        store.upload_append(&r, &id, Some(400_000), body(&data2[400_000..])).await.unwrap();
+        store
+            .upload_append(&r, &id, Some(0), body(&data2[..400_000]))
+            .await
+            .unwrap();
+        store
+            .upload_append(&r, &id, Some(400_000), body(&data2[400_000..]))
+            .await
+            .unwrap();
         store.upload_complete(&r, &id, &d2, None).await.unwrap();
         let read = store.blob_read(&r, &d2, None).await.unwrap();
         assert_eq!(collect(read.body).await, data2);
@@ -336,11 +366,16 @@ async fn empty_blob_and_invalid_ranges() {
         let r = repo("app");
         let empty = sha256(b"");
         let id = store.upload_start(&r).await.unwrap();
-        assert_eq!(store.upload_complete(&r, &id, &empty, None).await.unwrap(), 0);
+        assert_eq!(
+            store.upload_complete(&r, &id, &empty, None).await.unwrap(),
+            0
+        );
         assert_eq!(store.blob_stat(&r, &empty).await.unwrap(), 0);
-        assert!(collect(store.blob_read(&r, &empty, None).await.unwrap().body)
-            .await
-            .is_empty());
+        assert!(
+            collect(store.blob_read(&r, &empty, None).await.unwrap().body)
+                .await
+                .is_empty()
+        );
         let d = push_blob(&store, "app", b"0123456789").await;
         let read = store.blob_read(&r, &d, Some((9, 9))).await.unwrap();
         assert_eq!(collect(read.body).await, b"9");
@@ -350,5 +385,36 @@ async fn empty_blob_and_invalid_ranges() {
         }
         let err = store.blob_read(&r, &sha256(b"x"), None).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::BlobUnknown));
+    }
+}
+
+#[tokio::test]
+async fn session_removed_from_storage_is_unknown() {
+    for mut h in Harness::both(dedupe()).await {
+        let store = h.open().await;
+        let r = repo("app");
+        let id = store.upload_start(&r).await.unwrap();
+        store
+            .upload_append(&r, &id, Some(0), body(b"abc"))
+            .await
+            .unwrap();
+        // Storage removed behind the store's back (as GC of stale uploads will do).
+        h.driver
+            .delete(&format!("repositories/app/_uploads/{id}"))
+            .await
+            .unwrap();
+        let err = store
+            .upload_append(&r, &id, Some(3), body(b"def"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(ErrorCode::BlobUploadUnknown),
+            "{}",
+            h.name()
+        );
+        let err = store.upload_offset(&r, &id).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
+        assert!(h.keys("repositories/app/_uploads").await.is_empty());
     }
 }

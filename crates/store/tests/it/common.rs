@@ -92,7 +92,9 @@ pub fn sha512(data: &[u8]) -> Digest {
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -174,7 +176,12 @@ pub async fn push_image(store: &Store, name: &str, tag_name: &str, seed: u64) ->
     push_blob(store, name, &layer).await;
     let manifest = image_manifest(&config, &[&layer], json!({}));
     let put = store
-        .manifest_put(&repo(name), &tag(tag_name), None, Bytes::from(manifest.clone()))
+        .manifest_put(
+            &repo(name),
+            &tag(tag_name),
+            None,
+            Bytes::from(manifest.clone()),
+        )
         .await
         .unwrap();
     (put.digest, manifest)

@@ -28,22 +28,35 @@ async fn fs_leftover_temp_files_are_invisible_and_cleaned() {
         .put_content("repo/obj", Bytes::from_static(b"committed"))
         .await
         .unwrap();
+    driver
+        .put_content("repo/deep/x", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     drop(driver);
 
     // Simulate writes interrupted by a crash: temp files that never got renamed.
-    let tmp = dir.path().join(".tmp");
-    std::fs::write(tmp.join("0123456789abcdef"), b"torn write").unwrap();
-    std::fs::write(tmp.join("fedcba9876543210"), b"another").unwrap();
-    // A hidden file inside a data directory (e.g. from an editor or an older layout).
-    std::fs::write(dir.path().join("repo/.partial"), b"junk").unwrap();
+    let leftovers = [
+        dir.path().join("repo/.obj.0123456789abcdef.tmp"),
+        dir.path().join("repo/deep/.y.fedcba9876543210.tmp"),
+        dir.path().join(".top.1111.tmp"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, b"torn write").unwrap();
+    }
+    // Not ours: a dot file without the temp suffix is left alone (and still invisible).
+    std::fs::write(dir.path().join("repo/.keep"), b"junk").unwrap();
 
+    // Before any cleanup: invisible through every operation.
     let driver = FsDriver::open(dir.path()).await.unwrap();
-    assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
-        0,
-        "temp dir not cleaned on open"
-    );
-    for key in [".tmp/0123456789abcdef", "repo/.partial"] {
+    for path in &leftovers {
+        assert!(!path.exists(), "{} not cleaned on open", path.display());
+    }
+    assert!(dir.path().join("repo/.keep").exists());
+    for key in [
+        "repo/.obj.0123456789abcdef.tmp",
+        "repo/.keep",
+        ".top.1111.tmp",
+    ] {
         assert!(matches!(
             driver.get_content(key).await,
             Err(StoreError::InvalidKey { .. })
@@ -54,7 +67,10 @@ async fn fs_leftover_temp_files_are_invisible_and_cleaned() {
         ));
     }
     assert_eq!(driver.list("").await.unwrap(), vec!["repo".to_owned()]);
-    assert_eq!(driver.list("repo").await.unwrap(), vec!["repo/obj".to_owned()]);
+    assert_eq!(
+        driver.list("repo").await.unwrap(),
+        vec!["repo/deep".to_owned(), "repo/obj".to_owned()]
+    );
     let all: Vec<String> = driver
         .walk("")
         .await
@@ -62,11 +78,27 @@ async fn fs_leftover_temp_files_are_invisible_and_cleaned() {
         .into_iter()
         .map(|m| m.key)
         .collect();
-    assert_eq!(all, vec!["repo/obj".to_owned()]);
+    assert_eq!(all, vec!["repo/deep/x".to_owned(), "repo/obj".to_owned()]);
     assert_eq!(
         driver.get_content("repo/obj").await.unwrap().as_ref(),
         b"committed"
     );
+}
+
+#[tokio::test]
+async fn fs_temp_files_are_invisible_while_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = FsDriver::open(dir.path()).await.unwrap();
+    driver
+        .put_content("a/obj", Bytes::from_static(b"v1"))
+        .await
+        .unwrap();
+    // A write in progress (temp file present, not yet renamed).
+    std::fs::write(dir.path().join("a/.obj.abcd.tmp"), b"v2-partial").unwrap();
+    assert_eq!(driver.get_content("a/obj").await.unwrap().as_ref(), b"v1");
+    assert_eq!(driver.stat("a/obj").await.unwrap().size, 2);
+    assert_eq!(driver.list("a").await.unwrap(), vec!["a/obj".to_owned()]);
+    assert_eq!(driver.walk("a").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -79,6 +111,11 @@ async fn fs_put_content_leaves_no_temp_files() {
             .await
             .unwrap();
     }
-    assert_eq!(std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("a/b"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 20, "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')));
     assert_eq!(driver.list("a/b").await.unwrap().len(), 20);
 }

@@ -29,7 +29,12 @@ async fn put_and_get_by_tag_and_digest_byte_exact() {
         let m2 = image_manifest(&config, &[], json!({}));
         let d2 = sha256(&m2);
         let put = store
-            .manifest_put(&r, &by_digest(&d2), Some(OCI_MANIFEST), Bytes::from(m2.clone()))
+            .manifest_put(
+                &r,
+                &by_digest(&d2),
+                Some(OCI_MANIFEST),
+                Bytes::from(m2.clone()),
+            )
             .await
             .unwrap();
         assert_eq!(put.digest, d2);
@@ -51,7 +56,10 @@ async fn put_and_get_by_tag_and_digest_byte_exact() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::ManifestUnknown));
-        let err = store.manifest_get(&repo("none"), &tag("v1")).await.unwrap_err();
+        let err = store
+            .manifest_get(&repo("none"), &tag("v1"))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::NameUnknown));
         // Invalid manifests are refused with the parser's error.
         let err = store
@@ -105,7 +113,12 @@ async fn missing_blob_or_child_is_manifest_blob_unknown() {
             .await
             .unwrap();
         let put = store
-            .manifest_put(&r, &tag("multi"), Some(OCI_INDEX), Bytes::from(index.clone()))
+            .manifest_put(
+                &r,
+                &tag("multi"),
+                Some(OCI_INDEX),
+                Bytes::from(index.clone()),
+            )
             .await
             .unwrap();
         let got = store.manifest_get(&r, &tag("multi")).await.unwrap();
@@ -157,12 +170,36 @@ async fn referrers_with_artifact_type_filter() {
         let store = h.open().await;
         let r = repo("app");
         let (subject, manifest) = push_image(&store, "app", "v1", 4).await;
-        let sig = push_referrer(&store, "app", &subject, manifest.len(), Some("application/vnd.example.sig"), 10).await;
-        let sbom = push_referrer(&store, "app", &subject, manifest.len(), Some("application/vnd.example.sbom"), 11).await;
+        let sig = push_referrer(
+            &store,
+            "app",
+            &subject,
+            manifest.len(),
+            Some("application/vnd.example.sig"),
+            10,
+        )
+        .await;
+        let sbom = push_referrer(
+            &store,
+            "app",
+            &subject,
+            manifest.len(),
+            Some("application/vnd.example.sbom"),
+            11,
+        )
+        .await;
         let plain = push_referrer(&store, "app", &subject, manifest.len(), None, 12).await;
         // A subject that does not exist is fine.
         let ghost = sha256(b"ghost subject");
-        let orphan = push_referrer(&store, "app", &ghost, 10, Some("application/vnd.example.sig"), 13).await;
+        let orphan = push_referrer(
+            &store,
+            "app",
+            &ghost,
+            10,
+            Some("application/vnd.example.sig"),
+            13,
+        )
+        .await;
 
         let all = store.referrers(&r, &subject, None).await.unwrap();
         let mut digests: Vec<Digest> = all.iter().map(|d| d.digest.clone()).collect();
@@ -172,9 +209,17 @@ async fn referrers_with_artifact_type_filter() {
         assert_eq!(digests, expected, "{}", h.name());
         for desc in &all {
             assert_eq!(desc.media_type, OCI_MANIFEST);
-            let body = store.manifest_get(&r, &by_digest(&desc.digest)).await.unwrap().body;
+            let body = store
+                .manifest_get(&r, &by_digest(&desc.digest))
+                .await
+                .unwrap()
+                .body;
             assert_eq!(desc.size, body.len() as u64);
-            assert!(desc.annotations.as_ref().unwrap().contains_key("org.example.seed"));
+            assert!(desc
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key("org.example.seed"));
         }
         let plain_desc = all.iter().find(|d| d.digest == plain).unwrap();
         assert_eq!(
@@ -196,7 +241,11 @@ async fn referrers_with_artifact_type_filter() {
         assert_eq!(ghosts.len(), 1);
         assert_eq!(ghosts[0].digest, orphan);
         // Other repositories and unknown subjects: empty, not an error.
-        assert!(store.referrers(&repo("x"), &subject, None).await.unwrap().is_empty());
+        assert!(store
+            .referrers(&repo("x"), &subject, None)
+            .await
+            .unwrap()
+            .is_empty());
         // After a restart the metadata is recovered from storage.
         drop(store);
         let store = h.open().await;
@@ -206,7 +255,10 @@ async fn referrers_with_artifact_type_filter() {
             .unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].digest, sbom);
-        assert_eq!(again[0].artifact_type.as_deref(), Some("application/vnd.example.sbom"));
+        assert_eq!(
+            again[0].artifact_type.as_deref(),
+            Some("application/vnd.example.sbom")
+        );
         // Deleting a referrer removes it from the listing.
         store.manifest_delete(&r, &by_digest(&sig)).await.unwrap();
         let left = store.referrers(&r, &subject, None).await.unwrap();
@@ -226,7 +278,10 @@ async fn tag_listing_pagination_and_moves() {
         names.push("latest".into());
         names.push("Alpha_1".into());
         for t in &names {
-            store.manifest_put(&r, &tag(t), None, m.clone()).await.unwrap();
+            store
+                .manifest_put(&r, &tag(t), None, m.clone())
+                .await
+                .unwrap();
         }
         names.push("v000".into());
         names.sort();
@@ -244,7 +299,10 @@ async fn tag_listing_pagination_and_moves() {
         }
         assert_eq!(pages, names);
         assert!(store.tags(&r, None, Some(0)).await.unwrap().is_empty());
-        assert_eq!(store.tags(&r, Some("v023"), None).await.unwrap(), vec!["v024"]);
+        assert_eq!(
+            store.tags(&r, Some("v023"), None).await.unwrap(),
+            vec!["v024"]
+        );
         let err = store.tags(&repo("none"), None, None).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::NameUnknown));
         // Moving a tag.
@@ -261,15 +319,25 @@ async fn tag_listing_pagination_and_moves() {
 async fn catalog_pagination() {
     for mut h in Harness::both(dedupe()).await {
         let store = h.open().await;
-        let mut names: Vec<String> = (0..23).map(|i| format!("ns{}/repo-{i:02}", i % 3)).collect();
+        let mut names: Vec<String> = (0..23)
+            .map(|i| format!("ns{}/repo-{i:02}", i % 3))
+            .collect();
         for n in &names {
             push_blob(&store, n, b"{}").await;
         }
         names.sort();
-        assert_eq!(store.catalog(None, None).await.unwrap(), names, "{}", h.name());
+        assert_eq!(
+            store.catalog(None, None).await.unwrap(),
+            names,
+            "{}",
+            h.name()
+        );
         let first = store.catalog(None, Some(5)).await.unwrap();
         assert_eq!(first, names[..5]);
-        let next = store.catalog(first.last().map(String::as_str), Some(5)).await.unwrap();
+        let next = store
+            .catalog(first.last().map(String::as_str), Some(5))
+            .await
+            .unwrap();
         assert_eq!(next, names[5..10]);
         let tail = store.catalog(Some(&names[20]), Some(100)).await.unwrap();
         assert_eq!(tail, names[21..]);
@@ -283,7 +351,10 @@ async fn delete_by_tag_versus_by_digest() {
         let r = repo("app");
         let (d, m) = push_image(&store, "app", "a", 7).await;
         for t in ["b", "c"] {
-            store.manifest_put(&r, &tag(t), None, Bytes::from(m.clone())).await.unwrap();
+            store
+                .manifest_put(&r, &tag(t), None, Bytes::from(m.clone()))
+                .await
+                .unwrap();
         }
         store.manifest_delete(&r, &tag("a")).await.unwrap();
         assert_eq!(store.tags(&r, None, None).await.unwrap(), vec!["b", "c"]);
@@ -292,7 +363,11 @@ async fn delete_by_tag_versus_by_digest() {
         // The revision is still there.
         store.manifest_get(&r, &by_digest(&d)).await.unwrap();
         store.manifest_delete(&r, &by_digest(&d)).await.unwrap();
-        assert!(store.tags(&r, None, None).await.unwrap().is_empty(), "{}", h.name());
+        assert!(
+            store.tags(&r, None, None).await.unwrap().is_empty(),
+            "{}",
+            h.name()
+        );
         for reference in [tag("b"), by_digest(&d)] {
             let err = store.manifest_get(&r, &reference).await.unwrap_err();
             assert_eq!(err.code(), Some(ErrorCode::ManifestUnknown));
@@ -344,7 +419,10 @@ async fn sha512_manifests() {
         assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
         drop(store);
         let store = h.open().await;
-        assert_eq!(store.manifest_get(&r, &by_digest(&d)).await.unwrap().digest, d);
+        assert_eq!(
+            store.manifest_get(&r, &by_digest(&d)).await.unwrap().digest,
+            d
+        );
     }
 }
 
@@ -358,13 +436,22 @@ async fn index_rebuilt_after_reopen_equals_before() {
             push_image(&store, "c", "latest", 32).await;
             push_referrer(&store, "a/b", &d, m.len(), Some("application/x.sig"), 33).await;
             push_blob(&store, "only/blobs", b"data").await;
-            store.manifest_delete(&repo("a/b"), &tag("v2")).await.unwrap();
+            store
+                .manifest_delete(&repo("a/b"), &tag("v2"))
+                .await
+                .unwrap();
             let _pending = store.upload_start(&repo("uploading")).await.unwrap();
             let before = store.snapshot();
             let catalog = store.catalog(None, None).await.unwrap();
             drop(store);
             let store = h.open().await;
-            assert_eq!(store.snapshot(), before, "{} dedupe={}", h.name(), opts.dedupe);
+            assert_eq!(
+                store.snapshot(),
+                before,
+                "{} dedupe={}",
+                h.name(),
+                opts.dedupe
+            );
             assert_eq!(store.catalog(None, None).await.unwrap(), catalog);
             assert_eq!(catalog, vec!["a/b", "c", "only/blobs"]);
             let got = store.manifest_get(&repo("a/b"), &tag("v1")).await.unwrap();
@@ -387,12 +474,18 @@ async fn open_repairs_interrupted_puts_and_deletes() {
         // Crash mid-put: the tag and the bytes are durable, the revision and referrer links not.
         let alg_hex = |x: &Digest| format!("{}/{}", x.algorithm(), x.hex());
         h.driver
-            .delete(&format!("repositories/app/_manifests/revisions/{}", alg_hex(&d)))
+            .delete(&format!(
+                "repositories/app/_manifests/revisions/{}",
+                alg_hex(&d)
+            ))
             .await
             .unwrap();
         // Crash mid-delete: the revision is gone, its referrer link is not.
         h.driver
-            .delete(&format!("repositories/app/_manifests/revisions/{}", alg_hex(&gone)))
+            .delete(&format!(
+                "repositories/app/_manifests/revisions/{}",
+                alg_hex(&gone)
+            ))
             .await
             .unwrap();
         let store = h.open().await;
@@ -447,7 +540,10 @@ async fn tag_moves_are_atomic_for_readers() {
             tokio::spawn(async move {
                 let mut seen = 0;
                 for _ in 0..400 {
-                    let got = store.manifest_get(&repo("app"), &tag("moving")).await.unwrap();
+                    let got = store
+                        .manifest_get(&repo("app"), &tag("moving"))
+                        .await
+                        .unwrap();
                     assert!(got.digest == d1 || got.digest == d2);
                     seen += 1;
                     tokio::task::yield_now().await;
@@ -480,9 +576,18 @@ async fn concurrent_manifest_puts_survive_reopen() {
             tasks.push(tokio::spawn(async move {
                 for i in 0..10 {
                     let n = c * 10 + i;
-                    let m = image_manifest(&config, &[], json!({ "annotations": { "n": n.to_string() } }));
+                    let m = image_manifest(
+                        &config,
+                        &[],
+                        json!({ "annotations": { "n": n.to_string() } }),
+                    );
                     store
-                        .manifest_put(&repo("many"), &tag(&format!("t{n:03}")), None, Bytes::from(m))
+                        .manifest_put(
+                            &repo("many"),
+                            &tag(&format!("t{n:03}")),
+                            None,
+                            Bytes::from(m),
+                        )
                         .await
                         .unwrap();
                 }
@@ -497,7 +602,10 @@ async fn concurrent_manifest_puts_survive_reopen() {
         drop(store);
         let store = h.open().await;
         assert_eq!(store.snapshot(), before, "{}", h.name());
-        let got = store.manifest_get(&repo("many"), &tag("t123")).await.unwrap();
+        let got = store
+            .manifest_get(&repo("many"), &tag("t123"))
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
         assert_eq!(v["annotations"]["n"], "123");
     }
@@ -525,7 +633,42 @@ fn store_futures_are_send() {
         send(store.tags(&r, None, None));
         send(store.catalog(None, None));
         send(store.referrers(&r, &d, None));
-        send(ocireg_store::Store::open_filesystem(std::path::Path::new("/x"), dedupe()));
+        send(ocireg_store::Store::open_filesystem(
+            std::path::Path::new("/x"),
+            dedupe(),
+        ));
     }
     let _ = check;
+}
+
+#[tokio::test]
+async fn foreign_layers_with_urls_need_not_be_pushed() {
+    let mut h = Harness::memory(dedupe()).await;
+    let store = h.open().await;
+    let r = repo("win");
+    let config = bytes(100, 80);
+    push_blob(&store, "win", &config).await;
+    let foreign = bytes(100, 81);
+    let manifest = |media_type: &str| {
+        let mut layer = descriptor(media_type, &foreign);
+        layer["urls"] = json!(["https://example.invalid/layer"]);
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+            "layers": [layer],
+        }))
+        .unwrap()
+    };
+    let ok = manifest("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip");
+    store
+        .manifest_put(&r, &tag("foreign"), None, Bytes::from(ok))
+        .await
+        .unwrap();
+    let plain = manifest("application/vnd.oci.image.layer.v1.tar+gzip");
+    let err = store
+        .manifest_put(&r, &tag("plain"), None, Bytes::from(plain))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::ManifestBlobUnknown));
 }

@@ -13,9 +13,12 @@ use super::{blocking, fsync_dir};
 use crate::driver::FileWriter;
 use crate::error::{Result, StoreError};
 
-/// A writer starts syncing in the background after this many unsynced bytes, so the disk
-/// works while data still arrives and the final sync of a large blob is short.
-const BACKGROUND_SYNC: u64 = 32 << 20;
+/// A writer starts a background `fdatasync` whenever this many bytes were written since the
+/// last one started and it has finished: the disk works while data still arrives, dirty pages
+/// stay few (no writeback throttling), and the final sync before acknowledging is short.
+/// Measured on the 2-core reference machine: 512 MiB pushes went from ~400 MB/s without
+/// background syncs, and ~600 MB/s with a 4 MiB step, to ~800-1,250 MB/s with 1 MiB.
+const BACKGROUND_SYNC: u64 = 1 << 20;
 
 /// Writes all chunks at the file's cursor with vectored writes.
 fn write_all_chunks(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
@@ -50,7 +53,11 @@ pub(super) struct FsWriter {
     unsynced: u64,
 }
 
-async fn join_io(task: Option<JoinHandle<io::Result<()>>>, op: &'static str, key: &str) -> Result<()> {
+async fn join_io(
+    task: Option<JoinHandle<io::Result<()>>>,
+    op: &'static str,
+    key: &str,
+) -> Result<()> {
     if let Some(task) = task {
         task.await
             .map_err(|e| StoreError::Internal(format!("{op} task failed: {e}")))?
@@ -99,7 +106,11 @@ impl FsWriter {
         if self.unsynced < BACKGROUND_SYNC {
             return Ok(());
         }
-        if self.background_sync.as_ref().is_some_and(|t| !t.is_finished()) {
+        if self
+            .background_sync
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+        {
             return Ok(());
         }
         join_io(self.background_sync.take(), "sync", &self.key).await?;
