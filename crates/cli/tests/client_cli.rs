@@ -484,3 +484,174 @@ fn tags_catalog_inspect_rm_copy() {
         "{err}"
     );
 }
+
+/// A one-artifact registry on 127.0.0.1 (plain HTTP/1.1, one request per connection) that can
+/// serve its layer with one content byte flipped: same size, a well-formed tar, wrong digest.
+struct TamperingRegistry {
+    port: u16,
+    corrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TamperingRegistry {
+    fn start(manifest: Vec<u8>, blobs: Vec<(String, Vec<u8>, Vec<u8>)>) -> TamperingRegistry {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let corrupt = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (corrupt.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut parts = first.split_whitespace();
+                let method = parts.next().unwrap_or("").to_owned();
+                let path = parts.next().unwrap_or("").to_owned();
+                let (status, ctype, body): (&str, &str, Vec<u8>) = if path == "/v2/" {
+                    ("200 OK", "application/json", b"{}".to_vec())
+                } else if path.ends_with("/manifests/1") {
+                    (
+                        "200 OK",
+                        "application/vnd.oci.image.manifest.v1+json",
+                        manifest.clone(),
+                    )
+                } else if let Some((_, good, bad)) = blobs
+                    .iter()
+                    .find(|(d, _, _)| path.ends_with(&format!("/blobs/{d}")))
+                {
+                    let b = if c.load(Ordering::SeqCst) { bad } else { good };
+                    ("200 OK", "application/octet-stream", b.clone())
+                } else {
+                    (
+                        "404 Not Found",
+                        "application/json",
+                        b"{\"errors\":[]}".to_vec(),
+                    )
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                if method != "HEAD" {
+                    let _ = conn.write_all(&body);
+                }
+            }
+        });
+        TamperingRegistry {
+            port,
+            corrupt,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TamperingRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Names in `dir` (empty when it does not exist).
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn corrupt_streamed_pull_leaves_nothing_in_dir_or_cache() {
+    use ocireg_client::artifact::{pack, ArtifactKind, PackOptions};
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    make_tree(&src, "tamper");
+    let packed = pack(
+        &src,
+        &PackOptions::new(ArtifactKind::Extension, "app"),
+        work.path(),
+    )
+    .unwrap();
+    let good = fs::read(&packed.layer.path).unwrap();
+    // Flip a byte in the last file's content (past the first 512-byte header), keeping the tar
+    // well formed: only the digest can tell.
+    let mut bad = good.clone();
+    let at = good.len() - 1024 - 1;
+    let at = (0..at).rev().find(|i| good[*i] != 0).unwrap();
+    bad[at] ^= 0x01;
+    let layer_digest = packed.layer.descriptor.digest.to_string();
+    let cfg = &packed.config;
+    let reg = TamperingRegistry::start(
+        packed.manifest.bytes.clone(),
+        vec![
+            (layer_digest.clone(), good.clone(), bad),
+            (
+                cfg.descriptor.digest.to_string(),
+                cfg.bytes.clone(),
+                cfg.bytes.clone(),
+            ),
+        ],
+    );
+    let env = Env::new(reg.port, "", "pull_policy:\n  policy: always\n");
+    let cache_blob = env
+        .cache_dir()
+        .join("blobs/sha256")
+        .join(layer_digest.trim_start_matches("sha256:"));
+    let out = env.path("out/dir");
+
+    reg.corrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = env.fails(&[
+        "pull",
+        "provisioning-extensions/app:1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert!(!out.exists(), "nothing in DIR");
+    assert_eq!(
+        names_in(&env.path("out")),
+        Vec::<String>::new(),
+        "no staging left"
+    );
+    assert!(!cache_blob.exists(), "no layer in the cache");
+    assert_eq!(names_in(&env.cache_dir().join("tmp")), Vec::<String>::new());
+
+    // Control: the same pull with the real bytes unpacks the tree and caches the layer.
+    reg.corrupt
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let p = env.json(&[
+        "pull",
+        "provisioning-extensions/app:1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(p["cached"]["layer"], false, "{p}");
+    assert_same_tree(&src, &out);
+    assert_eq!(fs::read(&cache_blob).unwrap(), good);
+    assert_eq!(names_in(&env.cache_dir().join("tmp")), Vec::<String>::new());
+}

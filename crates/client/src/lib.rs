@@ -1,7 +1,8 @@
 //! OCI registry client: auth challenges, retries with backoff, rate limits, proxies, TLS, streaming push/pull, artifact packing, pull cache
 //!
 //! [`Registry`] is a handle on one registry: `ping`, blobs (`blob_exists`, `push_blob` —
-//! monolithic or chunked and resumable —, `mount_blob`, `pull_blob` verified while streaming and
+//! monolithic or chunked and resumable —, `push_blob_streaming` for content hashed while it is
+//! produced, `mount_blob`, `pull_blob` verified while streaming and
 //! resumable), manifests (`put`/`get`/`head`/`delete`), `tags`, `catalog` and `referrers`
 //! (with the tag-schema fallback). Under it: Basic and Bearer auth from `WWW-Authenticate`
 //! challenges with per-scope token caching, retries with exponential backoff and `Retry-After`,
@@ -16,6 +17,7 @@ mod listing;
 mod options;
 mod pull;
 mod push;
+mod push_stream;
 mod ratelimit;
 mod referrers;
 mod registry;

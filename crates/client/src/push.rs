@@ -25,9 +25,11 @@ pub enum PushOutcome {
 }
 
 /// An upload session: where to send the next request.
-struct Session {
-    location: Url,
-    min_chunk: Option<u64>,
+pub(crate) struct Session {
+    /// The URL of the next request.
+    pub(crate) location: Url,
+    /// The registry's `OCI-Chunk-Min-Length`, if it sent one.
+    pub(crate) min_chunk: Option<u64>,
 }
 
 fn location(headers: &HeaderMap, answered: &Url) -> Result<Url, ClientError> {
@@ -48,7 +50,7 @@ fn with_digest(url: &Url, digest: &Digest) -> Url {
 }
 
 /// What one `PATCH` attempt ended with, when it did not move the upload forward.
-enum PatchFailure {
+pub(crate) enum PatchFailure {
     /// Worth a retry after waiting (with the response headers, for `Retry-After`).
     Retry(ClientError, Option<HeaderMap>),
     /// Not worth retrying.
@@ -56,7 +58,8 @@ enum PatchFailure {
 }
 
 impl Registry {
-    async fn start_upload(&self, repo: &RepoName) -> Result<Session, ClientError> {
+    /// Opens an upload session (`POST`).
+    pub(crate) async fn start_upload(&self, repo: &RepoName) -> Result<Session, ClientError> {
         let url = self.url(&ocireg_api::upload_start_path(repo))?;
         let req = Req::new(Method::POST, url, vec![push_scope(repo)], Op::Push);
         let b = self.t.fetch_ok(&req, 64 * 1024, &[202]).await?;
@@ -73,7 +76,7 @@ impl Registry {
 
     /// Closes an upload with `PUT ?digest=` (no body). A 404 after the request was retried
     /// means an earlier attempt completed it: then the blob must exist.
-    async fn finish_upload(
+    pub(crate) async fn finish_upload(
         &self,
         repo: &RepoName,
         digest: &Digest,
@@ -206,7 +209,7 @@ impl Registry {
 
     /// The registry's offset for an upload (`GET` on the session), and its new `Location`;
     /// `None` when the session is gone (404).
-    async fn upload_offset(
+    pub(crate) async fn upload_offset(
         &self,
         repo: &RepoName,
         session: &Url,
@@ -248,12 +251,26 @@ impl Registry {
         chunk: u64,
         size: u64,
     ) -> Result<u64, PatchFailure> {
-        let scopes = vec![push_scope(repo)];
         let progress = Progress::new();
         let (body, len) = cursor
             .body(offset, chunk, size, &progress)
             .await
             .map_err(PatchFailure::Fatal)?;
+        self.send_patch(repo, session, body, offset, len, &progress)
+            .await
+    }
+
+    /// Sends one `PATCH` of `len` bytes (`body`) at `offset`; returns the registry's new offset.
+    pub(crate) async fn send_patch(
+        &self,
+        repo: &RepoName,
+        session: &mut Session,
+        body: reqwest::Body,
+        offset: u64,
+        len: u64,
+        progress: &Progress,
+    ) -> Result<u64, PatchFailure> {
+        let scopes = vec![push_scope(repo)];
         self.t.limiter.acquire(Op::Push).await;
         let url = session.location.clone();
         let authz = self
@@ -273,7 +290,7 @@ impl Registry {
         if let Some(v) = authz {
             rb = rb.header(http::header::AUTHORIZATION, v);
         }
-        let resp = match with_idle_timeout(rb.send(), self.t.opts.timeout, &progress).await {
+        let resp = match with_idle_timeout(rb.send(), self.t.opts.timeout, progress).await {
             None => {
                 let req = Req::new(Method::PATCH, url, scopes, Op::Push);
                 return Err(PatchFailure::Retry(self.t.timeout_error(&req), None));

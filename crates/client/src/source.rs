@@ -212,7 +212,7 @@ impl Cursor {
 }
 
 /// An in-memory body sent in pieces, marking progress as each piece is taken.
-fn pieces(data: Bytes, progress: &Progress) -> reqwest::Body {
+pub(crate) fn pieces(data: Bytes, progress: &Progress) -> reqwest::Body {
     let pr = progress.clone();
     let n = data.len().div_ceil(PIECE);
     let s = stream::iter((0..n).map(move |i| {

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ocireg_client::artifact::{
-    annotations, decide, unpack, ArtifactKind, Cache, PullDecision, PullPolicy, RefLookup,
+    annotations, decide, pipe, unpack, unpack_staged, ArtifactError, ArtifactKind, BlobWriter,
+    Cache, PullDecision, PullPolicy, RefLookup, StagedUnpack, TeeReader, UnpackReport,
 };
-use ocireg_client::Registry;
+use ocireg_client::{ClientError, Registry};
 use ocireg_oci::{media_types, Descriptor, Digest, Reference, RepoName};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -19,6 +20,10 @@ use super::refs::{display, parse_ref};
 use super::settings::{Ctx, Endpoint};
 use super::ui::{self, CountingWriter, Ui};
 use super::PullArgs;
+
+/// Blocks of [`ocireg_client::artifact::PIPE_BLOCK`] bytes that may wait between the download
+/// and the unpacker.
+const PIPE_DEPTH: usize = 8;
 
 /// Fails early when `dest` exists and is not an empty directory; creates its parent.
 fn prepare_dest(dest: &Path) -> anyhow::Result<()> {
@@ -88,16 +93,86 @@ impl Puller<'_> {
     /// The blob's path in the cache, fetching it when the policy asks for it or it is missing
     /// (or corrupt). Returns whether it came from the cache.
     async fn blob(&mut self, d: &Descriptor, what: &str) -> anyhow::Result<(PathBuf, bool)> {
-        if self.policy.uses_cache() {
-            if let Some(b) = tokio::task::block_in_place(|| self.cache.get_blob(&d.digest))? {
-                return Ok((b.path, true));
-            }
-            self.policy.on_blob_miss(&d.digest)?;
+        if let Some(path) = self.cached(d)? {
+            return Ok((path, true));
         }
         let bar = self.ui.bar(d.size, what);
         let res = self.download(d, bar.clone()).await;
         ui::finish(bar.as_ref());
         Ok((res?, false))
+    }
+
+    /// The blob's path in the cache when the policy lets the cache answer and it holds the blob
+    /// (verified per `verify_cached`); `None` when it must be downloaded (an error with `never`).
+    fn cached(&mut self, d: &Descriptor) -> anyhow::Result<Option<PathBuf>> {
+        if self.policy.uses_cache() {
+            if let Some(b) = tokio::task::block_in_place(|| self.cache.get_blob(&d.digest))? {
+                return Ok(Some(b.path));
+            }
+            self.policy.on_blob_miss(&d.digest)?;
+        }
+        Ok(None)
+    }
+
+    /// Downloads the layer once and uses the stream twice, in a blocking thread: it is written
+    /// into a cache temporary file and unpacked into a staging directory beside `dest`. Only
+    /// when the download's size and digest check out is the cache file fsynced and renamed into
+    /// place and the staging tree moved to `dest`; on any failure both are deleted.
+    async fn download_and_unpack(
+        &mut self,
+        d: &Descriptor,
+        dest: &Path,
+    ) -> anyhow::Result<UnpackReport> {
+        // The download below verifies the digest of exactly these bytes: no second hash.
+        let writer = tokio::task::block_in_place(|| self.cache.blob_writer(&d.digest, false))?;
+        let (pipe_w, pipe_r) = pipe(PIPE_DEPTH);
+        let (media_type, out) = (d.media_type.clone(), dest.to_path_buf());
+        let job = tokio::task::spawn_blocking(
+            move || -> Result<(StagedUnpack, BlobWriter), ArtifactError> {
+                let mut tee = TeeReader::new(pipe_r, writer);
+                let staged = unpack_staged(&mut tee, &media_type, &out)?;
+                // Whatever follows the archive's end marker still belongs to the blob.
+                tee.drain().map_err(|e| ArtifactError::Io {
+                    context: "cannot read the layer".to_owned(),
+                    source: e,
+                })?;
+                Ok((staged, tee.into_parts().1))
+            },
+        );
+        let bar = self.ui.bar(d.size, "layer");
+        let mut w = CountingWriter::new(pipe_w, bar.clone());
+        let repo = self.repo.clone();
+        let pulled = self.registry()?.pull_blob(&repo, &d.digest, &mut w).await;
+        ui::finish(bar.as_ref());
+        let pipe_w = w.into_inner();
+        // End the stream cleanly only after a verified download; otherwise the unpacker fails.
+        let ended = match &pulled {
+            Ok(_) => pipe_w.finish_async().await,
+            Err(_) => {
+                drop(pipe_w);
+                Ok(())
+            }
+        };
+        let unpacked = job.await.context("the unpacking task failed")?;
+        match (pulled, unpacked) {
+            // The unpacker stopped reading (unsafe entry, ...): its error is the cause.
+            (Err(ClientError::Io { .. }), Err(ue)) | (Ok(_), Err(ue)) => {
+                Err(ue).with_context(|| format!("unpacking into {}", dest.display()))
+            }
+            (Err(e), _) => Err(e).with_context(|| format!("downloading blob {}", d.digest)),
+            (Ok(n), Ok((staged, writer))) => {
+                ended.context("ending the layer stream")?;
+                if n != d.size {
+                    bail!(
+                        "blob {}: the manifest says {} bytes, got {n}",
+                        d.digest,
+                        d.size
+                    );
+                }
+                tokio::task::block_in_place(|| writer.commit(n))?;
+                Ok(tokio::task::block_in_place(|| staged.commit())?)
+            }
+        }
     }
 
     /// Streams a blob into the cache: a temporary file in `tmp/`, digest and size checked while
@@ -208,17 +283,29 @@ pub(crate) async fn run(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
             p.blob(cfg, "config").await?;
         }
     }
-    let (layer_path, layer_cached) = p.blob(layer, "layer").await?;
-    ui.status(&format!("unpacking into {} ...", dest.display()));
-    let report = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-        let f = fs::File::open(&layer_path)
-            .with_context(|| format!("opening {}", layer_path.display()))?;
-        Ok(unpack(
-            BufReader::with_capacity(1 << 20, f),
-            &layer.media_type,
-            &dest,
-        )?)
-    })?;
+    let layer_path = p.cached(layer)?;
+    let layer_cached = layer_path.is_some();
+    let report = match layer_path {
+        Some(layer_path) => {
+            ui.status(&format!("unpacking into {} ...", dest.display()));
+            tokio::task::block_in_place(|| -> anyhow::Result<_> {
+                let f = fs::File::open(&layer_path)
+                    .with_context(|| format!("opening {}", layer_path.display()))?;
+                Ok(unpack(
+                    BufReader::with_capacity(1 << 20, f),
+                    &layer.media_type,
+                    &dest,
+                )?)
+            })?
+        }
+        None => {
+            ui.status(&format!(
+                "downloading and unpacking into {} ...",
+                dest.display()
+            ));
+            p.download_and_unpack(layer, &dest).await?
+        }
+    };
     let kind = parsed.artifact_type.as_deref().and_then(|t| {
         ArtifactKind::from_artifact_type(
             t,

@@ -7,17 +7,23 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use ocireg_client::artifact::{
-    annotations, check_push_signing, namespace_for, pack, ArtifactKind, PackOptions, PackedArtifact,
+    annotations, check_push_signing, namespace_for, pack, pack_to_writer, pipe, ArtifactError,
+    ArtifactKind, Blob, PackOptions, PackedArtifact, PackedStream,
 };
-use ocireg_client::{BlobSource, PushOutcome, Registry};
+use ocireg_client::{BlobSource, ClientError, PushOutcome, Registry};
 use ocireg_oci::{media_types, Descriptor, Digest, Reference, RepoName, Tag};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+use tokio::io::AsyncRead;
 
 use super::refs::{render_tag, sanitize_component, split_name_tag};
 use super::settings::Ctx;
 use super::ui::{self, CountingReader, Ui};
 use super::PushArgs;
+
+/// Blocks of [`ocireg_client::artifact::PIPE_BLOCK`] bytes that may wait between the packer
+/// and the upload.
+const PIPE_DEPTH: usize = 8;
 
 /// The repository name below the namespace: NAME as given (validated), else PATH's file name
 /// sanitised to the name grammar.
@@ -95,7 +101,7 @@ async fn check_tag(
     reg: &Registry,
     repo: &RepoName,
     tag: &Tag,
-    packed: &PackedArtifact,
+    manifest: &Blob,
     allow_overwrite: bool,
     shown: &str,
 ) -> anyhow::Result<TagState> {
@@ -103,7 +109,7 @@ async fn check_tag(
     let Some(existing) = reg.head_manifest(repo, &r, &[]).await? else {
         return Ok(TagState::Push);
     };
-    if existing.digest == packed.manifest.descriptor.digest {
+    if existing.digest == manifest.descriptor.digest {
         return Ok(TagState::Unchanged(existing.digest));
     }
     if allow_overwrite {
@@ -112,7 +118,7 @@ async fn check_tag(
     let current = reg
         .get_manifest(repo, &Reference::Digest(existing.digest.clone()), &[])
         .await?;
-    if same_content(&current.bytes, &packed.manifest.bytes) {
+    if same_content(&current.bytes, &manifest.bytes) {
         return Ok(TagState::Unchanged(existing.digest));
     }
     bail!(
@@ -130,6 +136,211 @@ async fn push_blob(
     reg.push_blob(repo, &d.digest, d.size, source)
         .await
         .with_context(|| format!("pushing blob {}", d.digest))
+}
+
+/// Where a push goes and under which policy.
+struct Target<'a> {
+    reg: &'a Registry,
+    repo: &'a RepoName,
+    tag: &'a Tag,
+    allow_overwrite: bool,
+    shown: &'a str,
+    ui: &'a Ui,
+}
+
+/// What a push did.
+struct Pushed {
+    digest: Digest,
+    unchanged: bool,
+    uploaded: u32,
+    layer: Descriptor,
+}
+
+/// Why a streamed push failed: worth redoing through a packed file, or not.
+enum StreamFailure {
+    /// The upload broke in a way the file-based push (full resume) may get past.
+    Upload(anyhow::Error),
+    /// Packing failed, the tag policy refused, or the registry refused: report it.
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StreamFailure {
+    fn from(e: anyhow::Error) -> Self {
+        StreamFailure::Fatal(e)
+    }
+}
+
+/// Transport failures that a fresh, file-based upload may get past.
+fn worth_redoing(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connection { .. }
+        | ClientError::Timeout { .. }
+        | ClientError::Protocol(_)
+        | ClientError::Io { .. } => true,
+        ClientError::Registry(r) => r.status >= 500 || matches!(r.status, 404 | 416 | 429),
+        _ => false,
+    }
+}
+
+fn is_broken_pipe(e: &ArtifactError) -> bool {
+    matches!(e, ArtifactError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Sum of the sizes of the regular files under `path` (a progress-bar estimate).
+fn estimate_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    if !meta.is_dir() {
+        return 0;
+    }
+    std::fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| estimate_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// Pushes the config blob and the manifest once the layer is in the registry (after the tag
+/// check).
+async fn finish_push(
+    t: &Target<'_>,
+    config: &Blob,
+    manifest: &Blob,
+    layer: Descriptor,
+    mut uploaded: u32,
+) -> anyhow::Result<Pushed> {
+    let state = check_tag(t.reg, t.repo, t.tag, manifest, t.allow_overwrite, t.shown).await?;
+    if let TagState::Unchanged(digest) = state {
+        return Ok(Pushed {
+            digest,
+            unchanged: true,
+            uploaded,
+            layer,
+        });
+    }
+    let source = BlobSource::Bytes(Bytes::from(config.bytes.clone()));
+    uploaded += u32::from(
+        push_blob(t.reg, t.repo, &config.descriptor, source).await? == PushOutcome::Uploaded,
+    );
+    let digest = t
+        .reg
+        .put_manifest(
+            t.repo,
+            &Reference::Tag(t.tag.clone()),
+            media_types::OCI_MANIFEST,
+            Bytes::from(manifest.bytes.clone()),
+        )
+        .await
+        .with_context(|| format!("pushing the manifest to {}", t.shown))?;
+    Ok(Pushed {
+        digest,
+        unchanged: false,
+        uploaded,
+        layer,
+    })
+}
+
+/// Packs into a temporary file, checks the tag, then pushes the blobs (skipping those the
+/// registry has; resumable chunked upload) and the manifest.
+async fn push_packed(t: &Target<'_>, path: &Path, opts: &PackOptions) -> anyhow::Result<Pushed> {
+    let work = tempfile::Builder::new()
+        .prefix("ocireg-push-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    t.ui.status(&format!("packing {} ...", path.display()));
+    let packed: PackedArtifact = tokio::task::block_in_place(|| pack(path, opts, work.path()))?;
+    let layer = packed.layer.descriptor.clone();
+    let state = check_tag(
+        t.reg,
+        t.repo,
+        t.tag,
+        &packed.manifest,
+        t.allow_overwrite,
+        t.shown,
+    )
+    .await?;
+    if let TagState::Unchanged(digest) = state {
+        return Ok(Pushed {
+            digest,
+            unchanged: true,
+            uploaded: 0,
+            layer,
+        });
+    }
+    let bar = t.ui.bar(layer.size, "layer");
+    let source = match &bar {
+        Some(b) => {
+            let f = tokio::fs::File::open(&packed.layer.path)
+                .await
+                .with_context(|| format!("opening {}", packed.layer.path.display()))?;
+            BlobSource::Reader(Box::new(CountingReader::new(f, b.clone())))
+        }
+        None => BlobSource::Path(packed.layer.path.clone()),
+    };
+    let outcome = push_blob(t.reg, t.repo, &layer, source).await;
+    ui::finish(bar.as_ref());
+    let uploaded = u32::from(outcome? == PushOutcome::Uploaded);
+    finish_push(t, &packed.config, &packed.manifest, layer, uploaded).await
+}
+
+/// Packs in a blocking thread straight into a streamed upload (no temporary layer file): the
+/// layer's digest and size are known when both end, and must agree; then the tag check, the
+/// config blob and the manifest.
+async fn push_streaming(
+    t: &Target<'_>,
+    path: &Path,
+    opts: &PackOptions,
+) -> Result<Pushed, StreamFailure> {
+    t.ui.status(&format!("packing and uploading {} ...", path.display()));
+    let (writer, reader) = pipe(PIPE_DEPTH);
+    let (src, o) = (path.to_path_buf(), opts.clone());
+    let job = tokio::task::spawn_blocking(move || -> Result<PackedStream, ArtifactError> {
+        let (packed, writer) = pack_to_writer(&src, &o, writer)?;
+        writer.finish().map_err(|e| ArtifactError::Io {
+            context: "cannot stream the layer".to_owned(),
+            source: e,
+        })?;
+        Ok(packed)
+    });
+    let bar = t.ui.bar(0, "layer");
+    if let Some(b) = &bar {
+        b.set_length(tokio::task::block_in_place(|| estimate_size(path)));
+    }
+    let reader: Box<dyn AsyncRead + Send + Unpin> = match &bar {
+        Some(b) => Box::new(CountingReader::new(reader, b.clone())),
+        None => Box::new(reader),
+    };
+    let sent = t.reg.push_blob_streaming(t.repo, reader).await;
+    ui::finish(bar.as_ref());
+    let packed = job.await.context("the packing task failed")?;
+    let (packed, (digest, size)) = match (packed, sent) {
+        (Ok(p), Ok(s)) => (p, s),
+        (Err(pe), Err(ue)) if is_broken_pipe(&pe) => {
+            return Err(upload_failure(ue));
+        }
+        (Err(pe), _) => return Err(StreamFailure::Fatal(pe.into())),
+        (Ok(_), Err(ue)) => return Err(upload_failure(ue)),
+    };
+    if digest != packed.layer.digest || size != packed.layer.size {
+        return Err(StreamFailure::Fatal(anyhow::anyhow!(
+            "the streamed layer hashed to {digest} ({size} bytes) but the packer produced {} ({} bytes)",
+            packed.layer.digest,
+            packed.layer.size
+        )));
+    }
+    Ok(finish_push(t, &packed.config, &packed.manifest, packed.layer, 1).await?)
+}
+
+fn upload_failure(e: ClientError) -> StreamFailure {
+    let redo = worth_redoing(&e);
+    let e = anyhow::Error::new(e).context("streaming the layer");
+    if redo {
+        StreamFailure::Upload(e)
+    } else {
+        StreamFailure::Fatal(e)
+    }
 }
 
 /// Runs `ocireg push`.
@@ -183,49 +394,43 @@ pub(crate) async fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<i32> {
     let reg = ctx.registry(&ep)?;
     let shown = format!("{}/{repo}:{tag}", ep.host);
 
-    let work = tempfile::Builder::new()
-        .prefix("ocireg-push-")
-        .tempdir()
-        .context("creating a temporary directory")?;
-    ui.status(&format!("packing {} ...", a.path.display()));
-    let packed = tokio::task::block_in_place(|| pack(&a.path, &opts, work.path()))?;
-
-    let (digest, unchanged, uploaded) =
-        match check_tag(&reg, &repo, &tag, &packed, policy.allow_overwrite, &shown).await? {
-            TagState::Unchanged(d) => (d, true, 0u32),
-            TagState::Push => {
-                let layer = &packed.layer.descriptor;
-                let bar = ui.bar(layer.size, "layer");
-                let source = match &bar {
-                    Some(b) => {
-                        let f = tokio::fs::File::open(&packed.layer.path)
-                            .await
-                            .with_context(|| format!("opening {}", packed.layer.path.display()))?;
-                        BlobSource::Reader(Box::new(CountingReader::new(f, b.clone())))
-                    }
-                    None => BlobSource::Path(packed.layer.path.clone()),
-                };
-                let mut uploaded = 0;
-                let outcome = push_blob(&reg, &repo, layer, source).await;
-                ui::finish(bar.as_ref());
-                uploaded += u32::from(outcome? == PushOutcome::Uploaded);
-                let cfg = &packed.config;
-                let source = BlobSource::Bytes(Bytes::from(cfg.bytes.clone()));
-                uploaded += u32::from(
-                    push_blob(&reg, &repo, &cfg.descriptor, source).await? == PushOutcome::Uploaded,
-                );
-                let d = reg
-                    .put_manifest(
-                        &repo,
-                        &Reference::Tag(tag.clone()),
-                        media_types::OCI_MANIFEST,
-                        Bytes::from(packed.manifest.bytes.clone()),
-                    )
-                    .await
-                    .with_context(|| format!("pushing the manifest to {shown}"))?;
-                (d, false, uploaded)
+    let target = Target {
+        reg: &reg,
+        repo: &repo,
+        tag: &tag,
+        allow_overwrite: policy.allow_overwrite,
+        shown: &shown,
+        ui: &ui,
+    };
+    // A tag already in use needs the packed manifest before anything is sent (same content is
+    // a no-op, different content may be refused): pack to a file first. Otherwise stream the
+    // layer to the registry while packing it.
+    let tag_in_use = reg
+        .head_manifest(&repo, &Reference::Tag(tag.clone()), &[])
+        .await
+        .with_context(|| format!("checking {shown}"))?
+        .is_some();
+    let pushed = if tag_in_use {
+        push_packed(&target, &a.path, &opts).await?
+    } else {
+        match push_streaming(&target, &a.path, &opts).await {
+            Ok(p) => p,
+            Err(StreamFailure::Fatal(e)) => return Err(e),
+            Err(StreamFailure::Upload(e)) => {
+                ui.status(&format!(
+                    "streamed upload failed ({e:#}); packing to a file and pushing again"
+                ));
+                tracing::warn!(error = %format!("{e:#}"), "streamed upload failed; retrying from a packed file");
+                push_packed(&target, &a.path, &opts).await?
             }
-        };
+        }
+    };
+    let Pushed {
+        digest,
+        unchanged,
+        uploaded,
+        layer,
+    } = pushed;
     let json = json!({
         "reference": format!("{shown}@{digest}"),
         "registry": ep.host,
@@ -236,9 +441,9 @@ pub(crate) async fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<i32> {
         "artifactType": kind.artifact_type(),
         "kind": kind.as_string(),
         "layer": {
-            "digest": packed.layer.descriptor.digest.to_string(),
-            "mediaType": packed.layer.descriptor.media_type,
-            "size": packed.layer.descriptor.size,
+            "digest": layer.digest.to_string(),
+            "mediaType": layer.media_type,
+            "size": layer.size,
         },
         "unchanged": unchanged,
         "blobsUploaded": uploaded,
@@ -248,8 +453,8 @@ pub(crate) async fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<i32> {
     } else {
         format!(
             "pushed {shown}\ndigest: {digest}\nsize: {} ({} layer)",
-            ui::human(packed.layer.descriptor.size),
-            packed.layer.descriptor.media_type
+            ui::human(layer.size),
+            layer.media_type
         )
     };
     ui.result(&json, &digest.to_string(), &text);

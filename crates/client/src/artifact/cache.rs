@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::cache_writer::BlobWriter;
 use super::hashio::copy_hashing;
 use super::policy::RefLookup;
 use super::{age_between, ArtifactError, Result};
@@ -459,16 +460,18 @@ impl Cache {
 
     /// fsync the temporary file, rename it to `dest` (creating parents), fsync the directory.
     fn persist(&self, tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| ArtifactError::io("cannot sync", tmp.path(), e))?;
-        let parent = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(parent).map_err(|e| ArtifactError::io("cannot create", parent, e))?;
-        tmp.persist(dest)
-            .map_err(|e| ArtifactError::io("cannot rename into", dest, e.error))?;
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| ArtifactError::io("cannot sync directory", parent, e))
+        persist_file(tmp, dest, &self.root)
+    }
+
+    /// Starts writing the blob `expected` into the cache in a streaming way (see
+    /// [`BlobWriter`]).
+    pub fn blob_writer(&self, expected: &Digest, rehash: bool) -> Result<BlobWriter> {
+        let tmp_dir = self.root.join("tmp");
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&tmp_dir)
+            .map_err(|e| ArtifactError::io("cannot create a temporary file in", &tmp_dir, e))?;
+        BlobWriter::new(tmp, self.blob_path(expected), expected.clone(), rehash)
     }
 
     fn drop_corrupt(&self, path: &Path, why: &str) {
@@ -497,6 +500,21 @@ impl Cache {
             }
         }
     }
+}
+
+/// fsync the temporary file, rename it to `dest` (creating parents under `root`), fsync the
+/// directory.
+pub(super) fn persist_file(tmp: tempfile::NamedTempFile, dest: &Path, root: &Path) -> Result<()> {
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ArtifactError::io("cannot sync", tmp.path(), e))?;
+    let parent = dest.parent().unwrap_or(root);
+    fs::create_dir_all(parent).map_err(|e| ArtifactError::io("cannot create", parent, e))?;
+    tmp.persist(dest)
+        .map_err(|e| ArtifactError::io("cannot rename into", dest, e.error))?;
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ArtifactError::io("cannot sync directory", parent, e))
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

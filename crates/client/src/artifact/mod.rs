@@ -6,11 +6,13 @@
 //! documented in `docs/artifacts.md`.
 
 mod cache;
+mod cache_writer;
 mod hashio;
 mod kinds;
 mod manifest;
 mod pack;
 mod paths;
+mod pipe;
 mod policy;
 mod unpack;
 
@@ -21,13 +23,18 @@ use std::time::{Duration, SystemTime};
 use ocireg_oci::Digest;
 
 pub use cache::{BlobStatus, Cache, CacheOptions, CacheStats, CachedBlob, RefEntry};
+pub use cache_writer::BlobWriter;
 pub use kinds::{
     annotations, namespace_for, ArtifactKind, CUSTOM_ARTIFACT_TYPE, CUSTOM_CONFIG_MEDIA_TYPE,
 };
 pub use manifest::{ArtifactConfig, LayerInfo, CONFIG_SCHEMA_VERSION};
-pub use pack::{pack, Blob, BlobFile, PackOptions, PackStats, PackedArtifact, TAR_MTIME};
+pub use pack::{
+    pack, pack_to_writer, Blob, BlobFile, PackOptions, PackStats, PackedArtifact, PackedStream,
+    TAR_MTIME,
+};
+pub use pipe::{pipe, PipeReader, PipeWriter, TeeReader, PIPE_BLOCK};
 pub use policy::{decide, PullDecision, PullPolicy, RefLookup};
-pub use unpack::{unpack, UnpackReport};
+pub use unpack::{unpack, unpack_staged, StagedUnpack, UnpackReport};
 
 /// Everything that can go wrong while packing, unpacking or using the pull cache.
 #[derive(Debug, thiserror::Error)]

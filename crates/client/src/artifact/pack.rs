@@ -26,6 +26,9 @@ use super::{ArtifactError, Result, CONFIG_SCHEMA_VERSION};
 /// depend on when the files were touched.
 pub const TAR_MTIME: u64 = 0;
 
+/// Read buffer for the content of packed files.
+const FILE_READ_BUF: usize = 1 << 20;
+
 /// What to pack and how.
 #[derive(Debug, Clone)]
 pub struct PackOptions {
@@ -111,6 +114,76 @@ pub struct PackStats {
 /// directory (refused otherwise); hard links are stored as regular files; other special files
 /// and non-UTF-8 names are refused. A single file becomes a one-entry tar named by its file name.
 pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArtifact> {
+    validate(opts)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".ocireg-pack-")
+        .tempfile_in(out_dir)
+        .map_err(|e| ArtifactError::io("cannot create a temporary file in", out_dir, e))?;
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| ArtifactError::io("cannot open", tmp.path(), e))?;
+    let (packed, writer) = pack_core(
+        path,
+        opts,
+        BufWriter::with_capacity(BUF_SIZE, file),
+        Some(out_dir),
+    )?;
+    let tar_io = |e| ArtifactError::io("cannot write the layer to", tmp.path(), e);
+    let file = writer.into_inner().map_err(|e| tar_io(e.into_error()))?;
+    file.sync_all().map_err(tar_io)?;
+    drop(file);
+
+    let final_path = out_dir.join(format!(
+        "layer-{}.{}",
+        packed.layer.digest.hex(),
+        layer_ext(opts)
+    ));
+    tmp.persist(&final_path)
+        .map_err(|e| ArtifactError::io("cannot move the layer to", &final_path, e.error))?;
+    Ok(PackedArtifact {
+        layer: BlobFile {
+            path: final_path,
+            descriptor: packed.layer,
+        },
+        config: packed.config,
+        manifest: packed.manifest,
+        metadata: packed.metadata,
+    })
+}
+
+/// What [`pack_to_writer`] produced: the layer's descriptor (the layer bytes went to the
+/// writer), the config and manifest blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedStream {
+    /// The layer's descriptor (digest and size of exactly the bytes written).
+    pub layer: Descriptor,
+    /// The config blob.
+    pub config: Blob,
+    /// The image manifest.
+    pub manifest: Blob,
+    /// The parsed config (same content as `config.bytes`).
+    pub metadata: ArtifactConfig,
+}
+
+/// Packs `path` like [`pack`], but streams the layer bytes into `writer` instead of a file (for
+/// uploading while packing). Same bytes and digests as [`pack`] for the same input and options.
+/// Returns the descriptors and the writer (flushed).
+pub fn pack_to_writer<W: Write>(
+    path: &Path,
+    opts: &PackOptions,
+    writer: W,
+) -> Result<(PackedStream, W)> {
+    validate(opts)?;
+    let (packed, mut writer) = pack_core(path, opts, writer, None)?;
+    writer.flush().map_err(|e| ArtifactError::Io {
+        context: "cannot write the layer".to_owned(),
+        source: e,
+    })?;
+    Ok((packed, writer))
+}
+
+fn validate(opts: &PackOptions) -> Result<()> {
     if let Some(level) = opts.compression {
         if level > 9 {
             return Err(ArtifactError::InvalidOption(format!(
@@ -123,6 +196,25 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
             "artifact name must not be empty".to_owned(),
         ));
     }
+    Ok(())
+}
+
+fn layer_ext(opts: &PackOptions) -> &'static str {
+    if opts.compression.is_some() {
+        "tar.gz"
+    } else {
+        "tar"
+    }
+}
+
+/// Packs into `writer`; `exclude` is a directory that must not lie inside a packed directory
+/// (where the layer file is being written).
+fn pack_core<W: Write>(
+    path: &Path,
+    opts: &PackOptions,
+    writer: W,
+    exclude: Option<&Path>,
+) -> Result<(PackedStream, W)> {
     let created = opts.created.map(format_created).transpose()?;
     // Validate annotations before doing any heavy work.
     let manifest_annots = manifest_annotations(
@@ -134,22 +226,10 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
     )?;
 
     let meta = fs::metadata(path).map_err(|e| ArtifactError::io("cannot read", path, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".ocireg-pack-")
-        .tempfile_in(out_dir)
-        .map_err(|e| ArtifactError::io("cannot create a temporary file in", out_dir, e))?;
-    let file = tmp
-        .as_file()
-        .try_clone()
-        .map_err(|e| ArtifactError::io("cannot open", tmp.path(), e))?;
-
     let sink = match opts.compression {
-        None => Sink::Plain(BufWriter::with_capacity(BUF_SIZE, file)),
+        None => Sink::Plain(writer),
         Some(level) => {
-            let counted = HashingWriter::new(
-                BufWriter::with_capacity(BUF_SIZE, file),
-                DigestHasher::new(Algorithm::Sha256),
-            );
+            let counted = HashingWriter::new(writer, DigestHasher::new(Algorithm::Sha256));
             let enc = GzBuilder::new()
                 .mtime(0)
                 .operating_system(255)
@@ -166,13 +246,15 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
     let source = if meta.is_dir() {
         let root =
             fs::canonicalize(path).map_err(|e| ArtifactError::io("cannot resolve", path, e))?;
-        let out = fs::canonicalize(out_dir)
-            .map_err(|e| ArtifactError::io("cannot resolve", out_dir, e))?;
-        if out.starts_with(&root) {
-            return Err(ArtifactError::InvalidOption(format!(
-                "the output directory {} lies inside the directory being packed",
-                out_dir.display()
-            )));
+        if let Some(out_dir) = exclude {
+            let out = fs::canonicalize(out_dir)
+                .map_err(|e| ArtifactError::io("cannot resolve", out_dir, e))?;
+            if out.starts_with(&root) {
+                return Err(ArtifactError::InvalidOption(format!(
+                    "the output directory {} lies inside the directory being packed",
+                    out_dir.display()
+                )));
+            }
         }
         let mut rel = Vec::new();
         walk_dir(&mut builder, &root, &mut rel, &mut stats)?;
@@ -190,7 +272,10 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
         return Err(unsupported(path, "neither a regular file nor a directory"));
     };
 
-    let tar_io = |e| ArtifactError::io("cannot write the layer to", tmp.path(), e);
+    let tar_io = |e| ArtifactError::Io {
+        context: "cannot write the layer".to_owned(),
+        source: e,
+    };
     let (sink, tar_hasher) = builder.into_inner().map_err(tar_io)?.into_parts();
     let tar_size = tar_hasher.bytes_hashed();
     let diff_id = tar_hasher.finish();
@@ -202,19 +287,8 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
             (w, h.finish(), size, media_types::OCI_LAYER_TAR_GZIP)
         }
     };
-    let file = writer.into_inner().map_err(|e| tar_io(e.into_error()))?;
-    file.sync_all().map_err(tar_io)?;
-    drop(file);
 
-    let ext = if opts.compression.is_some() {
-        "tar.gz"
-    } else {
-        "tar"
-    };
-    let final_path = out_dir.join(format!("layer-{}.{ext}", layer_digest.hex()));
-    tmp.persist(&final_path)
-        .map_err(|e| ArtifactError::io("cannot move the layer to", &final_path, e.error))?;
-
+    let ext = layer_ext(opts);
     let mut layer_desc = Descriptor::new(layer_media_type, layer_digest, layer_size);
     let short_name = opts.name.rsplit('/').next().unwrap_or(&opts.name);
     layer_desc.annotations = Some(BTreeMap::from([(
@@ -255,11 +329,8 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
     );
     let (manifest_bytes, manifest_desc) =
         build_manifest(&opts.kind, &config_desc, &layer_desc, &manifest_annots)?;
-    Ok(PackedArtifact {
-        layer: BlobFile {
-            path: final_path,
-            descriptor: layer_desc,
-        },
+    let packed = PackedStream {
+        layer: layer_desc,
         config: Blob {
             bytes: config_bytes,
             descriptor: config_desc,
@@ -269,7 +340,8 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
             descriptor: manifest_desc,
         },
         metadata,
-    })
+    };
+    Ok((packed, writer))
 }
 
 fn format_created(t: OffsetDateTime) -> Result<String> {
@@ -285,13 +357,13 @@ fn unsupported(path: &Path, reason: &str) -> ArtifactError {
     }
 }
 
-/// Where the tar stream goes: straight to the file, or through gzip and a second hasher.
-enum Sink {
-    Plain(BufWriter<File>),
-    Gzip(Box<GzEncoder<HashingWriter<BufWriter<File>>>>),
+/// Where the tar stream goes: straight to the writer, or through gzip and a second hasher.
+enum Sink<W: Write> {
+    Plain(W),
+    Gzip(Box<GzEncoder<HashingWriter<W>>>),
 }
 
-impl Write for Sink {
+impl<W: Write> Write for Sink<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Sink::Plain(w) => w.write(buf),
@@ -307,7 +379,7 @@ impl Write for Sink {
     }
 }
 
-type LayerBuilder = tar::Builder<HashingWriter<Sink>>;
+type LayerBuilder<W> = tar::Builder<HashingWriter<Sink<W>>>;
 
 /// A header with every field that could vary between machines or runs pinned.
 fn header(kind: EntryType, mode: u32, size: u64) -> io::Result<Header> {
@@ -328,8 +400,8 @@ fn tar_err(path: &Path) -> impl Fn(io::Error) -> ArtifactError + '_ {
 }
 
 /// Appends the entries below `root/rel` in byte order of their names, depth first.
-fn walk_dir(
-    builder: &mut LayerBuilder,
+fn walk_dir<W: Write>(
+    builder: &mut LayerBuilder<W>,
     root: &Path,
     rel: &mut Vec<String>,
     stats: &mut PackStats,
@@ -388,8 +460,8 @@ fn walk_dir(
 }
 
 /// Appends one regular file, streaming its content; fails if the file shrinks meanwhile.
-fn append_file(
-    builder: &mut LayerBuilder,
+fn append_file<W: Write>(
+    builder: &mut LayerBuilder<W>,
     abs: &Path,
     archive_path: &str,
     stats: &mut PackStats,
@@ -411,14 +483,18 @@ fn append_file(
         0o644
     };
     let mut h = header(EntryType::Regular, mode, size).map_err(tar_err(abs))?;
-    let mut reader = CountingReader {
-        inner: file.take(size),
-        count: 0,
-    };
+    // A large read buffer: `io::copy` (inside tar) reads through it in big pieces.
+    let mut reader = io::BufReader::with_capacity(
+        FILE_READ_BUF,
+        CountingReader {
+            inner: file.take(size),
+            count: 0,
+        },
+    );
     builder
         .append_data(&mut h, archive_path, &mut reader)
         .map_err(tar_err(abs))?;
-    if reader.count != size {
+    if reader.get_ref().count != size {
         return Err(unsupported(abs, "file shrank while it was being packed"));
     }
     stats.files += 1;

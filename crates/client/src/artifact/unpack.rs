@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,9 @@ pub struct UnpackReport {
     /// Entries skipped because they carry no file (PAX global headers).
     pub skipped: u64,
 }
+
+/// Largest write buffer for extracted file content.
+const WRITE_BUF: usize = 1 << 20;
 
 enum Compression {
     None,
@@ -63,6 +66,64 @@ fn compression_for(media_type: &str) -> Result<Compression> {
 /// entry types. Files get mode 0755 if any executable bit is set in the archive, else 0644;
 /// directories 0755; owners and mtimes are not restored.
 pub fn unpack(layer: impl Read, media_type: &str, dest: &Path) -> Result<UnpackReport> {
+    unpack_staged(layer, media_type, dest)?.commit()
+}
+
+/// An archive extracted into a staging directory next to its destination, not yet moved
+/// there: [`StagedUnpack::commit`] renames it into place; dropping it deletes the staging tree,
+/// leaving the destination untouched. Lets a caller unpack while a download is still being
+/// verified and publish the tree only once it is.
+pub struct StagedUnpack {
+    staging: tempfile::TempDir,
+    root: PathBuf,
+    dest: PathBuf,
+    report: UnpackReport,
+}
+
+impl std::fmt::Debug for StagedUnpack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedUnpack")
+            .field("staging", &self.root)
+            .field("dest", &self.dest)
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+impl StagedUnpack {
+    /// What was extracted.
+    pub fn report(&self) -> UnpackReport {
+        self.report
+    }
+
+    /// Moves the extracted tree to the destination (which must still be absent or an empty
+    /// directory).
+    pub fn commit(self) -> Result<UnpackReport> {
+        let StagedUnpack {
+            staging,
+            root,
+            dest,
+            report,
+        } = self;
+        fs::set_permissions(&root, Permissions::from_mode(0o755))
+            .map_err(|e| ArtifactError::io("cannot set permissions on", &root, e))?;
+        // Renaming over an empty directory replaces it (rename(2)); anything else fails here.
+        fs::rename(&root, &dest).map_err(|e| match e.kind() {
+            io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists => {
+                ArtifactError::DestinationNotEmpty(dest.clone())
+            }
+            _ => ArtifactError::io("cannot move the unpacked tree to", &dest, e),
+        })?;
+        // The staging path is gone; make sure drop does not try to remove anything there.
+        let _ = staging.keep();
+        Ok(report)
+    }
+}
+
+/// [`unpack`] up to, but not including, the final move into `dest`: checks the media type and
+/// the destination, extracts everything into a staging directory beside `dest` under the same
+/// rules, and returns it for [`StagedUnpack::commit`].
+pub fn unpack_staged(layer: impl Read, media_type: &str, dest: &Path) -> Result<StagedUnpack> {
     let compression = compression_for(media_type)?;
     check_dest(dest)?;
     let parent = match dest.parent() {
@@ -86,19 +147,12 @@ pub fn unpack(layer: impl Read, media_type: &str, dest: &Path) -> Result<UnpackR
         Compression::None => extract_all(layer, &root)?,
         Compression::Gzip => extract_all(MultiGzDecoder::new(layer), &root)?,
     };
-
-    fs::set_permissions(&root, Permissions::from_mode(0o755))
-        .map_err(|e| ArtifactError::io("cannot set permissions on", &root, e))?;
-    // Renaming over an empty directory replaces it (rename(2)); anything else fails here.
-    fs::rename(&root, dest).map_err(|e| match e.kind() {
-        io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists => {
-            ArtifactError::DestinationNotEmpty(dest.to_path_buf())
-        }
-        _ => ArtifactError::io("cannot move the unpacked tree to", dest, e),
-    })?;
-    // The staging path is gone; make sure drop does not try to remove anything there.
-    let _ = staging.keep();
-    Ok(report)
+    Ok(StagedUnpack {
+        staging,
+        root,
+        dest: dest.to_path_buf(),
+        report,
+    })
 }
 
 fn check_dest(dest: &Path) -> Result<()> {
@@ -169,7 +223,8 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
                 }
                 confirm_inside(root, &dir).map_err(|r| refuse(&r))?;
                 let exec = entry.header().mode().map_err(read_err)? & 0o111 != 0;
-                report.bytes += write_file(&mut entry, &target, exec)?;
+                let size = entry.size();
+                report.bytes += write_file(&mut entry, &target, exec, size)?;
                 report.files += 1;
             }
             EntryType::Symlink => {
@@ -271,13 +326,30 @@ fn make_dir(path: &Path) -> Result<()> {
 }
 
 /// Creates `target` (never following or replacing anything: `O_EXCL`) and streams the entry in.
-fn write_file<R: Read>(entry: &mut R, target: &Path, exec: bool) -> Result<u64> {
+/// Its content is copied through a buffer of up to [`WRITE_BUF`] bytes (sized to the entry), so
+/// large files are written in few, large writes.
+fn write_file<R: Read>(entry: &mut R, target: &Path, exec: bool, size: u64) -> Result<u64> {
     let mut file: File = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(target)
         .map_err(|e| ArtifactError::io("cannot create", target, e))?;
-    let n = io::copy(entry, &mut file).map_err(|e| ArtifactError::io("cannot write", target, e))?;
+    let cap = usize::try_from(size)
+        .unwrap_or(WRITE_BUF)
+        .clamp(1, WRITE_BUF);
+    let mut buf = vec![0u8; cap];
+    let mut n: u64 = 0;
+    loop {
+        let got = match entry.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ArtifactError::io("cannot write", target, e)),
+        };
+        file.write_all(&buf[..got])
+            .map_err(|e| ArtifactError::io("cannot write", target, e))?;
+        n += got as u64;
+    }
     let mode = if exec { 0o755 } else { 0o644 };
     file.set_permissions(Permissions::from_mode(mode))
         .map_err(|e| ArtifactError::io("cannot set permissions on", target, e))?;
