@@ -246,6 +246,36 @@ fn lifecycle_flow(env: &Env, expect_builtin: bool) {
         &layer,
     );
 
+    // The same through the client: `ocireg push` an extension, `ocireg pull` it back byte-exact.
+    let src = env.dir.path().join("ext-src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("main.k"), b"schema A:\n    x: int = 1\n").unwrap();
+    std::fs::write(src.join("sub/data.bin"), vec![7u8; 300_000]).unwrap();
+    let push = env.run(&[
+        "push",
+        "extension",
+        src.to_str().unwrap(),
+        "client-ext:v1",
+        "--quiet",
+    ]);
+    assert_eq!(push.status.code(), Some(0), "{}", show(&push));
+    let out_dir = env.dir.path().join("ext-out");
+    let pull = env.run(&[
+        "pull",
+        "provisioning-extensions/client-ext:v1",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(pull.status.code(), Some(0), "{}", show(&pull));
+    assert_eq!(
+        std::fs::read(out_dir.join("sub/data.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("main.k")).unwrap(),
+        b"schema A:\n    x: int = 1\n"
+    );
+
     let status = env.run(&["status"]);
     assert_eq!(status.status.code(), Some(0), "{}", show(&status));
     let s = text(&status.stdout);

@@ -218,19 +218,14 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
         ));
     }
     let runner = choose_runner(s, opts)?;
-    if matches!(runner, Runner::BuiltIn(_)) {
-        if s.tls.is_some() {
-            return Err(DeployError::BuiltinUnsupported {
-                what: "TLS (registry.tls_enabled)".into(),
-                kind: s.kind.to_string(),
-            });
-        }
-        if s.auth.is_some() {
-            return Err(DeployError::BuiltinUnsupported {
-                what: "authentication (registry.auth_required)".into(),
-                kind: s.kind.to_string(),
-            });
-        }
+    // Authentication is served by the built-in engine itself (`ocireg serve` reads the same
+    // document: the seed's single user, or registry.local.auth_config). TLS is not yet wired
+    // through the fallback's readiness probe.
+    if matches!(runner, Runner::BuiltIn(_)) && s.tls.is_some() {
+        return Err(DeployError::BuiltinUnsupported {
+            what: "TLS (registry.tls_enabled)".into(),
+            kind: s.kind.to_string(),
+        });
     }
     check_port_free(s)?;
     for dir in [
