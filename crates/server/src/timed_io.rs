@@ -107,6 +107,30 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     }
 }
 
+impl<T> TimedIo<T> {
+    /// A finished write clears the write deadline; a pending one arms it (and fails once it
+    /// passes).
+    fn write_deadline_on(
+        &mut self,
+        polled: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(r) => {
+                self.write_deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => stalled(
+                &mut self.write_deadline,
+                self.timeouts.write,
+                cx,
+                "response write",
+            )
+            .map(Err),
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -114,19 +138,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.write_deadline = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => stalled(
-                &mut this.write_deadline,
-                this.timeouts.write,
-                cx,
-                "response write",
-            )
-            .map(Err),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.write_deadline_on(polled, cx)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -143,19 +156,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                this.write_deadline = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => stalled(
-                &mut this.write_deadline,
-                this.timeouts.write,
-                cx,
-                "response write",
-            )
-            .map(Err),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.write_deadline_on(polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
