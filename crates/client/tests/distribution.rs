@@ -7,11 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::roundtrip::full_round_trip;
+use common::roundtrip::{full_round_trip, push_referrers, push_subject};
 use common::*;
 use ocireg_client::{ClientError, ClientOptions, Credentials, Registry};
-use ocireg_oci::{media_types, Reference};
 
 fn user() -> Credentials {
     Credentials::Basic {
@@ -67,58 +65,24 @@ async fn referrers_use_the_tag_schema_on_distribution_2_8() {
     let reg = start_distribution(&htpasswd_opts());
     let client = reg.client(user(), fast_options());
     let r = repo("refs");
-    let empty = media_types::OCI_EMPTY_JSON;
-    let empty_digest = sha256(empty);
-    client
-        .push_blob(&r, &empty_digest, 2, Bytes::from_static(empty).into())
-        .await
-        .unwrap();
-    let subject = image_manifest((&empty_digest, 2), &[]);
-    let subject_digest = client
-        .put_manifest(
-            &r,
-            &"base".parse().unwrap(),
-            media_types::OCI_MANIFEST,
-            Bytes::from(subject.clone()),
-        )
-        .await
-        .unwrap();
+    let (empty_digest, subject_digest, subject_len) = push_subject(&client, &r).await;
     assert!(client
         .referrers(&r, &subject_digest, None)
         .await
         .unwrap()
         .is_empty());
 
-    let mut ids = Vec::new();
-    for (i, kind) in [
-        "application/vnd.example.sbom",
-        "application/vnd.example.sig",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media_types::OCI_MANIFEST,
-            "artifactType": kind,
-            "config": {"mediaType": media_types::OCI_EMPTY, "digest": empty_digest, "size": 2},
-            "layers": [{"mediaType": media_types::OCI_EMPTY, "digest": empty_digest, "size": 2}],
-            "subject": {"mediaType": media_types::OCI_MANIFEST, "digest": subject_digest, "size": subject.len()},
-            "annotations": {"n": i.to_string()},
-        }))
-        .unwrap();
-        let d = sha256(&body);
-        client
-            .put_manifest(
-                &r,
-                &Reference::Digest(d.clone()),
-                media_types::OCI_MANIFEST,
-                Bytes::from(body),
-            )
-            .await
-            .unwrap();
-        ids.push(d);
-    }
+    let ids = push_referrers(
+        &client,
+        &r,
+        &empty_digest,
+        (&subject_digest, subject_len),
+        &[
+            "application/vnd.example.sbom",
+            "application/vnd.example.sig",
+        ],
+    )
+    .await;
     let all = client.referrers(&r, &subject_digest, None).await.unwrap();
     let got: Vec<_> = all.iter().map(|d| d.digest.clone()).collect();
     assert_eq!(got, ids);

@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::roundtrip::full_round_trip;
+use common::roundtrip::{full_round_trip, push_referrers, push_subject};
 use common::*;
 use ocireg_client::{ClientError, ClientOptions, Credentials};
 use ocireg_oci::{media_types, Reference};
@@ -30,48 +30,18 @@ async fn referrers_api_and_blob_delete() {
     let reg = start_ocireg();
     let client = reg.client(Credentials::Anonymous, fast_options());
     let r = repo("refs");
-    let empty = media_types::OCI_EMPTY_JSON;
-    let ed = sha256(empty);
-    client
-        .push_blob(&r, &ed, 2, Bytes::from_static(empty).into())
-        .await
-        .unwrap();
-    let subject = image_manifest((&ed, 2), &[]);
-    let sd = client
-        .put_manifest(
-            &r,
-            &"base".parse().unwrap(),
-            media_types::OCI_MANIFEST,
-            Bytes::from(subject.clone()),
-        )
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for kind in [
-        "application/vnd.example.sbom",
-        "application/vnd.example.sig",
-    ] {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media_types::OCI_MANIFEST,
-            "artifactType": kind,
-            "config": {"mediaType": media_types::OCI_EMPTY, "digest": ed, "size": 2},
-            "layers": [{"mediaType": media_types::OCI_EMPTY, "digest": ed, "size": 2}],
-            "subject": {"mediaType": media_types::OCI_MANIFEST, "digest": sd, "size": subject.len()},
-        }))
-        .unwrap();
-        let d = sha256(&body);
-        client
-            .put_manifest(
-                &r,
-                &Reference::Digest(d.clone()),
-                media_types::OCI_MANIFEST,
-                Bytes::from(body),
-            )
-            .await
-            .unwrap();
-        ids.push(d);
-    }
+    let (ed, sd, subject_len) = push_subject(&client, &r).await;
+    let mut ids = push_referrers(
+        &client,
+        &r,
+        &ed,
+        (&sd, subject_len),
+        &[
+            "application/vnd.example.sbom",
+            "application/vnd.example.sig",
+        ],
+    )
+    .await;
     let mut got: Vec<_> = client
         .referrers(&r, &sd, None)
         .await
@@ -100,7 +70,7 @@ async fn referrers_api_and_blob_delete() {
             &r,
             &Reference::Digest(ed.clone()),
             media_types::OCI_MANIFEST,
-            Bytes::from(subject),
+            Bytes::from(image_manifest((&ed, 2), &[])),
         )
         .await
         .unwrap_err();

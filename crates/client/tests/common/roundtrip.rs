@@ -189,3 +189,62 @@ pub async fn full_round_trip(
     assert!(err.is_not_found(), "{err}");
     assert_eq!(err.error_code(), Some(ErrorCode::ManifestUnknown), "{err}");
 }
+
+/// A subject manifest for referrer tests: an image whose config is the empty JSON blob, pushed
+/// under tag `base`. Returns the empty blob's digest, the subject's digest and its size.
+pub async fn push_subject(client: &Registry, r: &RepoName) -> (Digest, Digest, usize) {
+    let empty = media_types::OCI_EMPTY_JSON;
+    let empty_digest = sha256(empty);
+    client
+        .push_blob(r, &empty_digest, 2, Bytes::from_static(empty).into())
+        .await
+        .unwrap();
+    let subject = image_manifest((&empty_digest, 2), &[]);
+    let len = subject.len();
+    let subject_digest = client
+        .put_manifest(
+            r,
+            &"base".parse().unwrap(),
+            media_types::OCI_MANIFEST,
+            Bytes::from(subject),
+        )
+        .await
+        .unwrap();
+    (empty_digest, subject_digest, len)
+}
+
+/// One artifact manifest per `artifact_types` entry, each with `subject` set to the subject and
+/// an annotation `n` = its position; pushed by digest. Returns their digests in push order.
+pub async fn push_referrers(
+    client: &Registry,
+    r: &RepoName,
+    empty_digest: &Digest,
+    subject: (&Digest, usize),
+    artifact_types: &[&str],
+) -> Vec<Digest> {
+    let mut ids = Vec::new();
+    for (i, kind) in artifact_types.iter().enumerate() {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::OCI_MANIFEST,
+            "artifactType": kind,
+            "config": {"mediaType": media_types::OCI_EMPTY, "digest": empty_digest, "size": 2},
+            "layers": [{"mediaType": media_types::OCI_EMPTY, "digest": empty_digest, "size": 2}],
+            "subject": {"mediaType": media_types::OCI_MANIFEST, "digest": subject.0, "size": subject.1},
+            "annotations": {"n": i.to_string()},
+        }))
+        .unwrap();
+        let d = sha256(&body);
+        client
+            .put_manifest(
+                r,
+                &Reference::Digest(d.clone()),
+                media_types::OCI_MANIFEST,
+                Bytes::from(body),
+            )
+            .await
+            .unwrap();
+        ids.push(d);
+    }
+    ids
+}
