@@ -25,6 +25,9 @@ pub struct ServeArgs {
 
 /// What `serve` needs, resolved from the config document and the flags.
 struct Settings {
+    /// The whole validated document (feature modules read their sections from it).
+    #[allow(dead_code)]
+    doc: ocireg_config::Document,
     listen: SocketAddr,
     root: PathBuf,
     dedupe: bool,
@@ -100,6 +103,7 @@ fn settings(args: &ServeArgs, config: Option<&Path>) -> anyhow::Result<Settings>
             })
     };
     Ok(Settings {
+        doc: doc.clone(),
         listen,
         root,
         dedupe: storage.dedupe_enabled,

@@ -60,6 +60,54 @@ schema! {
     }
 }
 
+schema! {
+    /// Request and session limits of the built-in registry (ocireg extension)
+    ///
+    /// Absent = these defaults. Counts of 0 mean unlimited where noted.
+    LocalLimitsConfig, checks = local_limits_config;
+    fields {
+        /// Largest manifest body accepted (bytes; the spec asks registries to take at least 4 MiB)
+        max_manifest_bytes: i64 = def(4_194_304);
+        /// Largest request head (request line + headers) accepted (bytes)
+        max_header_bytes: i64 = def(65_536);
+        /// Longest repository name accepted (characters)
+        max_name_length: i64 = def(255);
+        /// Open upload sessions per client address (0 = unlimited)
+        max_upload_sessions_per_client: i64 = def(100);
+        /// An upload session untouched this long is stale and purged (seconds)
+        upload_session_ttl: i64 = def(86_400);
+        /// Requests per second per client address (0 = no server-side rate limit)
+        rate_limit_rps: i64 = def(0);
+        /// Burst above the rate (requests)
+        rate_limit_burst: i64 = def(100);
+    }
+}
+
+schema! {
+    /// Operations of the built-in registry: GC, scrub, metrics, webhooks (ocireg extension)
+    ///
+    /// Settings the seed has no field for; the seed's own switches still decide what runs.
+    LocalOpsConfig, checks = local_ops_config;
+    fields {
+        /// Unreferenced blobs and upload sessions younger than this are never collected (seconds)
+        gc_grace_period: i64 = def(3600);
+        /// GC also removes manifests that no tag names and no live manifest refers to
+        gc_delete_untagged: bool = def(false);
+        /// Scrub read rate bound (MiB per second)
+        scrub_rate_mb: i64 = def(64);
+        /// Address the metrics endpoint listens on (port: zot_features.metrics_port)
+        metrics_listen_address: String = def("127.0.0.1");
+        /// File holding the HMAC-SHA256 key that signs webhook deliveries (unset = unsigned)
+        webhook_secret_path: Option<String> = opt;
+        /// Timeout of one webhook delivery attempt (seconds)
+        webhook_timeout: i64 = def(10);
+        /// First retry delay of a failed webhook delivery (seconds); doubles per attempt
+        webhook_retry_delay: i64 = def(1);
+        /// Longest delay between webhook delivery attempts (seconds)
+        webhook_retry_max_delay: i64 = def(300);
+    }
+}
+
 fn local_auth_config(v: &View<'_>, e: &mut Errors) {
     if v.int("token_expiry")
         .is_some_and(|n| !(1..=86_400).contains(&n))
@@ -91,6 +139,65 @@ fn local_auth_config(v: &View<'_>, e: &mut Errors) {
                 "Admin names must be non-empty user names without ':'",
             );
         }
+    }
+}
+
+fn local_limits_config(v: &View<'_>, e: &mut Errors) {
+    if v.int("max_manifest_bytes")
+        .is_some_and(|n| !(4_194_304..=67_108_864).contains(&n))
+    {
+        v.fail(
+            e,
+            "max_manifest_bytes",
+            "Max manifest size must be 4 MiB to 64 MiB",
+        );
+    }
+    if v.int("max_header_bytes")
+        .is_some_and(|n| !(8_192..=1_048_576).contains(&n))
+    {
+        v.fail(
+            e,
+            "max_header_bytes",
+            "Max header size must be 8 KiB to 1 MiB",
+        );
+    }
+    if v.int("max_name_length")
+        .is_some_and(|n| !(1..=255).contains(&n))
+    {
+        v.fail(e, "max_name_length", "Max name length must be 1-255");
+    }
+    for key in ["max_upload_sessions_per_client", "rate_limit_rps"] {
+        if v.int(key).is_some_and(|n| n < 0) {
+            v.fail(e, key, "Limit must be non-negative (0 = unlimited)");
+        }
+    }
+    for key in ["upload_session_ttl", "rate_limit_burst"] {
+        if v.int(key).is_some_and(|n| n <= 0) {
+            v.fail(e, key, "Value must be positive");
+        }
+    }
+}
+
+fn local_ops_config(v: &View<'_>, e: &mut Errors) {
+    if v.int("gc_grace_period").is_some_and(|n| n < 0) {
+        v.fail(e, "gc_grace_period", "GC grace period must be non-negative");
+    }
+    for key in [
+        "scrub_rate_mb",
+        "webhook_timeout",
+        "webhook_retry_delay",
+        "webhook_retry_max_delay",
+    ] {
+        if v.int(key).is_some_and(|n| n <= 0) {
+            v.fail(e, key, "Value must be positive");
+        }
+    }
+    if v.str("metrics_listen_address").is_some_and(str::is_empty) {
+        v.fail(
+            e,
+            "metrics_listen_address",
+            "Metrics listen address required",
+        );
     }
 }
 
@@ -147,4 +254,6 @@ fn access_rule(v: &View<'_>, e: &mut Errors) {
 pub const EXTENSION_SCHEMAS: &[(&str, crate::schemas::SpecFn)] = &[
     ("LocalAuthConfig", LocalAuthConfig::spec),
     ("AccessRule", AccessRule::spec),
+    ("LocalLimitsConfig", LocalLimitsConfig::spec),
+    ("LocalOpsConfig", LocalOpsConfig::spec),
 ];

@@ -159,6 +159,8 @@ pub fn default_document() -> Document {
                     dedupe_enabled: true,
                 }),
                 auth_config: None,
+                limits_config: None,
+                ops_config: None,
                 data_dir,
             }),
             remote: None,

@@ -38,7 +38,9 @@ pub use document::{
     document_from_value, is_bare_registry, to_json_value, validate_schema, Document,
 };
 pub use error::{ConfigError, FieldError};
-pub use extensions::{AccessRule, LocalAuthConfig, EXTENSION_SCHEMAS};
+pub use extensions::{
+    AccessRule, LocalAuthConfig, LocalLimitsConfig, LocalOpsConfig, EXTENSION_SCHEMAS,
+};
 pub use format::{parse_text, render, Format, OutputFormat};
 pub use init::{default_document, init_template, InitOptions, SOLO_DATA_DIR};
 pub use jsonschema::{json_schema, schema_def};

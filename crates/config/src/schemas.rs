@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::checks;
-use crate::extensions::LocalAuthConfig;
+use crate::extensions::{LocalAuthConfig, LocalLimitsConfig, LocalOpsConfig};
 use crate::spec::{literal_enum, schema, DefaultSpec, FieldSpec, SchemaSpec, Ty};
 
 literal_enum! {
@@ -110,6 +110,10 @@ schema! {
         storage_config: Option<LocalStorageConfig> = opt;
         /// ocireg extension: registry authentication and authorization
         auth_config: Option<LocalAuthConfig> = opt;
+        /// ocireg extension: request and upload-session limits
+        limits_config: Option<LocalLimitsConfig> = opt;
+        /// ocireg extension: GC, scrub, metrics and webhook settings
+        ops_config: Option<LocalOpsConfig> = opt;
     }
 }
 
