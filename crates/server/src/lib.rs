@@ -10,6 +10,7 @@ mod auth;
 mod blobs;
 mod conn;
 mod error;
+mod ext;
 mod listing;
 mod manifests;
 mod routes;

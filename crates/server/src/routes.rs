@@ -119,11 +119,7 @@ async fn route(st: &AppState, ep: Endpoint, req: Req) -> Result<Response> {
         (Endpoint::Manifest { repo, reference }, &Method::DELETE) => {
             manifests::delete(st, &repo, &reference).await
         }
-        (Endpoint::Extension { .. }, _) => Err(Failure::code(
-            ocireg_oci::ErrorCode::Unsupported,
-            "no such extension endpoint",
-        )
-        .with_status(axum::http::StatusCode::NOT_FOUND)),
+        (Endpoint::Extension { path }, _) => crate::ext::route(st, &path, req).await,
         _ => Err(Failure::unsupported_method()),
     }
 }

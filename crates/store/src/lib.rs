@@ -36,6 +36,7 @@ pub mod locks;
 mod manifests;
 pub mod paths;
 mod rebuild;
+pub mod stats;
 mod store;
 mod uploads;
 
@@ -48,6 +49,7 @@ pub use driver::{Driver, FileWriter, FsDriver, MemoryDriver, ObjectMeta};
 pub use error::StoreError;
 pub use index::RepoSnapshot;
 pub use locks::KeyLocks;
+pub use stats::StoreStats;
 pub use store::{BlobRead, ManifestPut, Store, StoreOptions, StoredManifest};
 
 /// A stream of body bytes (request bodies in, blob contents out).

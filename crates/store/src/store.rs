@@ -87,6 +87,7 @@ pub(crate) struct Inner {
     pub digest_locks: KeyLocks,
     pub tag_locks: KeyLocks,
     pub sessions: Sessions,
+    pub stats: crate::stats::StoreStats,
 }
 
 impl Store {
@@ -109,6 +110,7 @@ impl Store {
                 digest_locks: KeyLocks::new(LOCK_SHARDS),
                 tag_locks: KeyLocks::new(LOCK_SHARDS),
                 sessions: Sessions::default(),
+                stats: crate::stats::StoreStats::default(),
             }),
         })
     }
@@ -132,6 +134,11 @@ impl Store {
     /// The per-digest lock table (commits and garbage collection share it).
     pub fn digest_locks(&self) -> &KeyLocks {
         &self.inner.digest_locks
+    }
+
+    /// Counters of background operations (GC, scrub).
+    pub fn stats(&self) -> &crate::stats::StoreStats {
+        &self.inner.stats
     }
 
     /// A copy of the repository index, by repository name.
