@@ -47,7 +47,9 @@ impl ManifestCache {
         if inner.map.contains_key(digest) {
             return;
         }
-        inner.map.insert(digest.clone(), body.clone());
+        // An exact-size copy: `body` is often a slice of a connection's read buffer, and
+        // keeping the slice would pin the whole buffer (tens of KiB per cached manifest).
+        inner.map.insert(digest.clone(), Bytes::copy_from_slice(body));
         inner.order.push_back(digest.clone());
         inner.bytes += body.len();
         while inner.bytes > self.capacity {
