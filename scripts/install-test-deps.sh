@@ -11,6 +11,8 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# GNU time: bench/src/bin/gc_bench.rs reads wall time and peak RSS from /usr/bin/time -f.
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -280,11 +280,17 @@ pub fn run_status(args: StatusArgs, global_config: Option<&Path>) -> anyhow::Res
                     return Ok(1);
                 }
             };
+            // Storage usage and quota limits of a running built-in engine (`GET _ocireg/usage`).
+            let usage = (st.engine == Some(Engine::BuiltIn) && st.state == RunState::Running)
+                .then(|| crate::admin_call::call_local(&doc, "GET", "usage", &[]))
+                .and_then(|r| r.map_err(|e| tracing::warn!("storage usage: {e:#}")).ok())
+                .flatten();
             if args.json {
-                let value = json!({"deployment": "local", "status": st});
+                let value = json!({"deployment": "local", "status": st, "usage": usage});
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print_local(&st);
+                print_usage(usage.as_ref());
             }
             Ok(match st.state {
                 RunState::Running => 0,
@@ -307,6 +313,42 @@ fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The usage lines of `ocireg status` (from `GET /v2/_ocireg/usage`).
+fn print_usage(usage: Option<&serde_json::Value>) {
+    let Some(u) = usage else {
+        return;
+    };
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    let limits = u.get("limits").filter(|l| !l.is_null());
+    let of = |limit: Option<u64>, bytes: bool| match limit {
+        Some(l) if bytes => format!(" of {}", human_bytes(l)),
+        Some(l) => format!(" of {l}"),
+        None => String::new(),
+    };
+    let total = num(u, "total_bytes").unwrap_or(0);
+    let artifacts = num(u, "artifacts").unwrap_or(0);
+    println!(
+        "usage:     {}{} stored, {artifacts}{} artifacts",
+        human_bytes(total),
+        of(limits.and_then(|l| num(l, "storage_limit_bytes")), true),
+        of(limits.and_then(|l| num(l, "artifact_limit")), false),
+    );
+    if let Some(namespaces) = u.get("namespaces").and_then(serde_json::Value::as_object) {
+        for (ns, n) in namespaces {
+            let limit = limits
+                .and_then(|l| l.get("namespaces"))
+                .and_then(|m| m.get(ns));
+            println!(
+                "  {ns}: {}{}, {}{} artifacts",
+                human_bytes(num(n, "bytes").unwrap_or(0)),
+                of(limit.and_then(|l| num(l, "storage_limit_bytes")), true),
+                num(n, "artifacts").unwrap_or(0),
+                of(limit.and_then(|l| num(l, "artifact_limit")), false),
+            );
+        }
     }
 }
 

@@ -2,9 +2,12 @@
 //! the local lifecycle and the client. Libraries never see flags: this file turns arguments and the
 //! config file into each library's option structs.
 
+mod admin_call;
 mod client_cmd;
 mod config_cmd;
+mod gc_cmd;
 mod lifecycle_cmd;
+mod scrub_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -46,6 +49,10 @@ enum Command {
         #[command(subcommand)]
         cmd: config_cmd::RefCmd,
     },
+    /// Garbage-collect the local built-in registry now (through the running server, else in-process).
+    Gc(gc_cmd::GcArgs),
+    /// Re-hash every stored object of the local built-in registry now; quarantine corrupt ones.
+    Scrub(scrub_cmd::ScrubArgs),
     #[command(flatten)]
     Client(client_cmd::ClientCmd),
     #[command(flatten)]
@@ -75,6 +82,14 @@ fn main() -> ExitCode {
         }
         Command::Config { cmd } => config_cmd::run(cmd, cli.config),
         Command::Ref { cmd } => config_cmd::run_ref(cmd),
+        Command::Gc(args) => {
+            init_logging(cli.log.as_deref(), "warn");
+            gc_cmd::run(args, cli.config.as_deref())
+        }
+        Command::Scrub(args) => {
+            init_logging(cli.log.as_deref(), "warn");
+            scrub_cmd::run(args, cli.config.as_deref())
+        }
         Command::Client(cmd) => {
             init_logging(cli.log.as_deref(), "warn");
             client_cmd::run(cmd, cli.config.as_deref())

@@ -1,6 +1,14 @@
 //! `ocireg serve`: the built-in engine in the foreground, settings from `registry.local`.
 
 mod auth;
+pub(crate) mod gc;
+mod limits;
+mod metrics;
+mod quota;
+mod reload;
+pub(crate) mod scrub;
+mod search;
+mod webhooks;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,6 +40,8 @@ struct Settings {
     root: PathBuf,
     dedupe: bool,
     server: ServerOptions,
+    /// The `--config` path, to read again on SIGHUP.
+    config: Option<PathBuf>,
 }
 
 fn settings(args: &ServeArgs, config: Option<&Path>) -> anyhow::Result<Settings> {
@@ -104,6 +114,7 @@ fn settings(args: &ServeArgs, config: Option<&Path>) -> anyhow::Result<Settings>
     };
     Ok(Settings {
         doc: doc.clone(),
+        config: config.map(Path::to_path_buf),
         listen,
         root,
         dedupe: storage.dedupe_enabled,
@@ -112,7 +123,13 @@ fn settings(args: &ServeArgs, config: Option<&Path>) -> anyhow::Result<Settings>
             write_timeout: secs(http.write_timeout, "write_timeout")?,
             idle_timeout: secs(http.idle_timeout, "idle_timeout")?,
             auth: auth::auth(reg, local)?,
+            limits: limits::limits(local)?,
+            max_manifest_bytes: limits::max_manifest_bytes(local)?,
             tls: tls_options(reg)?,
+            events: webhooks::running_sink(),
+            gc: gc::gc_options(&doc)?,
+            metrics: metrics::handle(&doc),
+            search: search::enabled(&doc),
             ..ServerOptions::default()
         },
     })
@@ -155,9 +172,19 @@ pub fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<i32> {
 async fn serve(s: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&s.root)
         .with_context(|| format!("creating storage root {}", s.root.display()))?;
-    let store = Store::open_filesystem(&s.root, StoreOptions { dedupe: s.dedupe })
-        .await
-        .with_context(|| format!("opening storage at {}", s.root.display()))?;
+    let store = Store::open_filesystem(
+        &s.root,
+        StoreOptions {
+            dedupe: s.dedupe,
+            quota: quota::store_quota(&s.doc.registry)?,
+        },
+    )
+    .await
+    .with_context(|| format!("opening storage at {}", s.root.display()))?;
+    scrub::spawn(&store, scrub::schedule(&s.doc)?);
+    gc::spawn(&store, gc::schedule(&s.doc)?);
+    let (s, _webhooks) = webhooks::start(s).await?;
+    reload::spawn(&s);
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("listening on {}", s.listen))?;
@@ -172,6 +199,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         writeln!(out, "listening on {scheme}://{addr}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
+    metrics::start(&s, &store).await?;
     tracing::info!(%addr, root = %s.root.display(), dedupe = s.dedupe, "serving");
     let app = ocireg_server::app(store, s.server.clone());
     ocireg_server::serve(listener, app, &s.server, shutdown_signal()).await?;

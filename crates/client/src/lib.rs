@@ -22,6 +22,7 @@ mod ratelimit;
 mod referrers;
 mod registry;
 mod retry;
+mod search;
 mod source;
 mod transport;
 
@@ -30,4 +31,5 @@ pub use options::{ClientOptions, Credentials, RateOptions, DEFAULT_CHUNK_SIZE};
 pub use push::PushOutcome;
 pub use referrers::referrers_tag;
 pub use registry::{Manifest, ManifestInfo, Registry, DEFAULT_MANIFEST_ACCEPT};
+pub use search::{SearchHit, SearchPage, SearchQuery};
 pub use source::BlobSource;

@@ -527,5 +527,9 @@ pub const SCHEMAS: &[(&str, SpecFn)] = &[
 
 /// The field table of the schema called `name`.
 pub fn schema_spec(name: &str) -> Option<SchemaSpec> {
-    SCHEMAS.iter().find(|(n, _)| *n == name).map(|(_, f)| f())
+    SCHEMAS
+        .iter()
+        .chain(crate::extensions::EXTENSION_SCHEMAS)
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| f())
 }

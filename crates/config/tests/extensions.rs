@@ -65,3 +65,21 @@ fn extension_checks_report_paths() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn extension_schemas_validate_by_name_with_their_defaults() {
+    for name in ["LocalAuthConfig", "LocalLimitsConfig", "LocalOpsConfig"] {
+        let v = ocireg_config::validate_schema(name, serde_json::json!({}))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(v.is_object(), "{name}");
+    }
+    let ops = ocireg_config::validate_schema("LocalOpsConfig", serde_json::json!({})).unwrap();
+    assert_eq!(ops["gc_grace_period"], 3600);
+    let err = ocireg_config::validate_schema(
+        "LocalLimitsConfig",
+        serde_json::json!({"rate_limit_rps": -1}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("Limit must be non-negative"), "{err}");
+}

@@ -140,6 +140,10 @@ pub(crate) async fn token(
         .map_err(|why| refusal(st, auth, headers, &[], why))?;
     let service = ocireg_api::query_param(query, "service");
     let scopes = query_values(query, "scope");
+    if let Some(bad) = invalid_repository_scope(&scopes) {
+        let why = Refusal::BadRequest(format!("invalid repository name in scope {bad:?}"));
+        return Err(refusal(st, auth, headers, &[], why));
+    }
     let issued = auth
         .issue_token(&caller, service.as_deref(), &scopes)
         .map_err(|why| refusal(st, auth, headers, &[], why))?;
@@ -154,6 +158,20 @@ pub(crate) async fn token(
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// The first `repository:NAME:...` scope whose NAME is not a valid repository name (a token
+/// is never issued for a name no request could use).
+fn invalid_repository_scope(scopes: &[String]) -> Option<String> {
+    scopes
+        .iter()
+        .flat_map(|s| s.split(' '))
+        .filter_map(|scope| {
+            let rest = scope.strip_prefix("repository:")?;
+            let (name, _actions) = rest.rsplit_once(':')?;
+            (!ocireg_oci::RepoName::is_valid(name)).then(|| scope.chars().take(200).collect())
+        })
+        .next()
 }
 
 /// Every value of a repeated query parameter (clients send one `scope` per repository).

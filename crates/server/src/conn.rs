@@ -44,12 +44,17 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(opts.read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+        .keep_alive(true)
+        // A request head larger than this is answered 431 by hyper and the connection closed.
+        .max_buf_size(head_limit(opts));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(head_limit(opts)).unwrap_or(u32::MAX));
     let tls = opts
         .tls
         .clone()
-        .map(Reloading::new)
+        .map(|tls| Reloading::new(tls, opts.reload.tls_generation()))
         .transpose()?
         .map(Arc::new);
     let graceful = GracefulShutdown::new();
@@ -183,6 +188,13 @@ async fn handshake(
             None
         }
     }
+}
+
+/// The request-head limit (hyper refuses buffers under 8 KiB).
+fn head_limit(opts: &ServerOptions) -> usize {
+    opts.limits
+        .max_header_bytes
+        .max(crate::limits::MIN_HEADER_BYTES)
 }
 
 fn is_transient(err: &std::io::Error) -> bool {

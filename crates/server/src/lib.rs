@@ -10,14 +10,22 @@ mod auth;
 mod blobs;
 mod conn;
 mod error;
+mod events;
 mod ext;
+mod gc;
+mod limits;
 mod listing;
 mod manifests;
+mod metrics;
+mod reload;
 mod routes;
+mod scrub;
+mod search;
 mod timed_io;
 mod tls;
 mod trace;
 mod uploads;
+mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +34,10 @@ use std::time::Duration;
 use ocireg_store::Store;
 
 pub use conn::serve;
+pub use events::{lost_events, EventSink, ManifestAction, ManifestEvent};
+pub use limits::Limits;
+pub use metrics::{serve_metrics, Metrics};
+pub use reload::Reloader;
 pub use tls::TlsOptions;
 
 /// Settings of the built-in server; the binary builds them from `registry.local.http_config`.
@@ -45,6 +57,18 @@ pub struct ServerOptions {
     pub auth: Option<Arc<ocireg_auth::Auth>>,
     /// TLS; `None` = plain HTTP (and h2c).
     pub tls: Option<TlsOptions>,
+    /// Request-head, name, upload-session and rate limits.
+    pub limits: Limits,
+    /// Handle to swap the settings of the running server (SIGHUP reload); keep a clone.
+    pub reload: Reloader,
+    /// Prometheus metrics: every request is recorded here; `None` = metrics off.
+    pub metrics: Option<Metrics>,
+    /// The search extension `GET /v2/_ocireg/search`; off = 404 `UNSUPPORTED`.
+    pub search: bool,
+    /// Manifest push/delete events (webhooks); `None` = no events.
+    pub events: Option<Arc<dyn EventSink>>,
+    /// Garbage collection defaults of `POST /v2/_ocireg/gc` (grace period, upload TTL, ...).
+    pub gc: ocireg_store::GcOptions,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +81,12 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(30),
             auth: None,
             tls: None,
+            limits: Limits::default(),
+            reload: Reloader::default(),
+            metrics: None,
+            search: true,
+            events: None,
+            gc: ocireg_store::GcOptions::default(),
         }
     }
 }

@@ -61,10 +61,12 @@ pub(crate) async fn put(
                 ),
             },
         )?;
+    let event = crate::events::push_details(st, &body, content_type.as_deref());
     let put = st
         .store
         .manifest_put(repo, reference, content_type.as_deref(), body)
         .await?;
+    crate::events::pushed(st, repo, reference, event, &put.digest, req.caller.as_ref()).await;
     let mut resp = empty(StatusCode::CREATED);
     let h = resp.headers_mut();
     set_location(
@@ -92,7 +94,10 @@ pub(crate) async fn delete(
     st: &AppState,
     repo: &RepoName,
     reference: &Reference,
+    caller: Option<&ocireg_auth::Caller>,
 ) -> Result<Response> {
+    let event = crate::events::before_delete(st, repo, reference).await;
     st.store.manifest_delete(repo, reference).await?;
+    crate::events::deleted(st, repo, reference, event, caller).await;
     Ok(empty(StatusCode::ACCEPTED))
 }

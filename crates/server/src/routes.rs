@@ -14,10 +14,19 @@ use crate::error::{Failure, Result};
 use crate::{auth, blobs, listing, manifests, trace, uploads, AppState};
 
 pub(crate) fn router(state: AppState) -> Router {
+    let metrics = state.opts.metrics.clone();
     Router::new()
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::enforce,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(trace::request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::record,
+        ))
 }
 
 /// The parts of a request the handlers need.
@@ -42,8 +51,13 @@ impl Req {
 }
 
 async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
+    let st = st.current();
     let (parts, body) = req.into_parts();
     let endpoint = ocireg_api::parse_path(parts.uri.path());
+    let metrics_label = parts
+        .extensions
+        .get::<crate::metrics::WantsEndpoint>()
+        .map(|_| crate::metrics::EndpointLabel::of(&endpoint));
     let peer = parts.extensions.get::<SocketAddr>().copied();
     let mut req = Req {
         method: parts.method,
@@ -75,6 +89,9 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         Err(err) => Err(Failure::from(err)),
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(label) = metrics_label {
+        resp.extensions_mut().insert(label);
+    }
     resp.headers_mut().insert(
         "Docker-Distribution-API-Version",
         HeaderValue::from_static("registry/2.0"),
@@ -117,7 +134,7 @@ async fn route(st: &AppState, ep: Endpoint, req: Req) -> Result<Response> {
             manifests::put(st, &repo, &reference, req).await
         }
         (Endpoint::Manifest { repo, reference }, &Method::DELETE) => {
-            manifests::delete(st, &repo, &reference).await
+            manifests::delete(st, &repo, &reference, req.caller.as_ref()).await
         }
         (Endpoint::Extension { path }, _) => crate::ext::route(st, &path, req).await,
         _ => Err(Failure::unsupported_method()),

@@ -5,6 +5,7 @@
 //! HTTP and the connection closed.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,6 +34,9 @@ type Stamp = Vec<Option<SystemTime>>;
 pub(crate) struct Reloading {
     opts: TlsOptions,
     state: Mutex<(Arc<ServerConfig>, Stamp, Instant)>,
+    /// Bumped (SIGHUP) to force a reload on the next connection.
+    forced: Arc<AtomicU64>,
+    forced_seen: AtomicU64,
 }
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -47,25 +51,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 impl Reloading {
     /// Loads the files (fails at start when they are unusable).
-    pub(crate) fn new(opts: TlsOptions) -> Result<Self, ServerError> {
+    pub(crate) fn new(opts: TlsOptions, forced: Arc<AtomicU64>) -> Result<Self, ServerError> {
         let stamp = stamp(&opts);
         let config = load(&opts)?;
+        let seen = forced.load(Ordering::Acquire);
         Ok(Self {
             opts,
             state: Mutex::new((config, stamp, Instant::now())),
+            forced,
+            forced_seen: AtomicU64::new(seen),
         })
     }
 
     /// The config for a new connection.
     pub(crate) fn current(&self) -> Arc<ServerConfig> {
         let mut state = self.state.lock();
-        if state.2.elapsed() >= CHECK_EVERY {
+        let generation = self.forced.load(Ordering::Acquire);
+        let forced = self.forced_seen.swap(generation, Ordering::AcqRel) != generation;
+        if forced || state.2.elapsed() >= CHECK_EVERY {
             state.2 = Instant::now();
             let now = stamp(&self.opts);
-            if now != state.1 {
+            if forced || now != state.1 {
                 match load(&self.opts) {
                     Ok(config) => {
-                        tracing::info!("TLS certificate files changed: reloaded");
+                        tracing::info!(forced, "TLS certificate files reloaded");
                         state.0 = config;
                         state.1 = now;
                     }

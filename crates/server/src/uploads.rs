@@ -17,6 +17,11 @@ fn body_stream(body: axum::body::Body) -> ByteStream {
     Box::pin(body.into_data_stream().map_err(std::io::Error::other))
 }
 
+/// The request's `Content-Length`, when it sent a valid one (the store reserves quota with it).
+fn content_length(req: &Req) -> Option<u64> {
+    req.header("content-length").and_then(|l| l.parse().ok())
+}
+
 fn digest_param(req: &Req) -> Result<Option<Digest>> {
     match req.query_param("digest") {
         None => Ok(None),
@@ -68,8 +73,9 @@ pub(crate) async fn start(st: &AppState, repo: &RepoName, req: Req) -> Result<Re
         }
         // Not mountable: fall back to a normal upload session (spec: 202).
     } else if let Some(digest) = digest_param(&req)? {
+        let length = content_length(&req);
         st.store
-            .blob_put(repo, &digest, body_stream(req.body))
+            .blob_put_sized(repo, &digest, body_stream(req.body), length)
             .await?;
         return created(repo, &digest);
     }
@@ -111,9 +117,10 @@ pub(crate) async fn patch(
     req: Req,
 ) -> Result<Response> {
     let start = chunk_start(&req)?;
+    let length = content_length(&req);
     match st
         .store
-        .upload_append(repo, session, start, body_stream(req.body))
+        .upload_append_sized(repo, session, start, body_stream(req.body), length)
         .await
     {
         Ok(offset) => session_response(StatusCode::ACCEPTED, repo, session, offset),
@@ -156,9 +163,10 @@ pub(crate) async fn finish(
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE));
         }
     }
+    let length = content_length(&req);
     let body = has_body.then(|| body_stream(req.body));
     st.store
-        .upload_complete(repo, session, &digest, body)
+        .upload_complete_sized(repo, session, &digest, body, length)
         .await?;
     created(repo, &digest)
 }

@@ -19,6 +19,8 @@ impl Store {
     /// Size of a blob linked in `repo`; `BLOB_UNKNOWN` unless linked.
     pub async fn blob_stat(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let (known, loc) = self.linked_blob(repo, digest)?;
+        // A client that saw the blob may reference it next: GC keeps it for the grace period.
+        self.inner.in_use.touch(repo.as_str(), digest);
         if let Some(size) = known {
             return Ok(size);
         }
@@ -115,6 +117,8 @@ impl Store {
         let Some((src_repo, src_loc)) = source else {
             return Ok(false);
         };
+        // Quota: a mount adds the bytes to this namespace (and a copy when dedupe is off).
+        let _quota = self.mount_quota(repo, digest, &src_repo, src_loc)?;
         let src_key = paths::data(&src_repo, digest, src_loc);
         let _guard = self.inner.digest_locks.lock(digest).await;
         let loc = self.write_loc();
@@ -241,6 +245,11 @@ impl Store {
                 .put_content(&link, Bytes::from(digest.to_string()))
                 .await?;
         }
+        self.inner
+            .quota
+            .facts
+            .write()
+            .record(name, digest, loc, size);
         self.inner.index.write(name, |r| {
             r.blobs.insert(digest.clone(), Some(size));
             if loc == DataLoc::Local {
@@ -249,6 +258,7 @@ impl Store {
                 r.local.remove(digest);
             }
         });
+        self.inner.in_use.touch(name, digest);
         Ok(())
     }
 

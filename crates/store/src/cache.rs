@@ -38,6 +38,15 @@ impl ManifestCache {
         self.inner.lock().map.get(digest).cloned()
     }
 
+    /// Drops the cached bytes of `digest` (scrub found its stored bytes corrupt).
+    pub(crate) fn remove(&self, digest: &Digest) {
+        let mut inner = self.inner.lock();
+        if let Some(b) = inner.map.remove(digest) {
+            inner.bytes -= b.len();
+            inner.order.retain(|d| d != digest);
+        }
+    }
+
     /// Caches `body` (bodies larger than a quarter of the capacity are not cached).
     pub(crate) fn insert(&self, digest: &Digest, body: &Bytes) {
         if body.len() > self.capacity / 4 {
@@ -49,7 +58,9 @@ impl ManifestCache {
         }
         // An exact-size copy: `body` is often a slice of a connection's read buffer, and
         // keeping the slice would pin the whole buffer (tens of KiB per cached manifest).
-        inner.map.insert(digest.clone(), Bytes::copy_from_slice(body));
+        inner
+            .map
+            .insert(digest.clone(), Bytes::copy_from_slice(body));
         inner.order.push_back(digest.clone());
         inner.bytes += body.len();
         while inner.bytes > self.capacity {

@@ -86,6 +86,14 @@ pub enum StoreError {
     /// The request body stream failed (client went away, length limit, ...).
     #[error("request body failed: {0}")]
     Body(#[source] std::io::Error),
+    /// A push would exceed a storage or artifact quota (`DENIED`, 403).
+    #[error("{message}")]
+    QuotaExceeded {
+        /// Names the quota, the limit, what is in use and what the push adds.
+        message: String,
+        /// Structured detail for the error envelope.
+        detail: Value,
+    },
     /// Anything else that is our fault (a background task panicked, corrupt metadata, ...).
     #[error("internal storage error: {0}")]
     Internal(String),
@@ -108,6 +116,7 @@ impl StoreError {
             StoreError::NameUnknown { .. } => Some(ErrorCode::NameUnknown),
             StoreError::Oci(e) => Some(e.code),
             StoreError::Body(_) => Some(ErrorCode::BlobUploadInvalid),
+            StoreError::QuotaExceeded { .. } => Some(ErrorCode::Denied),
         }
     }
 
@@ -133,6 +142,7 @@ impl StoreError {
             StoreError::ManifestUnknown { reference } => Some(json!({ "reference": reference })),
             StoreError::NameUnknown { name } => Some(json!({ "name": name })),
             StoreError::Oci(e) => e.detail.clone(),
+            StoreError::QuotaExceeded { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }

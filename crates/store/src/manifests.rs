@@ -96,6 +96,15 @@ impl Store {
         };
         let name = repo.as_str();
         let index = &self.inner.index;
+        // Garbage collection keeps what this put references (and the manifest) meanwhile.
+        let mut in_use = self.inner.in_use.pin(
+            name,
+            parsed
+                .blob_refs()
+                .chain(parsed.manifest_refs())
+                .map(|d| d.digest.clone())
+                .chain(std::iter::once(digest.clone())),
+        );
         if let Some((kind, missing)) = index.read_opt(name, |r| first_missing(&parsed, r)) {
             return Err(StoreError::ManifestBlobUnknown {
                 kind,
@@ -112,8 +121,16 @@ impl Store {
             })
             .flatten();
         let loc = existing_loc.unwrap_or_else(|| self.write_loc());
+        // Quota (artifacts and bytes): refused before anything is written.
+        let size = body.len() as u64;
+        let _quota =
+            self.manifest_quota(name, &digest, loc, existing_loc.is_none(), &parsed, size)?;
         let mut bytes_group = Vec::new();
         let mut links = Vec::new();
+        if existing_loc.is_some() && !self.data_present(name, &digest, loc) {
+            // Scrub quarantined its bytes: putting the same content again restores them.
+            bytes_group.push((paths::data(name, &digest, loc), body.clone()));
+        }
         if existing_loc.is_none() {
             let target = paths::data(name, &digest, loc);
             let present = match driver.stat(&target).await {
@@ -154,6 +171,7 @@ impl Store {
         if !groups.is_empty() {
             driver.put_ordered(groups).await?;
         }
+        self.note_manifest(name, &digest, loc, &parsed, size);
 
         index.write(name, |r| {
             r.manifests.insert(digest.clone(), Some(Arc::clone(&meta)));
@@ -170,6 +188,7 @@ impl Store {
                     .insert(digest.clone());
             }
         });
+        in_use.stored();
         self.inner.cache.insert(&digest, &body);
         Ok(ManifestPut {
             subject: meta.subject.clone(),
@@ -184,6 +203,10 @@ impl Store {
         reference: &Reference,
     ) -> Result<StoredManifest> {
         let resolved = self.resolve(repo, reference)?;
+        if let Reference::Digest(d) = reference {
+            // A client may reference it next (an index child): GC keeps it for the grace period.
+            self.inner.in_use.touch(repo.as_str(), d);
+        }
         let (meta, body) = self.load(repo, &resolved).await?;
         Ok(StoredManifest {
             digest: resolved.digest,

@@ -12,6 +12,7 @@
 //!                                                        manifest <ralg:rhex> has subject <alg:hex>
 //! repositories/<name>/_uploads/<id>/data                 upload session bytes (resumable)
 //! repositories/<name>/_uploads/<id>/startedat            session marker: start time, unix seconds
+//! quarantine/<unix seconds>/<original key>               data scrub found corrupt (never read)
 //! ```
 //!
 //! Repository name components never start with `_` (name grammar), so the first `/_` in a key
@@ -157,6 +158,26 @@ pub fn upload_started(repo: &str, id: &str) -> String {
 /// Content of a revision link.
 pub fn revision_content(digest: &Digest, media_type: &str) -> String {
     format!("{digest}\n{media_type}\n")
+}
+
+/// Top-level prefix of quarantined data (objects scrub found corrupt); never read again.
+pub const QUARANTINE: &str = "quarantine";
+
+/// `quarantine/<unix seconds>/<original key>`: where scrub moves a corrupt data object. Keys
+/// under it are outside `blobs/` and `repositories/`, so nothing serves, indexes or
+/// garbage-collects them; an operator inspects and removes them by hand.
+pub fn quarantine(key: &str, unix_secs: u64) -> String {
+    format!("{QUARANTINE}/{unix_secs}/{key}")
+}
+
+/// Parses a shared data key `blobs/<alg>/<hex[0..2]>/<hex>` into its digest.
+pub fn parse_shared_data(key: &str) -> Option<Digest> {
+    let rest = key.strip_prefix(BLOBS)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [alg, fan, hex] if hex.get(..2) == Some(*fan) => digest_of(alg, hex),
+        _ => None,
+    }
 }
 
 /// Parses a revision link's content into (digest, media type).
@@ -332,6 +353,18 @@ mod tests {
         assert_eq!(parse_repo_key("repositories/x/_layers/md5/abc"), None);
         assert_eq!(parse_repo_key("repositories/x/other"), None);
         assert_eq!(parse_repo_key("blobs/sha256/aa/x"), None);
+    }
+
+    #[test]
+    fn shared_data_keys_parse_and_quarantine_keys_stay_outside() {
+        let a = d('a');
+        assert_eq!(parse_shared_data(&shared_data(&a)), Some(a.clone()));
+        assert_eq!(parse_shared_data("blobs/sha256/bb/aaaa"), None);
+        assert_eq!(parse_shared_data("blobs/sha256/aa"), None);
+        let q = quarantine(&shared_data(&a), 17);
+        assert_eq!(q, format!("quarantine/17/{}", shared_data(&a)));
+        assert_eq!(parse_shared_data(&q), None);
+        assert_eq!(parse_repo_key(&quarantine(&local_data("r", &a), 1)), None);
     }
 
     #[test]

@@ -28,11 +28,16 @@ const LOCK_SHARDS: usize = 1024;
 pub struct StoreOptions {
     /// One copy of each digest's bytes for the whole registry (`true`), or one per repository.
     pub dedupe: bool,
+    /// Storage and artifact limits; `None` = no quota.
+    pub quota: Option<crate::quota::QuotaOptions>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { dedupe: true }
+        StoreOptions {
+            dedupe: true,
+            quota: None,
+        }
     }
 }
 
@@ -88,6 +93,11 @@ pub(crate) struct Inner {
     pub tag_locks: KeyLocks,
     pub sessions: Sessions,
     pub stats: crate::stats::StoreStats,
+    pub quota: crate::quota::QuotaState,
+    /// One garbage collection at a time.
+    pub gc_lock: tokio::sync::Mutex<()>,
+    /// Digests just used or referenced by in-flight puts (GC keeps them).
+    pub in_use: crate::inuse::InUse,
 }
 
 impl Store {
@@ -95,6 +105,7 @@ impl Store {
     pub async fn open(driver: Arc<dyn Driver>, opts: StoreOptions) -> Result<Store> {
         let started = std::time::Instant::now();
         let repos = crate::rebuild::rebuild(&driver).await?;
+        let facts = crate::quota::scan(&driver, &repos).await?;
         tracing::info!(
             driver = driver.name(),
             repositories = repos.len(),
@@ -111,6 +122,9 @@ impl Store {
                 tag_locks: KeyLocks::new(LOCK_SHARDS),
                 sessions: Sessions::default(),
                 stats: crate::stats::StoreStats::default(),
+                quota: crate::quota::QuotaState::new(facts),
+                gc_lock: tokio::sync::Mutex::new(()),
+                in_use: crate::inuse::InUse::default(),
             }),
         })
     }
@@ -144,5 +158,10 @@ impl Store {
     /// A copy of the repository index, by repository name.
     pub fn snapshot(&self) -> BTreeMap<String, RepoSnapshot> {
         self.inner.index.snapshot()
+    }
+
+    /// Number of repositories (with at least one tag, manifest or blob link).
+    pub fn repository_count(&self) -> usize {
+        self.inner.index.read_all(BTreeMap::len)
     }
 }

@@ -203,6 +203,7 @@ impl Store {
             Err(e) if e.is_not_found() => {
                 *guard = Session::Gone;
                 self.inner.sessions.remove(&dir);
+                self.inner.quota.ledger.release(&dir, false);
                 return Err(unknown(id));
             }
             Err(e) => return Err(e),
@@ -284,5 +285,45 @@ impl Store {
             }
         }
         self.inner.sessions.remove(dir);
+        // Its bytes are no longer reserved (committed: a completed upload is index usage now).
+        self.inner.quota.ledger.release(dir, true);
+    }
+}
+
+impl Store {
+    /// Upload sessions this process knows to be open: started here, or resumed since it started
+    /// (sessions left in storage by an earlier run count once a request touches them).
+    pub fn upload_session_count(&self) -> usize {
+        self.inner
+            .sessions
+            .map
+            .lock()
+            .values()
+            .filter(|s| !matches!(s.try_lock().as_deref(), Ok(Session::Gone)))
+            .count()
+    }
+}
+
+impl Store {
+    /// Garbage collection of a stale upload session: under the session's lock, removes it if
+    /// nothing in `repositories/<repo>/_uploads/<id>/` was modified after `stale_before` and
+    /// returns the bytes it held (`None`: gone already, or written to meanwhile).
+    pub(crate) async fn purge_stale_upload(
+        &self,
+        repo: &str,
+        id: &str,
+        stale_before: SystemTime,
+    ) -> Result<Option<u64>> {
+        let dir = paths::upload_dir(repo, id);
+        let entry = self.inner.sessions.entry(&dir, || Session::Unloaded);
+        let mut guard = entry.lock_owned().await;
+        let objects = self.inner.driver.walk(&dir).await?;
+        let fresh = objects.iter().any(|o| o.modified > stale_before);
+        if objects.is_empty() || fresh {
+            return Ok(None);
+        }
+        let bytes = objects.iter().map(|o| o.size).sum();
+        self.end_session(&mut guard, &dir).await;
+        Ok(Some(bytes))
     }
 }

@@ -10,13 +10,14 @@
 //! - `ui`: progress bars and output modes
 
 mod copy;
-mod creds;
+pub(crate) mod creds;
 mod login;
 mod ops;
 mod pull;
 mod push;
 mod refs;
-mod settings;
+mod search;
+pub(crate) mod settings;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -177,6 +178,8 @@ pub enum ClientCmd {
     Login(LoginArgs),
     /// Remove stored credentials for a registry.
     Logout(LogoutArgs),
+    /// Search an ocireg registry by repository name, tag, annotation and artifact type.
+    Search(search::SearchArgs),
 }
 
 /// Runs a client command with the global `--config`; returns the exit code.
@@ -198,6 +201,7 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
             ClientCmd::Copy(a) => copy::run(&ctx, a).await,
             ClientCmd::Login(a) => login::login(&ctx, a).await,
             ClientCmd::Logout(a) => login::logout(&ctx, a),
+            ClientCmd::Search(a) => search::run(&ctx, a).await,
         }
     })
 }

@@ -108,7 +108,9 @@ fn multi_user(
                 tracing::info!(
                     "no {AUTH}.token_key_path: signing tokens with a random in-memory key"
                 );
-                TokenKey::generate()
+                // One key per process, so a SIGHUP reload keeps issued tokens valid.
+                static GENERATED: std::sync::OnceLock<TokenKey> = std::sync::OnceLock::new();
+                GENERATED.get_or_init(TokenKey::generate).clone()
             }
         };
         Some(TokenOptions {

@@ -205,7 +205,12 @@ async fn dedupe_keeps_one_copy_and_off_keeps_one_per_repo() {
             assert_eq!(store.blob_stat(&repo(name), &d).await.unwrap(), 70_000);
         }
     }
-    for mut h in Harness::both(StoreOptions { dedupe: false }).await {
+    for mut h in Harness::both(StoreOptions {
+        dedupe: false,
+        ..Default::default()
+    })
+    .await
+    {
         let store = h.open().await;
         let data = bytes(70_000, 6);
         let d = push_blob(&store, "one", &data).await;

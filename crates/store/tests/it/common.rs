@@ -67,7 +67,10 @@ impl Harness {
 }
 
 pub fn dedupe() -> StoreOptions {
-    StoreOptions { dedupe: true }
+    StoreOptions {
+        dedupe: true,
+        ..Default::default()
+    }
 }
 
 pub fn repo(name: &str) -> RepoName {

@@ -4,5 +4,9 @@
 mod blobs;
 mod common;
 mod drivers;
+mod gc;
 mod manifests;
 mod perf;
+mod quota;
+mod scrub;
+mod search;

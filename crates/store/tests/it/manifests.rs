@@ -428,7 +428,13 @@ async fn sha512_manifests() {
 
 #[tokio::test]
 async fn index_rebuilt_after_reopen_equals_before() {
-    for opts in [dedupe(), StoreOptions { dedupe: false }] {
+    for opts in [
+        dedupe(),
+        StoreOptions {
+            dedupe: false,
+            ..Default::default()
+        },
+    ] {
         for mut h in Harness::both(opts.clone()).await {
             let store = h.open().await;
             let (d, m) = push_image(&store, "a/b", "v1", 30).await;
@@ -509,7 +515,12 @@ async fn open_repairs_interrupted_puts_and_deletes() {
 
 #[tokio::test]
 async fn dedupe_off_manifests_are_per_repository() {
-    for mut h in Harness::both(StoreOptions { dedupe: false }).await {
+    for mut h in Harness::both(StoreOptions {
+        dedupe: false,
+        ..Default::default()
+    })
+    .await
+    {
         let store = h.open().await;
         let (d1, m) = push_image(&store, "one", "v1", 50).await;
         push_image(&store, "two", "v1", 50).await;

@@ -1,0 +1,147 @@
+//! Calls an ocireg extension endpoint (`/v2/_ocireg/<path>`) of the local built-in registry
+//! that the config describes, with the configured admin credentials. Used by the on-demand
+//! maintenance commands (`ocireg gc`, `ocireg scrub`): when the server runs they ask it (it
+//! owns the storage and its in-memory index); when nothing listens they run in-process.
+//!
+//! Address: where this machine reaches `registry.local` (its listen address, a wildcard probed
+//! on loopback). Credentials: `registry.username` + `password_path`, else `auth_token_path`,
+//! else the login store (`ocireg login`), as the client commands find them. TLS: https when
+//! `registry.tls_enabled`, trusting `registry.ca_cert_path` (and `verify_ssl`). Proxies are
+//! never used for this local call.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ocireg_client::Credentials;
+use ocireg_config::Document;
+use serde_json::Value;
+
+use crate::client_cmd::{creds, settings};
+
+/// How long to wait for the TCP connection to the local server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The local registry's extension URL for `path` (after `/v2/_ocireg/`) and its credentials.
+struct Target {
+    url: reqwest::Url,
+    credentials: Credentials,
+}
+
+fn target(doc: &Document, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Target> {
+    let plan = ocireg_deploy::LocalPlan::from_registry(
+        &doc.registry,
+        &ocireg_deploy::RenderOptions::default(),
+    )
+    .context("this command works on the local registry (registry.deployment = \"local\")")?;
+    let probe = reqwest::Url::parse(&plan.settings.probe_url)
+        .with_context(|| format!("local registry URL {:?}", plan.settings.probe_url))?;
+    let mut url = probe
+        .join(&format!("/v2/_ocireg/{path}"))
+        .with_context(|| format!("extension path {path:?}"))?;
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query.iter().copied());
+    }
+    let ctx = settings::Ctx {
+        doc: doc.clone(),
+        options: ocireg_client::ClientOptions::default(),
+    };
+    let credentials = creds::lookup(doc, &ctx.configured().host, true)?;
+    Ok(Target { url, credentials })
+}
+
+fn http_client(doc: &Document) -> anyhow::Result<reqwest::Client> {
+    let options = settings::client_options(doc)?;
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = &options.ca_cert_path {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("reading registry.ca_cert_path {}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem).with_context(|| {
+            format!(
+                "registry.ca_cert_path {} is not a PEM certificate",
+                ca.display()
+            )
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    if !options.verify_ssl {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build().context("building the HTTP client")
+}
+
+/// True when the error is "nothing listens there" (connection refused), the only failure that
+/// means "no server": anything else (TLS, timeouts, resets) is reported, never taken as absence.
+fn is_refused(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+async fn call(
+    doc: &Document,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<Option<Value>> {
+    let t = target(doc, path, query)?;
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .with_context(|| format!("HTTP method {method:?}"))?;
+    let mut req = http_client(doc)?.request(method.clone(), t.url.clone());
+    req = match &t.credentials {
+        Credentials::Basic { username, password } => req.basic_auth(username, Some(password)),
+        Credentials::Bearer(token) => req.bearer_auth(token),
+        _ => req,
+    };
+    let resp = match req.header("Content-Length", "0").send().await {
+        Ok(resp) => resp,
+        Err(e) if is_refused(&e) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("{method} {}", t.url)),
+    };
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .with_context(|| format!("reading the answer of {method} {}", t.url))?;
+    let text = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
+    match status.as_u16() {
+        200..=299 => serde_json::from_slice(&body)
+            .map(Some)
+            .with_context(|| format!("{method} {}: the answer is not JSON: {}", t.url, text())),
+        401 | 403 => bail!(
+            "{method} {}: {status}: needs an administrator (set registry.username + password_path, or `ocireg login`): {}",
+            t.url,
+            text()
+        ),
+        404 => bail!(
+            "{method} {}: 404: the registry listening there does not serve ocireg's extension endpoints (not the built-in engine?)",
+            t.url
+        ),
+        _ => bail!("{method} {}: {status}: {}", t.url, text()),
+    }
+}
+
+/// Calls `method /v2/_ocireg/<path>?<query>` on the local built-in registry with the configured
+/// admin credentials and returns its JSON answer; `Ok(None)` when no server answers there
+/// (connection refused). Call from synchronous code (it runs its own small runtime).
+pub(crate) fn call_local(
+    doc: &Document,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<Option<Value>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(call(doc, method, path, query))
+}

@@ -1,0 +1,174 @@
+//! `ocireg gc [--dry-run] [--delete-untagged] [--root DIR] [--json]`: garbage collection now.
+//!
+//! When the local built-in registry answers on its configured address, the run happens in the
+//! server (`POST /v2/_ocireg/gc`, admin credentials from the config or the login store): it
+//! owns the storage and its index. When nothing listens there, the storage root
+//! (`--root`, else the configured one) is opened in-process and collected directly; no server
+//! may be serving that root meanwhile. With `--root` naming another directory than the
+//! configured root, the run is always in-process.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use ocireg_store::{GcOptions, GcReport, Store, StoreOptions};
+
+use crate::serve::gc::{gc_options, summary};
+
+/// Flags of `ocireg gc`.
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    /// Report what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also remove manifests no tag reaches (default: ops_config.gc_delete_untagged).
+    #[arg(long)]
+    delete_untagged: bool,
+    /// Storage root to collect in-process (default: the configured local registry's root).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Runs `ocireg gc`.
+pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
+    let doc = match crate::config_cmd::load_document(config) {
+        Ok(doc) => doc,
+        Err(err) => bail!("invalid config:\n{err}"),
+    };
+    let mut opts = gc_options(&doc)?;
+    opts.dry_run = args.dry_run;
+    opts.delete_untagged |= args.delete_untagged;
+    let plan = ocireg_deploy::LocalPlan::from_registry(
+        &doc.registry,
+        &ocireg_deploy::RenderOptions::default(),
+    );
+    let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
+    let ask_server = match (&args.root, &configured_root) {
+        (Some(root), Some(conf)) => same_dir(root, conf),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let (report, where_) = if ask_server {
+        let dry = if opts.dry_run { "true" } else { "false" };
+        let mut query = vec![("dry_run", dry)];
+        if args.delete_untagged {
+            query.push(("delete_untagged", "true"));
+        }
+        match crate::admin_call::call_local(&doc, "POST", "gc", &query)? {
+            Some(answer) => {
+                let report: GcReport = serde_json::from_value(answer)
+                    .context("the server's GC report has an unexpected shape")?;
+                let url = plan
+                    .as_ref()
+                    .map(|p| p.settings.probe_url.trim_end_matches("/v2/").to_owned())
+                    .unwrap_or_default();
+                (report, format!("the running registry at {url}"))
+            }
+            None => {
+                let root = match (&args.root, &configured_root) {
+                    (Some(r), _) | (None, Some(r)) => r.clone(),
+                    (None, None) => bail!("no storage root: pass --root DIR"),
+                };
+                let dedupe = plan
+                    .as_ref()
+                    .map_or(true, |p| p.settings.storage.dedupe_enabled);
+                (
+                    in_process(&root, dedupe, &opts)?,
+                    format!("storage {} (in-process)", root.display()),
+                )
+            }
+        }
+    } else {
+        let root = args
+            .root
+            .clone()
+            .context("no storage root: pass --root DIR")?;
+        let dedupe = plan
+            .as_ref()
+            .map_or(true, |p| p.settings.storage.dedupe_enabled);
+        (
+            in_process(&root, dedupe, &opts)?,
+            format!("storage {} (in-process)", root.display()),
+        )
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report, &where_, &opts);
+    }
+    Ok(if report.errors.is_empty() { 0 } else { 1 })
+}
+
+fn in_process(root: &Path, dedupe: bool, opts: &GcOptions) -> anyhow::Result<GcReport> {
+    if !root.is_dir() {
+        bail!("storage root {} does not exist", root.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = Store::open_filesystem(
+            root,
+            StoreOptions {
+                dedupe,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .with_context(|| format!("opening storage at {}", root.display()))?;
+        store.gc(opts).await.context("garbage collection")
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn print_human(r: &GcReport, where_: &str, opts: &GcOptions) {
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    println!(
+        "garbage collection{} on {where_}",
+        if r.dry_run { " (dry run)" } else { "" }
+    );
+    println!(
+        "  {verb} {} blobs ({}), {} blob links, {} manifests, {} upload sessions",
+        r.blobs.len(),
+        human_bytes(r.bytes_freed),
+        r.links.len(),
+        r.manifests.len(),
+        r.uploads.len()
+    );
+    println!(
+        "  live: {} manifests, {} blob links; kept {} unreferenced objects younger than the grace period ({} s) or in use",
+        r.live_manifests,
+        r.live_links,
+        r.kept_young,
+        opts.grace_period.as_secs()
+    );
+    for e in &r.errors {
+        println!("  error: {e}");
+    }
+    println!("  took {} ms", r.duration_ms);
+    tracing::debug!(summary = %summary(r), "gc");
+}

@@ -1,0 +1,222 @@
+//! Garbage collection settings and the background schedule of the built-in engine.
+//!
+//! Options: grace period `registry.local.ops_config.gc_grace_period`, untagged removal
+//! `ops_config.gc_delete_untagged`, stale uploads after `limits_config.upload_session_ttl`
+//! (absent blocks = schema defaults). Schedule, both may be on at once (runs never overlap):
+//! - every `storage_config.gc_interval` seconds when `storage_config.gc_enabled` (defaults:
+//!   on, 3600); the first run one interval after start;
+//! - on `features.gc_schedule` (standard 5-field cron, server local time) when the `features`
+//!   block is present with `gc_enabled`.
+//!
+//! Each run's summary is logged.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ocireg_config::{Document, LocalOCIConfig, LocalStorageConfig};
+use ocireg_store::{GcOptions, GcReport, Store};
+
+/// When garbage collection runs, and with what options.
+#[derive(Debug, Clone)]
+pub(crate) struct GcSchedule {
+    /// Fixed pause between runs (`storage_config`), if on.
+    pub interval: Option<Duration>,
+    /// Cron schedule (`features.gc_schedule`), if on: the text and the parsed form.
+    pub cron: Option<(String, croner::Cron)>,
+    /// Options of each run.
+    pub opts: GcOptions,
+}
+
+/// `registry.local` with its absent `ops_config`, `limits_config` and `storage_config` blocks
+/// filled with the schema's defaults (extension schemas are reachable through their parent).
+fn filled_local(local: &LocalOCIConfig) -> anyhow::Result<LocalOCIConfig> {
+    let mut value = serde_json::to_value(local).context("encoding registry.local")?;
+    for key in ["ops_config", "limits_config", "storage_config"] {
+        if value.get(key).is_none_or(serde_json::Value::is_null) {
+            value[key] = serde_json::json!({});
+        }
+    }
+    let value = ocireg_config::validate_schema("LocalOCIConfig", value)?;
+    serde_json::from_value(value).context("decoding registry.local")
+}
+
+/// GC options from the config (a real run; the caller may set `dry_run`). Without a
+/// `registry.local` block: the defaults.
+pub(crate) fn gc_options(doc: &Document) -> anyhow::Result<GcOptions> {
+    let Some(local) = &doc.registry.local else {
+        return Ok(GcOptions::default());
+    };
+    let local = filled_local(local)?;
+    let (Some(ops), Some(limits)) = (local.ops_config, local.limits_config) else {
+        bail!("registry.local: no defaults for ops_config / limits_config");
+    };
+    let grace = u64::try_from(ops.gc_grace_period)
+        .context("registry.local.ops_config.gc_grace_period must not be negative")?;
+    let ttl = u64::try_from(limits.upload_session_ttl)
+        .ok()
+        .filter(|s| *s > 0)
+        .context("registry.local.limits_config.upload_session_ttl must be positive")?;
+    Ok(GcOptions {
+        dry_run: false,
+        grace_period: Duration::from_secs(grace),
+        delete_untagged: ops.gc_delete_untagged,
+        upload_ttl: Duration::from_secs(ttl),
+    })
+}
+
+/// Parses a standard 5-field cron expression (minute hour day-of-month month day-of-week).
+pub(crate) fn parse_cron(text: &str) -> anyhow::Result<croner::Cron> {
+    let fields = text.split_whitespace().count();
+    if fields != 5 {
+        bail!("cron schedule {text:?} must have 5 fields (minute hour day month weekday), not {fields}");
+    }
+    text.parse::<croner::Cron>()
+        .map_err(|e| anyhow::anyhow!("cron schedule {text:?}: {e}"))
+}
+
+/// The schedule from the config.
+pub(crate) fn schedule(doc: &Document) -> anyhow::Result<GcSchedule> {
+    let storage: LocalStorageConfig = match doc
+        .registry
+        .local
+        .as_ref()
+        .and_then(|l| l.storage_config.clone())
+    {
+        Some(s) => s,
+        None => super::schema_defaults("LocalStorageConfig")?,
+    };
+    let interval = if storage.gc_enabled {
+        let secs = u64::try_from(storage.gc_interval)
+            .ok()
+            .filter(|s| *s > 0)
+            .context(
+                "registry.local.storage_config.gc_interval must be a positive number of seconds",
+            )?;
+        Some(Duration::from_secs(secs))
+    } else {
+        None
+    };
+    let cron = match &doc.registry.features {
+        Some(f) if f.gc_enabled && !f.gc_schedule.trim().is_empty() => {
+            let text = f.gc_schedule.trim().to_owned();
+            let parsed = parse_cron(&text).context("registry.features.gc_schedule")?;
+            Some((text, parsed))
+        }
+        _ => None,
+    };
+    Ok(GcSchedule {
+        interval,
+        cron,
+        opts: gc_options(doc)?,
+    })
+}
+
+/// One line summarising a run.
+pub(crate) fn summary(r: &GcReport) -> String {
+    format!(
+        "{} blobs ({} bytes), {} links, {} manifests, {} upload sessions removed; {} kept in grace; {} errors; {} ms",
+        r.blobs.len(),
+        r.bytes_freed,
+        r.links.len(),
+        r.manifests.len(),
+        r.uploads.len(),
+        r.kept_young,
+        r.errors.len(),
+        r.duration_ms
+    )
+}
+
+async fn run_once(store: &Store, opts: &GcOptions, trigger: &str) {
+    match store.gc(opts).await {
+        Ok(r) => {
+            tracing::info!(trigger, summary = %summary(&r), "scheduled garbage collection");
+            for e in r.errors.iter().take(10) {
+                tracing::warn!(error = %e, "garbage collection could not remove an object");
+            }
+        }
+        Err(e) => tracing::error!(trigger, error = %e, "scheduled garbage collection failed"),
+    }
+}
+
+/// Starts the background runs (none when both triggers are off).
+pub(crate) fn spawn(store: &Store, schedule: GcSchedule) {
+    let GcSchedule {
+        interval,
+        cron,
+        opts,
+    } = schedule;
+    tracing::info!(
+        interval_secs = interval.map(|d| d.as_secs()),
+        cron = cron.as_ref().map(|(t, _)| t.as_str()),
+        grace_secs = opts.grace_period.as_secs(),
+        delete_untagged = opts.delete_untagged,
+        "garbage collection schedule"
+    );
+    if let Some(every) = interval {
+        let (store, opts) = (store.clone(), opts.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                run_once(&store, &opts, "interval").await;
+            }
+        });
+    }
+    if let Some((text, cron)) = cron {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = chrono::Local::now();
+                let next = match cron.find_next_occurrence(&now, false) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::error!(schedule = %text, error = %e, "no next GC time; cron schedule stopped");
+                        return;
+                    }
+                };
+                let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+                tokio::time::sleep(wait).await;
+                run_once(&store, &opts, "cron").await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Local, TimeZone, Timelike};
+
+    #[test]
+    fn five_field_cron_schedules_parse_and_advance() {
+        let c = parse_cron("0 2 * * *").unwrap();
+        let from = Local.with_ymd_and_hms(2026, 3, 10, 13, 0, 0).unwrap();
+        let next = c.find_next_occurrence(&from, false).unwrap();
+        assert_eq!((next.hour(), next.minute()), (2, 0));
+        assert!(next > from && next - from <= chrono::Duration::hours(24));
+        let every15 = parse_cron("*/15 * * * *").unwrap();
+        let n = every15.find_next_occurrence(&from, false).unwrap();
+        assert_eq!(n.minute(), 15);
+        for bad in ["", "0 2 * *", "0 0 2 * * *", "61 * * * *", "x y z a b"] {
+            assert!(parse_cron(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn options_and_schedule_follow_the_config() {
+        let yaml = "registry:\n  deployment: local\n  type: distribution\n  endpoint: localhost\n  port: 5000\n  namespaces: {}\n  local:\n    data_dir: /tmp/x\n    config_path: /tmp/x/c.yml\n    storage_config: {gc_enabled: true, gc_interval: 7}\n    ops_config: {gc_grace_period: 30, gc_delete_untagged: true}\n    limits_config: {upload_session_ttl: 99}\n  features: {gc_enabled: true, gc_schedule: '*/5 * * * *'}\n";
+        let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
+        let s = schedule(&doc).unwrap();
+        assert_eq!(s.interval, Some(Duration::from_secs(7)));
+        assert_eq!(s.cron.as_ref().map(|c| c.0.as_str()), Some("*/5 * * * *"));
+        assert_eq!(s.opts.grace_period, Duration::from_secs(30));
+        assert!(s.opts.delete_untagged && !s.opts.dry_run);
+        assert_eq!(s.opts.upload_ttl, Duration::from_secs(99));
+        // Defaults: interval on (3600 s), no features block = no cron, schema defaults.
+        let yaml = "registry:\n  deployment: local\n  type: distribution\n  endpoint: localhost\n  port: 5000\n  namespaces: {}\n  local: {data_dir: /tmp/x, config_path: /tmp/x/c.yml}\n";
+        let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
+        let s = schedule(&doc).unwrap();
+        assert_eq!(s.interval, Some(Duration::from_secs(3600)));
+        assert!(s.cron.is_none());
+        assert_eq!(s.opts, GcOptions::default());
+    }
+}

@@ -1,0 +1,197 @@
+//! Shared pieces of the security tests: the `ocireg serve --config FILE` process, htpasswd
+//! lines, a client, digests and small request helpers.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use sha2::Digest as _;
+
+/// `ocireg serve --config FILE` on a free loopback port, killed on drop.
+pub(crate) struct Serve {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) addr: String,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    /// Writes `config` (with `DIR` replaced by a fresh directory holding `files`) and serves it.
+    pub(crate) fn start(config: &str, files: &[(&str, &str)]) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text.replace("DIR", &d)).unwrap();
+        }
+        let cfg = dir.path().join("ocireg.yaml");
+        fs::write(&cfg, config.replace("DIR", &d)).unwrap();
+        let log = dir.path().join("server.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ocireg"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(dir.path().join("root"))
+            .env("HOME", dir.path())
+            .env("OCIREG_LOG", "info,ocireg_server=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "no listening line; log:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        let base = line
+            .strip_prefix("listening on ")
+            .unwrap()
+            .trim()
+            .to_owned();
+        let addr = base.split("://").nth(1).unwrap().to_owned();
+        assert!(addr.starts_with("127.0.0.1:"));
+        Serve {
+            child,
+            base,
+            addr,
+            dir,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Writes a file in the server's directory (`DIR` replaced), e.g. a new config or users file.
+    pub(crate) fn write(&self, name: &str, text: &str) {
+        let d = self.dir.path().to_str().unwrap();
+        let path = self.dir.path().join(name);
+        let tmp = self.dir.path().join(format!("{name}.tmp"));
+        fs::write(&tmp, text.replace("DIR", d)).unwrap();
+        fs::rename(tmp, path).unwrap();
+    }
+
+    /// How many times `needle` occurs in the log.
+    pub(crate) fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Sends SIGHUP and waits until the log shows `needle` once more than before.
+    pub(crate) fn sighup_and_wait(&self, needle: &str) {
+        let before = self.log_count(needle);
+        let st = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.log_count(needle) <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in the log after SIGHUP:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub(crate) fn htpasswd_line(user: &str, pass: &str) -> String {
+    let out = Command::new("htpasswd")
+        .args(["-nbB", "-C", "4", user, pass])
+        .output()
+        .expect("htpasswd (apache2-utils) is installed by scripts/install-test-deps.sh");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned() + "\n"
+}
+
+pub(crate) fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn sha(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+pub(crate) fn push_blob(
+    base: &str,
+    repo: &str,
+    data: &[u8],
+    auth: Option<(&str, &str)>,
+) -> reqwest::blocking::Response {
+    let url = format!("{base}/v2/{repo}/blobs/uploads/?digest={}", sha(data));
+    let mut req = client().post(url).body(data.to_vec());
+    if let Some((u, p)) = auth {
+        req = req.basic_auth(u, Some(p));
+    }
+    req.send().unwrap()
+}
+
+pub(crate) fn challenge(r: &reqwest::blocking::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn error_code(r: reqwest::blocking::Response) -> String {
+    let v: serde_json::Value = r.json().unwrap();
+    v["errors"][0]["code"].as_str().unwrap().to_owned()
+}
+
+pub(crate) const MULTI: &str = r#"
+registry:
+  deployment: local
+  type: zot
+  endpoint: localhost
+  auth_required: true
+  username: admin
+  password_path: DIR/admin.pw
+  namespaces: {}
+  local:
+    data_dir: DIR
+    config_path: DIR/c.yml
+    auth_config:
+      htpasswd_path: DIR/htpasswd
+      token_expiry: TOKEN_EXPIRY
+      access:
+        - repositories: ["prod/**"]
+          read: ["*"]
+          write: [bob]
+"#;
+
+pub(crate) fn multi(expiry: u32) -> Serve {
+    let users = htpasswd_line("alice", "alicepw") + &htpasswd_line("bob", "bobpw");
+    Serve::start(
+        &MULTI.replace("TOKEN_EXPIRY", &expiry.to_string()),
+        &[("admin.pw", "adminpw\n"), ("htpasswd", &users)],
+    )
+}

@@ -1,0 +1,275 @@
+//! TLS with client certificates, plain HTTP on the TLS port, certificate reload.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+
+use crate::support::*;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA, a server certificate for 127.0.0.1 named `cn`, and a client certificate.
+fn pki(dir: &Path, cn: &str) {
+    if !dir.join("ca.pem").exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ocireg test CA",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+                "-subj",
+                "/CN=client",
+            ],
+        );
+        fs::write(
+            dir.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
+    }
+    fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key.new",
+            "-out",
+            "server.csr",
+            "-subj",
+            &format!("/CN={cn}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem.new",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    fs::rename(dir.join("server.key.new"), dir.join("server.key")).unwrap();
+    fs::rename(dir.join("server.pem.new"), dir.join("server.pem")).unwrap();
+}
+
+fn served_cn(addr: &str, pki: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} -cert {p}/client.pem -key {p}/client.key </dev/null 2>/dev/null | openssl x509 -noout -subject",
+            p = pki.display()
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn tls_with_client_certificates_and_reload() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let p = pki_dir.path();
+    pki(p, "first");
+    let s = Serve::start(
+        &format!(
+            r#"
+registry:
+  deployment: local
+  type: zot
+  endpoint: localhost
+  tls_enabled: true
+  tls_cert_path: {p}/server.pem
+  tls_key_path: {p}/server.key
+  ca_cert_path: {p}/ca.pem
+  namespaces: {{}}
+  local: {{data_dir: DIR, config_path: DIR/c.yml}}
+"#,
+            p = p.display()
+        ),
+        &[],
+    );
+    assert!(s.base.starts_with("https://127.0.0.1:"), "{}", s.base);
+    let ca = reqwest::Certificate::from_pem(&fs::read(p.join("ca.pem")).unwrap()).unwrap();
+    let mut ident = fs::read(p.join("client.pem")).unwrap();
+    ident.extend(fs::read(p.join("client.key")).unwrap());
+    let with_cert = Client::builder()
+        .add_root_certificate(ca.clone())
+        .identity(reqwest::Identity::from_pem(&ident).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = with_cert.get(format!("{}/v2/", s.base)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // No client certificate: the handshake (or first request) fails.
+    let without = Client::builder()
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    assert!(without.get(format!("{}/v2/", s.base)).send().is_err());
+    // Plain HTTP to the TLS port: a clean 400, and the server keeps serving.
+    let r = client()
+        .get(format!("http://{}/v2/", s.addr))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().unwrap().contains("HTTPS"));
+    let r = with_cert.get(format!("{}/v2/", s.base)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Certificate reload without restart.
+    assert!(
+        served_cn(&s.addr, p).contains("first"),
+        "{}",
+        served_cn(&s.addr, p)
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    pki(p, "second");
+    let mut cn = String::new();
+    for _ in 0..20 {
+        cn = served_cn(&s.addr, p);
+        if cn.contains("second") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        cn.contains("second"),
+        "served certificate after reload: {cn}\n{}",
+        s.log()
+    );
+}
+
+#[test]
+fn sighup_forces_a_certificate_reload() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let p = pki_dir.path();
+    pki(p, "first");
+    let s = Serve::start(
+        &format!(
+            r#"
+registry:
+  deployment: local
+  type: zot
+  endpoint: localhost
+  tls_enabled: true
+  tls_cert_path: {p}/server.pem
+  tls_key_path: {p}/server.key
+  namespaces: {{}}
+  local: {{data_dir: DIR, config_path: DIR/c.yml}}
+"#,
+            p = p.display()
+        ),
+        &[],
+    );
+    assert!(served_cn(&s.addr, p).contains("first"));
+    // New files with the old modification times: the periodic check sees no change...
+    let keep = |name: &str| {
+        let st = Command::new("cp")
+            .arg("-p")
+            .arg(p.join(name))
+            .arg(p.join(format!("{name}.stamp")))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    keep("server.pem");
+    keep("server.key");
+    pki(p, "second");
+    for name in ["server.pem", "server.key"] {
+        let st = Command::new("touch")
+            .arg("-r")
+            .arg(p.join(format!("{name}.stamp")))
+            .arg(p.join(name))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    std::thread::sleep(Duration::from_millis(1300));
+    assert!(served_cn(&s.addr, p).contains("first"));
+    // ... SIGHUP loads them anyway (the config itself is unchanged and valid).
+    s.sighup_and_wait("config reloaded");
+    let cn = served_cn(&s.addr, p);
+    assert!(cn.contains("second"), "after SIGHUP: {cn}\n{}", s.log());
+}

@@ -1,0 +1,75 @@
+//! `POST /v2/_ocireg/gc[?dry_run=true|false][&delete_untagged=true|false]`: runs garbage
+//! collection now and answers its report as JSON (`ocireg_store::GcReport`). The server's
+//! [`crate::ServerOptions::gc`] give the grace period, upload TTL and defaults; the query may
+//! turn a dry run or untagged-manifest removal on or off. With auth on, only admins may call it.
+//!
+//! The run is spawned on its own task: a client that disconnects does not cancel it halfway.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use ocireg_auth::Refusal;
+use ocireg_oci::ErrorCode;
+
+use crate::error::{Failure, Result};
+use crate::routes::Req;
+use crate::AppState;
+
+fn flag(req: &Req, key: &str, default: bool) -> Result<bool> {
+    match req.query_param(key).as_deref() {
+        None => Ok(default),
+        Some("" | "true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(Failure::code(
+            ErrorCode::Unsupported,
+            format!("{key}={other:?}: expected true or false"),
+        )
+        .with_status(StatusCode::BAD_REQUEST)),
+    }
+}
+
+/// Admits the caller when auth is off or the caller is an admin.
+fn admin_only(st: &AppState, req: &Req) -> Result<()> {
+    let (Some(auth), Some(caller)) = (&st.opts.auth, &req.caller) else {
+        return Ok(());
+    };
+    match caller.user() {
+        Some(user) if auth.acl().is_admin(user) => Ok(()),
+        Some(_) => Err(Failure::code(
+            ErrorCode::Denied,
+            "garbage collection is for administrators",
+        )),
+        None => Err(crate::auth::refusal(
+            st,
+            auth,
+            &req.headers,
+            &[],
+            Refusal::Unauthenticated(
+                "garbage collection needs an administrator's credentials".into(),
+            ),
+        )),
+    }
+}
+
+/// Handles the `gc` extension path.
+pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
+    if req.method != Method::POST {
+        return Err(Failure::unsupported_method());
+    }
+    admin_only(st, &req)?;
+    let mut opts = st.opts.gc.clone();
+    opts.dry_run = flag(&req, "dry_run", opts.dry_run)?;
+    opts.delete_untagged = flag(&req, "delete_untagged", opts.delete_untagged)?;
+    let store = st.store.clone();
+    let report = tokio::spawn(async move { store.gc(&opts).await })
+        .await
+        .map_err(|e| Failure::Internal(format!("garbage collection task failed: {e}")))??;
+    let body = serde_json::to_vec(&report)
+        .map_err(|e| Failure::Internal(format!("encoding the GC report: {e}")))?;
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}

@@ -1,0 +1,232 @@
+//! Request and session limits (`registry.local.limits_config`), enforced by one middleware in
+//! front of dispatch: repository-name length (400 `NAME_INVALID`), a per-client request rate
+//! (429 `TOOMANYREQUESTS` + `Retry-After`) and open upload sessions per client (429). The
+//! request-head size is enforced by hyper itself (431, see `conn.rs`); the manifest size by the
+//! manifest handler.
+
+mod rate;
+mod sessions;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ocireg_api::Endpoint;
+use ocireg_oci::{ErrorCode, OciError};
+
+pub(crate) use rate::RateLimiter;
+pub(crate) use sessions::UploadSessions;
+
+use crate::error::Failure;
+use crate::AppState;
+
+/// Limits of the built-in server; the binary builds them from `registry.local.limits_config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line + headers) in bytes; hyper answers 431 past it.
+    /// At least 8192 (smaller values are raised to it).
+    pub max_header_bytes: usize,
+    /// Longest repository name accepted (at most 255, the grammar's own cap).
+    pub max_name_length: usize,
+    /// Open upload sessions per client address (0 = unlimited).
+    pub max_upload_sessions_per_client: u32,
+    /// A session untouched this long no longer counts against its client.
+    pub upload_session_ttl: Duration,
+    /// Requests per second per client address (0 = no rate limit).
+    pub rate_limit_rps: u32,
+    /// Requests a client may send at once above the rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 65_536,
+            max_name_length: ocireg_oci::RepoName::MAX_LEN,
+            max_upload_sessions_per_client: 100,
+            upload_session_ttl: Duration::from_secs(86_400),
+            rate_limit_rps: 0,
+            rate_limit_burst: 100,
+        }
+    }
+}
+
+/// Smallest request-head limit hyper accepts.
+pub(crate) const MIN_HEADER_BYTES: usize = 8192;
+
+/// What a request does to the session counter once answered.
+enum Track {
+    None,
+    /// A session start holding a reservation for this address.
+    Start {
+        ip: IpAddr,
+        repo: String,
+    },
+    /// A request on an existing session.
+    Session {
+        repo: String,
+        session: String,
+        method: Method,
+    },
+}
+
+/// The middleware: refuses over-limit requests, and keeps the session counter.
+pub(crate) async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let st = st.current();
+    let limits = &st.opts.limits;
+    let reload = &st.opts.reload;
+    let ip = req.extensions().get::<SocketAddr>().map(SocketAddr::ip);
+    if let Some(ip) = ip {
+        let burst = limits.rate_limit_burst;
+        if let Err(wait) = reload
+            .rate()
+            .check(ip, limits.rate_limit_rps, burst, Instant::now())
+        {
+            tracing::debug!(%ip, "rate limit");
+            return too_many("request rate limit exceeded; slow down", wait);
+        }
+    }
+    if let Some(refusal) = ambiguous_headers(req.headers()) {
+        return answer(refusal);
+    }
+    let endpoint = ocireg_api::parse_path(req.uri().path()).ok();
+    if let Some(repo) = endpoint.as_ref().and_then(Endpoint::repo) {
+        let len = repo.as_str().len();
+        if len > limits.max_name_length {
+            let error = OciError::new(
+                ErrorCode::NameInvalid,
+                format!(
+                    "repository name is {len} characters; at most {} allowed",
+                    limits.max_name_length
+                ),
+            )
+            .with_detail(
+                serde_json::json!({ "reason": "too long", "max": limits.max_name_length }),
+            );
+            return answer(Failure::from(error).with_status(StatusCode::BAD_REQUEST));
+        }
+    }
+    let cap = limits.max_upload_sessions_per_client;
+    let track = match (endpoint, ip) {
+        (Some(Endpoint::UploadStart { repo }), Some(ip))
+            if cap > 0 && req.method() == Method::POST && !is_single_post(&req) =>
+        {
+            let ttl = limits.upload_session_ttl;
+            if !reload.sessions().try_reserve(ip, cap, ttl, Instant::now()) {
+                tracing::debug!(%ip, cap, "upload session limit");
+                return too_many(
+                    &format!("at most {cap} open upload sessions per client; finish or cancel one"),
+                    Duration::from_secs(10),
+                );
+            }
+            Track::Start {
+                ip,
+                repo: repo.as_str().to_owned(),
+            }
+        }
+        (Some(Endpoint::Upload { repo, session }), _) if cap > 0 => Track::Session {
+            repo: repo.as_str().to_owned(),
+            session,
+            method: req.method().clone(),
+        },
+        _ => Track::None,
+    };
+    let resp = next.run(req).await;
+    let id = resp
+        .headers()
+        .get("Docker-Upload-UUID")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    after(&st, track, resp.status(), id).await;
+    resp
+}
+
+/// Headers that must appear at most once (RFC 9110/9112: a request with several `Host` headers
+/// is a 400; the others are not lists, so duplicates are ambiguous).
+const SINGLETONS: [&str; 5] = [
+    "host",
+    "content-type",
+    "content-range",
+    "range",
+    "authorization",
+];
+
+/// A 400 for requests whose meaning is ambiguous: a singleton header repeated. (Framing is
+/// hyper's: conflicting `Content-Length` values are a 400; `Content-Length` with chunked
+/// `Transfer-Encoding` is read as chunked and the connection closed after the answer, RFC 9112
+/// section 6.3.)
+fn ambiguous_headers(h: &axum::http::HeaderMap) -> Option<Failure> {
+    let bad = |message: String| {
+        Some(Failure::code(ErrorCode::Unsupported, message).with_status(StatusCode::BAD_REQUEST))
+    };
+    for name in SINGLETONS {
+        if h.get_all(name).iter().nth(1).is_some() {
+            return bad(format!("more than one {name} header"));
+        }
+    }
+    None
+}
+
+/// A monolithic `POST ...?digest=` does not open a session.
+fn is_single_post(req: &Request) -> bool {
+    ocireg_api::query_param(req.uri().query(), "digest").is_some()
+}
+
+/// Updates the session counter from the answer.
+async fn after(st: &AppState, track: Track, status: StatusCode, id: Option<String>) {
+    let sessions = st.opts.reload.sessions();
+    match track {
+        Track::None => {}
+        Track::Start { ip, repo } => match id {
+            Some(id) if status == StatusCode::ACCEPTED => {
+                sessions.started(&repo, &id, ip, Instant::now());
+            }
+            _ => sessions.release(ip),
+        },
+        Track::Session {
+            repo,
+            session,
+            method,
+        } => {
+            let done = status == StatusCode::NOT_FOUND
+                || (method == Method::PUT && status == StatusCode::CREATED)
+                || (method == Method::DELETE && status.is_success());
+            if done {
+                sessions.ended(&repo, &session);
+            } else if method == Method::PUT && status.is_client_error() {
+                // A failed completion may have ended the session (digest mismatch) or not.
+                let gone = match repo.parse() {
+                    Ok(name) => st.store.upload_offset(&name, &session).await.is_err(),
+                    Err(_) => true,
+                };
+                if gone {
+                    sessions.ended(&repo, &session);
+                }
+            } else if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
+                sessions.touched(&repo, &session, Instant::now());
+            }
+        }
+    }
+}
+
+/// 429 `TOOMANYREQUESTS` with `Retry-After` (whole seconds, at least 1).
+fn too_many(message: &str, wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    answer(
+        Failure::code(ErrorCode::TooManyRequests, message)
+            .with_status(StatusCode::TOO_MANY_REQUESTS)
+            .with_header("Retry-After", secs.max(1).to_string()),
+    )
+}
+
+fn answer(failure: Failure) -> Response {
+    let mut resp = failure.into_response();
+    resp.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp
+}

@@ -1,0 +1,187 @@
+//! The recording middleware: counts request body bytes as the handler reads them and response
+//! body bytes as they are sent, and records the request (count, latency, bytes) once, when the
+//! response body ends or is dropped (a client that hangs up mid-download still counts).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Frame, SizeHint};
+
+use super::labels::{EndpointLabel, MethodLabel};
+use super::Metrics;
+
+/// Marker the middleware puts in the request's extensions: dispatch then puts the request's
+/// [`EndpointLabel`] in the response's extensions (so nothing is inserted when metrics are off).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WantsEndpoint;
+
+/// One request, as recorded.
+pub(super) struct Finished {
+    pub(super) endpoint: EndpointLabel,
+    pub(super) method: MethodLabel,
+    pub(super) status: u16,
+    pub(super) elapsed: Duration,
+    pub(super) request_bytes: u64,
+    pub(super) response_bytes: u64,
+}
+
+/// The middleware (state: the registry, `None` = metrics off, requests pass untouched). The
+/// endpoint label comes from the response's extensions, where dispatch puts it.
+pub(crate) async fn record(
+    State(metrics): State<Option<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(metrics) = metrics else {
+        return next.run(req).await;
+    };
+    let started = Instant::now();
+    let method = MethodLabel::of(req.method());
+    let uri = req.uri().clone();
+    let read = Arc::new(AtomicU64::new(0));
+    let mut req = req.map(|inner| {
+        Body::new(CountIn {
+            inner,
+            read: Arc::clone(&read),
+        })
+    });
+    req.extensions_mut().insert(WantsEndpoint);
+    let resp = next.run(req).await;
+    // Answered before dispatch (e.g. by a limit): classify the path here.
+    let endpoint = match resp.extensions().get::<EndpointLabel>() {
+        Some(label) => *label,
+        None => EndpointLabel::of(&ocireg_api::parse_path(uri.path())),
+    };
+    let pending = Pending {
+        metrics,
+        endpoint,
+        method,
+        status: resp.status().as_u16(),
+        started,
+        read,
+    };
+    resp.map(|inner| {
+        let expected = http_body::Body::size_hint(&inner).exact();
+        Body::new(CountOut {
+            inner,
+            sent: 0,
+            expected,
+            pending: Some(pending),
+        })
+    })
+}
+
+/// What is known before the response body has gone out.
+struct Pending {
+    metrics: Metrics,
+    endpoint: EndpointLabel,
+    method: MethodLabel,
+    status: u16,
+    started: Instant,
+    read: Arc<AtomicU64>,
+}
+
+/// A request body that counts the bytes the handler reads.
+struct CountIn {
+    inner: Body,
+    read: Arc<AtomicU64>,
+}
+
+impl http_body::Body for CountIn {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that counts the bytes sent and records the request when it ends.
+struct CountOut {
+    inner: Body,
+    sent: u64,
+    /// The body's exact length when known: reaching it ends the request (the client may have
+    /// everything before the stream reports its end).
+    expected: Option<u64>,
+    pending: Option<Pending>,
+}
+
+impl CountOut {
+    fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.metrics.observe(&Finished {
+                endpoint: p.endpoint,
+                method: p.method,
+                status: p.status,
+                elapsed: p.started.elapsed(),
+                request_bytes: p.read.load(Ordering::Relaxed),
+                response_bytes: self.sent,
+            });
+        }
+    }
+}
+
+impl http_body::Body for CountOut {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+                if this.inner.is_end_stream() || this.expected == Some(this.sent) {
+                    this.finish();
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for CountOut {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

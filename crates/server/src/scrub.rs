@@ -1,0 +1,74 @@
+//! `POST /v2/_ocireg/scrub[?rate_mb=N]`: re-hashes every stored object now (at `N` MiB/s, 0 =
+//! unbounded, default 64), quarantines corrupt ones and answers the report as JSON
+//! (`ocireg_store::ScrubReport`). With auth on, only admins may call it.
+//!
+//! The run is spawned on its own task: a client that disconnects does not cancel it halfway.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use ocireg_auth::Refusal;
+use ocireg_oci::ErrorCode;
+use ocireg_store::ScrubOptions;
+
+use crate::error::{Failure, Result};
+use crate::routes::Req;
+use crate::AppState;
+
+/// Admits the caller when auth is off or the caller is an admin.
+fn admin_only(st: &AppState, req: &Req) -> Result<()> {
+    let (Some(auth), Some(caller)) = (&st.opts.auth, &req.caller) else {
+        return Ok(());
+    };
+    match caller.user() {
+        Some(user) if auth.acl().is_admin(user) => Ok(()),
+        Some(_) => Err(Failure::code(
+            ErrorCode::Denied,
+            "scrub is for administrators",
+        )),
+        None => Err(crate::auth::refusal(
+            st,
+            auth,
+            &req.headers,
+            &[],
+            Refusal::Unauthenticated("scrub needs an administrator's credentials".into()),
+        )),
+    }
+}
+
+fn options(req: &Req) -> Result<ScrubOptions> {
+    let Some(text) = req.query_param("rate_mb") else {
+        return Ok(ScrubOptions::default());
+    };
+    let mb: u64 = text.parse().map_err(|_| {
+        Failure::code(
+            ErrorCode::Unsupported,
+            format!("rate_mb={text:?}: expected a whole number of MiB per second"),
+        )
+        .with_status(StatusCode::BAD_REQUEST)
+    })?;
+    Ok(ScrubOptions {
+        rate_bytes_per_sec: mb.saturating_mul(1 << 20),
+    })
+}
+
+/// Handles the `scrub` extension path.
+pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
+    if req.method != Method::POST {
+        return Err(Failure::unsupported_method());
+    }
+    admin_only(st, &req)?;
+    let opts = options(&req)?;
+    let store = st.store.clone();
+    let report = tokio::spawn(async move { store.scrub(&opts).await })
+        .await
+        .map_err(|e| Failure::Internal(format!("scrub task failed: {e}")))??;
+    let body = serde_json::to_vec(&report)
+        .map_err(|e| Failure::Internal(format!("encoding the scrub report: {e}")))?;
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}

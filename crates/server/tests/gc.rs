@@ -1,0 +1,150 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `POST /v2/_ocireg/gc` on the in-process app: admin-only with auth, flags, the JSON report.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use base64::Engine;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use ocireg_auth::*;
+use ocireg_server::{app, ServerOptions};
+use ocireg_store::{GcOptions, GcReport, MemoryDriver, Store, StoreOptions};
+use sha2::Digest as _;
+use tower::ServiceExt;
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+fn auth() -> Arc<Auth> {
+    let users = Htpasswd::parse(&format!("bob:{}\n", bcrypt::hash("bobpw", 4).unwrap())).unwrap();
+    Arc::new(
+        Auth::new(AuthOptions {
+            single_user: Some(SingleUser {
+                name: "admin".into(),
+                password: Some(Secret::new("adminpw")),
+                token: None,
+            }),
+            htpasswd: Some(users),
+            acl: Acl::new(vec![], &BTreeMap::new(), Vec::<String>::new()),
+            token: None,
+            max_failed_logins: 0,
+            failed_login_window: Duration::from_secs(60),
+        })
+        .unwrap(),
+    )
+}
+
+async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store) {
+    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
+        .await
+        .unwrap();
+    let opts = ServerOptions {
+        auth,
+        gc: GcOptions {
+            grace_period: Duration::ZERO,
+            ..GcOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    (app(store.clone(), opts), store)
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    authz: Option<&str>,
+    body: &[u8],
+) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "reg.test:5000");
+    if let Some(a) = authz {
+        b = b.header("authorization", a);
+    }
+    let mut req = b.body(Body::from(body.to_vec())).unwrap();
+    req.extensions_mut()
+        .insert("127.0.0.1:40000".parse::<SocketAddr>().unwrap());
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+#[tokio::test]
+async fn only_admins_may_collect() {
+    let (app, _) = server(Some(auth())).await;
+    let (status, headers, _) = call(&app, "POST", "/v2/_ocireg/gc", None, b"").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.get("www-authenticate").is_some());
+    let bob = basic("bob", "bobpw");
+    let (status, _, body) = call(&app, "POST", "/v2/_ocireg/gc", Some(&bob), b"").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("DENIED"));
+    let admin = basic("admin", "adminpw");
+    let (status, _, body) = call(
+        &app,
+        "POST",
+        "/v2/_ocireg/gc?dry_run=true",
+        Some(&admin),
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let report: GcReport = serde_json::from_slice(&body).unwrap();
+    assert!(report.dry_run);
+    let (status, _, _) = call(&app, "GET", "/v2/_ocireg/gc", Some(&admin), b"").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn collects_unreferenced_blobs_and_honours_dry_run() {
+    let (app, store) = server(None).await;
+    let data = b"an unreferenced blob".to_vec();
+    let d = digest(&data);
+    let (status, _, _) = call(
+        &app,
+        "POST",
+        &format!("/v2/lonely/blobs/uploads/?digest={d}"),
+        None,
+        &data,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, body) = call(&app, "POST", "/v2/_ocireg/gc?dry_run=1", None, b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let dry: GcReport = serde_json::from_slice(&body).unwrap();
+    assert_eq!(dry.blobs.len(), 1);
+    assert_eq!(dry.blobs[0].digest, d);
+    assert_eq!(dry.bytes_freed, data.len() as u64);
+    assert_eq!(store.snapshot().len(), 1, "dry run kept the repository");
+    // A real run (grace period 0) removes it.
+    let (status, _, body) = call(&app, "POST", "/v2/_ocireg/gc?dry_run=false", None, b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let real: GcReport = serde_json::from_slice(&body).unwrap();
+    assert!(!real.dry_run);
+    assert_eq!(real.blobs, dry.blobs);
+    assert!(store.snapshot().is_empty());
+    let (status, _, _) = call(&app, "POST", "/v2/_ocireg/gc?dry_run=maybe", None, b"").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
