@@ -45,7 +45,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(opts.read_timeout)
         .keep_alive(true)
-        // A request head larger than this is answered 431 by hyper and the connection closed.
+        // hyper's read buffer; a head larger than this is answered 431 by hyper itself, smaller
+        // heads over `max_header_bytes` by the limits layer (see `limits::READ_BUFFER_BYTES`).
         .max_buf_size(head_limit(opts));
     builder
         .http2()
@@ -195,6 +196,7 @@ fn head_limit(opts: &ServerOptions) -> usize {
     opts.limits
         .max_header_bytes
         .max(crate::limits::MIN_HEADER_BYTES)
+        .max(crate::limits::READ_BUFFER_BYTES)
 }
 
 fn is_transient(err: &std::io::Error) -> bool {

@@ -159,7 +159,11 @@ impl FileWriter for FsWriter {
     }
 
     async fn close(mut self: Box<Self>) -> Result<u64> {
-        self.settle().await?;
+        // A background sync still running is left to finish on its own: `close` promises no
+        // durability, and a later `commit` (of this object, by any writer) syncs everything.
+        // Waiting for it cost each chunk of a chunked upload a disk flush.
+        self.wait_pending().await?;
+        drop(self.background_sync.take());
         Ok(self.size)
     }
 
