@@ -145,3 +145,11 @@ pub(crate) fn call_local(
         .context("starting the async runtime")?;
     runtime.block_on(call(doc, method, path, query))
 }
+
+/// True when both paths name the same directory (compared canonically when both exist).
+pub(crate) fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}

@@ -31,13 +31,6 @@ pub struct GcArgs {
     json: bool,
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
 /// Runs `ocireg gc`.
 pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     let doc = match crate::config_cmd::load_document(config) {
@@ -53,7 +46,7 @@ pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     );
     let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
     let ask_server = match (&args.root, &configured_root) {
-        (Some(root), Some(conf)) => same_dir(root, conf),
+        (Some(root), Some(conf)) => crate::admin_call::same_dir(root, conf),
         (Some(_), None) => false,
         (None, _) => true,
     };

@@ -26,13 +26,6 @@ pub struct ScrubArgs {
     json: bool,
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
 /// Runs `ocireg scrub`.
 pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     let doc = match crate::config_cmd::load_document(config) {
@@ -52,7 +45,7 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         .as_ref()
         .map_or(true, |p| p.settings.storage.dedupe_enabled);
     let ask_server = match (&args.root, &configured_root) {
-        (Some(root), Some(conf)) => same_dir(root, conf),
+        (Some(root), Some(conf)) => crate::admin_call::same_dir(root, conf),
         (Some(_), None) => false,
         (None, _) => true,
     };

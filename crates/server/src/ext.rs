@@ -25,3 +25,27 @@ pub(crate) async fn route(st: &AppState, path: &str, req: Req) -> Result<Respons
         ),
     }
 }
+
+/// Admits the caller when auth is off or the caller is an admin; `what` names the operation in
+/// the refusal ("garbage collection is for administrators").
+pub(crate) fn admin_only(st: &AppState, req: &Req, what: &str) -> Result<()> {
+    let (Some(auth), Some(caller)) = (&st.opts.auth, &req.caller) else {
+        return Ok(());
+    };
+    match caller.user() {
+        Some(user) if auth.acl().is_admin(user) => Ok(()),
+        Some(_) => Err(Failure::code(
+            ErrorCode::Denied,
+            format!("{what} is for administrators"),
+        )),
+        None => Err(crate::auth::refusal(
+            st,
+            auth,
+            &req.headers,
+            &[],
+            ocireg_auth::Refusal::Unauthenticated(format!(
+                "{what} needs an administrator's credentials"
+            )),
+        )),
+    }
+}

@@ -8,7 +8,6 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use ocireg_auth::Refusal;
 use ocireg_oci::ErrorCode;
 
 use crate::error::{Failure, Result};
@@ -28,35 +27,12 @@ fn flag(req: &Req, key: &str, default: bool) -> Result<bool> {
     }
 }
 
-/// Admits the caller when auth is off or the caller is an admin.
-fn admin_only(st: &AppState, req: &Req) -> Result<()> {
-    let (Some(auth), Some(caller)) = (&st.opts.auth, &req.caller) else {
-        return Ok(());
-    };
-    match caller.user() {
-        Some(user) if auth.acl().is_admin(user) => Ok(()),
-        Some(_) => Err(Failure::code(
-            ErrorCode::Denied,
-            "garbage collection is for administrators",
-        )),
-        None => Err(crate::auth::refusal(
-            st,
-            auth,
-            &req.headers,
-            &[],
-            Refusal::Unauthenticated(
-                "garbage collection needs an administrator's credentials".into(),
-            ),
-        )),
-    }
-}
-
 /// Handles the `gc` extension path.
 pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     if req.method != Method::POST {
         return Err(Failure::unsupported_method());
     }
-    admin_only(st, &req)?;
+    crate::ext::admin_only(st, &req, "garbage collection")?;
     let mut opts = st.opts.gc.clone();
     opts.dry_run = flag(&req, "dry_run", opts.dry_run)?;
     opts.delete_untagged = flag(&req, "delete_untagged", opts.delete_untagged)?;

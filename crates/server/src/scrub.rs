@@ -7,34 +7,12 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use ocireg_auth::Refusal;
 use ocireg_oci::ErrorCode;
 use ocireg_store::ScrubOptions;
 
 use crate::error::{Failure, Result};
 use crate::routes::Req;
 use crate::AppState;
-
-/// Admits the caller when auth is off or the caller is an admin.
-fn admin_only(st: &AppState, req: &Req) -> Result<()> {
-    let (Some(auth), Some(caller)) = (&st.opts.auth, &req.caller) else {
-        return Ok(());
-    };
-    match caller.user() {
-        Some(user) if auth.acl().is_admin(user) => Ok(()),
-        Some(_) => Err(Failure::code(
-            ErrorCode::Denied,
-            "scrub is for administrators",
-        )),
-        None => Err(crate::auth::refusal(
-            st,
-            auth,
-            &req.headers,
-            &[],
-            Refusal::Unauthenticated("scrub needs an administrator's credentials".into()),
-        )),
-    }
-}
 
 fn options(req: &Req) -> Result<ScrubOptions> {
     let Some(text) = req.query_param("rate_mb") else {
@@ -57,7 +35,7 @@ pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     if req.method != Method::POST {
         return Err(Failure::unsupported_method());
     }
-    admin_only(st, &req)?;
+    crate::ext::admin_only(st, &req, "scrub")?;
     let opts = options(&req)?;
     let store = st.store.clone();
     let report = tokio::spawn(async move { store.scrub(&opts).await })
