@@ -11,14 +11,16 @@
 //!   server runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/spawn.rs"]
+mod spawn;
+
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore};
@@ -96,41 +98,14 @@ impl Serve {
         let log = work.join("server.log");
         let home = work.join("home");
         fs::create_dir_all(&home).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocireg"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
+        cmd.arg("--config")
             .arg(cfg)
             .arg("serve")
             .env("HOME", &home)
             .env("OCIREG_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn ocireg serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "no listening line; log:\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-            .trim()
-            .to_owned();
+            .env("NO_COLOR", "1");
+        let (child, base) = spawn::spawn_serve(cmd, &log);
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Serve { child, base, log }
     }

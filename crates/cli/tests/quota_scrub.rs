@@ -9,13 +9,13 @@
 #[path = "common/raw.rs"]
 mod raw;
 
+#[path = "common/spawn.rs"]
+mod spawn;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -45,39 +45,13 @@ struct Serve {
 impl Serve {
     fn start(dir: &Path, run: u32) -> Serve {
         let log = dir.join(format!("server-{run}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocireg"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
+        cmd.arg("--config")
             .arg(dir.join("ocireg.yaml"))
             .arg("serve")
             .env("HOME", dir)
-            .env("OCIREG_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "no listening line; log:\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap()
-            .trim()
-            .to_owned();
+            .env("OCIREG_LOG", "info");
+        let (child, base) = spawn::spawn_serve(cmd, &log);
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Serve { child, base, log }
     }

@@ -4,14 +4,17 @@
 //! the server (and its notifier) cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/spawn.rs"]
+mod spawn;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
@@ -34,39 +37,14 @@ impl Serve {
             "server-{}.log",
             RUNS.fetch_add(1, Ordering::SeqCst)
         ));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocireg"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
+        cmd.arg("--config")
             .arg(dir.join("ocireg.yaml"))
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(dir.join("root"))
             .env("HOME", dir)
-            .env("OCIREG_LOG", "info,ocireg_webhook=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!(
-                "no listening line; log:\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap()
-            .trim()
-            .to_owned();
+            .env("OCIREG_LOG", "info,ocireg_webhook=debug");
+        let (child, base) = spawn::spawn_serve(cmd, &log);
         assert!(base.starts_with("http://127.0.0.1:"));
         Serve { child, base, log }
     }

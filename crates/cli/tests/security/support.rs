@@ -2,10 +2,11 @@
 //! lines, a client, digests and small request helpers.
 #![allow(dead_code)]
 
+#[path = "../common/spawn.rs"]
+mod spawn;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use reqwest::blocking::Client;
@@ -37,41 +38,14 @@ impl Serve {
         let cfg = dir.path().join("ocireg.yaml");
         fs::write(&cfg, config.replace("DIR", &d)).unwrap();
         let log = dir.path().join("server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocireg"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
+        cmd.arg("--config")
             .arg(&cfg)
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(dir.path().join("root"))
             .env("HOME", dir.path())
-            .env("OCIREG_LOG", "info,ocireg_server=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "no listening line; log:\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let base = line
-            .strip_prefix("listening on ")
-            .unwrap()
-            .trim()
-            .to_owned();
+            .env("OCIREG_LOG", "info,ocireg_server=debug");
+        let (child, base) = spawn::spawn_serve(cmd, &log);
         let addr = base.split("://").nth(1).unwrap().to_owned();
         assert!(addr.starts_with("127.0.0.1:"));
         Serve {
