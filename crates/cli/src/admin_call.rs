@@ -147,9 +147,75 @@ pub(crate) fn call_local(
 }
 
 /// True when both paths name the same directory (compared canonically when both exist).
-pub(crate) fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// Runs an on-demand maintenance operation (`gc`, `scrub`) where it belongs: in the running
+/// local server (`POST /v2/_ocireg/<path>` with `query`; its JSON answer is the report) unless
+/// `root` names another directory than the configured storage root; otherwise, or when nothing
+/// listens, in-process on `root` (else the configured root) with `op`. Returns the report and a
+/// phrase saying where it ran.
+pub(crate) fn run_operation<T, F, Fut>(
+    doc: &Document,
+    root: Option<&std::path::Path>,
+    path: &str,
+    query: &[(&str, &str)],
+    op: F,
+) -> anyhow::Result<(T, String)>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(ocireg_store::Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let plan = ocireg_deploy::LocalPlan::from_registry(
+        &doc.registry,
+        &ocireg_deploy::RenderOptions::default(),
+    );
+    let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
+    let ask_server = match (root, &configured_root) {
+        (Some(root), Some(conf)) => same_dir(root, conf),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if ask_server {
+        if let Some(answer) = call_local(doc, "POST", path, query)? {
+            let report: T = serde_json::from_value(answer)
+                .with_context(|| format!("the server's {path} report has an unexpected shape"))?;
+            let url = plan
+                .as_ref()
+                .map(|p| p.settings.probe_url.trim_end_matches("/v2/").to_owned())
+                .unwrap_or_default();
+            return Ok((report, format!("the running registry at {url}")));
+        }
+    }
+    let root = match (root, &configured_root) {
+        (Some(r), _) => r.to_path_buf(),
+        (None, Some(r)) => r.clone(),
+        (None, None) => bail!("no storage root: pass --root DIR"),
+    };
+    if !root.is_dir() {
+        bail!("storage root {} does not exist", root.display());
+    }
+    let dedupe = plan
+        .as_ref()
+        .map_or(true, |p| p.settings.storage.dedupe_enabled);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(async {
+        let opts = ocireg_store::StoreOptions {
+            dedupe,
+            ..ocireg_store::StoreOptions::default()
+        };
+        let store = ocireg_store::Store::open_filesystem(&root, opts)
+            .await
+            .with_context(|| format!("opening storage at {}", root.display()))?;
+        op(store).await
+    })?;
+    Ok((report, format!("storage {} (in-process)", root.display())))
 }

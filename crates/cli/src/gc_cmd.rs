@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use ocireg_store::{GcOptions, GcReport, Store, StoreOptions};
+use ocireg_store::{GcOptions, GcReport};
 
 use crate::serve::gc::{gc_options, summary};
 
@@ -40,87 +40,25 @@ pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     let mut opts = gc_options(&doc)?;
     opts.dry_run = args.dry_run;
     opts.delete_untagged |= args.delete_untagged;
-    let plan = ocireg_deploy::LocalPlan::from_registry(
-        &doc.registry,
-        &ocireg_deploy::RenderOptions::default(),
-    );
-    let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
-    let ask_server = match (&args.root, &configured_root) {
-        (Some(root), Some(conf)) => crate::admin_call::same_dir(root, conf),
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
-    let (report, where_) = if ask_server {
-        let dry = if opts.dry_run { "true" } else { "false" };
-        let mut query = vec![("dry_run", dry)];
-        if args.delete_untagged {
-            query.push(("delete_untagged", "true"));
-        }
-        match crate::admin_call::call_local(&doc, "POST", "gc", &query)? {
-            Some(answer) => {
-                let report: GcReport = serde_json::from_value(answer)
-                    .context("the server's GC report has an unexpected shape")?;
-                let url = plan
-                    .as_ref()
-                    .map(|p| p.settings.probe_url.trim_end_matches("/v2/").to_owned())
-                    .unwrap_or_default();
-                (report, format!("the running registry at {url}"))
-            }
-            None => {
-                let root = match (&args.root, &configured_root) {
-                    (Some(r), _) | (None, Some(r)) => r.clone(),
-                    (None, None) => bail!("no storage root: pass --root DIR"),
-                };
-                let dedupe = plan
-                    .as_ref()
-                    .map_or(true, |p| p.settings.storage.dedupe_enabled);
-                (
-                    in_process(&root, dedupe, &opts)?,
-                    format!("storage {} (in-process)", root.display()),
-                )
-            }
-        }
-    } else {
-        let root = args
-            .root
-            .clone()
-            .context("no storage root: pass --root DIR")?;
-        let dedupe = plan
-            .as_ref()
-            .map_or(true, |p| p.settings.storage.dedupe_enabled);
-        (
-            in_process(&root, dedupe, &opts)?,
-            format!("storage {} (in-process)", root.display()),
-        )
-    };
+    let dry = if opts.dry_run { "true" } else { "false" };
+    let mut query = vec![("dry_run", dry)];
+    if args.delete_untagged {
+        query.push(("delete_untagged", "true"));
+    }
+    let run_opts = opts.clone();
+    let (report, where_) = crate::admin_call::run_operation(
+        &doc,
+        args.root.as_deref(),
+        "gc",
+        &query,
+        |store| async move { store.gc(&run_opts).await.context("garbage collection") },
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_human(&report, &where_, &opts);
     }
     Ok(if report.errors.is_empty() { 0 } else { 1 })
-}
-
-fn in_process(root: &Path, dedupe: bool, opts: &GcOptions) -> anyhow::Result<GcReport> {
-    if !root.is_dir() {
-        bail!("storage root {} does not exist", root.display());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = Store::open_filesystem(
-            root,
-            StoreOptions {
-                dedupe,
-                ..StoreOptions::default()
-            },
-        )
-        .await
-        .with_context(|| format!("opening storage at {}", root.display()))?;
-        store.gc(opts).await.context("garbage collection")
-    })
 }
 
 fn human_bytes(n: u64) -> String {

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use ocireg_store::{ScrubOptions, ScrubReport, Store, StoreOptions};
+use ocireg_store::{ScrubOptions, ScrubReport};
 
 /// Flags of `ocireg scrub`.
 #[derive(clap::Args, Debug)]
@@ -36,44 +36,16 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         Some(local) => crate::serve::scrub::scrub_options(local)?,
         None => ScrubOptions::default(),
     };
-    let plan = ocireg_deploy::LocalPlan::from_registry(
-        &doc.registry,
-        &ocireg_deploy::RenderOptions::default(),
-    );
-    let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
-    let dedupe = plan
-        .as_ref()
-        .map_or(true, |p| p.settings.storage.dedupe_enabled);
-    let ask_server = match (&args.root, &configured_root) {
-        (Some(root), Some(conf)) => crate::admin_call::same_dir(root, conf),
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
-    let served = if ask_server {
-        let rate = (opts.rate_bytes_per_sec >> 20).to_string();
-        crate::admin_call::call_local(&doc, "POST", "scrub", &[("rate_mb", rate.as_str())])?
-    } else {
-        None
-    };
-    let (report, where_) = match served {
-        Some(answer) => {
-            let report: ScrubReport = serde_json::from_value(answer)
-                .context("the server's scrub report has an unexpected shape")?;
-            let url = plan
-                .as_ref()
-                .map(|p| p.settings.probe_url.trim_end_matches("/v2/").to_owned())
-                .unwrap_or_default();
-            (report, format!("the running registry at {url}"))
-        }
-        None => {
-            let root = match (&args.root, &configured_root) {
-                (Some(r), _) | (None, Some(r)) => r.clone(),
-                (None, None) => bail!("no storage root: pass --root DIR"),
-            };
-            let report = in_process(&root, dedupe, &opts)?;
-            (report, format!("storage {} (in-process)", root.display()))
-        }
-    };
+    let rate = (opts.rate_bytes_per_sec >> 20).to_string();
+    let query = [("rate_mb", rate.as_str())];
+    let run_opts = opts.clone();
+    let (report, where_): (ScrubReport, String) = crate::admin_call::run_operation(
+        &doc,
+        args.root.as_deref(),
+        "scrub",
+        &query,
+        |store| async move { store.scrub(&run_opts).await.context("scrub") },
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -83,28 +55,6 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         0
     } else {
         1
-    })
-}
-
-fn in_process(root: &Path, dedupe: bool, opts: &ScrubOptions) -> anyhow::Result<ScrubReport> {
-    if !root.is_dir() {
-        bail!("storage root {} does not exist", root.display());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = Store::open_filesystem(
-            root,
-            StoreOptions {
-                dedupe,
-                ..StoreOptions::default()
-            },
-        )
-        .await
-        .with_context(|| format!("opening storage at {}", root.display()))?;
-        store.scrub(opts).await.context("scrub")
     })
 }
 
