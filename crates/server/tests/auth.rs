@@ -2,6 +2,9 @@
 //! The auth gate of the in-process app: challenges, 401/403/429, the token endpoint, catalog
 //! filtering. The app is driven with `tower::ServiceExt::oneshot`.
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,15 +17,9 @@ use http_body_util::BodyExt;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
-use sha2::Digest as _;
 use tower::ServiceExt;
 
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
+use common::{basic, sha};
 
 fn auth(tokens: bool) -> Arc<Auth> {
     let h = |p| bcrypt::hash(p, 4).unwrap();
@@ -123,7 +120,7 @@ fn error_code(r: &Resp) -> String {
 }
 
 async fn push_blob(app: &axum::Router, repo: &str, authz: Option<&str>, data: &[u8]) -> Resp {
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
+    let digest = sha(data);
     let path = format!("/v2/{repo}/blobs/uploads/?digest={digest}");
     call(app, "POST", &path, authz, data, "10.1.1.1:1000").await
 }
@@ -157,7 +154,7 @@ async fn basic_mode_challenges_and_refusals() {
     let r = push_blob(&app, "public/app", Some(&basic("bob", "bobpw")), b"z").await;
     assert_eq!(r.status, StatusCode::CREATED);
     // Delete: only admins by default.
-    let dig = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"x")));
+    let dig = sha(b"x");
     let path = format!("/v2/team/app/blobs/{dig}");
     let r = call(
         &app,
@@ -172,7 +169,7 @@ async fn basic_mode_challenges_and_refusals() {
     // Base endpoint needs a login; anonymous reads of public/** work.
     let r = call(&app, "GET", "/v2/", None, b"", PEER).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let dz = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"z")));
+    let dz = sha(b"z");
     let r = call(
         &app,
         "GET",

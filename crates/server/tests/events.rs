@@ -2,20 +2,23 @@
 //! Manifest events on the in-process app: one event per successful push/delete with the right
 //! fields, none for failed requests, and a failing sink does not fail the request.
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use base64::Engine;
 use futures_util::future::BoxFuture;
 use http::Request;
 use http_body_util::BodyExt;
 use ocireg_auth::*;
 use ocireg_server::{app, EventSink, ManifestAction, ManifestEvent, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
-use sha2::Digest as _;
 use tower::ServiceExt;
+
+use common::{basic, sha};
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -35,17 +38,6 @@ impl EventSink for Recorder {
             Ok(())
         })
     }
-}
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
-fn basic() -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("admin:adminpw")
-    )
 }
 
 async fn server(with_auth: bool) -> (axum::Router, Arc<Recorder>) {
@@ -82,7 +74,7 @@ async fn call(app: &axum::Router, method: &str, path: &str, ct: Option<&str>, bo
     let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header("authorization", basic());
+        .header("authorization", basic("admin", "adminpw"));
     if let Some(ct) = ct {
         req = req.header("content-type", ct);
     }

@@ -1,46 +1,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `POST /v2/_ocireg/gc` on the in-process app: admin-only with auth, flags, the JSON report.
 
-use std::collections::BTreeMap;
+#[path = "support/common.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use base64::Engine;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{GcOptions, GcReport, MemoryDriver, Store, StoreOptions};
-use sha2::Digest as _;
 use tower::ServiceExt;
 
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
-
-fn auth() -> Arc<Auth> {
-    let users = Htpasswd::parse(&format!("bob:{}\n", bcrypt::hash("bobpw", 4).unwrap())).unwrap();
-    Arc::new(
-        Auth::new(AuthOptions {
-            single_user: Some(SingleUser {
-                name: "admin".into(),
-                password: Some(Secret::new("adminpw")),
-                token: None,
-            }),
-            htpasswd: Some(users),
-            acl: Acl::new(vec![], &BTreeMap::new(), Vec::<String>::new()),
-            token: None,
-            max_failed_logins: 0,
-            failed_login_window: Duration::from_secs(60),
-        })
-        .unwrap(),
-    )
-}
+use common::{admin_and_bob, basic, sha};
 
 async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store) {
     let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
@@ -87,13 +63,9 @@ async fn call(
     (status, headers, body)
 }
 
-fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
 #[tokio::test]
 async fn only_admins_may_collect() {
-    let (app, _) = server(Some(auth())).await;
+    let (app, _) = server(Some(admin_and_bob())).await;
     let (status, headers, _) = call(&app, "POST", "/v2/_ocireg/gc", None, b"").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(headers.get("www-authenticate").is_some());
@@ -121,7 +93,7 @@ async fn only_admins_may_collect() {
 async fn collects_unreferenced_blobs_and_honours_dry_run() {
     let (app, store) = server(None).await;
     let data = b"an unreferenced blob".to_vec();
-    let d = digest(&data);
+    let d = sha(&data);
     let (status, _, _) = call(
         &app,
         "POST",

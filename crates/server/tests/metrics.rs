@@ -6,6 +6,9 @@
 #[path = "support/prom.rs"]
 mod prom;
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,13 +18,10 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ocireg_server::{app, serve_metrics, Metrics, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
-use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
+use common::sha;
 
 async fn setup() -> (axum::Router, Metrics, Store) {
     let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())

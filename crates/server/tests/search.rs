@@ -3,37 +3,29 @@
 //! artifactType), stable pagination with `Link`, metadata loaded lazily after a reopen, the
 //! off switch, and read-access filtering with auth.
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use base64::Engine;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
 use serde_json::{json, Value};
-use sha2::Digest as _;
 use tower::ServiceExt;
+
+use common::{basic, sha};
 
 const EXT: &str = "application/vnd.provisioning.extension.v1";
 const KCL: &str = "application/vnd.provisioning.kcl-package.v1";
 const SBOM: &str = "application/spdx+json";
 const EMPTY: &[u8] = b"{}";
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
 
 struct Resp {
     status: StatusCode,

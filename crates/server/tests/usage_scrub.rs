@@ -3,13 +3,14 @@
 //! rights with auth on, the JSON answers, `403 DENIED` for chunks over a quota (using the
 //! request's Content-Length), and scrubbed objects answered as unknown.
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use base64::Engine;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ocireg_auth::*;
@@ -18,34 +19,9 @@ use ocireg_store::{
     paths, Driver, MemoryDriver, NamespaceLimit, QuotaOptions, ScrubReport, Store, StoreOptions,
 };
 use serde_json::Value;
-use sha2::Digest as _;
 use tower::ServiceExt;
 
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
-
-fn auth() -> Arc<Auth> {
-    let users = Htpasswd::parse(&format!("bob:{}\n", bcrypt::hash("bobpw", 4).unwrap())).unwrap();
-    Arc::new(
-        Auth::new(AuthOptions {
-            single_user: Some(SingleUser {
-                name: "admin".into(),
-                password: Some(Secret::new("adminpw")),
-                token: None,
-            }),
-            htpasswd: Some(users),
-            acl: Acl::new(vec![], &BTreeMap::new(), Vec::<String>::new()),
-            token: None,
-            max_failed_logins: 0,
-            failed_login_window: Duration::from_secs(60),
-        })
-        .unwrap(),
-    )
-}
+use common::{admin_and_bob, basic, sha};
 
 fn quota() -> QuotaOptions {
     let mut namespaces = BTreeMap::new();
@@ -111,10 +87,6 @@ async fn call(
     (status, body)
 }
 
-fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
 fn code(body: &[u8]) -> String {
     let v: Value = serde_json::from_slice(body).unwrap();
     v["errors"][0]["code"].as_str().unwrap().to_owned()
@@ -122,7 +94,7 @@ fn code(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn usage_needs_credentials_and_scrub_an_admin() {
-    let (app, _, _) = server(Some(auth())).await;
+    let (app, _, _) = server(Some(admin_and_bob())).await;
     let (status, _) = call(&app, "GET", "/v2/_ocireg/usage", &[], b"").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let bob = basic("bob", "bobpw");
@@ -237,7 +209,7 @@ async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     let (status, _) = call(
         &app,
         "PUT",
-        &format!("{location}?digest={}", digest(&chunk)),
+        &format!("{location}?digest={}", sha(&chunk)),
         &[("content-length", "0")],
         b"",
     )
@@ -251,7 +223,7 @@ async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     let (status, body) = call(
         &app,
         "POST",
-        &format!("/v2/team/app/blobs/uploads/?digest={}", digest(&big)),
+        &format!("/v2/team/app/blobs/uploads/?digest={}", sha(&big)),
         &[("content-length", "401")],
         &big,
     )
@@ -266,7 +238,7 @@ async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     let (status, _) = call(
         &app,
         "DELETE",
-        &format!("/v2/team/app/blobs/{}", digest(&chunk)),
+        &format!("/v2/team/app/blobs/{}", sha(&chunk)),
         &[],
         b"",
     )
@@ -275,7 +247,7 @@ async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     let (status, _) = call(
         &app,
         "POST",
-        &format!("/v2/team/app/blobs/uploads/?digest={}", digest(&big)),
+        &format!("/v2/team/app/blobs/uploads/?digest={}", sha(&big)),
         &[("content-length", "401")],
         &big,
     )
@@ -292,7 +264,7 @@ async fn scrubbed_objects_are_answered_unknown() {
         let (status, _) = call(
             &app,
             "POST",
-            &format!("/v2/other/app/blobs/uploads/?digest={}", digest(data)),
+            &format!("/v2/other/app/blobs/uploads/?digest={}", sha(data)),
             &[],
             data,
         )
@@ -303,9 +275,9 @@ async fn scrubbed_objects_are_answered_unknown() {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": digest(&config), "size": config.len()},
+                   "digest": sha(&config), "size": config.len()},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": digest(&layer), "size": layer.len()}],
+                    "digest": sha(&layer), "size": layer.len()}],
     }))
     .unwrap();
     let ct = ("content-type", "application/vnd.oci.image.manifest.v1+json");
@@ -315,7 +287,7 @@ async fn scrubbed_objects_are_answered_unknown() {
     assert_eq!(status, StatusCode::OK);
 
     for data in [&layer, &manifest] {
-        let key = paths::shared_data(&digest(data).parse().unwrap());
+        let key = paths::shared_data(&sha(data).parse().unwrap());
         let mut bytes = driver.get_content(&key).await.unwrap().to_vec();
         bytes[10] ^= 1;
         driver.put_content(&key, bytes.into()).await.unwrap();
@@ -325,7 +297,7 @@ async fn scrubbed_objects_are_answered_unknown() {
     let report: ScrubReport = serde_json::from_slice(&body).unwrap();
     assert_eq!(report.findings.len(), 2, "{report:?}");
 
-    let blob = format!("/v2/other/app/blobs/{}", digest(&layer));
+    let blob = format!("/v2/other/app/blobs/{}", sha(&layer));
     for method in ["GET", "HEAD"] {
         let (status, body) = call(&app, method, &blob, &[], b"").await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
@@ -339,7 +311,7 @@ async fn scrubbed_objects_are_answered_unknown() {
     let (status, _) = call(
         &app,
         "GET",
-        &format!("/v2/other/app/blobs/{}", digest(&config)),
+        &format!("/v2/other/app/blobs/{}", sha(&config)),
         &[],
         b"",
     )
