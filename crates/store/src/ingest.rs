@@ -1,57 +1,128 @@
 //! Streaming bytes into storage while hashing them.
 //!
-//! Body frames are hashed as they arrive and handed to the writer in batches of about 1 MiB
-//! (vectored, no concatenation copy). The filesystem writer keeps one batch in flight on the
-//! blocking pool, so hashing the next batch overlaps with writing the previous one.
+//! Three stages overlap: the request task receives body frames and collects them into batches
+//! of [`WRITE_BATCH`] bytes (vectored, no concatenation copy); each full batch is hashed on a
+//! blocking thread while the writer writes the same batch (the filesystem writer keeps one
+//! write in flight on another blocking thread) and the next batch arrives. Hashing inline
+//! with receiving held large pushes at ~640 MB/s on the 2-core reference machine with a third
+//! of the CPU idle: SHA-256 (~1.8 GB/s) and the socket copy took turns.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use ocireg_oci::{Algorithm, Digest, DigestHasher};
+use tokio::task::JoinHandle;
 
 use crate::driver::{Driver, FileWriter};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 
-/// Bytes collected before a write is issued.
+/// Bytes collected before a batch is hashed and written.
 pub(crate) const WRITE_BATCH: usize = 1 << 20;
 
+/// Batches smaller than this are hashed inline: a thread hand-off costs more than it saves.
+const INLINE_HASH: usize = 64 << 10;
+
+/// The hashing stage: the hasher is either here or on a blocking thread with one batch.
+enum HashStage {
+    Idle(DigestHasher),
+    Busy(JoinHandle<DigestHasher>),
+}
+
+impl HashStage {
+    /// Waits for the batch being hashed and returns the hasher.
+    async fn settle(self) -> Result<DigestHasher> {
+        match self {
+            HashStage::Idle(h) => Ok(h),
+            HashStage::Busy(task) => task
+                .await
+                .map_err(|e| StoreError::Internal(format!("hash task failed: {e}"))),
+        }
+    }
+
+    /// Hashes `batch` after everything handed over before it.
+    async fn feed(self, batch: &[Bytes], len: usize) -> Result<HashStage> {
+        let mut hasher = self.settle().await?;
+        if len < INLINE_HASH {
+            batch.iter().for_each(|c| hasher.update(c));
+            return Ok(HashStage::Idle(hasher));
+        }
+        let batch = batch.to_vec();
+        Ok(HashStage::Busy(tokio::task::spawn_blocking(move || {
+            batch.iter().for_each(|c| hasher.update(c));
+            hasher
+        })))
+    }
+}
+
 /// Streams `body` into `writer`, feeding `hasher`; returns the number of bytes taken.
-/// A failing body is [`StoreError::Body`]; the bytes received before the failure are written.
+/// A failing body is [`StoreError::Body`]; the bytes received before the failure are written
+/// (and hashed).
 pub(crate) async fn ingest(
-    mut body: ByteStream,
+    body: ByteStream,
     writer: &mut dyn FileWriter,
     hasher: &mut DigestHasher,
+) -> Result<u64> {
+    let alg = hasher.algorithm();
+    let mut stage = HashStage::Idle(std::mem::replace(hasher, DigestHasher::new(alg)));
+    let outcome = pump(body, writer, &mut stage, alg).await;
+    // The hasher comes back whatever happened: it covers exactly the bytes handed to the writer.
+    let settled = std::mem::replace(&mut stage, HashStage::Idle(DigestHasher::new(alg)))
+        .settle()
+        .await;
+    *hasher = settled?;
+    outcome
+}
+
+async fn pump(
+    mut body: ByteStream,
+    writer: &mut dyn FileWriter,
+    stage: &mut HashStage,
+    alg: Algorithm,
 ) -> Result<u64> {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     let mut total = 0u64;
-    while let Some(frame) = body.next().await {
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(e) => {
+    loop {
+        let frame = match body.next().await {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
                 // Keep what arrived before the failure: the client may resume after it.
                 if !batch.is_empty() {
-                    writer.write(batch).await?;
+                    flush(writer, stage, batch, batch_len, alg).await?;
                 }
                 return Err(StoreError::Body(e));
             }
+            None => break,
         };
         if frame.is_empty() {
             continue;
         }
-        hasher.update(&frame);
         batch_len += frame.len();
         total += frame.len() as u64;
         batch.push(frame);
         if batch_len >= WRITE_BATCH {
-            writer.write(std::mem::take(&mut batch)).await?;
+            flush(writer, stage, std::mem::take(&mut batch), batch_len, alg).await?;
             batch_len = 0;
         }
     }
     if !batch.is_empty() {
-        writer.write(batch).await?;
+        flush(writer, stage, batch, batch_len, alg).await?;
     }
     Ok(total)
+}
+
+/// Hands one batch to the hashing stage and to the writer (`alg` only names the placeholder
+/// hasher that stands in while the real one is moved).
+async fn flush(
+    writer: &mut dyn FileWriter,
+    stage: &mut HashStage,
+    batch: Vec<Bytes>,
+    len: usize,
+    alg: Algorithm,
+) -> Result<()> {
+    let current = std::mem::replace(stage, HashStage::Idle(DigestHasher::new(alg)));
+    *stage = current.feed(&batch, len).await?;
+    writer.write(batch).await
 }
 
 /// Hashes the first `len` bytes of an object (rebuilding an upload's hash state).
@@ -101,4 +172,86 @@ pub(crate) async fn copy_verified(
         )));
     }
     writer.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::driver::MemoryDriver;
+
+    /// Deterministic bytes (no RNG dependency).
+    fn bytes(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Frames of uneven sizes (some below the inline-hash size, some across batch borders),
+    /// optionally ending in an error.
+    fn stream(data: &[u8], fail: bool) -> ByteStream {
+        let sizes = [1usize, 4096, 70_000, 1 << 20, 3, 300_000, 900_000];
+        let mut frames: Vec<std::io::Result<Bytes>> = Vec::new();
+        let (mut at, mut i) = (0, 0);
+        while at < data.len() {
+            let end = (at + sizes[i % sizes.len()]).min(data.len());
+            frames.push(Ok(Bytes::copy_from_slice(&data[at..end])));
+            frames.push(Ok(Bytes::new()));
+            (at, i) = (end, i + 1);
+        }
+        if fail {
+            frames.push(Err(std::io::Error::other("client went away")));
+        }
+        Box::pin(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn hash_and_bytes_match_across_batches_and_algorithms() {
+        let driver = MemoryDriver::new();
+        for (len, alg) in [
+            (0usize, Algorithm::Sha256),
+            (10, Algorithm::Sha256),
+            (WRITE_BATCH, Algorithm::Sha256),
+            (3 * WRITE_BATCH + 12_345, Algorithm::Sha256),
+            (2 * WRITE_BATCH + 1, Algorithm::Sha512),
+        ] {
+            let data = bytes(len, len as u64 + 7);
+            let key = format!("k/{len}");
+            let mut writer = driver.writer(&key, false).await.unwrap();
+            let mut hasher = DigestHasher::new(alg);
+            let n = ingest(stream(&data, false), writer.as_mut(), &mut hasher)
+                .await
+                .unwrap();
+            assert_eq!(n, len as u64);
+            assert_eq!(writer.commit().await.unwrap(), len as u64);
+            assert_eq!(hasher.finish(), Digest::compute(alg, &data), "len {len}");
+            assert_eq!(driver.get_content(&key).await.unwrap(), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_keeps_and_hashes_what_arrived() {
+        let driver = MemoryDriver::new();
+        let data = bytes(2 * WRITE_BATCH + 500_000, 3);
+        let mut writer = driver.writer("k", false).await.unwrap();
+        // Resume from an existing hash state: the prefix was hashed by an earlier request.
+        let mut hasher = DigestHasher::new(Algorithm::Sha256);
+        hasher.update(b"prefix");
+        let err = ingest(stream(&data, true), writer.as_mut(), &mut hasher)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Body(_)), "{err:?}");
+        assert_eq!(writer.close().await.unwrap(), data.len() as u64);
+        let mut all = b"prefix".to_vec();
+        all.extend_from_slice(&data);
+        assert_eq!(hasher.finish(), Digest::compute(Algorithm::Sha256, &all));
+        assert_eq!(driver.get_content("k").await.unwrap(), data);
+    }
 }
