@@ -23,6 +23,8 @@ pub(crate) const WRITE_BATCH: usize = 1 << 20;
 const INLINE_HASH: usize = 64 << 10;
 
 /// The hashing stage: the hasher is either here or on a blocking thread with one batch.
+/// (One per request, on its stack: the size difference of the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum HashStage {
     Idle(DigestHasher),
     Busy(JoinHandle<DigestHasher>),
