@@ -6,9 +6,12 @@
 //! the digest's lock: concurrent commits of one digest (from any repositories) serialize, the
 //! first moves its bytes into place and the others drop their copies (dedupe).
 
+use std::future::Future;
+
 use bytes::Bytes;
 use ocireg_oci::{Digest, DigestHasher, RepoName};
 
+use crate::driver::{Driver, Staged};
 use crate::error::{Result, StoreError};
 use crate::ingest::{copy_verified, ingest};
 use crate::paths::{self, DataLoc};
@@ -151,7 +154,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        self.link_locked(repo, digest, loc, size).await?;
+        self.link_locked(repo, digest, loc, size, None).await?;
         Ok(true)
     }
 
@@ -165,7 +168,9 @@ impl Store {
         let id = new_session_id();
         let staging = paths::upload_data(repo.as_str(), &id);
         let result = self.put_staged(repo, digest, body, &staging).await;
-        self.remove_staging(repo, &staging).await;
+        if result.is_err() {
+            self.remove_staging(repo, &staging).await;
+        }
         result
     }
 
@@ -182,66 +187,106 @@ impl Store {
             let _ = writer.cancel().await;
             return Err(e);
         }
-        let size = writer.commit().await?;
+        let size = writer.size();
         let computed = hasher.finish();
         if computed != *digest {
+            let _ = writer.close().await;
             return Err(StoreError::DigestMismatch {
                 expected: digest.clone(),
                 computed,
             });
         }
-        self.commit_blob(repo, digest, staging, size).await?;
+        let sync = async move { writer.commit().await.map(drop) };
+        let cleanup = self.remove_staging(repo, staging);
+        self.commit_blob(repo, digest, staging, size, sync, cleanup)
+            .await?;
         Ok(size)
     }
 
-    /// Makes verified, durable bytes at `staging` the blob `digest` of `repo`: moves them into
-    /// place unless the digest's bytes already exist (then `staging` is dropped), and links.
+    /// Makes the verified bytes at `staging` the blob `digest` of `repo` once `sync` (which
+    /// makes them durable) succeeded: moves them into place unless the digest's bytes already
+    /// exist (then `staging` is dropped), and links. The link file is written and synced while
+    /// `sync` runs and published only after the bytes are durably in place; `cleanup` (removal
+    /// of the staging area) runs once the bytes were moved, while the link is published.
     pub(crate) async fn commit_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
         staging: &str,
         size: u64,
+        sync: impl Future<Output = Result<()>> + Send,
+        cleanup: impl Future<Output = ()> + Send,
     ) -> Result<()> {
-        let _guard = self.inner.digest_locks.lock(digest).await;
+        let driver = self.inner.driver.as_ref();
+        let link = async {
+            if self.is_linked(repo, digest) {
+                return Ok(None);
+            }
+            let key = paths::layer_link(repo.as_str(), digest);
+            let content = Bytes::from(digest.to_string());
+            driver.stage_content(&key, content).await.map(Some)
+        };
         let loc = self.write_loc();
         let target = paths::data(repo.as_str(), digest, loc);
-        let exists = match self.inner.driver.stat(&target).await {
+        let (synced, link, prepared) = tokio::join!(sync, link, driver.prepare(&target));
+        let link = match (synced.and(prepared), link) {
+            (Ok(()), Ok(link)) => link,
+            (Err(e), link) => {
+                discard_link(driver, link.ok().flatten()).await;
+                return Err(e);
+            }
+            (Ok(()), Err(e)) => return Err(e),
+        };
+        let _guard = self.inner.digest_locks.lock(digest).await;
+        let exists = match driver.stat(&target).await {
             Ok(meta) if meta.size == size => true,
             Ok(meta) => {
                 tracing::warn!(%digest, stored = meta.size, size, "replacing blob bytes of the wrong size");
                 false
             }
             Err(e) if e.is_not_found() => false,
-            Err(e) => return Err(e),
+            Err(e) => {
+                discard_link(driver, link).await;
+                return Err(e);
+            }
         };
         if exists {
             delete_quietly(self, staging).await;
-        } else {
-            self.inner.driver.move_object(staging, &target).await?;
+        } else if let Err(e) = driver.move_object(staging, &target).await {
+            discard_link(driver, link).await;
+            return Err(e);
         }
-        self.link_locked(repo, digest, loc, size).await
+        // The staging area is cleaned while the link is published (both are directory syncs).
+        let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size, link), cleanup);
+        linked
     }
 
-    /// Writes the blob link (if the index does not have it) and records it. Caller holds the
-    /// digest lock and has made the bytes durable at `loc`.
+    /// Whether the index knows `digest` as linked in `repo`.
+    fn is_linked(&self, repo: &RepoName, digest: &Digest) -> bool {
+        self.inner
+            .index
+            .read(repo.as_str(), |r| r.blobs.contains_key(digest))
+            .unwrap_or(false)
+    }
+
+    /// Writes the blob link (if the index does not have it; `staged`: already written, to be
+    /// published) and records it. Caller holds the digest lock and has made the bytes durable
+    /// at `loc`.
     async fn link_locked(
         &self,
         repo: &RepoName,
         digest: &Digest,
         loc: DataLoc,
         size: u64,
+        staged: Option<Staged>,
     ) -> Result<()> {
         let name = repo.as_str();
-        let linked = self
-            .inner
-            .index
-            .read(name, |r| r.blobs.contains_key(digest))
-            .unwrap_or(false);
-        if !linked {
+        let driver = self.inner.driver.as_ref();
+        if let Some(staged) = staged {
+            driver.publish(staged).await?;
+        } else if !self.is_linked(repo, digest) {
             let link = paths::layer_link(name, digest);
-            self.inner
-                .driver
+            driver
                 .put_content(&link, Bytes::from(digest.to_string()))
                 .await?;
         }
@@ -306,5 +351,12 @@ async fn delete_quietly(store: &Store, key: &str) {
         if !e.is_not_found() {
             tracing::warn!(key, error = %e, "could not remove staging data");
         }
+    }
+}
+
+/// Drops a staged link that will not be published.
+async fn discard_link(driver: &dyn Driver, link: Option<Staged>) {
+    if let Some(staged) = link {
+        driver.discard(staged).await;
     }
 }

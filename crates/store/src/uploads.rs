@@ -157,8 +157,6 @@ impl Store {
         if offset == 0 {
             // Nothing was ever written: the blob is empty (and the data object may not exist).
             driver.put_content(&data, Bytes::new()).await?;
-        } else if !durable {
-            driver.writer(&data, true).await?.commit().await?;
         }
         let hasher = match hasher {
             Some(h) if h.algorithm() == digest.algorithm() => *h,
@@ -172,8 +170,16 @@ impl Store {
                 computed,
             });
         }
-        self.commit_blob(repo, digest, &data, offset).await?;
-        self.end_session(&mut guard, &dir).await;
+        // The data is synced while the link is written (see `commit_blob`).
+        let sync = async {
+            if offset > 0 && !durable {
+                driver.writer(&data, true).await?.commit().await?;
+            }
+            Ok(())
+        };
+        let cleanup = self.end_session(&mut guard, &dir);
+        self.commit_blob(repo, digest, &data, offset, sync, cleanup)
+            .await?;
         Ok(offset)
     }
 

@@ -4,10 +4,13 @@
 //! - `put_content`: write a temp file next to the target, fsync it, rename it over the
 //!   target, fsync the target's directory.
 //! - `move_object`: rename, then fsync the destination directory.
-//! - writers fsync the file on `commit`, and the parent directory when they created the file.
-//! - a directory this process creates is fsynced into its parent before anything is put in
-//!   it; a directory first met this process gets its parent fsynced once (it may have been
-//!   created by a process that died before syncing it). Known-durable directories are cached.
+//! - writers sync the file's data on `commit` and nothing else: a writer's object is scratch
+//!   space (an upload session) whose bytes become durably visible only through `move_object`.
+//!   Its directories are created without syncs.
+//! - a directory this process creates for `put_content`/`move_object` is fsynced into its
+//!   parent before anything is put in it; a directory first met this process gets its parent
+//!   fsynced once (it may have been created by a process that died before syncing it).
+//!   Known-durable directories are cached.
 //!
 //! Temp files are named `.<name>.<random>.tmp` in the target's own directory: a rename within
 //! one directory locks only that directory (a cross-directory rename takes the filesystem-wide
@@ -29,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 
-use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
+use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta, Staged};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 use writer::FsWriter;
@@ -148,6 +151,14 @@ impl Inner {
         fsync_dir(parent)?;
         self.durable_dirs.lock().insert(dir.to_path_buf());
         Ok(())
+    }
+
+    /// Makes sure `dir` exists, without syncing anything (scratch space for writers).
+    fn make_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.durable_dirs.lock().contains(dir) {
+            return Ok(());
+        }
+        fs::create_dir_all(dir)
     }
 
     /// Forgets cached directories at or below `dir` (after a delete).
@@ -313,6 +324,64 @@ impl Driver for FsDriver {
         result
     }
 
+    /// The temp file of `put_content`, written and synced now; renamed on publish.
+    async fn stage_content(&self, key: &str, content: Bytes) -> Result<Staged> {
+        let target = self.path(key)?;
+        let inner = Arc::clone(&self.inner);
+        let owned_key = key.to_owned();
+        let temp = blocking(move || {
+            inner
+                .write_temp(&target, &content)
+                .map_err(|e| StoreError::io("put", &owned_key, e))
+        })
+        .await?;
+        Ok(Staged {
+            key: key.to_owned(),
+            content: Bytes::new(),
+            temp: Some(temp.to_string_lossy().into_owned()),
+        })
+    }
+
+    async fn prepare(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        let inner = Arc::clone(&self.inner);
+        let key = key.to_owned();
+        blocking(move || {
+            let fail = |e| StoreError::io("prepare", &key, e);
+            inner
+                .ensure_dir(parent_of(&path).map_err(fail)?)
+                .map_err(fail)
+        })
+        .await
+    }
+
+    async fn publish(&self, staged: Staged) -> Result<()> {
+        let Some(temp) = staged.temp else {
+            return self.put_content(&staged.key, staged.content).await;
+        };
+        let target = self.path(&staged.key)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let temp = PathBuf::from(temp);
+            let result = inner.rename_durable(&temp, &target);
+            if result.is_err() {
+                let _ = fs::remove_file(&temp);
+            }
+            result.map_err(|e| StoreError::io("put", &staged.key, e))
+        })
+        .await
+    }
+
+    async fn discard(&self, staged: Staged) {
+        if let Some(temp) = staged.temp {
+            let _ = blocking(move || {
+                let _ = fs::remove_file(temp);
+                Ok(())
+            })
+            .await;
+        }
+    }
+
     async fn reader(&self, key: &str, offset: u64, len: Option<u64>) -> Result<(u64, ByteStream)> {
         let path = self.path(key)?;
         let owned_key = key.to_owned();
@@ -346,9 +415,9 @@ impl Driver for FsDriver {
         let owned_key = key.to_owned();
         blocking(move || {
             let fail = |e| StoreError::io("open writer", &owned_key, e);
-            let dir = parent_of(&path).map_err(fail)?.to_path_buf();
-            inner.ensure_dir(&dir).map_err(fail)?;
-            let existed = path.exists();
+            inner
+                .make_dir(parent_of(&path).map_err(fail)?)
+                .map_err(fail)?;
             let mut file = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -356,8 +425,7 @@ impl Driver for FsDriver {
                 .open(&path)
                 .map_err(fail)?;
             let size = file.seek(SeekFrom::End(0)).map_err(fail)?;
-            let writer: Box<dyn FileWriter> =
-                Box::new(FsWriter::new(file, owned_key, path, dir, !existed, size));
+            let writer: Box<dyn FileWriter> = Box::new(FsWriter::new(file, owned_key, path, size));
             Ok(writer)
         })
         .await

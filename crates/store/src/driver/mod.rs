@@ -12,8 +12,10 @@
 //!   torn one) and durable when it returns.
 //! - [`Driver::move_object`] makes the source's committed bytes visible under the destination
 //!   atomically (filesystem: rename; object store: server-side copy, then delete).
-//! - A [`FileWriter`] is for large, resumable objects (upload sessions): bytes are appended
-//!   across requests, `commit` makes everything written durable, `close` only flushes.
+//! - A [`FileWriter`] is for large, resumable scratch objects (upload sessions): bytes are
+//!   appended across requests, `commit` makes the bytes written durable, `close` only
+//!   flushes. A writer's object itself need not survive a crash (its directory entry is not
+//!   synced): it becomes durably visible by a [`Driver::move_object`] after `commit`.
 
 pub mod conformance;
 pub mod fs;
@@ -42,6 +44,22 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
+/// A small object made durable but not yet visible (see [`Driver::stage_content`]).
+#[derive(Debug)]
+pub struct Staged {
+    key: String,
+    content: Bytes,
+    /// Where the driver keeps it meanwhile (driver-private; `None`: in memory only).
+    temp: Option<String>,
+}
+
+impl Staged {
+    /// The key it will be published under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// A key/value object store with just enough operations for a registry.
 #[async_trait]
 pub trait Driver: Send + Sync + fmt::Debug + 'static {
@@ -68,6 +86,37 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
             .await?;
         }
         Ok(())
+    }
+
+    /// First half of [`Driver::put_content`]: makes `content` durable without making it
+    /// visible, so its sync can overlap other work; [`Driver::publish`] then makes it visible
+    /// atomically and durably. A staged object never published is dropped by
+    /// [`Driver::discard`] (leftovers of a crash are swept like temp files). The default keeps
+    /// the bytes in memory and does the whole put on publish.
+    async fn stage_content(&self, key: &str, content: Bytes) -> Result<Staged> {
+        validate_key(key)?;
+        Ok(Staged {
+            key: key.to_owned(),
+            content,
+            temp: None,
+        })
+    }
+
+    /// Optional hint that `key` will be written soon: the filesystem driver creates (and
+    /// syncs) its directory now, so that work can overlap other I/O. Default: nothing.
+    async fn prepare(&self, key: &str) -> Result<()> {
+        validate_key(key)
+    }
+
+    /// Makes a staged object visible under its key (replacing any previous one), atomically
+    /// and durably.
+    async fn publish(&self, staged: Staged) -> Result<()> {
+        self.put_content(&staged.key, staged.content).await
+    }
+
+    /// Drops a staged object that will not be published.
+    async fn discard(&self, staged: Staged) {
+        drop(staged);
     }
 
     /// Streams `len` bytes (all remaining when `None`) from `offset`; returns the object's
@@ -105,7 +154,8 @@ pub trait FileWriter: Send {
     /// Total size of the object so far, including bytes written before this writer opened.
     fn size(&self) -> u64;
 
-    /// Flushes everything and makes it durable; returns the total size.
+    /// Flushes everything and makes the bytes durable (so that a later [`Driver::move_object`]
+    /// publishes them durably); returns the total size.
     async fn commit(self: Box<Self>) -> Result<u64>;
 
     /// Flushes what was written (not necessarily durable) so a later writer can append;

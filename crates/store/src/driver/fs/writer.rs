@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use super::{blocking, fsync_dir};
+use super::blocking;
 use crate::driver::FileWriter;
 use crate::error::{Result, StoreError};
 
@@ -61,8 +61,6 @@ pub(super) struct FsWriter {
     file: Arc<File>,
     key: String,
     path: PathBuf,
-    dir: PathBuf,
-    created: bool,
     size: u64,
     pending: Option<JoinHandle<io::Result<()>>>,
 }
@@ -82,20 +80,11 @@ async fn join_io(
 
 impl FsWriter {
     /// A writer on an open file positioned at its end (`size`).
-    pub(super) fn new(
-        file: File,
-        key: String,
-        path: PathBuf,
-        dir: PathBuf,
-        created: bool,
-        size: u64,
-    ) -> FsWriter {
+    pub(super) fn new(file: File, key: String, path: PathBuf, size: u64) -> FsWriter {
         FsWriter {
             file: Arc::new(file),
             key,
             path,
-            dir,
-            created,
             size,
             pending: None,
         }
@@ -130,15 +119,12 @@ impl FileWriter for FsWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         self.wait_pending().await?;
-        let (file, dir, created) = (Arc::clone(&self.file), self.dir.clone(), self.created);
-        let key = self.key.clone();
+        // The data (and size) only: the file's directory entry is scratch (see the module docs
+        // of the driver); `move_object` makes the bytes durably visible under their real key.
+        let (file, key) = (Arc::clone(&self.file), self.key.clone());
         blocking(move || {
-            file.sync_all()
-                .map_err(|e| StoreError::io("sync", &key, e))?;
-            if created {
-                fsync_dir(&dir).map_err(|e| StoreError::io("sync dir", &key, e))?;
-            }
-            Ok(())
+            file.sync_data()
+                .map_err(|e| StoreError::io("sync", &key, e))
         })
         .await?;
         Ok(self.size)
