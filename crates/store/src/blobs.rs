@@ -331,7 +331,11 @@ impl Store {
     pub(crate) async fn remove_staging(&self, repo: &RepoName, staging: &str) {
         let dir = staging.rsplit_once('/').map_or(staging, |(dir, _)| dir);
         debug_assert!(dir.starts_with(&paths::repo_root(repo.as_str())));
-        delete_quietly(self, dir).await;
+        if let Err(e) = self.inner.driver.delete_scratch(dir).await {
+            if !e.is_not_found() {
+                tracing::warn!(key = dir, error = %e, "could not remove staging data");
+            }
+        }
     }
 }
 

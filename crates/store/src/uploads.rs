@@ -26,6 +26,7 @@ use ocireg_oci::{Algorithm, Digest, DigestHasher, RepoName};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::blobs::new_session_id;
+use crate::driver::FileWriter;
 use crate::error::{Result, StoreError};
 use crate::ingest::{hash_object, ingest};
 use crate::paths;
@@ -125,8 +126,9 @@ impl Store {
                 });
             }
         }
-        self.append_locked(&mut guard, repo, session, body, Algorithm::Sha256)
+        self.append_locked(&mut guard, repo, session, body, Algorithm::Sha256, false)
             .await
+            .map(|(offset, _)| offset)
     }
 
     /// Finishes the session with an optional last chunk: verifies the bytes hash to `digest`
@@ -139,9 +141,14 @@ impl Store {
         body: Option<ByteStream>,
     ) -> Result<u64> {
         let mut guard = self.open_session(repo, session).await?;
+        // The last chunk's writer stays open: the sync below needs no second open.
+        let mut open_writer = None;
         if let Some(body) = body {
-            self.append_locked(&mut guard, repo, session, body, digest.algorithm())
-                .await?;
+            let alg = digest.algorithm();
+            open_writer = self
+                .append_locked(&mut guard, repo, session, body, alg, true)
+                .await?
+                .1;
         }
         let data = paths::upload_data(repo.as_str(), session);
         let dir = paths::upload_dir(repo.as_str(), session);
@@ -156,14 +163,26 @@ impl Store {
         let driver = self.inner.driver.as_ref();
         if offset == 0 {
             // Nothing was ever written: the blob is empty (and the data object may not exist).
+            if let Some(writer) = open_writer.take() {
+                writer.close().await?;
+            }
             driver.put_content(&data, Bytes::new()).await?;
         }
         let hasher = match hasher {
             Some(h) if h.algorithm() == digest.algorithm() => *h,
-            _ => hash_object(driver, &data, digest.algorithm(), offset).await?,
+            _ => {
+                // Re-read the data: everything written must have landed first.
+                if let Some(writer) = open_writer.take() {
+                    writer.close().await?;
+                }
+                hash_object(driver, &data, digest.algorithm(), offset).await?
+            }
         };
         let computed = hasher.finish();
         if computed != *digest {
+            if let Some(writer) = open_writer {
+                let _ = writer.close().await;
+            }
             self.end_session(&mut guard, &dir).await;
             return Err(StoreError::DigestMismatch {
                 expected: digest.clone(),
@@ -172,7 +191,9 @@ impl Store {
         }
         // The data is synced while the link is written (see `commit_blob`).
         let sync = async {
-            if offset > 0 && !durable {
+            if let Some(writer) = open_writer {
+                writer.commit().await?;
+            } else if offset > 0 && !durable {
                 driver.writer(&data, true).await?.commit().await?;
             }
             Ok(())
@@ -232,7 +253,9 @@ impl Store {
     }
 
     /// Streams `body` onto the session's data; on any failure the session is reloaded from
-    /// storage on its next use (the bytes that made it stay, the hash is rebuilt).
+    /// storage on its next use (the bytes that made it stay, the hash is rebuilt). Returns the
+    /// new offset, and the writer still open when `keep_open` asks for it (the caller commits
+    /// or closes it).
     async fn append_locked(
         &self,
         guard: &mut OwnedMutexGuard<Session>,
@@ -240,7 +263,8 @@ impl Store {
         id: &str,
         body: ByteStream,
         alg: Algorithm,
-    ) -> Result<u64> {
+        keep_open: bool,
+    ) -> Result<(u64, Option<Box<dyn FileWriter>>)> {
         let Session::Live { offset, hasher, .. } =
             std::mem::replace(&mut **guard, Session::Unloaded)
         else {
@@ -265,13 +289,17 @@ impl Store {
             Ok(_) => {
                 // Not fsynced here: completion makes the bytes durable before they are hashed
                 // into a visible blob (see the module docs).
-                let size = writer.close().await?;
+                let (size, writer) = if keep_open {
+                    (writer.size(), Some(writer))
+                } else {
+                    (writer.close().await?, None)
+                };
                 **guard = Session::Live {
                     offset: size,
                     hasher: Some(Box::new(hasher)),
                     durable: false,
                 };
-                Ok(size)
+                Ok((size, writer))
             }
             Err(e) => {
                 // Keep what arrived (the client may resume from the reported offset).
@@ -286,7 +314,8 @@ impl Store {
     /// waits on the lock and then sees `Gone`, never a half-removed session.
     async fn end_session(&self, guard: &mut OwnedMutexGuard<Session>, dir: &str) {
         **guard = Session::Gone;
-        if let Err(e) = self.inner.driver.delete(dir).await {
+        // Scratch: a removal lost in a crash brings back an empty session GC purges later.
+        if let Err(e) = self.inner.driver.delete_scratch(dir).await {
             if !e.is_not_found() {
                 tracing::warn!(dir, error = %e, "could not remove upload session");
             }

@@ -390,6 +390,20 @@ pub async fn staged_puts(d: &dyn Driver) -> CheckResult {
         d.stage_content("st/../x", Bytes::new()).await.is_err(),
         "staging an invalid key succeeded"
     );
+    // Scratch deletes remove prefixes like `delete` and report missing keys the same way.
+    d.delete_scratch("st")
+        .await
+        .map_err(fail("delete scratch"))?;
+    check!(
+        d.walk("st").await.map_err(fail("walk 3"))?.is_empty(),
+        "objects left after delete_scratch"
+    );
+    check!(
+        d.delete_scratch("st")
+            .await
+            .is_err_and(|e| e.is_not_found()),
+        "delete_scratch of a missing prefix is not NotFound"
+    );
     Ok(())
 }
 

@@ -92,6 +92,28 @@ impl FsDriver {
         Ok(self.inner.root.join(key))
     }
 
+    /// Deletes an object or a whole prefix; with `durable`, syncs the parent directory.
+    async fn remove(&self, key: &str, durable: bool) -> Result<()> {
+        let path = self.path(key)?;
+        let inner = Arc::clone(&self.inner);
+        let key = key.to_owned();
+        blocking(move || {
+            let fail = |e| StoreError::io("delete", &key, e);
+            let meta = fs::symlink_metadata(&path).map_err(fail)?;
+            if meta.is_dir() {
+                inner.forget_dirs(&path);
+                fs::remove_dir_all(&path).map_err(fail)?;
+            } else {
+                fs::remove_file(&path).map_err(fail)?;
+            }
+            if durable {
+                fsync_dir(parent_of(&path).map_err(fail)?).map_err(fail)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     fn prefix_path(&self, prefix: &str) -> Result<PathBuf> {
         let trimmed = prefix.trim_end_matches('/');
         if trimmed.is_empty() {
@@ -512,21 +534,11 @@ impl Driver for FsDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        let path = self.path(key)?;
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || {
-            let fail = |e| StoreError::io("delete", &key, e);
-            let meta = fs::symlink_metadata(&path).map_err(fail)?;
-            if meta.is_dir() {
-                inner.forget_dirs(&path);
-                fs::remove_dir_all(&path).map_err(fail)?;
-            } else {
-                fs::remove_file(&path).map_err(fail)?;
-            }
-            fsync_dir(parent_of(&path).map_err(fail)?).map_err(fail)
-        })
-        .await
+        self.remove(key, true).await
+    }
+
+    async fn delete_scratch(&self, key: &str) -> Result<()> {
+        self.remove(key, false).await
     }
 }
 

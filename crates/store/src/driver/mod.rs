@@ -143,6 +143,12 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes an object, or everything below a prefix; [`StoreError::NotFound`] if neither exists.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// [`Driver::delete`] for scratch data (upload sessions, staging): the removal need not
+    /// survive a crash, so the filesystem driver skips the directory sync. Default: `delete`.
+    async fn delete_scratch(&self, key: &str) -> Result<()> {
+        self.delete(key).await
+    }
 }
 
 /// An open writer on one object (see [`Driver::writer`]).

@@ -361,6 +361,22 @@ async fn sha512_blobs_single_request_and_chunked() {
             .upload_complete(&r, &id, &sha512(&data3), Some(body(&data3)))
             .await
             .unwrap();
+        // A chunk, then the rest with the completing request: the re-hash must see every
+        // byte of the last body (its write may still be in flight when hashing starts).
+        let data4 = bytes(2_500_000, 12);
+        let d4 = sha512(&data4);
+        let id = store.upload_start(&r).await.unwrap();
+        store
+            .upload_append(&r, &id, Some(0), body(&data4[..700_000]))
+            .await
+            .unwrap();
+        let size = store
+            .upload_complete(&r, &id, &d4, Some(body(&data4[700_000..])))
+            .await
+            .unwrap();
+        assert_eq!(size, data4.len() as u64);
+        let read = store.blob_read(&r, &d4, None).await.unwrap();
+        assert_eq!(collect(read.body).await, data4);
     }
 }
 
