@@ -14,6 +14,10 @@
 //! SHA-512 digest re-hashes the data, unless the whole upload arrived with the completing
 //! request, which then hashes with the digest's own algorithm directly.
 //!
+//! Session storage is scratch space: its directory, marker and removal are never synced (a
+//! session lost in a crash is unknown afterwards, one that comes back is empty and purged by
+//! GC); only the blob it becomes is made durable (data sync, then the move into place).
+//!
 //! Requests on one session serialize on its mutex; a chunk that does not start at the
 //! current offset is `RangeInvalid` (416).
 
