@@ -11,7 +11,7 @@ use std::io;
 ///
 /// It makes nothing durable (no metadata, no disk cache flush: `fdatasync` still must run
 /// before data is acknowledged) but lets the disk work while more data arrives, so the final
-/// sync is short, without the journal commit an `fdatasync` per step would cost.
+/// sync is short, without the cache flush (and journal commit) an `fdatasync` per step costs.
 pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
     imp::start_writeback(file, offset, len)
 }

@@ -33,14 +33,15 @@ fn write_all_chunks(mut file: &File, chunks: &[Bytes]) -> io::Result<()> {
     Ok(())
 }
 
-/// Starts writeback of `len` bytes at `offset` without waiting for it and without a journal
-/// commit, so the disk works while data still arrives and the sync before acknowledging is
-/// short. Measured on the 2-core reference machine, streaming 256 MiB in 1 MiB writes then one
-/// `fdatasync`: ~2.2-2.5 GB/s with `sync_file_range(SYNC_FILE_RANGE_WRITE)` after each write,
-/// ~1.5-1.6 GB/s with nothing, ~0.9-1.0 GB/s with an `fdatasync` per MiB (each also commits the
-/// journal; the writer used to run those in the background). `posix_fadvise(DONTNEED)` starts
-/// writeback too but drains every CPU's LRU lists on each call (`lru_add_drain_all`): under a
-/// loaded benchmark large pushes fell to 200-500 MB/s with half the CPU in the kernel.
+/// Starts writeback of `len` bytes at `offset` without waiting for it and without the disk
+/// cache flush (and, on journaling filesystems, the journal commit) of an `fdatasync`, so the
+/// disk works while data still arrives and the sync before acknowledging is short. Measured on
+/// the 2-core reference machine, streaming 256 MiB in 1 MiB writes then one `fdatasync`:
+/// ~2.2-2.5 GB/s with `sync_file_range(SYNC_FILE_RANGE_WRITE)` after each write, ~1.5-1.6 GB/s
+/// with nothing, ~0.9-1.0 GB/s with an `fdatasync` per MiB (the writer used to run those in
+/// the background). `posix_fadvise(DONTNEED)` also starts writeback (measured about as fast
+/// alone) but then tries to evict the range and, finding pages still under writeback, drains
+/// every CPU's LRU lists (`lru_add_drain_all`) on each call.
 /// Best effort: an error here changes nothing about durability (the commit syncs).
 fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = ocireg_sys::start_writeback(file, offset, len);
