@@ -16,22 +16,51 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
     imp::start_writeback(file, offset, len)
 }
 
+/// Waits until `len` bytes at `offset` are written back (starting writeback of any still
+/// dirty) and then drops them from the page cache (`sync_file_range(WAIT_BEFORE | WRITE |
+/// WAIT_AFTER)` + `posix_fadvise(DONTNEED)`).
+///
+/// For write-once data streamed to disk: the page cache stays small instead of growing by
+/// every byte written, so new writes reuse recently freed pages. Like [`start_writeback`] it
+/// makes nothing durable.
+pub fn write_back_and_drop(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    imp::write_back_and_drop(file, offset, len)
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::fs::File;
     use std::io;
     use std::os::fd::AsRawFd;
 
+    pub(super) fn write_back_and_drop(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        sync_range(file, offset, len, flags)?;
+        rustix::fs::fadvise(
+            file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        )?;
+        Ok(())
+    }
+
     pub(super) fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        sync_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    }
+
+    fn sync_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
         let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         };
         let fd = file.as_raw_fd();
         // SAFETY: `fd` is an open descriptor borrowed from `file` for the duration of the call;
-        // sync_file_range reads no memory of ours (integer arguments only) and the flag asks
-        // only to start writeback, which cannot affect memory safety.
+        // sync_file_range reads no memory of ours (integer arguments only) and its flags only
+        // start or wait for writeback, which cannot affect memory safety.
         #[allow(unsafe_code)]
-        let rc = unsafe { libc::sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        let rc = unsafe { libc::sync_file_range(fd, offset, len, flags) };
         if rc == 0 {
             Ok(())
         } else {
@@ -46,6 +75,10 @@ mod imp {
     use std::io;
 
     pub(super) fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub(super) fn write_back_and_drop(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
 }
@@ -64,7 +97,8 @@ mod tests {
         let mut file = File::create(dir.path().join("f")).unwrap();
         file.write_all(&[7u8; 1 << 16]).unwrap();
         start_writeback(&file, 0, 1 << 16).unwrap();
-        // The bytes are unchanged and the file still syncs.
+        write_back_and_drop(&file, 0, 1 << 15).unwrap();
+        // The bytes are unchanged (dropped pages are read back) and the file still syncs.
         file.sync_data().unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("f")).unwrap(),
