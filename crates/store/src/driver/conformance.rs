@@ -346,6 +346,12 @@ pub async fn move_object(d: &dyn Driver) -> CheckResult {
     Ok(())
 }
 
+/// The keys `walk` reports below `prefix`.
+async fn walked_keys(d: &dyn Driver, prefix: &str) -> Result<Vec<String>, String> {
+    let objects = d.walk(prefix).await.map_err(fail("walk"))?;
+    Ok(objects.into_iter().map(|m| m.key).collect())
+}
+
 /// A staged object is invisible (also to `list`/`walk`) until published, then replaces the old
 /// content; a discarded one leaves nothing behind.
 pub async fn staged_puts(d: &dyn Driver) -> CheckResult {
@@ -366,25 +372,13 @@ pub async fn staged_puts(d: &dyn Driver) -> CheckResult {
         got.as_ref() == b"old",
         "staged content visible early: {got:?}"
     );
-    let keys: Vec<String> = d
-        .walk("st")
-        .await
-        .map_err(fail("walk"))?
-        .into_iter()
-        .map(|m| m.key)
-        .collect();
+    let keys = walked_keys(d, "st").await?;
     check!(keys == ["st/a"], "staged objects listed: {keys:?}");
     d.publish(a).await.map_err(fail("publish a"))?;
     let got = d.get_content("st/a").await.map_err(fail("get after"))?;
     check!(got.as_ref() == b"new", "published content {got:?}");
     d.discard(b).await;
-    let keys: Vec<String> = d
-        .walk("st")
-        .await
-        .map_err(fail("walk 2"))?
-        .into_iter()
-        .map(|m| m.key)
-        .collect();
+    let keys = walked_keys(d, "st").await?;
     check!(keys == ["st/a"], "after discard: {keys:?}");
     check!(
         d.stage_content("st/../x", Bytes::new()).await.is_err(),
