@@ -21,7 +21,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +37,10 @@ use crate::error::{Result, StoreError};
 use crate::ByteStream;
 use writer::FsWriter;
 
+mod durable;
 mod writer;
+
+use durable::{fsync_dir, parent_of, Inner};
 
 /// Chunk size of read streams.
 const READ_CHUNK: u64 = 1 << 20;
@@ -48,14 +51,6 @@ const TMP_SUFFIX: &str = ".tmp";
 #[derive(Debug, Clone)]
 pub struct FsDriver {
     inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    root: PathBuf,
-    /// Directories known to exist durably (created and synced, or synced once since open).
-    /// Ordered by components, so a directory's descendants follow it contiguously.
-    durable_dirs: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl FsDriver {
@@ -133,119 +128,6 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Internal(format!("blocking task failed: {e}")))?
-}
-
-pub(super) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn parent_of(path: &Path) -> io::Result<&Path> {
-    path.parent()
-        .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))
-}
-
-impl Inner {
-    /// Makes sure `dir` exists and its entry is durable in its parent (recursively).
-    fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.durable_dirs.lock().contains(dir) {
-            return Ok(());
-        }
-        let parent = parent_of(dir)?;
-        match fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} exists and is not a directory",
-                    dir.display()
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.ensure_dir(parent)?;
-                match fs::create_dir(dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        // Whether we created it or found it, its entry must be durable before we use it.
-        fsync_dir(parent)?;
-        self.durable_dirs.lock().insert(dir.to_path_buf());
-        Ok(())
-    }
-
-    /// Makes sure `dir` exists, without syncing anything (scratch space for writers).
-    fn make_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.durable_dirs.lock().contains(dir) {
-            return Ok(());
-        }
-        fs::create_dir_all(dir)
-    }
-
-    /// Forgets cached directories at or below `dir` (after a delete).
-    fn forget_dirs(&self, dir: &Path) {
-        // Only the range at and below `dir` is visited (a full scan made every delete cost
-        // O(directories known), which dominated the mixed benchmark after 5,000 repositories).
-        let mut dirs = self.durable_dirs.lock();
-        let doomed: Vec<PathBuf> = dirs
-            .range(dir.to_path_buf()..)
-            .take_while(|d| d.starts_with(dir))
-            .cloned()
-            .collect();
-        for d in &doomed {
-            dirs.remove(d);
-        }
-    }
-
-    /// Renames `from` onto `to`, creating `to`'s directory, then syncs that directory.
-    fn rename_durable(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let dir = parent_of(to)?;
-        self.ensure_dir(dir)?;
-        if let Err(e) = fs::rename(from, to) {
-            if e.kind() != io::ErrorKind::NotFound || !from.exists() {
-                return Err(e);
-            }
-            // The directory vanished under us (deleted concurrently): recreate and retry once.
-            self.forget_dirs(dir);
-            self.ensure_dir(dir)?;
-            fs::rename(from, to)?;
-        }
-        fsync_dir(dir)
-    }
-
-    /// Writes `content` to a new temp file next to `target` and syncs it; returns its path.
-    fn write_temp(&self, target: &Path, content: &[u8]) -> io::Result<PathBuf> {
-        let dir = parent_of(target)?;
-        self.ensure_dir(dir)?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let random = uuid::Uuid::new_v4().simple().to_string();
-        let tmp = dir.join(format!(".{name}.{random}{TMP_SUFFIX}"));
-        let result = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(content)?;
-            file.sync_all()
-        })();
-        match result {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
-    }
-
-    fn put_blocking(&self, target: &Path, content: &[u8]) -> io::Result<()> {
-        let tmp = self.write_temp(target, content)?;
-        let result = self.rename_durable(&tmp, target);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
 }
 
 /// Syncs of one stage run on separate blocking threads so the filesystem's journal commits
