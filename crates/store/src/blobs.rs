@@ -256,7 +256,7 @@ impl Store {
             discard_link(driver, link).await;
             return Err(e);
         }
-        // The staging area is cleaned while the link is published (both are directory syncs).
+        // The staging area is removed while the link is published.
         let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size, link), cleanup);
         linked
     }
