@@ -266,12 +266,9 @@ impl Driver for FsDriver {
         let target = self.path(&staged.key)?;
         let inner = Arc::clone(&self.inner);
         blocking(move || {
-            let temp = PathBuf::from(temp);
-            let result = inner.rename_durable(&temp, &target);
-            if result.is_err() {
-                let _ = fs::remove_file(&temp);
-            }
-            result.map_err(|e| StoreError::io("put", &staged.key, e))
+            inner
+                .publish_temp(Path::new(&temp), &target)
+                .map_err(|e| StoreError::io("put", &staged.key, e))
         })
         .await
     }
