@@ -7,23 +7,9 @@ use ocireg_client::{Credentials, Registry};
 use serde_json::json;
 
 use super::creds;
-use super::settings::{normalize_host, Ctx, Endpoint};
+use super::settings::{normalize_host, Ctx};
 use super::ui::Ui;
 use super::{LoginArgs, LogoutArgs};
-
-fn scheme_of(s: &str) -> Option<&'static str> {
-    if s.starts_with("https://") {
-        Some("https")
-    } else if s.starts_with("http://") {
-        Some("http")
-    } else {
-        None
-    }
-}
-
-fn endpoint(ctx: &Ctx, registry: Option<&str>) -> Endpoint {
-    ctx.endpoint(registry, registry.and_then(scheme_of))
-}
 
 /// Runs `ocireg login`: checks the credentials against the registry (`GET /v2/`) unless
 /// `--no-verify`, then stores them.
@@ -43,7 +29,7 @@ pub(crate) async fn login(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<i32> {
     if a.username.is_empty() || a.username.contains(':') {
         bail!("the user name must be non-empty and must not contain ':'");
     }
-    let ep = endpoint(ctx, a.registry.as_deref());
+    let ep = ctx.endpoint_arg(a.registry.as_deref());
     if ep.host.is_empty() {
         bail!("no registry given");
     }

@@ -39,16 +39,7 @@ pub(crate) async fn tags(ctx: &Ctx, a: TagsArgs) -> anyhow::Result<i32> {
 /// Runs `ocireg catalog [REGISTRY]`.
 pub(crate) async fn catalog(ctx: &Ctx, a: CatalogArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
-    let scheme = a.registry.as_deref().and_then(|s| {
-        if s.starts_with("https://") {
-            Some("https")
-        } else if s.starts_with("http://") {
-            Some("http")
-        } else {
-            None
-        }
-    });
-    let ep = ctx.endpoint(a.registry.as_deref(), scheme);
+    let ep = ctx.endpoint_arg(a.registry.as_deref());
     let reg = ctx.registry(&ep)?;
     let repos = reg.catalog().await?;
     let json = json!({ "registry": ep.host, "repositories": repos });

@@ -55,16 +55,7 @@ fn line(host: &str, h: &SearchHit) -> String {
 /// Runs `ocireg search`.
 pub(crate) async fn run(ctx: &Ctx, a: SearchArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
-    let scheme = a.registry.as_deref().and_then(|s| {
-        if s.starts_with("https://") {
-            Some("https")
-        } else if s.starts_with("http://") {
-            Some("http")
-        } else {
-            None
-        }
-    });
-    let ep = ctx.endpoint(a.registry.as_deref(), scheme);
+    let ep = ctx.endpoint_arg(a.registry.as_deref());
     let reg = ctx.registry(&ep)?;
     let q = SearchQuery {
         name: a.query.clone(),

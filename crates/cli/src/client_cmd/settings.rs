@@ -185,6 +185,21 @@ impl Ctx {
         Endpoint { host, scheme }
     }
 
+    /// The endpoint for a registry argument given as a host or a URL (`https://host`): the URL's
+    /// scheme when it has one, else as [`Ctx::endpoint`] decides.
+    pub fn endpoint_arg(&self, registry: Option<&str>) -> Endpoint {
+        let scheme = registry.and_then(|s| {
+            if s.starts_with("https://") {
+                Some("https")
+            } else if s.starts_with("http://") {
+                Some("http")
+            } else {
+                None
+            }
+        });
+        self.endpoint(registry, scheme)
+    }
+
     /// A client for `ep`, with the credentials found for it.
     pub fn registry(&self, ep: &Endpoint) -> anyhow::Result<Registry> {
         let is_configured = ep.host == self.configured().host;
