@@ -10,28 +10,9 @@ use reqwest::StatusCode;
 use crate::limits::{assert_too_many, serve_with_limits};
 use crate::support::*;
 
-const CONFIG: &str = r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  auth_required: true
-  username: admin
-  password_path: DIR/admin.pw
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    auth_config:
-      htpasswd_path: DIR/htpasswd
-      access:
-        - repositories: ["prod/**"]
-          read: ["*"]
-          write: [WRITER]
-"#;
-
+/// The multi-user config (token expiry 300 s, the default) with `writer` allowed to push.
 fn config(writer: &str) -> String {
-    CONFIG.replace("WRITER", writer)
+    multi_config(300, writer)
 }
 
 /// One request on an open keep-alive connection; returns the status line.

@@ -141,7 +141,7 @@ pub(crate) fn error_code(r: reqwest::blocking::Response) -> String {
     v["errors"][0]["code"].as_str().unwrap().to_owned()
 }
 
-pub(crate) const MULTI: &str = r#"
+const MULTI: &str = r#"
 registry:
   deployment: local
   type: zot
@@ -159,13 +159,20 @@ registry:
       access:
         - repositories: ["prod/**"]
           read: ["*"]
-          write: [bob]
+          write: [WRITER]
 "#;
+
+/// [`MULTI`] with its token expiry and its one writer of `prod/**` filled in.
+pub(crate) fn multi_config(expiry: u32, writer: &str) -> String {
+    MULTI
+        .replace("TOKEN_EXPIRY", &expiry.to_string())
+        .replace("WRITER", writer)
+}
 
 pub(crate) fn multi(expiry: u32) -> Serve {
     let users = htpasswd_line("alice", "alicepw") + &htpasswd_line("bob", "bobpw");
     Serve::start(
-        &MULTI.replace("TOKEN_EXPIRY", &expiry.to_string()),
+        &multi_config(expiry, "bob"),
         &[("admin.pw", "adminpw\n"), ("htpasswd", &users)],
     )
 }
