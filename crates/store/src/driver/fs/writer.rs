@@ -99,7 +99,10 @@ impl FsWriter {
             key,
             path,
             size,
-            dropped: size,
+            // The window is per object, not per writer: an earlier writer of this object (the
+            // previous PATCH of an upload) left its last bytes cached; re-dropping a range that
+            // is already out of the cache costs next to nothing.
+            dropped: size.saturating_sub(2 * DROP_WINDOW),
             pending: None,
         }
     }
