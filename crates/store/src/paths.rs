@@ -13,6 +13,9 @@
 //! repositories/<name>/_uploads/<id>/data                 upload session bytes (resumable)
 //! repositories/<name>/_uploads/<id>/startedat            session marker: start time, unix seconds
 //! quarantine/<unix seconds>/<original key>               data scrub found corrupt (never read)
+//! .journal                                               filesystem driver only: write-ahead
+//!                                                        journal of `put_ordered` (a dot name,
+//!                                                        never a key; see driver/fs/journal.rs)
 //! ```
 //!
 //! Repository name components never start with `_` (name grammar), so the first `/_` in a key
@@ -40,18 +43,24 @@
 //! link for a manifest with a subject). Written one `put_content` after another that is four
 //! sequential commits (each is temp fsync, rename, directory fsync). The only ordering that
 //! matters is that the bytes are durably visible before any link names them, so the put uses
-//! [`crate::Driver::put_ordered`] with two groups — `[bytes]`, `[revision, tag, referrer]` —
-//! which the filesystem driver runs as three commits:
+//! [`crate::Driver::put_ordered`] with two groups — `[bytes]`, `[revision, tag, referrer]`.
+//! The filesystem driver without its journal runs that as three commits:
 //!
 //! 1. all temp files (bytes and links) written and fsynced concurrently: one journal commit
 //!    (concurrent fsyncs, also those of other clients, join the same commit);
 //! 2. the bytes renamed into place, their directory fsynced;
 //! 3. the links renamed into place, their directories fsynced concurrently.
 //!
+//! With its write-ahead journal (Linux, the default) it is one: the put's files are appended
+//! as one record to `.journal` and that file is `fdatasync`ed (one sync shared by concurrent
+//! puts), then the files are written in group order without syncs; a periodic checkpoint
+//! (`syncfs`, then the journal is emptied) makes them durable, and opening the driver after a
+//! crash replays the journal. A single client's manifest put went from ~2.2 ms to ~1.1 ms.
+//!
 //! The bytes group is skipped when the digest's bytes already exist, and the tag when it
-//! already names the digest. Fewer would need relying on a specific filesystem's metadata
-//! ordering (renaming the links in step 2 is safe on ext4 and XFS, whose journals commit
-//! metadata in order, but not by POSIX), which this store does not do.
+//! already names the digest. Fewer syncs without the journal would need relying on a specific
+//! filesystem's metadata ordering (renaming the links in step 2 is safe on ext4 and XFS, whose
+//! journals commit metadata in order, but not by POSIX), which this store does not do.
 //!
 //! A crash during step 3 can leave a tag or a referrer link without its revision link (the
 //! put was not acknowledged, so either outcome is allowed); [`crate::Store::open`] repairs

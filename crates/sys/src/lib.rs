@@ -27,6 +27,13 @@ pub fn write_back_and_drop(file: &File, offset: u64, len: u64) -> io::Result<()>
     imp::write_back_and_drop(file, offset, len)
 }
 
+/// Writes back everything dirty on the filesystem that holds `file` and waits for it
+/// (`syncfs`): every file and directory change made before the call is durable after it.
+/// Other systems have no per-filesystem sync: there it fails with `Unsupported`.
+pub fn sync_filesystem(file: &File) -> io::Result<()> {
+    imp::sync_filesystem(file)
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::fs::File;
@@ -49,6 +56,10 @@ mod imp {
 
     pub(super) fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
         sync_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    }
+
+    pub(super) fn sync_filesystem(file: &File) -> io::Result<()> {
+        Ok(rustix::fs::syncfs(file)?)
     }
 
     fn sync_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
@@ -81,6 +92,10 @@ mod imp {
     pub(super) fn write_back_and_drop(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+
+    pub(super) fn sync_filesystem(_file: &File) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +115,9 @@ mod tests {
         write_back_and_drop(&file, 0, 1 << 15).unwrap();
         // The bytes are unchanged (dropped pages are read back) and the file still syncs.
         file.sync_data().unwrap();
+        if cfg!(target_os = "linux") {
+            sync_filesystem(&file).unwrap();
+        }
         assert_eq!(
             std::fs::read(dir.path().join("f")).unwrap(),
             vec![7u8; 1 << 16]

@@ -12,6 +12,9 @@
 //!   fsynced once (it may have been created by a process that died before syncing it).
 //!   Known-durable directories are cached.
 //!
+//! `put_ordered` (manifests and their links) goes through a write-ahead journal instead: one
+//! group-committed `fdatasync` per put, the files synced at checkpoints (see `fs/journal.rs`).
+//!
 //! Temp files are named `.<name>.<random>.tmp` in the target's own directory: a rename within
 //! one directory locks only that directory (a cross-directory rename takes the filesystem-wide
 //! rename lock and both directories' locks, which serialized concurrent manifest puts), and
@@ -38,19 +41,25 @@ use crate::ByteStream;
 use writer::FsWriter;
 
 mod durable;
+mod journal;
 mod writer;
 
 use durable::{fsync_dir, parent_of, Inner};
+use journal::Journal;
 
 /// Chunk size of read streams.
 const READ_CHUNK: u64 = 1 << 20;
 /// Suffix of temp file names (which also start with `.`).
 const TMP_SUFFIX: &str = ".tmp";
+/// The journal's file name in the root (a dot name: never a key, never listed).
+const JOURNAL_NAME: &str = ".journal";
 
 /// Stores objects as files under a root directory.
 #[derive(Debug, Clone)]
 pub struct FsDriver {
     inner: Arc<Inner>,
+    /// `None` where the system has no per-filesystem sync (then `put_ordered` syncs each file).
+    journal: Option<Arc<Journal>>,
 }
 
 impl FsDriver {
@@ -67,11 +76,23 @@ impl FsDriver {
             }
             let mut durable = BTreeSet::new();
             durable.insert(root.clone());
+            let inner = Inner {
+                root,
+                durable_dirs: Mutex::new(durable),
+            };
+            let journal = if cfg!(target_os = "linux") {
+                let (journal, replayed) = Journal::open(&inner)
+                    .map_err(|e| StoreError::io("replay journal", JOURNAL_NAME, e))?;
+                if replayed > 0 {
+                    tracing::info!(replayed, root = %key, "replayed journaled puts");
+                }
+                Some(Arc::new(journal))
+            } else {
+                None
+            };
             Ok(FsDriver {
-                inner: Arc::new(Inner {
-                    root,
-                    durable_dirs: Mutex::new(durable),
-                }),
+                inner: Arc::new(inner),
+                journal,
             })
         })
         .await
@@ -87,9 +108,19 @@ impl FsDriver {
         Ok(self.inner.root.join(key))
     }
 
+    /// Before writing or deleting `path` (or below it) outside the journal: checkpoints the
+    /// journal if a pending record wrote there, so a replay cannot undo this write.
+    async fn settle(&self, path: &Path) -> Result<()> {
+        match &self.journal {
+            Some(journal) => journal.settle(path).await,
+            None => Ok(()),
+        }
+    }
+
     /// Deletes an object or a whole prefix; with `durable`, syncs the parent directory.
     async fn remove(&self, key: &str, durable: bool) -> Result<()> {
         let path = self.path(key)?;
+        self.settle(&path).await?;
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
         blocking(move || {
@@ -159,6 +190,7 @@ impl Driver for FsDriver {
 
     async fn put_content(&self, key: &str, content: Bytes) -> Result<()> {
         let target = self.path(key)?;
+        self.settle(&target).await?;
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
         blocking(move || {
@@ -172,6 +204,13 @@ impl Driver for FsDriver {
     /// All temp files are written and synced at once (one journal commit), then each group
     /// is renamed into place and its directories synced (one commit per group).
     async fn put_ordered(&self, groups: Vec<Vec<(String, Bytes)>>) -> Result<()> {
+        if let Some(journal) = &self.journal {
+            let mut entries = Vec::new();
+            for (key, content) in groups.into_iter().flatten() {
+                entries.push((self.path(&key)?, content));
+            }
+            return journal.put(&self.inner, entries).await;
+        }
         let mut targets = Vec::new();
         let mut writes = Vec::new();
         for (g, group) in groups.into_iter().enumerate() {
@@ -264,6 +303,7 @@ impl Driver for FsDriver {
             return self.put_content(&staged.key, staged.content).await;
         };
         let target = self.path(&staged.key)?;
+        self.settle(&target).await?;
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             inner
@@ -399,6 +439,8 @@ impl Driver for FsDriver {
 
     async fn move_object(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.path(from)?, self.path(to)?);
+        self.settle(&src).await?;
+        self.settle(&dst).await?;
         let inner = Arc::clone(&self.inner);
         let from = from.to_owned();
         blocking(move || {

@@ -73,8 +73,9 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     async fn put_content(&self, key: &str, content: Bytes) -> Result<()>;
 
     /// Stores small objects in ordered groups. Each object is replaced atomically; all are
-    /// durable when this returns; no object of a group becomes visible before every object of
-    /// the earlier groups is durably visible. Drivers override it to overlap the syncs of
+    /// durable when this returns (a journaling driver may instead guarantee that opening it
+    /// after a crash restores them all); no object of a group becomes visible before every
+    /// object of the earlier groups is durably visible (or, journaled, restorable). Drivers override it to overlap the syncs of
     /// independent writes (the default writes group by group, each group concurrently).
     async fn put_ordered(&self, groups: Vec<Vec<(String, Bytes)>>) -> Result<()> {
         for group in groups {

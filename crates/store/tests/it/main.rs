@@ -5,6 +5,7 @@ mod blobs;
 mod common;
 mod drivers;
 mod gc;
+mod journal;
 mod manifests;
 mod perf;
 mod quota;

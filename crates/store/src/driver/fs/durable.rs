@@ -104,24 +104,20 @@ impl Inner {
     pub(super) fn write_temp(&self, target: &Path, content: &[u8]) -> io::Result<PathBuf> {
         let dir = parent_of(target)?;
         self.ensure_dir(dir)?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let random = uuid::Uuid::new_v4().simple().to_string();
-        let tmp = dir.join(format!(".{name}.{random}{TMP_SUFFIX}"));
-        let result = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(content)?;
-            file.sync_all()
-        })();
-        match result {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
+        temp_file(dir, target, content, true)
+    }
+
+    /// Writes `content` over `target` through a temp file and a rename, syncing nothing
+    /// (journaled writes: the journal holds the content until a checkpoint syncs the files).
+    pub(super) fn put_unsynced(&self, target: &Path, content: &[u8]) -> io::Result<()> {
+        let dir = parent_of(target)?;
+        self.make_dir(dir)?;
+        let tmp = temp_file(dir, target, content, false)?;
+        let renamed = fs::rename(&tmp, target);
+        if renamed.is_err() {
+            let _ = fs::remove_file(&tmp);
         }
+        renamed
     }
 
     pub(super) fn put_blocking(&self, target: &Path, content: &[u8]) -> io::Result<()> {
@@ -136,5 +132,30 @@ impl Inner {
             let _ = fs::remove_file(tmp);
         }
         result
+    }
+}
+
+/// A new temp file in `dir` (named after `target`) holding `content`, synced when `sync`.
+fn temp_file(dir: &Path, target: &Path, content: &[u8], sync: bool) -> io::Result<PathBuf> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let tmp = dir.join(format!(".{name}.{random}{TMP_SUFFIX}"));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(content)?;
+        if sync {
+            file.sync_all()?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
 }

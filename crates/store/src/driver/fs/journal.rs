@@ -1,0 +1,340 @@
+//! The filesystem driver's write-ahead journal for `put_ordered` (manifests and their links).
+//!
+//! Without it a manifest put cost three rounds of syncs one after the other (the temp files,
+//! the bytes' rename and directory, the links' renames and directories), so a single client
+//! waited on three disk cache flushes per put. With it a put is one record appended to
+//! `<root>/.journal` and one `fdatasync` of that file, shared by every put that arrived
+//! meanwhile (group commit); then the record's files are written in group order with no sync
+//! at all. They become durable at the next checkpoint: `syncfs` of the store's filesystem,
+//! then the journal is emptied (truncated and synced). Opening the driver replays whatever
+//! the journal holds (every record in order, each file rewritten whole through a temp file
+//! and a rename) and checkpoints, so a put acknowledged before a crash is complete after it
+//! whatever state its unsynced files were left in, and one that was not acknowledged is
+//! either complete or absent (its record is whole or it is ignored).
+//!
+//! Other writes (`put_content`, `move_object`, deletes) stay durable on their own. One that
+//! touches a file a pending record names, or a directory above one, checkpoints first: a
+//! replay can never bring an older state back over it.
+//!
+//! Record: `payload length: u32 LE | SHA-256 of the payload | payload`; the payload is the
+//! files in order, each `key length: u32 LE | key | content length: u32 LE | content`. Replay
+//! stops at the first record that is short or fails its checksum (an append torn by a crash;
+//! it was never acknowledged). A failed append is cut off again before the next one.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+
+use super::durable::Inner;
+use super::{blocking, JOURNAL_NAME};
+use crate::error::{Result, StoreError};
+
+/// A checkpoint runs once this many records (or [`CHECKPOINT_BYTES`]) are pending.
+const CHECKPOINT_RECORDS: usize = 2048;
+const CHECKPOINT_BYTES: u64 = 32 << 20;
+const HEADER: usize = 4 + 32;
+
+/// One file of a record: its path and content.
+pub(super) type Entry = (PathBuf, Bytes);
+/// A decoded record: keys and contents.
+type Record = Vec<(String, Bytes)>;
+
+#[derive(Debug)]
+pub(super) struct Journal {
+    path: PathBuf,
+    file: Arc<File>,
+    /// Encoded records waiting for the next append, and the sequence number of the last.
+    queue: parking_lot::Mutex<Queue>,
+    /// Held by the one task appending and syncing (the group commit leader).
+    sync: tokio::sync::Mutex<SyncState>,
+    /// Puts hold it shared from append to applied; a checkpoint holds it exclusively.
+    gate: tokio::sync::RwLock<()>,
+    pending: parking_lot::Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    buf: Vec<u8>,
+    last: u64,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Records up to this sequence number are durable.
+    synced: u64,
+    /// Records up to this one were lost by a failed append (their puts fail).
+    failed: u64,
+    /// The journal's length after the last durable append.
+    len: u64,
+    /// An append failed and could not be cut off: no more appends until restart.
+    broken: bool,
+}
+
+/// Files written by records since the last checkpoint.
+#[derive(Debug, Default)]
+struct Pending {
+    paths: BTreeSet<PathBuf>,
+    records: usize,
+    bytes: u64,
+}
+
+impl Journal {
+    /// Opens `<root>/.journal`, replays what it holds and checkpoints; returns the journal and
+    /// the number of records replayed. Blocking.
+    pub(super) fn open(inner: &Inner) -> io::Result<(Journal, usize)> {
+        let path = inner.root.join(JOURNAL_NAME);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        let records = decode(&data);
+        for record in &records {
+            for (key, content) in record {
+                let target = inner.root.join(key);
+                // A file that already holds the content is left alone (and keeps its
+                // modification time, which garbage collection's grace period reads).
+                match fs::read(&target) {
+                    Ok(found) if found == content.as_ref() => {}
+                    _ => inner.put_unsynced(&target, content)?,
+                }
+            }
+        }
+        if !data.is_empty() {
+            ocireg_sys::sync_filesystem(&file)?;
+            file.set_len(0)?;
+            file.sync_data()?;
+        }
+        let journal = Journal {
+            path,
+            file: Arc::new(file),
+            queue: parking_lot::Mutex::default(),
+            sync: tokio::sync::Mutex::default(),
+            gate: tokio::sync::RwLock::default(),
+            pending: parking_lot::Mutex::default(),
+        };
+        Ok((journal, records.len()))
+    }
+
+    /// Makes `entries` durable as one record, then writes them in order (see the module docs).
+    /// Runs as its own task: a caller that goes away (a client disconnecting) cannot stop it
+    /// between its append and its writes.
+    pub(super) async fn put(
+        self: &Arc<Self>,
+        inner: &Arc<Inner>,
+        entries: Vec<Entry>,
+    ) -> Result<()> {
+        let (journal, inner) = (Arc::clone(self), Arc::clone(inner));
+        detached(async move { journal.put_now(&inner, entries).await }).await
+    }
+
+    async fn put_now(&self, inner: &Arc<Inner>, entries: Vec<Entry>) -> Result<()> {
+        let record = encode(&entries, &inner.root)?;
+        {
+            let _shared = self.gate.read().await;
+            {
+                let mut pending = self.pending.lock();
+                pending.paths.extend(entries.iter().map(|(p, _)| p.clone()));
+                pending.records += 1;
+                pending.bytes += record.len() as u64;
+            }
+            self.append(record).await?;
+            let inner = Arc::clone(inner);
+            blocking(move || {
+                for (path, content) in &entries {
+                    inner
+                        .put_unsynced(path, content)
+                        .map_err(|e| StoreError::io("put", &path.display().to_string(), e))?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let due = {
+            let p = self.pending.lock();
+            p.records >= CHECKPOINT_RECORDS || p.bytes >= CHECKPOINT_BYTES
+        };
+        if due {
+            // The put itself is durable (journaled): a failed checkpoint is retried later.
+            if let Err(e) = self.checkpoint_now().await {
+                tracing::warn!(error = %e, "journal checkpoint failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoints first when a pending record wrote `path` or anything below it: called
+    /// before any other write or delete of `path`.
+    pub(super) async fn settle(self: &Arc<Self>, path: &Path) -> Result<()> {
+        let conflict = {
+            let pending = self.pending.lock();
+            pending
+                .paths
+                .range(path.to_path_buf()..)
+                .next()
+                .is_some_and(|p| p.starts_with(path))
+        };
+        if conflict {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Makes every applied record's files durable and empties the journal (as its own task:
+    /// an abandoned truncate must not race the next append).
+    pub(super) async fn checkpoint(self: &Arc<Self>) -> Result<()> {
+        let journal = Arc::clone(self);
+        detached(async move { journal.checkpoint_now().await }).await
+    }
+
+    async fn checkpoint_now(&self) -> Result<()> {
+        let _exclusive = self.gate.write().await;
+        if self.pending.lock().records == 0 {
+            return Ok(());
+        }
+        let mut state = self.sync.lock().await;
+        let file = Arc::clone(&self.file);
+        let key = self.path.display().to_string();
+        blocking(move || {
+            ocireg_sys::sync_filesystem(&file)
+                .and_then(|()| file.set_len(0))
+                .and_then(|()| file.sync_data())
+                .map_err(|e| StoreError::io("checkpoint journal", &key, e))
+        })
+        .await?;
+        state.len = 0;
+        state.broken = false;
+        *self.pending.lock() = Pending::default();
+        Ok(())
+    }
+
+    /// Appends `record`; returns once it is durable (group commit: one leader appends and
+    /// syncs everything queued, the others find their record done).
+    async fn append(&self, record: Vec<u8>) -> Result<()> {
+        let seq = {
+            let mut queue = self.queue.lock();
+            queue.buf.extend_from_slice(&record);
+            queue.last += 1;
+            queue.last
+        };
+        let mut state = self.sync.lock().await;
+        if seq <= state.synced {
+            return Ok(());
+        }
+        let key = self.path.display().to_string();
+        if seq <= state.failed || state.broken {
+            return Err(StoreError::io(
+                "append journal",
+                &key,
+                io::Error::other("an earlier append failed"),
+            ));
+        }
+        let (buf, upto) = {
+            let mut queue = self.queue.lock();
+            (std::mem::take(&mut queue.buf), queue.last)
+        };
+        let file = Arc::clone(&self.file);
+        let len = state.len;
+        let added = buf.len() as u64;
+        let outcome = blocking(move || {
+            let written = (&*file).write_all(&buf).and_then(|()| file.sync_data());
+            // A failed append is cut off so the next one follows the last good record.
+            Ok(written.map_err(|e| (e, file.set_len(len).is_ok())))
+        })
+        .await?;
+        match outcome {
+            Ok(()) => {
+                state.synced = upto;
+                state.len += added;
+                Ok(())
+            }
+            Err((e, cut)) => {
+                state.failed = upto;
+                state.broken |= !cut;
+                Err(StoreError::io("append journal", &key, e))
+            }
+        }
+    }
+}
+
+/// Runs `task` to completion even if the caller stops waiting.
+async fn detached<T: Send + 'static>(
+    task: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(task)
+        .await
+        .map_err(|e| StoreError::Internal(format!("journal task failed: {e}")))?
+}
+
+/// Encodes one record (keys relative to `root`).
+fn encode(entries: &[Entry], root: &Path) -> Result<Vec<u8>> {
+    let mut payload = Vec::new();
+    for (path, content) in entries {
+        let key = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(Path::to_str)
+            .ok_or_else(|| {
+                StoreError::Internal(format!("{} is outside the root", path.display()))
+            })?;
+        for part in [key.as_bytes(), content.as_ref()] {
+            let len = u32::try_from(part.len())
+                .map_err(|_| StoreError::Internal(format!("{key}: too large to journal")))?;
+            payload.extend_from_slice(&len.to_le_bytes());
+            payload.extend_from_slice(part);
+        }
+    }
+    let len = u32::try_from(payload.len())
+        .map_err(|_| StoreError::Internal("record too large to journal".to_owned()))?;
+    let mut record = Vec::with_capacity(HEADER + payload.len());
+    record.extend_from_slice(&len.to_le_bytes());
+    record.extend_from_slice(&Sha256::digest(&payload));
+    record.extend_from_slice(&payload);
+    Ok(record)
+}
+
+/// The whole records at the start of `data`, each as its (key, content) pairs.
+fn decode(data: &[u8]) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut rest = data;
+    while let Some((record, after)) = decode_one(rest) {
+        records.push(record);
+        rest = after;
+    }
+    records
+}
+
+fn decode_one(data: &[u8]) -> Option<(Record, &[u8])> {
+    let (len, rest) = take_u32(data)?;
+    let (sum, rest) = rest.split_at_checked(32)?;
+    let (mut payload, after) = rest.split_at_checked(len)?;
+    if Sha256::digest(payload).as_slice() != sum {
+        return None;
+    }
+    let mut entries = Vec::new();
+    while !payload.is_empty() {
+        let (key_len, rest) = take_u32(payload)?;
+        let (key, rest) = rest.split_at_checked(key_len)?;
+        let (content_len, rest) = take_u32(rest)?;
+        let (content, rest) = rest.split_at_checked(content_len)?;
+        let key = std::str::from_utf8(key).ok()?;
+        // Keys were validated when written; a record naming anything else is not ours.
+        super::super::validate_key(key).ok()?;
+        entries.push((key.to_owned(), Bytes::copy_from_slice(content)));
+        payload = rest;
+    }
+    Some((entries, after))
+}
+
+fn take_u32(data: &[u8]) -> Option<(usize, &[u8])> {
+    let (head, rest) = data.split_at_checked(4)?;
+    let len = u32::from_le_bytes(head.try_into().ok()?);
+    Some((usize::try_from(len).ok()?, rest))
+}
