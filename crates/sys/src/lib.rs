@@ -34,6 +34,48 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
     imp::sync_filesystem(file)
 }
 
+/// Keeps up to `trim_threshold` bytes of freed heap memory in the process instead of handing
+/// it back to the kernel at once, and serves allocations below `mmap_threshold` from the heap
+/// (glibc `mallopt(M_TRIM_THRESHOLD)` and `mallopt(M_MMAP_THRESHOLD)`). Call once, first thing
+/// in `main`. Returns whether the allocator took both settings (always `false` off glibc).
+///
+/// Why: a push streams request body buffers through the heap (allocated by the HTTP stack,
+/// freed once written); with glibc's defaults the freed memory went back to the kernel and
+/// every new buffer page was faulted in and zeroed again (`clear_page_erms`, `exc_page_fault`
+/// ~6% of the server's CPU). Measured with `bench/run.sh --workloads push`: 64 MiB pushes
+/// ~590 -> ~700 MB/s, 8 MiB-chunked ~500 -> ~640 MB/s, peak RSS +4 MiB.
+pub fn tune_allocator(trim_threshold: usize, mmap_threshold: usize) -> bool {
+    imp_alloc::tune(trim_threshold, mmap_threshold)
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod imp_alloc {
+    pub(super) fn tune(trim_threshold: usize, mmap_threshold: usize) -> bool {
+        let (Ok(trim), Ok(mmap)) = (
+            libc::c_int::try_from(trim_threshold),
+            libc::c_int::try_from(mmap_threshold),
+        ) else {
+            return false;
+        };
+        // SAFETY: mallopt takes two integers and changes allocator parameters under the
+        // allocator's own lock; it reads or writes no memory of ours, and these two parameters
+        // only decide when free memory is returned to the kernel or mapped separately.
+        #[allow(unsafe_code)]
+        let ok = unsafe {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, trim) == 1
+                && libc::mallopt(libc::M_MMAP_THRESHOLD, mmap) == 1
+        };
+        ok
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod imp_alloc {
+    pub(super) fn tune(_trim_threshold: usize, _mmap_threshold: usize) -> bool {
+        false
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::fs::File;
@@ -105,6 +147,16 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn allocator_takes_the_thresholds_on_glibc() {
+        let took = tune_allocator(64 << 20, 32 << 20);
+        assert_eq!(took, cfg!(all(target_os = "linux", target_env = "gnu")));
+        // Out of the allocator's range: refused, nothing changed.
+        assert!(!tune_allocator(usize::MAX, 1));
+        let v: Vec<u8> = vec![1; 1 << 20];
+        assert_eq!(v.iter().map(|&b| usize::from(b)).sum::<usize>(), 1 << 20);
+    }
 
     #[test]
     fn starts_writeback_of_written_bytes_and_rejects_bad_ranges() {
