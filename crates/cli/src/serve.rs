@@ -201,8 +201,10 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     }
     metrics::start(&s, &store).await?;
     tracing::info!(%addr, root = %s.root.display(), dedupe = s.dedupe, "serving");
-    let app = ocireg_server::app(store, s.server.clone());
+    let app = ocireg_server::app(store.clone(), s.server.clone());
     ocireg_server::serve(listener, app, &s.server, shutdown_signal()).await?;
+    // Requests are done: let upload sessions' last writes land before the process ends.
+    store.close_uploads().await;
     Ok(())
 }
 

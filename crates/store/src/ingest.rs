@@ -56,6 +56,33 @@ impl HashStage {
     }
 }
 
+/// Hashing that may still be running on the last batch of a body: [`Hashing::settle`] before
+/// using the hash. An upload session keeps it between requests, so a chunk is acknowledged
+/// without waiting for its last batch to be hashed (the next request, or completion, waits).
+pub(crate) struct Hashing(HashStage);
+
+impl std::fmt::Debug for Hashing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.0 {
+            HashStage::Idle(_) => "idle",
+            HashStage::Busy(_) => "busy",
+        };
+        f.debug_tuple("Hashing").field(&state).finish()
+    }
+}
+
+impl Hashing {
+    /// Hashing that starts from `hasher`'s state.
+    pub(crate) fn from(hasher: DigestHasher) -> Hashing {
+        Hashing(HashStage::Idle(hasher))
+    }
+
+    /// Waits for the batch being hashed; the hasher then covers every byte handed over.
+    pub(crate) async fn settle(self) -> Result<DigestHasher> {
+        self.0.settle().await
+    }
+}
+
 /// Streams `body` into `writer`, feeding `hasher`; returns the number of bytes taken.
 /// A failing body is [`StoreError::Body`]; the bytes received before the failure are written
 /// (and hashed).
@@ -65,21 +92,30 @@ pub(crate) async fn ingest(
     hasher: &mut DigestHasher,
 ) -> Result<u64> {
     let alg = hasher.algorithm();
-    let mut stage = HashStage::Idle(std::mem::replace(hasher, DigestHasher::new(alg)));
-    let outcome = pump(body, writer, &mut stage, alg).await;
+    let hashing = Hashing::from(std::mem::replace(hasher, DigestHasher::new(alg)));
+    let (outcome, hashing) = ingest_pending(body, writer, hashing).await;
     // The hasher comes back whatever happened: it covers exactly the bytes handed to the writer.
-    let settled = std::mem::replace(&mut stage, HashStage::Idle(DigestHasher::new(alg)))
-        .settle()
-        .await;
-    *hasher = settled?;
+    *hasher = hashing.settle().await?;
     outcome
+}
+
+/// [`ingest`] that returns as soon as the last batch is handed over: its hashing may still run
+/// (settle the returned [`Hashing`]) and, on a writer that keeps a write in flight, so may its
+/// write (the writer's next call waits for it).
+pub(crate) async fn ingest_pending(
+    body: ByteStream,
+    writer: &mut dyn FileWriter,
+    hashing: Hashing,
+) -> (Result<u64>, Hashing) {
+    let mut stage = hashing.0;
+    let outcome = pump(body, writer, &mut stage).await;
+    (outcome, Hashing(stage))
 }
 
 async fn pump(
     mut body: ByteStream,
     writer: &mut dyn FileWriter,
     stage: &mut HashStage,
-    alg: Algorithm,
 ) -> Result<u64> {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
@@ -90,7 +126,7 @@ async fn pump(
             Some(Err(e)) => {
                 // Keep what arrived before the failure: the client may resume after it.
                 if !batch.is_empty() {
-                    flush(writer, stage, batch, batch_len, alg).await?;
+                    flush(writer, stage, batch, batch_len).await?;
                 }
                 return Err(StoreError::Body(e));
             }
@@ -103,26 +139,25 @@ async fn pump(
         total += frame.len() as u64;
         batch.push(frame);
         if batch_len >= WRITE_BATCH {
-            flush(writer, stage, std::mem::take(&mut batch), batch_len, alg).await?;
+            flush(writer, stage, std::mem::take(&mut batch), batch_len).await?;
             batch_len = 0;
         }
     }
     if !batch.is_empty() {
-        flush(writer, stage, batch, batch_len, alg).await?;
+        flush(writer, stage, batch, batch_len).await?;
     }
     Ok(total)
 }
 
-/// Hands one batch to the hashing stage and to the writer (`alg` only names the placeholder
-/// hasher that stands in while the real one is moved).
+/// Hands one batch to the hashing stage and to the writer.
 async fn flush(
     writer: &mut dyn FileWriter,
     stage: &mut HashStage,
     batch: Vec<Bytes>,
     len: usize,
-    alg: Algorithm,
 ) -> Result<()> {
-    let current = std::mem::replace(stage, HashStage::Idle(DigestHasher::new(alg)));
+    // A placeholder stands in while the real hasher moves (its algorithm does not matter).
+    let current = std::mem::replace(stage, HashStage::Idle(DigestHasher::new(Algorithm::Sha256)));
     *stage = current.feed(&batch, len).await?;
     writer.write(batch).await
 }

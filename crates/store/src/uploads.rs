@@ -20,8 +20,18 @@
 //!
 //! Requests on one session serialize on its mutex; a chunk that does not start at the
 //! current offset is `RangeInvalid` (416).
+//!
+//! Between requests a live session keeps its writer open (up to [`MAX_KEPT_WRITERS`] sessions
+//! at once; beyond that each request closes its writer) and its hashing in flight: a chunk is
+//! acknowledged once its last bytes are handed to the writer and the hasher, and the next
+//! request on the session (or completion) waits for them. That removed the per-chunk drain
+//! (~1 ms of every 8 MiB `PATCH`, hashing the last MiB and writing it) and the reopen. A
+//! write that fails after its chunk was acknowledged fails the session's next request and the
+//! session is reloaded from storage, like after a crash: the status reports the offset that
+//! made it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,15 +42,20 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::blobs::new_session_id;
 use crate::driver::FileWriter;
 use crate::error::{Result, StoreError};
-use crate::ingest::{hash_object, ingest};
+use crate::ingest::{hash_object, ingest_pending, Hashing};
 use crate::paths;
 use crate::store::Store;
 use crate::ByteStream;
+
+/// Sessions that may keep a writer (an open file) between requests at once.
+const MAX_KEPT_WRITERS: usize = 256;
 
 /// Live sessions, keyed by their storage directory (`repositories/<name>/_uploads/<id>`).
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     map: parking_lot::Mutex<HashMap<String, Arc<Mutex<Session>>>>,
+    /// Writers kept open between requests (see the module docs).
+    kept: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -50,12 +65,46 @@ enum Session {
     /// Known state.
     Live {
         offset: u64,
-        hasher: Option<Box<DigestHasher>>,
+        /// SHA-256 of the `offset` bytes, possibly still hashing the last batch; `None` when
+        /// unknown (rebuilt by re-reading the data).
+        hashing: Option<Box<Hashing>>,
         /// All `offset` bytes are known to be durable.
         durable: bool,
+        /// The data's writer, still open (its last write may be in flight).
+        writer: Option<Kept>,
     },
     /// Completed or cancelled.
     Gone,
+}
+
+/// A writer kept open between requests, holding one of [`MAX_KEPT_WRITERS`] slots.
+struct Kept {
+    writer: Box<dyn FileWriter>,
+    _slot: Slot,
+}
+
+/// One of [`MAX_KEPT_WRITERS`] slots, given back when dropped (with or without its writer).
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Kept {
+    /// The writer; its slot is given back.
+    fn into_writer(self) -> Box<dyn FileWriter> {
+        self.writer
+    }
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("size", &self.writer.size())
+            .finish()
+    }
 }
 
 impl Sessions {
@@ -69,6 +118,24 @@ impl Sessions {
 
     fn remove(&self, dir: &str) {
         self.map.lock().remove(dir);
+    }
+
+    /// Keeps `writer` open if a slot is free; otherwise hands it back (to be closed).
+    fn keep(&self, writer: Box<dyn FileWriter>) -> std::result::Result<Kept, Box<dyn FileWriter>> {
+        let taken = self
+            .kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_KEPT_WRITERS).then_some(n + 1)
+            })
+            .is_ok();
+        if taken {
+            Ok(Kept {
+                writer,
+                _slot: Slot(Arc::clone(&self.kept)),
+            })
+        } else {
+            Err(writer)
+        }
     }
 }
 
@@ -98,8 +165,9 @@ impl Store {
         let dir = paths::upload_dir(repo.as_str(), &id);
         self.inner.sessions.entry(&dir, || Session::Live {
             offset: 0,
-            hasher: None,
+            hashing: None,
             durable: true,
+            writer: None,
         });
         Ok(id)
     }
@@ -130,9 +198,8 @@ impl Store {
                 });
             }
         }
-        self.append_locked(&mut guard, repo, session, body, Algorithm::Sha256, false)
+        self.append_locked(&mut guard, repo, session, body, Algorithm::Sha256)
             .await
-            .map(|(offset, _)| offset)
     }
 
     /// Finishes the session with an optional last chunk: verifies the bytes hash to `digest`
@@ -145,24 +212,27 @@ impl Store {
         body: Option<ByteStream>,
     ) -> Result<u64> {
         let mut guard = self.open_session(repo, session).await?;
-        // The last chunk's writer stays open: the sync below needs no second open.
-        let mut open_writer = None;
         if let Some(body) = body {
             let alg = digest.algorithm();
-            open_writer = self
-                .append_locked(&mut guard, repo, session, body, alg, true)
-                .await?
-                .1;
+            self.append_locked(&mut guard, repo, session, body, alg)
+                .await?;
         }
         let data = paths::upload_data(repo.as_str(), session);
         let dir = paths::upload_dir(repo.as_str(), session);
         let Session::Live {
             offset,
-            hasher,
+            hashing,
             durable,
+            writer,
         } = std::mem::replace(&mut *guard, Session::Unloaded)
         else {
             return Err(unknown(session));
+        };
+        // The last chunk's writer is still open: the sync below needs no second open.
+        let mut open_writer = writer.map(Kept::into_writer);
+        let hasher = match hashing {
+            Some(h) => Some(h.settle().await?),
+            None => None,
         };
         let driver = self.inner.driver.as_ref();
         if offset == 0 {
@@ -173,7 +243,7 @@ impl Store {
             driver.put_content(&data, Bytes::new()).await?;
         }
         let hasher = match hasher {
-            Some(h) if h.algorithm() == digest.algorithm() => *h,
+            Some(h) if h.algorithm() == digest.algorithm() => h,
             _ => {
                 // Re-read the data: everything written must have landed first.
                 if let Some(writer) = open_writer.take() {
@@ -250,16 +320,16 @@ impl Store {
         };
         *guard = Session::Live {
             offset,
-            hasher: None,
+            hashing: None,
             durable: offset == 0,
+            writer: None,
         };
         Ok(guard)
     }
 
-    /// Streams `body` onto the session's data; on any failure the session is reloaded from
-    /// storage on its next use (the bytes that made it stay, the hash is rebuilt). Returns the
-    /// new offset, and the writer still open when `keep_open` asks for it (the caller commits
-    /// or closes it).
+    /// Streams `body` onto the session's data and returns the new offset; the session keeps
+    /// its writer and hashing (see the module docs). On any failure the session is reloaded
+    /// from storage on its next use (the bytes that made it stay, the hash is rebuilt).
     async fn append_locked(
         &self,
         guard: &mut OwnedMutexGuard<Session>,
@@ -267,21 +337,49 @@ impl Store {
         id: &str,
         body: ByteStream,
         alg: Algorithm,
-        keep_open: bool,
-    ) -> Result<(u64, Option<Box<dyn FileWriter>>)> {
-        let Session::Live { offset, hasher, .. } =
-            std::mem::replace(&mut **guard, Session::Unloaded)
+    ) -> Result<u64> {
+        let Session::Live {
+            offset,
+            hashing,
+            writer,
+            ..
+        } = std::mem::replace(&mut **guard, Session::Unloaded)
         else {
             return Err(unknown(id));
         };
         let data = paths::upload_data(repo.as_str(), id);
         let driver = self.inner.driver.as_ref();
-        let mut hasher = match hasher {
+        let hashing = match hashing {
             Some(h) => *h,
-            None if offset == 0 => DigestHasher::new(alg),
-            None => hash_object(driver, &data, Algorithm::Sha256, offset).await?,
+            None if offset == 0 => Hashing::from(DigestHasher::new(alg)),
+            None => {
+                if let Some(w) = writer {
+                    w.into_writer().close().await?;
+                }
+                let hasher = hash_object(driver, &data, Algorithm::Sha256, offset).await?;
+                return self
+                    .append_with(guard, &data, offset, Hashing::from(hasher), None, body)
+                    .await;
+            }
         };
-        let mut writer = driver.writer(&data, true).await?;
+        let writer = writer.map(Kept::into_writer);
+        self.append_with(guard, &data, offset, hashing, writer, body)
+            .await
+    }
+
+    async fn append_with(
+        &self,
+        guard: &mut OwnedMutexGuard<Session>,
+        data: &str,
+        offset: u64,
+        hashing: Hashing,
+        writer: Option<Box<dyn FileWriter>>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let mut writer = match writer {
+            Some(w) => w,
+            None => self.inner.driver.writer(data, true).await?,
+        };
         if writer.size() != offset {
             // Storage and memory disagree (the data changed behind our back): resync.
             let _ = writer.close().await;
@@ -289,28 +387,30 @@ impl Store {
                 message: format!("upload data changed; offset was {offset}, reload the status"),
             });
         }
-        match ingest(body, writer.as_mut(), &mut hasher).await {
-            Ok(_) => {
-                // Not fsynced here: completion makes the bytes durable before they are hashed
-                // into a visible blob (see the module docs).
-                let (size, writer) = if keep_open {
-                    (writer.size(), Some(writer))
-                } else {
-                    (writer.close().await?, None)
-                };
-                **guard = Session::Live {
-                    offset: size,
-                    hasher: Some(Box::new(hasher)),
-                    durable: false,
-                };
-                Ok((size, writer))
-            }
-            Err(e) => {
-                // Keep what arrived (the client may resume from the reported offset).
-                let _ = writer.close().await;
-                Err(e)
-            }
+        let (outcome, hashing) = ingest_pending(body, writer.as_mut(), hashing).await;
+        if let Err(e) = outcome {
+            // Keep what arrived (the client may resume from the reported offset).
+            let _ = hashing.settle().await;
+            let _ = writer.close().await;
+            return Err(e);
         }
+        // Not fsynced here: completion makes the bytes durable before they are hashed into a
+        // visible blob (see the module docs).
+        let size = writer.size();
+        let writer = match self.inner.sessions.keep(writer) {
+            Ok(kept) => Some(kept),
+            Err(writer) => {
+                writer.close().await?;
+                None
+            }
+        };
+        **guard = Session::Live {
+            offset: size,
+            hashing: Some(Box::new(hashing)),
+            durable: false,
+            writer,
+        };
+        Ok(size)
     }
 
     /// Removes the session's storage and forgets it.
@@ -331,6 +431,24 @@ impl Store {
 }
 
 impl Store {
+    /// Closes the writers upload sessions keep open between requests, so their last writes
+    /// land: for a graceful shutdown (sessions stay resumable; nothing is synced).
+    pub async fn close_uploads(&self) {
+        let sessions: Vec<_> = self.inner.sessions.map.lock().values().cloned().collect();
+        for session in sessions {
+            let mut guard = session.lock().await;
+            let Session::Live { writer, .. } = &mut *guard else {
+                continue;
+            };
+            if let Some(kept) = writer.take() {
+                if let Err(e) = kept.into_writer().close().await {
+                    tracing::warn!(error = %e, "closing an upload session's writer failed");
+                    *guard = Session::Unloaded;
+                }
+            }
+        }
+    }
+
     /// Upload sessions this process knows to be open: started here, or resumed since it started
     /// (sessions left in storage by an earlier run count once a request touches them).
     pub fn upload_session_count(&self) -> usize {

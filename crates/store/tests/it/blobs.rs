@@ -142,6 +142,9 @@ async fn upload_resumes_after_restart() {
             .upload_append(&r, &id, Some(0), body(&data[..1_000_000]))
             .await
             .unwrap();
+        // A graceful stop: the session's last write lands (a crash may lose it instead; the
+        // status then reports what landed).
+        store.close_uploads().await;
         drop(store);
         // Restart: the hash state is gone and is rebuilt from the stored bytes.
         let store = h.open().await;
@@ -150,6 +153,7 @@ async fn upload_resumes_after_restart() {
             .upload_append(&r, &id, Some(1_000_000), body(&data[1_000_000..2_000_000]))
             .await
             .unwrap();
+        store.close_uploads().await;
         drop(store);
         let store = h.open().await;
         let size = store
@@ -437,5 +441,42 @@ async fn session_removed_from_storage_is_unknown() {
         let err = store.upload_offset(&r, &id).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
         assert!(h.keys("repositories/app/_uploads").await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_open_sessions_than_kept_writers_all_complete() {
+    // 300 sessions are open at once, more than keep their writer between requests (256): the
+    // rest close theirs after each chunk and reopen on the next; every blob comes out whole.
+    for mut h in Harness::both(dedupe()).await {
+        let store = h.open().await;
+        let r = repo("many/sessions");
+        let mut open = Vec::new();
+        for i in 0..300u64 {
+            let data = bytes(3000 + i as usize, i);
+            let id = store.upload_start(&r).await.unwrap();
+            store
+                .upload_append(&r, &id, Some(0), body(&data[..1000]))
+                .await
+                .unwrap();
+            open.push((id, data));
+        }
+        for (id, data) in &open {
+            store
+                .upload_append(&r, id, Some(1000), body(&data[1000..2000]))
+                .await
+                .unwrap();
+        }
+        for (id, data) in &open {
+            let d = sha256(data);
+            let n = store
+                .upload_complete(&r, id, &d, Some(body(&data[2000..])))
+                .await
+                .unwrap();
+            assert_eq!(n, data.len() as u64);
+            let read = store.blob_read(&r, &d, None).await.unwrap();
+            assert_eq!(collect(read.body).await, *data, "{}", h.name());
+        }
+        assert_eq!(store.upload_session_count(), 0);
     }
 }
