@@ -74,6 +74,11 @@ pub struct Args {
     /// Keep the registries' storage roots and logs instead of deleting them.
     #[arg(long)]
     pub keep_data: bool,
+    /// Run every workload this many times, alternating which registry goes first; each
+    /// measure is the median of its rounds (every round's value is in the JSON). Makes the
+    /// ratios less sensitive to a machine whose speed drifts over minutes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=15))]
+    pub rounds: u64,
 }
 
 /// Everything a run needs, resolved from flags and the mode.
@@ -98,6 +103,8 @@ pub struct Plan {
     pub manifest_phase: Duration,
     /// Upper bound on operations per manifest phase.
     pub manifest_max_ops: usize,
+    /// Rounds of every workload (see `--rounds`).
+    pub rounds: u64,
     /// Tags for the listing workload.
     pub tags: usize,
     /// Repositories for the catalog workload.
@@ -207,6 +214,7 @@ impl Args {
             levels,
             manifest_phase: secs(self.manifest_secs, 1.0, 5.0)?,
             manifest_max_ops: 200_000,
+            rounds: self.rounds,
             tags: self.tags.unwrap_or(if q { 500 } else { 10_000 }),
             repos: self.repos.unwrap_or(if q { 200 } else { 5_000 }),
             setup_concurrency: 16,

@@ -100,6 +100,7 @@ async fn run_workload(name: &str, ctx: &Ctx) -> Vec<Measure> {
 async fn one(
     w: &str,
     wi: usize,
+    round: u64,
     s: &mut Server,
     reg: &Arc<Registry>,
     plan: &Arc<Plan>,
@@ -122,7 +123,11 @@ async fn one(
         ));
         return (Vec::new(), wr);
     }
-    eprintln!("bench: [{}] {w} ...", s.kind.label());
+    if plan.rounds > 1 {
+        eprintln!("bench: [{}] {w} (round {}) ...", s.kind.label(), round + 1);
+    } else {
+        eprintln!("bench: [{}] {w} ...", s.kind.label());
+    }
     work::sync_disks().await;
     let reset = s.reset_peak();
     let cpu0 = s.cpu_secs().ok();
@@ -131,7 +136,8 @@ async fn one(
         reg: reg.clone(),
         plan: plan.clone(),
         errors: errors.clone(),
-        seed: seed_of(s.kind) ^ ((wi as u64) << 48),
+        // Each round pushes new content (bits 40-43 vary by blob size in the push workload).
+        seed: seed_of(s.kind) ^ ((wi as u64) << 48) ^ (round << 44),
     };
     let measures = run_workload(w, &ctx).await;
     wr.wall_secs = t0.elapsed().as_secs_f64();
@@ -206,12 +212,27 @@ async fn run(args: Args) -> Result<u64> {
         .iter()
         .map(|s| Registry::new(&s.base, plan.small_timeout, plan.big_timeout).map(Arc::new))
         .collect::<Result<_>>()?;
-    for (wi, w) in plan.workloads.iter().enumerate() {
-        for (i, s) in servers.iter_mut().enumerate() {
-            let (m, wr) = one(w, wi, s, &regs[i], &plan).await;
-            runs[i].measures.extend(m);
-            runs[i].workloads.push(wr);
+    let mut per_round: Vec<Vec<Vec<Measure>>> = vec![Vec::new(); servers.len()];
+    for round in 0..plan.rounds {
+        let mut measures: Vec<Vec<Measure>> = vec![Vec::new(); servers.len()];
+        for (wi, w) in plan.workloads.iter().enumerate() {
+            // Odd rounds run the registries in the opposite order.
+            let mut order: Vec<usize> = (0..servers.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (m, wr) = one(w, wi, round, &mut servers[i], &regs[i], &plan).await;
+                measures[i].extend(m);
+                runs[i].workloads.push(wr);
+            }
         }
+        for (i, m) in measures.into_iter().enumerate() {
+            per_round[i].push(m);
+        }
+    }
+    for (i, rounds) in per_round.into_iter().enumerate() {
+        runs[i].measures = report::merge_rounds(rounds);
     }
     let mib = |k: u64| k as f64 / 1024.0;
     for (i, s) in servers.iter().enumerate() {

@@ -48,6 +48,46 @@ impl Measure {
     }
 }
 
+/// Merges the measures of several rounds (each in the same order): each measure's value is the
+/// median of its rounds' values, its detail lists every round's value and detail.
+pub fn merge_rounds(mut rounds: Vec<Vec<Measure>>) -> Vec<Measure> {
+    if rounds.len() <= 1 {
+        return rounds.pop().unwrap_or_default();
+    }
+    let first = rounds[0].clone();
+    first
+        .into_iter()
+        .map(|m| {
+            let same: Vec<&Measure> = rounds
+                .iter()
+                .filter_map(|r| {
+                    r.iter()
+                        .find(|o| o.workload == m.workload && o.metric == m.metric)
+                })
+                .collect();
+            let values: Vec<Option<f64>> = same.iter().map(|o| o.value).collect();
+            let details: Vec<serde_json::Value> = same.iter().map(|o| o.detail.clone()).collect();
+            let mut known: Vec<f64> = values.iter().flatten().copied().collect();
+            Measure {
+                value: median(&mut known),
+                detail: serde_json::json!({"rounds": values, "round_details": details}),
+                ..m
+            }
+        })
+        .collect()
+}
+
+/// The median (mean of the middle two for an even count); `None` for no values.
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
 /// What one workload did on one registry, beyond its measures.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadRun {
@@ -364,6 +404,35 @@ pub fn write_json(r: &Report, dir: &Path, day: &str) -> Result<PathBuf> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn rounds_merge_to_their_median_and_keep_every_value() {
+        let round = |a: Option<f64>, b: f64| {
+            vec![
+                Measure::new("push", "MB/s", true, a),
+                Measure::new("get", "p99 ms", false, Some(b)),
+            ]
+        };
+        let one = merge_rounds(vec![round(Some(3.0), 1.0)]);
+        assert_eq!(one[0].value, Some(3.0));
+        let merged = merge_rounds(vec![
+            round(Some(5.0), 4.0),
+            round(None, 1.0),
+            round(Some(1.0), 2.0),
+            round(Some(2.0), 3.0),
+        ]);
+        assert_eq!(merged.len(), 2);
+        // Rounds where nothing succeeded do not count: median of 5, 1, 2.
+        assert_eq!(merged[0].value, Some(2.0));
+        assert_eq!(merged[1].value, Some(2.5));
+        assert_eq!(
+            merged[0].detail["rounds"],
+            serde_json::json!([5.0, null, 1.0, 2.0])
+        );
+        assert!(merge_rounds(vec![round(None, 1.0), round(None, 2.0)])[0]
+            .value
+            .is_none());
+    }
 
     fn run(kind: Kind, v: f64) -> TargetRun {
         TargetRun {
