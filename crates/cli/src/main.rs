@@ -73,13 +73,15 @@ fn init_logging(filter: Option<&str>, default: &str) {
         .init();
 }
 
-/// Freed heap memory the process keeps for reuse (see `ocireg_sys::tune_allocator`).
-const HEAP_TRIM_THRESHOLD: usize = 64 << 20;
+/// Freed heap memory each arena keeps for reuse (see `ocireg_sys::tune_allocator`).
+const HEAP_TRIM_THRESHOLD: usize = 16 << 20;
 /// Allocations up to this size come from the heap, not from their own mapping.
 const HEAP_MMAP_THRESHOLD: usize = 32 << 20;
+/// Heap arenas (glibc's default is 8 per core): bounds the memory the trim threshold keeps.
+const HEAP_ARENAS: usize = 2;
 
 fn main() -> ExitCode {
-    ocireg_sys::tune_allocator(HEAP_TRIM_THRESHOLD, HEAP_MMAP_THRESHOLD);
+    ocireg_sys::tune_allocator(HEAP_TRIM_THRESHOLD, HEAP_MMAP_THRESHOLD, HEAP_ARENAS);
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {

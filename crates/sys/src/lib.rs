@@ -34,44 +34,53 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
     imp::sync_filesystem(file)
 }
 
-/// Keeps up to `trim_threshold` bytes of freed heap memory in the process instead of handing
-/// it back to the kernel at once, and serves allocations below `mmap_threshold` from the heap
-/// (glibc `mallopt(M_TRIM_THRESHOLD)` and `mallopt(M_MMAP_THRESHOLD)`). Call once, first thing
-/// in `main`. Returns whether the allocator took both settings (always `false` off glibc).
+/// Keeps up to `trim_threshold` bytes of freed heap memory in each arena instead of handing it
+/// back to the kernel at once, serves allocations below `mmap_threshold` from the heap, and
+/// uses at most `arena_max` arenas (glibc `mallopt` of `M_TRIM_THRESHOLD`, `M_MMAP_THRESHOLD`,
+/// `M_ARENA_MAX`). Call once, first thing in `main`. Returns whether the allocator took every
+/// setting (always `false` off glibc).
 ///
 /// Why: a push streams request body buffers through the heap (allocated by the HTTP stack,
 /// freed once written); with glibc's defaults the freed memory went back to the kernel and
 /// every new buffer page was faulted in and zeroed again (`clear_page_erms`, `exc_page_fault`
-/// ~6% of the server's CPU). Measured with `bench/run.sh --workloads push`: 64 MiB pushes
-/// ~590 -> ~700 MB/s, 8 MiB-chunked ~500 -> ~640 MB/s, peak RSS +4 MiB.
-pub fn tune_allocator(trim_threshold: usize, mmap_threshold: usize) -> bool {
-    imp_alloc::tune(trim_threshold, mmap_threshold)
+/// ~6% of the server's CPU). Bounding the arenas bounds what the retention can cost: with a
+/// 64 MiB threshold and glibc's default arena count the server's peak RSS over a full bench
+/// run rose from ~106 to ~150 MiB; see BENCHMARKS.md for the settings' measurements.
+pub fn tune_allocator(trim_threshold: usize, mmap_threshold: usize, arena_max: usize) -> bool {
+    imp_alloc::tune(trim_threshold, mmap_threshold, arena_max)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp_alloc {
-    pub(super) fn tune(trim_threshold: usize, mmap_threshold: usize) -> bool {
-        let (Ok(trim), Ok(mmap)) = (
+    pub(super) fn tune(trim_threshold: usize, mmap_threshold: usize, arena_max: usize) -> bool {
+        let (Ok(trim), Ok(mmap), Ok(arenas)) = (
             libc::c_int::try_from(trim_threshold),
             libc::c_int::try_from(mmap_threshold),
+            libc::c_int::try_from(arena_max),
         ) else {
             return false;
         };
-        // SAFETY: mallopt takes two integers and changes allocator parameters under the
-        // allocator's own lock; it reads or writes no memory of ours, and these two parameters
-        // only decide when free memory is returned to the kernel or mapped separately.
-        #[allow(unsafe_code)]
-        let ok = unsafe {
-            libc::mallopt(libc::M_TRIM_THRESHOLD, trim) == 1
-                && libc::mallopt(libc::M_MMAP_THRESHOLD, mmap) == 1
-        };
-        ok
+        [
+            (libc::M_TRIM_THRESHOLD, trim),
+            (libc::M_MMAP_THRESHOLD, mmap),
+            (libc::M_ARENA_MAX, arenas),
+        ]
+        .into_iter()
+        .all(|(param, value)| {
+            // SAFETY: mallopt takes two integers and changes allocator parameters under the
+            // allocator's own lock; it reads or writes no memory of ours, and these parameters
+            // only decide when free memory is returned to the kernel, when an allocation gets
+            // its own mapping and how many arenas threads spread over.
+            #[allow(unsafe_code)]
+            let rc = unsafe { libc::mallopt(param, value) };
+            rc == 1
+        })
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod imp_alloc {
-    pub(super) fn tune(_trim_threshold: usize, _mmap_threshold: usize) -> bool {
+    pub(super) fn tune(_trim_threshold: usize, _mmap_threshold: usize, _arena_max: usize) -> bool {
         false
     }
 }
@@ -150,10 +159,10 @@ mod tests {
 
     #[test]
     fn allocator_takes_the_thresholds_on_glibc() {
-        let took = tune_allocator(64 << 20, 32 << 20);
+        let took = tune_allocator(16 << 20, 32 << 20, 2);
         assert_eq!(took, cfg!(all(target_os = "linux", target_env = "gnu")));
         // Out of the allocator's range: refused, nothing changed.
-        assert!(!tune_allocator(usize::MAX, 1));
+        assert!(!tune_allocator(usize::MAX, 1, 1));
         let v: Vec<u8> = vec![1; 1 << 20];
         assert_eq!(v.iter().map(|&b| usize::from(b)).sum::<usize>(), 1 << 20);
     }
