@@ -489,6 +489,8 @@ async fn dry_run_changes_nothing_and_predicts_the_real_run() {
         .upload_append(&r, &id, None, body(&bytes(1000, 77)))
         .await
         .unwrap();
+    // The session's last write may still be in flight: let it land before the files age.
+    store.close_uploads().await;
     let store = aged(&mut h).await;
     let before = h.keys("").await;
     let real_opts = GcOptions {
@@ -538,6 +540,7 @@ async fn stale_upload_sessions_are_purged() {
         .upload_append(&r, &fresh, None, body(&bytes(500, 81)))
         .await
         .unwrap();
+    store.close_uploads().await;
     age_files(&root(&h).join(paths::upload_dir("up", &stale)), 2 * HOUR);
     let ttl = GcOptions {
         upload_ttl: HOUR,
