@@ -23,63 +23,54 @@ pub(crate) const WRITE_BATCH: usize = 1 << 20;
 const INLINE_HASH: usize = 64 << 10;
 
 /// The hashing stage: the hasher is either here or on a blocking thread with one batch.
-/// (One per request, on its stack: the size difference of the variants does not matter.)
+/// [`Hashing::settle`] before using the hash. An upload session keeps it between requests, so
+/// a chunk is acknowledged without waiting for its last batch to be hashed (the next request,
+/// or completion, waits). Boxed by the session that keeps it; the variants' size difference
+/// does not matter on a request's stack.
 #[allow(clippy::large_enum_variant)]
-enum HashStage {
+pub(crate) enum Hashing {
     Idle(DigestHasher),
     Busy(JoinHandle<DigestHasher>),
 }
 
-impl HashStage {
-    /// Waits for the batch being hashed and returns the hasher.
-    async fn settle(self) -> Result<DigestHasher> {
+impl Hashing {
+    /// Hashing that starts from `hasher`'s state.
+    pub(crate) fn from(hasher: DigestHasher) -> Hashing {
+        Hashing::Idle(hasher)
+    }
+
+    /// Waits for the batch being hashed; the hasher then covers every byte handed over.
+    pub(crate) async fn settle(self) -> Result<DigestHasher> {
         match self {
-            HashStage::Idle(h) => Ok(h),
-            HashStage::Busy(task) => task
+            Hashing::Idle(h) => Ok(h),
+            Hashing::Busy(task) => task
                 .await
                 .map_err(|e| StoreError::Internal(format!("hash task failed: {e}"))),
         }
     }
 
     /// Hashes `batch` after everything handed over before it.
-    async fn feed(self, batch: &[Bytes], len: usize) -> Result<HashStage> {
+    async fn feed(self, batch: &[Bytes], len: usize) -> Result<Hashing> {
         let mut hasher = self.settle().await?;
         if len < INLINE_HASH {
             batch.iter().for_each(|c| hasher.update(c));
-            return Ok(HashStage::Idle(hasher));
+            return Ok(Hashing::Idle(hasher));
         }
         let batch = batch.to_vec();
-        Ok(HashStage::Busy(tokio::task::spawn_blocking(move || {
+        Ok(Hashing::Busy(tokio::task::spawn_blocking(move || {
             batch.iter().for_each(|c| hasher.update(c));
             hasher
         })))
     }
 }
 
-/// Hashing that may still be running on the last batch of a body: [`Hashing::settle`] before
-/// using the hash. An upload session keeps it between requests, so a chunk is acknowledged
-/// without waiting for its last batch to be hashed (the next request, or completion, waits).
-pub(crate) struct Hashing(HashStage);
-
 impl std::fmt::Debug for Hashing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.0 {
-            HashStage::Idle(_) => "idle",
-            HashStage::Busy(_) => "busy",
+        let state = match self {
+            Hashing::Idle(_) => "idle",
+            Hashing::Busy(_) => "busy",
         };
         f.debug_tuple("Hashing").field(&state).finish()
-    }
-}
-
-impl Hashing {
-    /// Hashing that starts from `hasher`'s state.
-    pub(crate) fn from(hasher: DigestHasher) -> Hashing {
-        Hashing(HashStage::Idle(hasher))
-    }
-
-    /// Waits for the batch being hashed; the hasher then covers every byte handed over.
-    pub(crate) async fn settle(self) -> Result<DigestHasher> {
-        self.0.settle().await
     }
 }
 
@@ -105,17 +96,16 @@ pub(crate) async fn ingest(
 pub(crate) async fn ingest_pending(
     body: ByteStream,
     writer: &mut dyn FileWriter,
-    hashing: Hashing,
+    mut hashing: Hashing,
 ) -> (Result<u64>, Hashing) {
-    let mut stage = hashing.0;
-    let outcome = pump(body, writer, &mut stage).await;
-    (outcome, Hashing(stage))
+    let outcome = pump(body, writer, &mut hashing).await;
+    (outcome, hashing)
 }
 
 async fn pump(
     mut body: ByteStream,
     writer: &mut dyn FileWriter,
-    stage: &mut HashStage,
+    stage: &mut Hashing,
 ) -> Result<u64> {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
@@ -152,12 +142,12 @@ async fn pump(
 /// Hands one batch to the hashing stage and to the writer.
 async fn flush(
     writer: &mut dyn FileWriter,
-    stage: &mut HashStage,
+    stage: &mut Hashing,
     batch: Vec<Bytes>,
     len: usize,
 ) -> Result<()> {
     // A placeholder stands in while the real hasher moves (its algorithm does not matter).
-    let current = std::mem::replace(stage, HashStage::Idle(DigestHasher::new(Algorithm::Sha256)));
+    let current = std::mem::replace(stage, Hashing::Idle(DigestHasher::new(Algorithm::Sha256)));
     *stage = current.feed(&batch, len).await?;
     writer.write(batch).await
 }

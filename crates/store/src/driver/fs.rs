@@ -201,13 +201,15 @@ impl Driver for FsDriver {
         .await
     }
 
-    /// All temp files are written and synced at once (one journal commit), then each group
-    /// is renamed into place and its directories synced (one commit per group).
+    /// With the journal: one journaled record for all groups, written in group order (see
+    /// `fs/journal.rs`). Without: all temp files are written and synced at once (one journal
+    /// commit), then each group is renamed into place and its directories synced (one commit
+    /// per group).
     async fn put_ordered(&self, groups: Vec<Vec<(String, Bytes)>>) -> Result<()> {
         if let Some(journal) = &self.journal {
-            let mut entries = Vec::new();
-            for (key, content) in groups.into_iter().flatten() {
-                entries.push((self.path(&key)?, content));
+            let entries: Vec<(String, Bytes)> = groups.into_iter().flatten().collect();
+            for (key, _) in &entries {
+                validate_key(key)?;
             }
             return journal.put(&self.inner, entries).await;
         }

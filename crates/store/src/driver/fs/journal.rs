@@ -39,10 +39,8 @@ const CHECKPOINT_RECORDS: usize = 2048;
 const CHECKPOINT_BYTES: u64 = 32 << 20;
 const HEADER: usize = 4 + 32;
 
-/// One file of a record: its path and content.
-pub(super) type Entry = (PathBuf, Bytes);
-/// A decoded record: keys and contents.
-type Record = Vec<(String, Bytes)>;
+/// One file of a record: its (validated) key and content; records are lists of them.
+pub(super) type Entry = (String, Bytes);
 
 #[derive(Debug)]
 pub(super) struct Journal {
@@ -136,22 +134,24 @@ impl Journal {
     }
 
     async fn put_now(&self, inner: &Arc<Inner>, entries: Vec<Entry>) -> Result<()> {
-        let record = encode(&entries, &inner.root)?;
+        let record = encode(&entries)?;
         {
             let _shared = self.gate.read().await;
             {
                 let mut pending = self.pending.lock();
-                pending.paths.extend(entries.iter().map(|(p, _)| p.clone()));
+                pending
+                    .paths
+                    .extend(entries.iter().map(|(key, _)| inner.root.join(key)));
                 pending.records += 1;
                 pending.bytes += record.len() as u64;
             }
             self.append(record).await?;
             let inner = Arc::clone(inner);
             blocking(move || {
-                for (path, content) in &entries {
+                for (key, content) in &entries {
                     inner
-                        .put_unsynced(path, content)
-                        .map_err(|e| StoreError::io("put", &path.display().to_string(), e))?;
+                        .put_unsynced(&inner.root.join(key), content)
+                        .map_err(|e| StoreError::io("put", key, e))?;
                 }
                 Ok(())
             })
@@ -273,17 +273,10 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| StoreError::Internal(format!("journal task failed: {e}")))?
 }
 
-/// Encodes one record (keys relative to `root`).
-fn encode(entries: &[Entry], root: &Path) -> Result<Vec<u8>> {
+/// Encodes one record.
+fn encode(entries: &[Entry]) -> Result<Vec<u8>> {
     let mut payload = Vec::new();
-    for (path, content) in entries {
-        let key = path
-            .strip_prefix(root)
-            .ok()
-            .and_then(Path::to_str)
-            .ok_or_else(|| {
-                StoreError::Internal(format!("{} is outside the root", path.display()))
-            })?;
+    for (key, content) in entries {
         for part in [key.as_bytes(), content.as_ref()] {
             let len = u32::try_from(part.len())
                 .map_err(|_| StoreError::Internal(format!("{key}: too large to journal")))?;
@@ -301,7 +294,7 @@ fn encode(entries: &[Entry], root: &Path) -> Result<Vec<u8>> {
 }
 
 /// The whole records at the start of `data`, each as its (key, content) pairs.
-fn decode(data: &[u8]) -> Vec<Record> {
+fn decode(data: &[u8]) -> Vec<Vec<Entry>> {
     let mut records = Vec::new();
     let mut rest = data;
     while let Some((record, after)) = decode_one(rest) {
@@ -311,7 +304,7 @@ fn decode(data: &[u8]) -> Vec<Record> {
     records
 }
 
-fn decode_one(data: &[u8]) -> Option<(Record, &[u8])> {
+fn decode_one(data: &[u8]) -> Option<(Vec<Entry>, &[u8])> {
     let (len, rest) = take_u32(data)?;
     let (sum, rest) = rest.split_at_checked(32)?;
     let (mut payload, after) = rest.split_at_checked(len)?;
