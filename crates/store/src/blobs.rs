@@ -11,7 +11,6 @@ use std::future::Future;
 use bytes::Bytes;
 use ocireg_oci::{Digest, DigestHasher, RepoName};
 
-use crate::driver::{Driver, Staged};
 use crate::error::{Result, StoreError};
 use crate::ingest::{copy_verified, ingest};
 use crate::paths::{self, DataLoc};
@@ -154,7 +153,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        self.link_locked(repo, digest, loc, size, None).await?;
+        self.link_locked(repo, digest, loc, size).await?;
         Ok(true)
     }
 
@@ -205,9 +204,9 @@ impl Store {
 
     /// Makes the verified bytes at `staging` the blob `digest` of `repo` once `sync` (which
     /// makes them durable) succeeded: moves them into place unless the digest's bytes already
-    /// exist (then `staging` is dropped), and links. The link file is written and synced while
-    /// `sync` runs and published only after the bytes are durably in place; `cleanup` (removal
-    /// of the staging area) runs once the bytes were moved, while the link is published.
+    /// exist (then `staging` is dropped), and links. The link is written only after the bytes
+    /// are durably in place; `cleanup` (removal of the staging area) runs once the bytes were
+    /// moved, while the link is written.
     pub(crate) async fn commit_blob(
         &self,
         repo: &RepoName,
@@ -218,25 +217,10 @@ impl Store {
         cleanup: impl Future<Output = ()> + Send,
     ) -> Result<()> {
         let driver = self.inner.driver.as_ref();
-        let link = async {
-            if self.is_linked(repo, digest) {
-                return Ok(None);
-            }
-            let key = paths::layer_link(repo.as_str(), digest);
-            let content = Bytes::from(digest.to_string());
-            driver.stage_content(&key, content).await.map(Some)
-        };
         let loc = self.write_loc();
         let target = paths::data(repo.as_str(), digest, loc);
-        let (synced, link, prepared) = tokio::join!(sync, link, driver.prepare(&target));
-        let link = match (synced.and(prepared), link) {
-            (Ok(()), Ok(link)) => link,
-            (Err(e), link) => {
-                discard_link(driver, link.ok().flatten()).await;
-                return Err(e);
-            }
-            (Ok(()), Err(e)) => return Err(e),
-        };
+        let (synced, prepared) = tokio::join!(sync, driver.prepare(&target));
+        synced.and(prepared)?;
         let _guard = self.inner.digest_locks.lock(digest).await;
         let exists = match driver.stat(&target).await {
             Ok(meta) if meta.size == size => true,
@@ -245,19 +229,15 @@ impl Store {
                 false
             }
             Err(e) if e.is_not_found() => false,
-            Err(e) => {
-                discard_link(driver, link).await;
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         if exists {
             delete_quietly(self, staging).await;
-        } else if let Err(e) = driver.move_object(staging, &target).await {
-            discard_link(driver, link).await;
-            return Err(e);
+        } else {
+            driver.move_object(staging, &target).await?;
         }
-        // The staging area is removed while the link is published.
-        let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size, link), cleanup);
+        // The staging area is removed while the link is written.
+        let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size), cleanup);
         linked
     }
 
@@ -269,25 +249,24 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// Writes the blob link (if the index does not have it; `staged`: already written, to be
-    /// published) and records it. Caller holds the digest lock and has made the bytes durable
-    /// at `loc`.
+    /// Writes the blob link (if the index does not have it) and records it. Caller holds the
+    /// digest lock and has made the bytes durable at `loc`, so the link can go through
+    /// [`Driver::put_ordered`] (the filesystem driver's journal: one append and sync instead of
+    /// a temp file's sync and a directory's).
     async fn link_locked(
         &self,
         repo: &RepoName,
         digest: &Digest,
         loc: DataLoc,
         size: u64,
-        staged: Option<Staged>,
     ) -> Result<()> {
         let name = repo.as_str();
-        let driver = self.inner.driver.as_ref();
-        if let Some(staged) = staged {
-            driver.publish(staged).await?;
-        } else if !self.is_linked(repo, digest) {
+        if !self.is_linked(repo, digest) {
             let link = paths::layer_link(name, digest);
-            driver
-                .put_content(&link, Bytes::from(digest.to_string()))
+            let content = Bytes::from(digest.to_string());
+            self.inner
+                .driver
+                .put_ordered(vec![vec![(link, content)]])
                 .await?;
         }
         self.inner
@@ -355,12 +334,5 @@ async fn delete_quietly(store: &Store, key: &str) {
         if !e.is_not_found() {
             tracing::warn!(key, error = %e, "could not remove staging data");
         }
-    }
-}
-
-/// Drops a staged link that will not be published.
-async fn discard_link(driver: &dyn Driver, link: Option<Staged>) {
-    if let Some(staged) = link {
-        driver.discard(staged).await;
     }
 }

@@ -30,7 +30,7 @@ const INLINE_HASH: usize = 64 << 10;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Hashing {
     Idle(DigestHasher),
-    Busy(JoinHandle<DigestHasher>),
+    Busy(Algorithm, JoinHandle<DigestHasher>),
 }
 
 impl Hashing {
@@ -39,11 +39,19 @@ impl Hashing {
         Hashing::Idle(hasher)
     }
 
+    /// The algorithm being computed.
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        match self {
+            Hashing::Idle(h) => h.algorithm(),
+            Hashing::Busy(alg, _) => *alg,
+        }
+    }
+
     /// Waits for the batch being hashed; the hasher then covers every byte handed over.
     pub(crate) async fn settle(self) -> Result<DigestHasher> {
         match self {
             Hashing::Idle(h) => Ok(h),
-            Hashing::Busy(task) => task
+            Hashing::Busy(_, task) => task
                 .await
                 .map_err(|e| StoreError::Internal(format!("hash task failed: {e}"))),
         }
@@ -57,10 +65,14 @@ impl Hashing {
             return Ok(Hashing::Idle(hasher));
         }
         let batch = batch.to_vec();
-        Ok(Hashing::Busy(tokio::task::spawn_blocking(move || {
-            batch.iter().for_each(|c| hasher.update(c));
-            hasher
-        })))
+        let alg = hasher.algorithm();
+        Ok(Hashing::Busy(
+            alg,
+            tokio::task::spawn_blocking(move || {
+                batch.iter().for_each(|c| hasher.update(c));
+                hasher
+            }),
+        ))
     }
 }
 
@@ -68,7 +80,7 @@ impl std::fmt::Debug for Hashing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match self {
             Hashing::Idle(_) => "idle",
-            Hashing::Busy(_) => "busy",
+            Hashing::Busy(..) => "busy",
         };
         f.debug_tuple("Hashing").field(&state).finish()
     }

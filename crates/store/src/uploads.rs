@@ -230,10 +230,6 @@ impl Store {
         };
         // The last chunk's writer is still open: the sync below needs no second open.
         let mut open_writer = writer.map(Kept::into_writer);
-        let hasher = match hashing {
-            Some(h) => Some(h.settle().await?),
-            None => None,
-        };
         let driver = self.inner.driver.as_ref();
         if offset == 0 {
             // Nothing was ever written: the blob is empty (and the data object may not exist).
@@ -242,28 +238,29 @@ impl Store {
             }
             driver.put_content(&data, Bytes::new()).await?;
         }
-        let hasher = match hasher {
+        let hashing = match hashing.map(|h| *h) {
             Some(h) if h.algorithm() == digest.algorithm() => h,
             _ => {
                 // Re-read the data: everything written must have landed first.
                 if let Some(writer) = open_writer.take() {
                     writer.close().await?;
                 }
-                hash_object(driver, &data, digest.algorithm(), offset).await?
+                Hashing::from(hash_object(driver, &data, digest.algorithm(), offset).await?)
             }
         };
-        let computed = hasher.finish();
-        if computed != *digest {
-            if let Some(writer) = open_writer {
-                let _ = writer.close().await;
+        // The last batch's hash and the data's sync overlap (a 1 MiB upload's hash takes about
+        // as long as its sync); a mismatch still fails before anything becomes visible.
+        let verify = async {
+            let computed = hashing.settle().await?.finish();
+            if computed == *digest {
+                Ok(())
+            } else {
+                Err(StoreError::DigestMismatch {
+                    expected: digest.clone(),
+                    computed,
+                })
             }
-            self.end_session(&mut guard, &dir).await;
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                computed,
-            });
-        }
-        // The data is synced while the link is written (see `commit_blob`).
+        };
         let sync = async {
             if let Some(writer) = open_writer {
                 writer.commit().await?;
@@ -272,10 +269,22 @@ impl Store {
             }
             Ok(())
         };
+        let verified_and_synced = async {
+            let (verified, synced) = tokio::join!(verify, sync);
+            verified.and(synced)
+        };
         let cleanup = self.end_session(&mut guard, &dir);
-        self.commit_blob(repo, digest, &data, offset, sync, cleanup)
-            .await?;
-        Ok(offset)
+        match self
+            .commit_blob(repo, digest, &data, offset, verified_and_synced, cleanup)
+            .await
+        {
+            Ok(()) => Ok(offset),
+            Err(e @ StoreError::DigestMismatch { .. }) => {
+                self.end_session(&mut guard, &dir).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Cancels the session and removes its bytes.

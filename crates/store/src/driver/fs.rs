@@ -35,7 +35,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 
-use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta, Staged};
+use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 use writer::FsWriter;
@@ -269,24 +269,6 @@ impl Driver for FsDriver {
         result
     }
 
-    /// The temp file of `put_content`, written and synced now; renamed on publish.
-    async fn stage_content(&self, key: &str, content: Bytes) -> Result<Staged> {
-        let target = self.path(key)?;
-        let inner = Arc::clone(&self.inner);
-        let owned_key = key.to_owned();
-        let temp = blocking(move || {
-            inner
-                .write_temp(&target, &content)
-                .map_err(|e| StoreError::io("put", &owned_key, e))
-        })
-        .await?;
-        Ok(Staged {
-            key: key.to_owned(),
-            content: Bytes::new(),
-            temp: Some(temp.to_string_lossy().into_owned()),
-        })
-    }
-
     async fn prepare(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         let inner = Arc::clone(&self.inner);
@@ -298,31 +280,6 @@ impl Driver for FsDriver {
                 .map_err(fail)
         })
         .await
-    }
-
-    async fn publish(&self, staged: Staged) -> Result<()> {
-        let Some(temp) = staged.temp else {
-            return self.put_content(&staged.key, staged.content).await;
-        };
-        let target = self.path(&staged.key)?;
-        self.settle(&target).await?;
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            inner
-                .publish_temp(Path::new(&temp), &target)
-                .map_err(|e| StoreError::io("put", &staged.key, e))
-        })
-        .await
-    }
-
-    async fn discard(&self, staged: Staged) {
-        if let Some(temp) = staged.temp {
-            let _ = blocking(move || {
-                let _ = fs::remove_file(temp);
-                Ok(())
-            })
-            .await;
-        }
     }
 
     async fn reader(&self, key: &str, offset: u64, len: Option<u64>) -> Result<(u64, ByteStream)> {

@@ -44,22 +44,6 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
-/// A small object made durable but not yet visible (see [`Driver::stage_content`]).
-#[derive(Debug)]
-pub struct Staged {
-    key: String,
-    content: Bytes,
-    /// Where the driver keeps it meanwhile (driver-private; `None`: in memory only).
-    temp: Option<String>,
-}
-
-impl Staged {
-    /// The key it will be published under.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
-
 /// A key/value object store with just enough operations for a registry.
 #[async_trait]
 pub trait Driver: Send + Sync + fmt::Debug + 'static {
@@ -89,35 +73,10 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
-    /// First half of [`Driver::put_content`]: makes `content` durable without making it
-    /// visible, so its sync can overlap other work; [`Driver::publish`] then makes it visible
-    /// atomically and durably. A staged object never published is dropped by
-    /// [`Driver::discard`] (leftovers of a crash are swept like temp files). The default keeps
-    /// the bytes in memory and does the whole put on publish.
-    async fn stage_content(&self, key: &str, content: Bytes) -> Result<Staged> {
-        validate_key(key)?;
-        Ok(Staged {
-            key: key.to_owned(),
-            content,
-            temp: None,
-        })
-    }
-
     /// Optional hint that `key` will be written soon: the filesystem driver creates (and
     /// syncs) its directory now, so that work can overlap other I/O. Default: nothing.
     async fn prepare(&self, key: &str) -> Result<()> {
         validate_key(key)
-    }
-
-    /// Makes a staged object visible under its key (replacing any previous one), atomically
-    /// and durably.
-    async fn publish(&self, staged: Staged) -> Result<()> {
-        self.put_content(&staged.key, staged.content).await
-    }
-
-    /// Drops a staged object that will not be published.
-    async fn discard(&self, staged: Staged) {
-        drop(staged);
     }
 
     /// Streams `len` bytes (all remaining when `None`) from `offset`; returns the object's

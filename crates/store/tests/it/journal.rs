@@ -178,3 +178,28 @@ async fn concurrent_puts_share_appends_and_all_survive_a_replay() {
         assert_eq!(content(&driver, &key).await, Some(format!("v{i}")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_blobs_link_lost_in_a_crash_comes_back_from_the_journal() {
+    use crate::common::*;
+    let mut h = Harness::fs(dedupe()).await;
+    let store = h.open().await;
+    let r = repo("app");
+    let data = bytes(300_000, 9);
+    let d = sha256(&data);
+    let id = store.upload_start(&r).await.unwrap();
+    store
+        .upload_complete(&r, &id, &d, Some(body(&data)))
+        .await
+        .unwrap();
+    drop(store);
+    let root = h.dir.as_ref().unwrap().path().to_owned();
+    assert!(journal_len(&root) > 0, "the link is in the journal");
+    // The link file itself was written without a sync: a crash may lose it.
+    let link = root.join(format!("repositories/app/_layers/sha256/{}", d.hex()));
+    std::fs::remove_file(&link).unwrap();
+    let store = h.open().await;
+    assert_eq!(store.blob_stat(&r, &d).await.unwrap(), data.len() as u64);
+    let read = store.blob_read(&r, &d, None).await.unwrap();
+    assert_eq!(collect(read.body).await, data);
+}

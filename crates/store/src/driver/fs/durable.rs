@@ -122,14 +122,9 @@ impl Inner {
 
     pub(super) fn put_blocking(&self, target: &Path, content: &[u8]) -> io::Result<()> {
         let tmp = self.write_temp(target, content)?;
-        self.publish_temp(&tmp, target)
-    }
-
-    /// Renames a synced temp file onto `target` durably; removes the temp file on failure.
-    pub(super) fn publish_temp(&self, tmp: &Path, target: &Path) -> io::Result<()> {
-        let result = self.rename_durable(tmp, target);
+        let result = self.rename_durable(&tmp, target);
         if result.is_err() {
-            let _ = fs::remove_file(tmp);
+            let _ = fs::remove_file(&tmp);
         }
         result
     }

@@ -1,4 +1,5 @@
-//! The filesystem driver's write-ahead journal for `put_ordered` (manifests and their links).
+//! The filesystem driver's write-ahead journal for `put_ordered` (manifests and their links,
+//! blob links).
 //!
 //! Without it a manifest put cost three rounds of syncs one after the other (the temp files,
 //! the bytes' rename and directory, the links' renames and directories), so a single client
