@@ -66,16 +66,29 @@ fn drop_written(file: &File, from: u64, to: u64) {
     }
 }
 
+/// Old ranges are dropped by one background task at a time (see [`FsWriter::write`]), in
+/// steps of at least this many bytes.
+const DROP_STEP: u64 = 2 << 20;
+
 /// A file writer that keeps one write in flight on the blocking pool, so the caller can
 /// hash the next chunk while the previous one is being written.
+///
+/// Dropping old pages (which waits for their writeback) runs on a second blocking task, one at
+/// a time, not after each write: the write stage was the push pipeline's slowest (per MiB
+/// ~0.4 ms of `write`, ~0.1 ms starting writeback and ~0.2 ms on average, up to 1.6 ms,
+/// waiting for the device before dropping, against ~0.55 ms of SHA-256), so every MiB waited
+/// on the disk.
 pub(super) struct FsWriter {
     file: Arc<File>,
     key: String,
     path: PathBuf,
     size: u64,
-    /// Offset up to which this writer dropped written pages from the cache.
+    /// Offset up to which written pages were dropped from the cache (or handed to the dropper).
     dropped: u64,
     pending: Option<JoinHandle<io::Result<()>>>,
+    /// The background drop task, if one runs (one still running when the writer ends
+    /// finishes on its own: it holds the file).
+    dropper: Option<JoinHandle<()>>,
 }
 
 async fn join_io(
@@ -104,11 +117,30 @@ impl FsWriter {
             // is already out of the cache costs next to nothing.
             dropped: size.saturating_sub(2 * DROP_WINDOW),
             pending: None,
+            dropper: None,
         }
     }
 
     async fn wait_pending(&mut self) -> Result<()> {
         join_io(self.pending.take(), "write", &self.key).await
+    }
+
+    /// Hands what lies more than [`DROP_WINDOW`] behind `written` (every byte before it is
+    /// written) to a background task that waits for it to be written back and drops it,
+    /// unless one still runs or less than [`DROP_STEP`] is new. Best effort.
+    fn drop_behind(&mut self, written: u64) {
+        if self.dropper.as_ref().is_some_and(|d| !d.is_finished()) {
+            return;
+        }
+        let (from, to) = (self.dropped, written.saturating_sub(DROP_WINDOW));
+        if to < from + DROP_STEP {
+            return;
+        }
+        let file = Arc::clone(&self.file);
+        self.dropper = Some(tokio::task::spawn_blocking(move || {
+            drop_written(&file, from, to);
+        }));
+        self.dropped = to;
     }
 }
 
@@ -120,15 +152,14 @@ impl FileWriter for FsWriter {
         if len == 0 {
             return Ok(());
         }
+        // Every byte before `offset` is written now (one write in flight at a time).
         let (file, offset) = (Arc::clone(&self.file), self.size);
-        let (drop_from, drop_to) = (self.dropped, offset.saturating_sub(DROP_WINDOW));
+        self.drop_behind(offset);
         self.pending = Some(tokio::task::spawn_blocking(move || {
             write_all_chunks(&file, &chunks)?;
             start_writeback(&file, offset, len);
-            drop_written(&file, drop_from, drop_to);
             Ok(())
         }));
-        self.dropped = self.dropped.max(drop_to);
         self.size += len;
         Ok(())
     }
