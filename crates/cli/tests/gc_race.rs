@@ -524,3 +524,43 @@ fn gc_command_sends_the_configured_admin_credentials() {
     );
     drop(srv);
 }
+
+#[test]
+fn a_second_process_on_a_served_root_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let root = work.path().join("storage");
+    let cfg = write_config(work.path(), &root, free_port(), 86_400);
+    let srv = Serve::start(&cfg, work.path());
+    let pid = srv.child.id();
+    // Another server on the same root (another port) is refused at start, naming the holder.
+    let second = write_config_as(work.path(), "second.yaml", &root, free_port(), 86_400, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_ocireg"))
+        .arg("--config")
+        .arg(&second)
+        .arg("serve")
+        .env("HOME", &home)
+        .env_remove("OCIREG_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second server started: {err}");
+    assert!(err.contains(&format!("in use by process {pid}")), "{err}");
+    // So is an in-process gc (nothing answers on the second config's address).
+    let (code, out, err) = ocireg_gc(&second, &home, &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("in use by process"), "{err}");
+    // The first server was not disturbed.
+    let c = client();
+    let d = push_blob(&srv, &c, "lock/app", &random_bytes(1000)).unwrap();
+    let r = c
+        .head(srv.url(&format!("/v2/lock/app/blobs/{d}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Once it stopped, the root opens.
+    drop(srv);
+    let (code, out, err) = ocireg_gc(&second, &home, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+}

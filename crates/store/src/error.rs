@@ -94,6 +94,14 @@ pub enum StoreError {
         /// Structured detail for the error envelope.
         detail: Value,
     },
+    /// Driver: another process has the storage root open (one process per root).
+    #[error("storage root {root} is in use by {holder}: one process per root (stop it, or let it do the work: `ocireg gc` and `ocireg scrub` ask a running server)")]
+    RootInUse {
+        /// The root directory.
+        root: String,
+        /// Who holds it (`process <pid>` when known).
+        holder: String,
+    },
     /// Anything else that is our fault (a background task panicked, corrupt metadata, ...).
     #[error("internal storage error: {0}")]
     Internal(String),
@@ -106,6 +114,7 @@ impl StoreError {
             StoreError::NotFound { .. }
             | StoreError::InvalidKey { .. }
             | StoreError::Io { .. }
+            | StoreError::RootInUse { .. }
             | StoreError::Internal(_) => None,
             StoreError::RangeInvalid { .. } => Some(ErrorCode::RangeInvalid),
             StoreError::BlobUnknown { .. } => Some(ErrorCode::BlobUnknown),

@@ -16,6 +16,8 @@
 //! .journal                                               filesystem driver only: write-ahead
 //!                                                        journal of `put_ordered` (a dot name,
 //!                                                        never a key; see driver/fs/journal.rs)
+//! .lock                                                  filesystem driver only: held (flock)
+//!                                                        by the process that has the root open
 //! ```
 //!
 //! Repository name components never start with `_` (name grammar), so the first `/_` in a key

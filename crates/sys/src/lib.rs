@@ -34,6 +34,22 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
     imp::sync_filesystem(file)
 }
 
+/// Takes an exclusive advisory lock on `file` without waiting (`flock(LOCK_EX | LOCK_NB)`);
+/// `Ok(false)` when another open file description holds it. The lock lasts until every
+/// descriptor of this open file description is closed. Elsewhere than Linux: `Ok(true)`
+/// (no lock).
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    imp::try_lock_exclusive(file)
+}
+
+/// Raises the soft limit on open files to the hard limit (what Go programs such as CNCF
+/// Distribution do at start: a server holds a descriptor per connection and per open upload,
+/// and a common soft limit is 1,024); returns the soft limit now in force. Elsewhere than
+/// Linux: fails with `Unsupported`.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    imp::raise_open_files_limit()
+}
+
 /// Keeps up to `trim_threshold` bytes of freed heap memory in each arena instead of handing it
 /// back to the kernel at once, serves allocations below `mmap_threshold` from the heap, and
 /// uses at most `arena_max` arenas (glibc `mallopt` of `M_TRIM_THRESHOLD`, `M_MMAP_THRESHOLD`,
@@ -113,6 +129,24 @@ mod imp {
         Ok(rustix::fs::syncfs(file)?)
     }
 
+    pub(super) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+        match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) fn raise_open_files_limit() -> io::Result<u64> {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum {
+            limit.current = limit.maximum;
+            setrlimit(Resource::Nofile, limit)?;
+        }
+        Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+    }
+
     fn sync_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
         let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
@@ -147,6 +181,14 @@ mod imp {
     pub(super) fn sync_filesystem(_file: &File) -> io::Result<()> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
+
+    pub(super) fn try_lock_exclusive(_file: &File) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    pub(super) fn raise_open_files_limit() -> io::Result<u64> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +198,29 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn an_exclusive_lock_excludes_other_open_files_until_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = File::create(&path).unwrap();
+        assert!(try_lock_exclusive(&first).unwrap());
+        let second = File::open(&path).unwrap();
+        assert_eq!(
+            try_lock_exclusive(&second).unwrap(),
+            !cfg!(target_os = "linux")
+        );
+        drop(first);
+        assert!(try_lock_exclusive(&second).unwrap());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn open_files_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_open_files_limit().unwrap();
+        let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+        assert_eq!(Some(soft), hard.or(Some(u64::MAX)));
+    }
 
     #[test]
     fn allocator_takes_the_thresholds_on_glibc() {

@@ -42,6 +42,7 @@ use writer::FsWriter;
 
 mod durable;
 mod journal;
+mod lock;
 mod writer;
 
 use durable::{fsync_dir, parent_of, Inner};
@@ -64,11 +65,14 @@ pub struct FsDriver {
 
 impl FsDriver {
     /// Opens (creating if needed) a store rooted at `root`, and removes leftover temp files.
+    /// Fails with [`StoreError::RootInUse`] while another process has the root open (see
+    /// `fs/lock.rs`).
     pub async fn open(root: &Path) -> Result<FsDriver> {
         let root = root.to_path_buf();
         blocking(move || {
             let key = root.display().to_string();
             fs::create_dir_all(&root).map_err(|e| StoreError::io("create root", &key, e))?;
+            let lock = lock::lock_root(&root)?;
             let removed =
                 sweep_temps(&root).map_err(|e| StoreError::io("clean temp files", &key, e))?;
             if removed > 0 {
@@ -78,6 +82,7 @@ impl FsDriver {
             durable.insert(root.clone());
             let inner = Inner {
                 root,
+                _lock: lock,
                 durable_dirs: Mutex::new(durable),
             };
             let journal = if cfg!(target_os = "linux") {

@@ -6,14 +6,19 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 
+use super::lock::RootLock;
 use super::TMP_SUFFIX;
 
 /// The driver's shared state: its root and the directories known to be durable.
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) root: PathBuf,
+    /// This process's lock on the root, held as long as anything can write through `Inner`.
+    pub(super) _lock: Arc<RootLock>,
     /// Directories known to exist durably (created and synced, or synced once since open).
     /// Ordered by components, so a directory's descendants follow it contiguously.
     pub(super) durable_dirs: Mutex<BTreeSet<PathBuf>>,
