@@ -170,6 +170,12 @@ pub fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<i32> {
 }
 
 async fn serve(s: Settings) -> anyhow::Result<()> {
+    // A descriptor per connection and per upload session kept open (up to 256): the common soft
+    // limit of 1,024 would be the first thing to give under load.
+    match ocireg_sys::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::debug!(error = %e, "open files limit not raised"),
+    }
     std::fs::create_dir_all(&s.root)
         .with_context(|| format!("creating storage root {}", s.root.display()))?;
     let store = Store::open_filesystem(
