@@ -157,11 +157,12 @@ impl Store {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let marker = paths::upload_started(repo.as_str(), &id);
-        // Written, not fsynced: a session lost in a crash is simply unknown afterwards (404;
+        // Scratch, not fsynced: a session lost in a crash is simply unknown afterwards (404;
         // the client starts over), so the two syncs of a durable put would only slow every push.
-        let mut writer = self.inner.driver.writer(&marker, false).await?;
-        writer.write(vec![Bytes::from(now.to_string())]).await?;
-        writer.close().await?;
+        self.inner
+            .driver
+            .put_scratch(&marker, Bytes::from(now.to_string()))
+            .await?;
         let dir = paths::upload_dir(repo.as_str(), &id);
         self.inner.sessions.entry(&dir, || Session::Live {
             offset: 0,

@@ -346,13 +346,23 @@ pub async fn move_object(d: &dyn Driver) -> CheckResult {
     Ok(())
 }
 
-/// Scratch deletes remove prefixes like `delete` and report missing keys the same way.
+/// Scratch puts store (and replace) objects in new directories; scratch deletes remove
+/// prefixes like `delete` and report missing keys the same way.
 pub async fn scratch_deletes(d: &dyn Driver) -> CheckResult {
     for key in ["st/a", "st/deep/b"] {
-        d.put_content(key, Bytes::from_static(b"x"))
+        d.put_scratch(key, Bytes::from_static(b"first"))
             .await
-            .map_err(fail("put"))?;
+            .map_err(fail("put scratch"))?;
     }
+    d.put_scratch("st/deep/b", Bytes::from_static(b"x"))
+        .await
+        .map_err(fail("put scratch again"))?;
+    let got = d.get_content("st/deep/b").await.map_err(fail("get"))?;
+    check!(got.as_ref() == b"x", "scratch put replaced with {got:?}");
+    check!(
+        d.put_scratch("st/../x", Bytes::new()).await.is_err(),
+        "scratch put of an invalid key succeeded"
+    );
     d.delete_scratch("st")
         .await
         .map_err(fail("delete scratch"))?;

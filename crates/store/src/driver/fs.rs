@@ -206,6 +206,22 @@ impl Driver for FsDriver {
         .await
     }
 
+    /// One blocking call: the directory (unsynced) and a plain write.
+    async fn put_scratch(&self, key: &str, content: Bytes) -> Result<()> {
+        let target = self.path(key)?;
+        self.settle(&target).await?;
+        let inner = Arc::clone(&self.inner);
+        let key = key.to_owned();
+        blocking(move || {
+            let fail = |e| StoreError::io("put", &key, e);
+            inner
+                .make_dir(parent_of(&target).map_err(fail)?)
+                .map_err(fail)?;
+            fs::write(&target, &content).map_err(fail)
+        })
+        .await
+    }
+
     /// With the journal: one journaled record for all groups, written in group order (see
     /// `fs/journal.rs`). Without: all temp files are written and synced at once (one journal
     /// commit), then each group is renamed into place and its directories synced (one commit

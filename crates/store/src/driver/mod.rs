@@ -56,6 +56,12 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// Stores a whole (small) object, replacing any previous one atomically and durably.
     async fn put_content(&self, key: &str, content: Bytes) -> Result<()>;
 
+    /// Stores a small object that need not survive a crash (an upload session's marker): no
+    /// syncs, and a crash may leave it torn or absent. Default: [`Driver::put_content`].
+    async fn put_scratch(&self, key: &str, content: Bytes) -> Result<()> {
+        self.put_content(key, content).await
+    }
+
     /// Stores small objects in ordered groups. Each object is replaced atomically; all are
     /// durable when this returns (a journaling driver may instead guarantee that opening it
     /// after a crash restores them all); no object of a group becomes visible before every
