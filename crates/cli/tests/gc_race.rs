@@ -424,6 +424,15 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
     );
 }
 
+/// A temp work directory with `home/` made, and where the storage root goes (`storage/`).
+fn workspace() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let root = work.path().join("storage");
+    (work, home, root)
+}
+
 fn ocireg_gc(cfg: &Path, home: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ocireg"))
         .arg("--config")
@@ -443,10 +452,7 @@ fn ocireg_gc(cfg: &Path, home: &Path, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn gc_command_asks_the_running_server_else_runs_in_process() {
-    let work = tempfile::tempdir().unwrap();
-    let home = work.path().join("home");
-    fs::create_dir_all(&home).unwrap();
-    let root = work.path().join("storage");
+    let (work, home, root) = workspace();
     // A long interval: only the command collects.
     let cfg = write_config(work.path(), &root, free_port(), 86_400);
     let srv = Serve::start(&cfg, work.path());
@@ -493,10 +499,7 @@ fn gc_command_asks_the_running_server_else_runs_in_process() {
 
 #[test]
 fn gc_command_sends_the_configured_admin_credentials() {
-    let work = tempfile::tempdir().unwrap();
-    let home = work.path().join("home");
-    fs::create_dir_all(&home).unwrap();
-    let root = work.path().join("storage");
+    let (work, home, root) = workspace();
     let secret = work.path().join("password");
     fs::write(&secret, "s3cret-pw\n").unwrap();
     let port = free_port();
@@ -527,10 +530,7 @@ fn gc_command_sends_the_configured_admin_credentials() {
 
 #[test]
 fn a_second_process_on_a_served_root_is_refused() {
-    let work = tempfile::tempdir().unwrap();
-    let home = work.path().join("home");
-    fs::create_dir_all(&home).unwrap();
-    let root = work.path().join("storage");
+    let (work, home, root) = workspace();
     let cfg = write_config(work.path(), &root, free_port(), 86_400);
     let srv = Serve::start(&cfg, work.path());
     let pid = srv.child.id();
