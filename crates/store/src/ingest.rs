@@ -33,12 +33,14 @@ pub(crate) enum Hashing {
     Busy(Algorithm, JoinHandle<DigestHasher>),
 }
 
-impl Hashing {
-    /// Hashing that starts from `hasher`'s state.
-    pub(crate) fn from(hasher: DigestHasher) -> Hashing {
+/// Hashing that starts from `hasher`'s state.
+impl From<DigestHasher> for Hashing {
+    fn from(hasher: DigestHasher) -> Hashing {
         Hashing::Idle(hasher)
     }
+}
 
+impl Hashing {
     /// The algorithm being computed.
     pub(crate) fn algorithm(&self) -> Algorithm {
         match self {

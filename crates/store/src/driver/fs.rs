@@ -12,8 +12,9 @@
 //!   fsynced once (it may have been created by a process that died before syncing it).
 //!   Known-durable directories are cached.
 //!
-//! `put_ordered` (manifests and their links) goes through a write-ahead journal instead: one
-//! group-committed `fdatasync` per put, the files synced at checkpoints (see `fs/journal.rs`).
+//! `put_ordered` (manifests and their links, blob links) goes through a write-ahead journal
+//! instead: one group-committed `fdatasync` per put, the files synced at checkpoints (see
+//! `fs/journal.rs`).
 //!
 //! Temp files are named `.<name>.<random>.tmp` in the target's own directory: a rename within
 //! one directory locks only that directory (a cross-directory rename takes the filesystem-wide

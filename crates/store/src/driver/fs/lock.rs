@@ -10,7 +10,7 @@
 //! holds the holder's process id, for the error message. `flock` locks are released by the
 //! kernel when the process dies, so a crash leaves nothing to clean up.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use crate::error::{Result, StoreError};
 pub(super) const LOCK_NAME: &str = ".lock";
 
 /// Roots this process holds, by canonical path.
-static HELD: Mutex<Option<HashMap<PathBuf, Weak<RootLock>>>> = Mutex::new(None);
+static HELD: Mutex<BTreeMap<PathBuf, Weak<RootLock>>> = Mutex::new(BTreeMap::new());
 
 /// The held lock of one root; released when the last driver (and task) using it is gone.
 #[derive(Debug)]
@@ -40,7 +40,6 @@ pub(super) fn lock_root(root: &Path) -> Result<Arc<RootLock>> {
         .canonicalize()
         .map_err(|e| StoreError::io("lock root", &key, e))?;
     let mut held = HELD.lock();
-    let held = held.get_or_insert_with(HashMap::new);
     if let Some(lock) = held.get(&canonical).and_then(Weak::upgrade) {
         return Ok(lock);
     }
