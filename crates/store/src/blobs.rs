@@ -202,25 +202,27 @@ impl Store {
         Ok(size)
     }
 
-    /// Makes the verified bytes at `staging` the blob `digest` of `repo` once `sync` (which
-    /// makes them durable) succeeded: moves them into place unless the digest's bytes already
-    /// exist (then `staging` is dropped), and links. The link is written only after the bytes
-    /// are durably in place; `cleanup` (removal of the staging area) runs once the bytes were
-    /// moved, while the link is written.
+    /// Makes the bytes at `staging` the blob `digest` of `repo` once `ready` (which makes them
+    /// durable and checks their digest) succeeded: publishes them under their final key with
+    /// the repository's link ([`Driver::publish`]: the filesystem driver journals both while
+    /// `ready` runs), unless the digest's bytes already exist (then `staging` is dropped and
+    /// only the link is written). Nothing is visible before `ready` succeeded. `cleanup`
+    /// (removal of the staging area) runs once the bytes were moved.
+    ///
+    /// [`Driver::publish`]: crate::Driver::publish
     pub(crate) async fn commit_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
         staging: &str,
         size: u64,
-        sync: impl Future<Output = Result<()>> + Send,
+        ready: impl Future<Output = Result<()>> + Send,
         cleanup: impl Future<Output = ()> + Send,
     ) -> Result<()> {
         let driver = self.inner.driver.as_ref();
         let loc = self.write_loc();
         let target = paths::data(repo.as_str(), digest, loc);
-        let (synced, prepared) = tokio::join!(sync, driver.prepare(&target));
-        synced.and(prepared)?;
+        // Held from here on: the bytes' sync overlaps the journal append (see above).
         let _guard = self.inner.digest_locks.lock(digest).await;
         let exists = match driver.stat(&target).await {
             Ok(meta) if meta.size == size => true,
@@ -232,13 +234,19 @@ impl Store {
             Err(e) => return Err(e),
         };
         if exists {
+            ready.await?;
             delete_quietly(self, staging).await;
-        } else {
-            driver.move_object(staging, &target).await?;
+            // The staging area is removed while the link is written.
+            let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size), cleanup);
+            return linked;
         }
-        // The staging area is removed while the link is written.
-        let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size), cleanup);
-        linked
+        let links = self.missing_link(repo, digest).into_iter().collect();
+        driver
+            .publish(staging, &target, digest, size, Box::pin(ready), links)
+            .await?;
+        cleanup.await;
+        self.record_link(repo, digest, loc, size);
+        Ok(())
     }
 
     /// Whether the index knows `digest` as linked in `repo`.
@@ -249,10 +257,22 @@ impl Store {
             .unwrap_or(false)
     }
 
+    /// The link file to write for `digest` in `repo`, unless the index already has it.
+    fn missing_link(&self, repo: &RepoName, digest: &Digest) -> Option<(String, Bytes)> {
+        (!self.is_linked(repo, digest)).then(|| {
+            (
+                paths::layer_link(repo.as_str(), digest),
+                Bytes::from(digest.to_string()),
+            )
+        })
+    }
+
     /// Writes the blob link (if the index does not have it) and records it. Caller holds the
     /// digest lock and has made the bytes durable at `loc`, so the link can go through
     /// [`Driver::put_ordered`] (the filesystem driver's journal: one append and sync instead of
     /// a temp file's sync and a directory's).
+    ///
+    /// [`Driver::put_ordered`]: crate::Driver::put_ordered
     async fn link_locked(
         &self,
         repo: &RepoName,
@@ -260,15 +280,16 @@ impl Store {
         loc: DataLoc,
         size: u64,
     ) -> Result<()> {
-        let name = repo.as_str();
-        if !self.is_linked(repo, digest) {
-            let link = paths::layer_link(name, digest);
-            let content = Bytes::from(digest.to_string());
-            self.inner
-                .driver
-                .put_ordered(vec![vec![(link, content)]])
-                .await?;
+        if let Some(link) = self.missing_link(repo, digest) {
+            self.inner.driver.put_ordered(vec![vec![link]]).await?;
         }
+        self.record_link(repo, digest, loc, size);
+        Ok(())
+    }
+
+    /// Records a written link in the quota facts and the index.
+    fn record_link(&self, repo: &RepoName, digest: &Digest, loc: DataLoc, size: u64) {
+        let name = repo.as_str();
         self.inner
             .quota
             .facts
@@ -283,7 +304,6 @@ impl Store {
             }
         });
         self.inner.in_use.touch(name, digest);
-        Ok(())
     }
 
     /// Where new bytes for a repository are written.

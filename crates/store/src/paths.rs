@@ -14,7 +14,7 @@
 //! repositories/<name>/_uploads/<id>/startedat            session marker: start time, unix seconds
 //! quarantine/<unix seconds>/<original key>               data scrub found corrupt (never read)
 //! .journal                                               filesystem driver only: write-ahead
-//!                                                        journal of `put_ordered` (a dot name,
+//!                                                        journal of `put_ordered` and `publish` (a dot name,
 //!                                                        never a key; see driver/fs/journal.rs)
 //! .lock                                                  filesystem driver only: held (flock)
 //!                                                        by the process that has the root open

@@ -16,7 +16,8 @@
 //!
 //! Session storage is scratch space: its directory, marker and removal are never synced (a
 //! session lost in a crash is unknown afterwards, one that comes back is empty and purged by
-//! GC); only the blob it becomes is made durable (data sync, then the move into place).
+//! GC); only the blob it becomes is made durable (data sync, then the journaled move into
+//! place; see `Driver::publish`).
 //!
 //! Requests on one session serialize on its mutex; a chunk that does not start at the
 //! current offset is `RangeInvalid` (416).

@@ -38,6 +38,7 @@ pub async fn run_all(driver: Arc<dyn Driver>) -> CheckResult {
     list_and_walk(d).await?;
     move_object(d).await?;
     put_ordered_groups(d).await?;
+    publish(d).await?;
     scratch_deletes(d).await?;
     delete_objects(d).await?;
     concurrent_puts(Arc::clone(&driver)).await?;
@@ -343,6 +344,60 @@ pub async fn move_object(d: &dyn Driver) -> CheckResult {
         .await
         .map_err(fail("get new"))?;
     check!(got.as_ref() == b"payload", "move into new dir: {got:?}");
+    Ok(())
+}
+
+/// `publish` moves a committed writer's object into place and writes its links; a failing
+/// `ready` makes nothing visible and is the error returned.
+pub async fn publish(d: &dyn Driver) -> CheckResult {
+    let data = pattern(3000, 9);
+    let digest = ocireg_oci::Digest::compute(ocireg_oci::Algorithm::Sha256, &data);
+    let link = ("pb/links/a".to_owned(), Bytes::from(digest.to_string()));
+    let mut w = d.writer("pb/up/1", false).await.map_err(fail("writer"))?;
+    w.write(vec![Bytes::from(data.clone())])
+        .await
+        .map_err(fail("write"))?;
+    let failing = Box::pin(async { Err(StoreError::Internal("not ready".to_owned())) });
+    let r = d
+        .publish(
+            "pb/up/1",
+            "pb/blob/x",
+            &digest,
+            3000,
+            failing,
+            vec![link.clone()],
+        )
+        .await;
+    check!(
+        matches!(&r, Err(StoreError::Internal(m)) if m == "not ready"),
+        "publish with a failing ready: {r:?}"
+    );
+    for key in ["pb/blob/x", "pb/links/a"] {
+        check!(
+            d.stat(key).await.is_err_and(|e| e.is_not_found()),
+            "{key} visible after a failed publish"
+        );
+    }
+    let ready = Box::pin(async move { w.commit().await.map(drop) });
+    d.publish("pb/up/1", "pb/blob/x", &digest, 3000, ready, vec![link])
+        .await
+        .map_err(fail("publish"))?;
+    let got = d.get_content("pb/blob/x").await.map_err(fail("get blob"))?;
+    check!(got.as_ref() == data.as_slice(), "published bytes differ");
+    let got = d
+        .get_content("pb/links/a")
+        .await
+        .map_err(fail("get link"))?;
+    check!(got == digest.to_string(), "link holds {got:?}");
+    check!(
+        d.stat("pb/up/1").await.is_err_and(|e| e.is_not_found()),
+        "source still exists after publish"
+    );
+    let none = Box::pin(async { Ok(()) });
+    let r = d
+        .publish("pb/up/2", "pb/../x", &digest, 0, none, Vec::new())
+        .await;
+    check!(r.is_err(), "publish to an invalid key succeeded");
     Ok(())
 }
 

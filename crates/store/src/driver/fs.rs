@@ -12,9 +12,9 @@
 //!   fsynced once (it may have been created by a process that died before syncing it).
 //!   Known-durable directories are cached.
 //!
-//! `put_ordered` (manifests and their links, blob links) goes through a write-ahead journal
-//! instead: one group-committed `fdatasync` per put, the files synced at checkpoints (see
-//! `fs/journal.rs`).
+//! `put_ordered` (manifests and their links, blob links) and `publish` (a pushed blob's move
+//! into place with its link) go through a write-ahead journal instead: one group-committed
+//! `fdatasync` per put, the files synced at checkpoints (see `fs/journal.rs`).
 //!
 //! Temp files are named `.<name>.<random>.tmp` in the target's own directory: a rename within
 //! one directory locks only that directory (a cross-directory rename takes the filesystem-wide
@@ -33,7 +33,9 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
+use ocireg_oci::Digest;
 use parking_lot::Mutex;
 
 use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
@@ -289,6 +291,42 @@ impl Driver for FsDriver {
             .await;
         }
         result
+    }
+
+    /// With the journal: the move and the links are one record appended while `ready` runs
+    /// (see `fs/journal.rs`); without, the default.
+    async fn publish(
+        &self,
+        from: &str,
+        to: &str,
+        digest: &Digest,
+        size: u64,
+        ready: BoxFuture<'_, Result<()>>,
+        links: Vec<(String, Bytes)>,
+    ) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            ready.await?;
+            self.move_object(from, to).await?;
+            return self.put_ordered(vec![links]).await;
+        };
+        for key in [from, to]
+            .into_iter()
+            .chain(links.iter().map(|(k, _)| k.as_str()))
+        {
+            validate_key(key)?;
+        }
+        self.settle(&self.path(to)?).await?;
+        journal
+            .publish(
+                &self.inner,
+                from.to_owned(),
+                to.to_owned(),
+                digest,
+                size,
+                ready,
+                links,
+            )
+            .await
     }
 
     async fn prepare(&self, key: &str) -> Result<()> {

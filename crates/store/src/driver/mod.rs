@@ -12,6 +12,8 @@
 //!   torn one) and durable when it returns.
 //! - [`Driver::move_object`] makes the source's committed bytes visible under the destination
 //!   atomically (filesystem: rename; object store: server-side copy, then delete).
+//! - [`Driver::publish`] is `move_object` then `put_ordered` of the blob's links, with the
+//!   bytes' sync passed in so a journaling driver can overlap them (see its docs).
 //! - A [`FileWriter`] is for large, resumable scratch objects (upload sessions): bytes are
 //!   appended across requests, `commit` makes the bytes written durable, `close` only
 //!   flushes. A writer's object itself need not survive a crash (its directory entry is not
@@ -26,6 +28,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use ocireg_oci::Digest;
 
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
@@ -106,6 +110,32 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
 
     /// Moves an object to a new key (replacing what is there), atomically and durably.
     async fn move_object(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Makes a writer's scratch object `from` (`size` bytes) visible as `to` and then stores
+    /// `links` as one [`Driver::put_ordered`] group, once `ready` succeeded. `ready` commits the
+    /// writer (its bytes are durable when it succeeds) and checks that they hash to `digest`;
+    /// if it fails, nothing becomes visible and its error is returned. When this returns `Ok`,
+    /// `to` and `links` are durable, or (journaled) restored by opening the driver after a
+    /// crash. The default waits for `ready`, then moves, then puts; the filesystem driver
+    /// journals the move with the links while `ready` runs, and replay moves `from` only if its
+    /// bytes hash to `digest` (see `fs/journal.rs`).
+    async fn publish(
+        &self,
+        from: &str,
+        to: &str,
+        digest: &Digest,
+        size: u64,
+        ready: BoxFuture<'_, Result<()>>,
+        links: Vec<(String, Bytes)>,
+    ) -> Result<()> {
+        let _ = (digest, size);
+        ready.await?;
+        self.move_object(from, to).await?;
+        if links.is_empty() {
+            return Ok(());
+        }
+        self.put_ordered(vec![links]).await
+    }
 
     /// Deletes an object, or everything below a prefix; [`StoreError::NotFound`] if neither exists.
     async fn delete(&self, key: &str) -> Result<()>;

@@ -90,6 +90,13 @@ impl Inner {
 
     /// Renames `from` onto `to`, creating `to`'s directory, then syncs that directory.
     pub(super) fn rename_durable(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.rename_into(from, to)?;
+        fsync_dir(parent_of(to)?)
+    }
+
+    /// Renames `from` onto `to` into a durable directory (created if needed), without syncing
+    /// the rename itself.
+    pub(super) fn rename_into(&self, from: &Path, to: &Path) -> io::Result<()> {
         let dir = parent_of(to)?;
         self.ensure_dir(dir)?;
         if let Err(e) = fs::rename(from, to) {
@@ -101,7 +108,7 @@ impl Inner {
             self.ensure_dir(dir)?;
             fs::rename(from, to)?;
         }
-        fsync_dir(dir)
+        Ok(())
     }
 
     /// Writes `content` to a new temp file next to `target` and syncs it; returns its path.

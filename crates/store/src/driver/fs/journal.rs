@@ -17,10 +17,25 @@
 //! touches a file a pending record names, or a directory above one, checkpoints first: a
 //! replay can never bring an older state back over it.
 //!
+//! A blob's publication (`publish`: an upload's data file becomes the blob, then its link) is
+//! one record too: the *move* and the link. Its append runs while the upload's data is still
+//! being synced and its hash settled, so a push waits for one round of syncs instead of four
+//! (data; rename and directory; journal; before, ~1.9 ms of a 1 MiB push's ~2.2 ms
+//! completion here). The rename itself and the link are done only after both the data and
+//! the record are durable, and are not synced: replay redoes them. Replay moves the data only
+//! if its bytes hash to the record's digest: the record may be durable while the data never
+//! was (a crash during the data's sync, or an upload whose digest did not match). If the data
+//! is neither at its destination nor verifiable at its source, the record's remaining files
+//! (the links) are dropped: a link never names missing bytes. That rests on the data file's
+//! name being durable once its data is synced (its creation precedes the sync; ext4, XFS and
+//! btrfs commit a file's earlier metadata with its `fdatasync`). To bound what replay hashes,
+//! a checkpoint also runs once [`CHECKPOINT_MOVED`] bytes were published.
+//!
 //! Record: `payload length: u32 LE | SHA-256 of the payload | payload`; the payload is the
-//! files in order, each `key length: u32 LE | key | content length: u32 LE | content`. Replay
-//! stops at the first record that is short or fails its checksum (an append torn by a crash;
-//! it was never acknowledged). A failed append is cut off again before the next one.
+//! steps in order, each `key length: u32 LE | key | content length: u32 LE | content`; a move
+//! is a step with an empty key whose content is `from NUL to NUL digest`. Replay stops at the
+//! first record that is short or fails its checksum (an append torn by a crash; it was never
+//! acknowledged). A failed append is cut off again before the next one.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -29,19 +44,37 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use ocireg_oci::{Digest, DigestHasher};
 use sha2::{Digest as _, Sha256};
 
-use super::durable::Inner;
+use super::durable::{parent_of, Inner};
 use super::{blocking, JOURNAL_NAME};
 use crate::error::{Result, StoreError};
 
-/// A checkpoint runs once this many records (or [`CHECKPOINT_BYTES`]) are pending.
+/// A checkpoint runs once this many records (or [`CHECKPOINT_BYTES`] of records, or
+/// [`CHECKPOINT_MOVED`] bytes published) are pending.
 const CHECKPOINT_RECORDS: usize = 2048;
 const CHECKPOINT_BYTES: u64 = 32 << 20;
+/// Replay hashes at most this much published data (~0.6 s at SHA-256's ~1.8 GB/s).
+const CHECKPOINT_MOVED: u64 = 1 << 30;
 const HEADER: usize = 4 + 32;
 
-/// One file of a record: its (validated) key and content; records are lists of them.
+/// One file of a record: its (validated) key and content.
 pub(super) type Entry = (String, Bytes);
+
+/// One step of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    /// A file's whole content.
+    Put(Entry),
+    /// A writer's object `from` becomes `to`, if its bytes hash to `digest`.
+    Move {
+        from: String,
+        to: String,
+        digest: Digest,
+    },
+}
 
 #[derive(Debug)]
 pub(super) struct Journal {
@@ -52,7 +85,7 @@ pub(super) struct Journal {
     /// Held by the one task appending and syncing (the group commit leader).
     sync: tokio::sync::Mutex<SyncState>,
     /// Puts hold it shared from append to applied; a checkpoint holds it exclusively.
-    gate: tokio::sync::RwLock<()>,
+    gate: Arc<tokio::sync::RwLock<()>>,
     pending: parking_lot::Mutex<Pending>,
 }
 
@@ -80,6 +113,8 @@ struct Pending {
     paths: BTreeSet<PathBuf>,
     records: usize,
     bytes: u64,
+    /// Bytes of published data (which replay may hash).
+    moved: u64,
 }
 
 impl Journal {
@@ -96,13 +131,26 @@ impl Journal {
         file.read_to_end(&mut data)?;
         let records = decode(&data);
         for record in &records {
-            for (key, content) in record {
-                let target = inner.root.join(key);
-                // A file that already holds the content is left alone (and keeps its
-                // modification time, which garbage collection's grace period reads).
-                match fs::read(&target) {
-                    Ok(found) if found == content.as_ref() => {}
-                    _ => inner.put_unsynced(&target, content)?,
+            for op in record {
+                match op {
+                    Op::Put((key, content)) => {
+                        let target = inner.root.join(key);
+                        // A file that already holds the content is left alone (and keeps its
+                        // modification time, which garbage collection's grace period reads).
+                        match fs::read(&target) {
+                            Ok(found) if found == content.as_ref() => {}
+                            _ => inner.put_unsynced(&target, content)?,
+                        }
+                    }
+                    Op::Move { from, to, digest } => {
+                        if !replay_move(inner, from, to, digest)? {
+                            tracing::warn!(
+                                from, to, %digest,
+                                "a journaled blob's bytes never became durable: its links are dropped"
+                            );
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -116,7 +164,7 @@ impl Journal {
             file: Arc::new(file),
             queue: parking_lot::Mutex::default(),
             sync: tokio::sync::Mutex::default(),
-            gate: tokio::sync::RwLock::default(),
+            gate: Arc::default(),
             pending: parking_lot::Mutex::default(),
         };
         Ok((journal, records.len()))
@@ -135,17 +183,11 @@ impl Journal {
     }
 
     async fn put_now(&self, inner: &Arc<Inner>, entries: Vec<Entry>) -> Result<()> {
-        let record = encode(&entries)?;
+        let ops: Vec<Op> = entries.iter().cloned().map(Op::Put).collect();
+        let record = encode(&ops)?;
         {
             let _shared = self.gate.read().await;
-            {
-                let mut pending = self.pending.lock();
-                pending
-                    .paths
-                    .extend(entries.iter().map(|(key, _)| inner.root.join(key)));
-                pending.records += 1;
-                pending.bytes += record.len() as u64;
-            }
+            self.note_pending(inner, &ops, record.len(), 0);
             self.append(record).await?;
             let inner = Arc::clone(inner);
             blocking(move || {
@@ -158,9 +200,89 @@ impl Journal {
             })
             .await?;
         }
+        self.checkpoint_if_due().await;
+        Ok(())
+    }
+
+    /// Publishes `from` as `to` with `links` (see `Driver::publish` and the module docs): the
+    /// record's append overlaps `ready`; the rename and the links follow, unsynced.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn publish(
+        self: &Arc<Self>,
+        inner: &Arc<Inner>,
+        from: String,
+        to: String,
+        digest: &Digest,
+        size: u64,
+        ready: BoxFuture<'_, Result<()>>,
+        links: Vec<Entry>,
+    ) -> Result<()> {
+        let mut ops = vec![Op::Move {
+            from: from.clone(),
+            to: to.clone(),
+            digest: digest.clone(),
+        }];
+        ops.extend(links.iter().cloned().map(Op::Put));
+        let record = encode(&ops)?;
+        let (src, dst) = (inner.root.join(&from), inner.root.join(&to));
+        let dir = parent_of(&dst)
+            .map_err(|e| StoreError::io("publish", &to, e))?
+            .to_path_buf();
+        // Held until the rename and links are done, which run to completion on their own
+        // (a checkpoint must not empty the journal between this append and them).
+        let shared = Arc::clone(&self.gate).read_owned().await;
+        self.note_pending(inner, &ops, record.len(), size);
+        let journal = Arc::clone(self);
+        let append = detached(async move { journal.append(record).await });
+        let prepare = {
+            let (inner, key) = (Arc::clone(inner), to.clone());
+            blocking(move || {
+                inner
+                    .ensure_dir(&dir)
+                    .map_err(|e| StoreError::io("prepare", &key, e))
+            })
+        };
+        let (ready, appended, prepared) = tokio::join!(ready, append, prepare);
+        ready?;
+        appended?;
+        prepared?;
+        let inner = Arc::clone(inner);
+        blocking(move || {
+            let _shared = shared;
+            inner
+                .rename_into(&src, &dst)
+                .map_err(|e| StoreError::io("move", &from, e))?;
+            for (key, content) in &links {
+                inner
+                    .put_unsynced(&inner.root.join(key), content)
+                    .map_err(|e| StoreError::io("put", key, e))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.checkpoint_if_due().await;
+        Ok(())
+    }
+
+    /// Records what a record about to be appended writes (`moved`: bytes it publishes).
+    fn note_pending(&self, inner: &Inner, ops: &[Op], record_len: usize, moved: u64) {
+        let mut pending = self.pending.lock();
+        pending.paths.extend(ops.iter().map(|op| match op {
+            Op::Put((key, _)) => inner.root.join(key),
+            // The source is a writer's scratch object: nothing writes it again.
+            Op::Move { to, .. } => inner.root.join(to),
+        }));
+        pending.records += 1;
+        pending.bytes += record_len as u64;
+        pending.moved += moved;
+    }
+
+    async fn checkpoint_if_due(&self) {
         let due = {
             let p = self.pending.lock();
-            p.records >= CHECKPOINT_RECORDS || p.bytes >= CHECKPOINT_BYTES
+            p.records >= CHECKPOINT_RECORDS
+                || p.bytes >= CHECKPOINT_BYTES
+                || p.moved >= CHECKPOINT_MOVED
         };
         if due {
             // The put itself is durable (journaled): a failed checkpoint is retried later.
@@ -168,7 +290,6 @@ impl Journal {
                 tracing::warn!(error = %e, "journal checkpoint failed");
             }
         }
-        Ok(())
     }
 
     /// Checkpoints first when a pending record wrote `path` or anything below it: called
@@ -274,10 +395,58 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| StoreError::Internal(format!("journal task failed: {e}")))?
 }
 
+/// Completes a journaled move at replay; `false` if it cannot be (the bytes are neither at `to`
+/// nor verifiable at `from`).
+fn replay_move(inner: &Inner, from: &str, to: &str, digest: &Digest) -> io::Result<bool> {
+    let (src, dst) = (inner.root.join(from), inner.root.join(to));
+    if is_file(&dst)? {
+        return Ok(true);
+    }
+    if !is_file(&src)? || !hashes_to(&src, digest)? {
+        return Ok(false);
+    }
+    inner.rename_into(&src, &dst)?;
+    Ok(true)
+}
+
+fn is_file(path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(meta.is_file()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn hashes_to(path: &Path, digest: &Digest) -> io::Result<bool> {
+    let mut file = File::open(path)?;
+    let mut hasher = DigestHasher::new(digest.algorithm());
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hasher.finish() == *digest)
+}
+
 /// Encodes one record.
-fn encode(entries: &[Entry]) -> Result<Vec<u8>> {
+fn encode(ops: &[Op]) -> Result<Vec<u8>> {
     let mut payload = Vec::new();
-    for (key, content) in entries {
+    for op in ops {
+        let (key, content): (&str, Bytes) = match op {
+            Op::Put((key, content)) => (key, content.clone()),
+            Op::Move { from, to, digest } => ("", Bytes::from(format!("{from}\0{to}\0{digest}"))),
+        };
         for part in [key.as_bytes(), content.as_ref()] {
             let len = u32::try_from(part.len())
                 .map_err(|_| StoreError::Internal(format!("{key}: too large to journal")))?;
@@ -294,8 +463,8 @@ fn encode(entries: &[Entry]) -> Result<Vec<u8>> {
     Ok(record)
 }
 
-/// The whole records at the start of `data`, each as its (key, content) pairs.
-fn decode(data: &[u8]) -> Vec<Vec<Entry>> {
+/// The whole records at the start of `data`, each as its steps.
+fn decode(data: &[u8]) -> Vec<Vec<Op>> {
     let mut records = Vec::new();
     let mut rest = data;
     while let Some((record, after)) = decode_one(rest) {
@@ -305,7 +474,7 @@ fn decode(data: &[u8]) -> Vec<Vec<Entry>> {
     records
 }
 
-fn decode_one(data: &[u8]) -> Option<(Vec<Entry>, &[u8])> {
+fn decode_one(data: &[u8]) -> Option<(Vec<Op>, &[u8])> {
     let (len, rest) = take_u32(data)?;
     let (sum, rest) = rest.split_at_checked(32)?;
     let (mut payload, after) = rest.split_at_checked(len)?;
@@ -319,9 +488,13 @@ fn decode_one(data: &[u8]) -> Option<(Vec<Entry>, &[u8])> {
         let (content_len, rest) = take_u32(rest)?;
         let (content, rest) = rest.split_at_checked(content_len)?;
         let key = std::str::from_utf8(key).ok()?;
-        // Keys were validated when written; a record naming anything else is not ours.
-        super::super::validate_key(key).ok()?;
-        entries.push((key.to_owned(), Bytes::copy_from_slice(content)));
+        entries.push(if key.is_empty() {
+            decode_move(content)?
+        } else {
+            // Keys were validated when written; a record naming anything else is not ours.
+            super::super::validate_key(key).ok()?;
+            Op::Put((key.to_owned(), Bytes::copy_from_slice(content)))
+        });
         payload = rest;
     }
     Some((entries, after))
@@ -331,4 +504,48 @@ fn take_u32(data: &[u8]) -> Option<(usize, &[u8])> {
     let (head, rest) = data.split_at_checked(4)?;
     let len = u32::from_le_bytes(head.try_into().ok()?);
     Some((usize::try_from(len).ok()?, rest))
+}
+
+fn decode_move(content: &[u8]) -> Option<Op> {
+    let mut parts = std::str::from_utf8(content).ok()?.split('\0');
+    let (from, to, digest) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    for key in [from, to] {
+        super::super::validate_key(key).ok()?;
+    }
+    Some(Op::Move {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        digest: digest.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_with_moves_round_trip_and_reject_bad_moves() {
+        let digest = Digest::compute(ocireg_oci::Algorithm::Sha256, b"x");
+        let ops = vec![
+            Op::Move {
+                from: "u/1/data".to_owned(),
+                to: "blobs/x".to_owned(),
+                digest: digest.clone(),
+            },
+            Op::Put(("r/link".to_owned(), Bytes::from_static(b"sha256:..."))),
+        ];
+        let record = encode(&ops).unwrap();
+        assert_eq!(decode(&record), vec![ops]);
+        for bad in [
+            "u/data\0blobs/x".to_owned(),
+            format!("../u\0blobs/x\0{digest}"),
+            "u/data\0blobs/x\0sha256:nothex".to_owned(),
+            format!("u/data\0blobs/x\0{digest}\0more"),
+        ] {
+            assert_eq!(decode_move(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
 }
