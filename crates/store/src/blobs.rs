@@ -132,7 +132,7 @@ impl Store {
                     // The index knew a link whose bytes are gone: nothing to mount.
                     return Ok(false);
                 }
-                let staging = paths::upload_data(repo.as_str(), &new_session_id());
+                let staging = paths::upload(repo.as_str(), &new_session_id());
                 let copied =
                     copy_verified(self.inner.driver.as_ref(), &src_key, &staging, digest).await;
                 let moved = match copied {
@@ -144,7 +144,7 @@ impl Store {
                         .map(|()| n),
                     Err(e) => Err(e),
                 };
-                self.remove_staging(repo, &staging).await;
+                self.remove_staging(&staging).await;
                 match moved {
                     Ok(n) => n,
                     Err(e) if e.is_not_found() => return Ok(false),
@@ -165,10 +165,10 @@ impl Store {
         body: ByteStream,
     ) -> Result<u64> {
         let id = new_session_id();
-        let staging = paths::upload_data(repo.as_str(), &id);
+        let staging = paths::upload(repo.as_str(), &id);
         let result = self.put_staged(repo, digest, body, &staging).await;
         if result.is_err() {
-            self.remove_staging(repo, &staging).await;
+            self.remove_staging(&staging).await;
         }
         result
     }
@@ -196,9 +196,7 @@ impl Store {
             });
         }
         let sync = async move { writer.commit().await.map(drop) };
-        let cleanup = self.remove_staging(repo, staging);
-        self.commit_blob(repo, digest, staging, size, sync, cleanup)
-            .await?;
+        self.commit_blob(repo, digest, staging, size, sync).await?;
         Ok(size)
     }
 
@@ -206,8 +204,8 @@ impl Store {
     /// durable and checks their digest) succeeded: publishes them under their final key with
     /// the repository's link ([`Driver::publish`]: the filesystem driver journals both while
     /// `ready` runs), unless the digest's bytes already exist (then `staging` is dropped and
-    /// only the link is written). Nothing is visible before `ready` succeeded. `cleanup`
-    /// (removal of the staging area) runs once the bytes were moved.
+    /// only the link is written). Nothing is visible before `ready` succeeded; on success
+    /// `staging` is gone (moved or removed).
     ///
     /// [`Driver::publish`]: crate::Driver::publish
     pub(crate) async fn commit_blob(
@@ -217,7 +215,6 @@ impl Store {
         staging: &str,
         size: u64,
         ready: impl Future<Output = Result<()>> + Send,
-        cleanup: impl Future<Output = ()> + Send,
     ) -> Result<()> {
         let driver = self.inner.driver.as_ref();
         let loc = self.write_loc();
@@ -235,16 +232,17 @@ impl Store {
         };
         if exists {
             ready.await?;
-            delete_quietly(self, staging).await;
-            // The staging area is removed while the link is written.
-            let (linked, ()) = tokio::join!(self.link_locked(repo, digest, loc, size), cleanup);
+            // The staging data is removed while the link is written.
+            let (linked, ()) = tokio::join!(
+                self.link_locked(repo, digest, loc, size),
+                self.remove_staging(staging)
+            );
             return linked;
         }
         let links = self.missing_link(repo, digest).into_iter().collect();
         driver
             .publish(staging, &target, digest, size, Box::pin(ready), links)
             .await?;
-        cleanup.await;
         self.record_link(repo, digest, loc, size);
         Ok(())
     }
@@ -326,13 +324,11 @@ impl Store {
             .ok_or_else(|| blob_unknown(digest))
     }
 
-    /// Deletes a staging object's session directory, ignoring absence.
-    pub(crate) async fn remove_staging(&self, repo: &RepoName, staging: &str) {
-        let dir = staging.rsplit_once('/').map_or(staging, |(dir, _)| dir);
-        debug_assert!(dir.starts_with(&paths::repo_root(repo.as_str())));
-        if let Err(e) = self.inner.driver.delete_scratch(dir).await {
+    /// Deletes a staging object (scratch: the removal is not synced), ignoring absence.
+    pub(crate) async fn remove_staging(&self, staging: &str) {
+        if let Err(e) = self.inner.driver.delete_scratch(staging).await {
             if !e.is_not_found() {
-                tracing::warn!(key = dir, error = %e, "could not remove staging data");
+                tracing::warn!(key = staging, error = %e, "could not remove staging data");
             }
         }
     }
@@ -347,12 +343,4 @@ fn blob_unknown(digest: &Digest) -> StoreError {
 /// A fresh, URL-safe session id (32 lowercase hex characters).
 pub(crate) fn new_session_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-async fn delete_quietly(store: &Store, key: &str) {
-    if let Err(e) = store.inner.driver.delete(key).await {
-        if !e.is_not_found() {
-            tracing::warn!(key, error = %e, "could not remove staging data");
-        }
-    }
 }

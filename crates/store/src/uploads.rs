@@ -1,7 +1,7 @@
 //! Upload sessions: start, append chunks, status, complete, cancel.
 //!
-//! A session is `_uploads/<id>/startedat` (its marker) plus `_uploads/<id>/data` (the bytes so
-//! far). Each append streams into `data` while hashing; it is written but not fsynced (as in
+//! A session is one object, `_uploads/<id>` (the bytes so far; created empty on start). Each
+//! append streams into it while hashing; it is written but not fsynced (as in
 //! CNCF Distribution): completing the upload fsyncs `data` once before the blob becomes
 //! visible. The running hash lives in memory; after a restart (or a failed append) the session
 //! is reloaded from storage and the hash rebuilt by re-reading `data`, so sessions survive
@@ -14,9 +14,8 @@
 //! SHA-512 digest re-hashes the data, unless the whole upload arrived with the completing
 //! request, which then hashes with the digest's own algorithm directly.
 //!
-//! Session storage is scratch space: its directory, marker and removal are never synced (a
-//! session lost in a crash is unknown afterwards, one that comes back is empty and purged by
-//! GC); only the blob it becomes is made durable (data sync, then the journaled move into
+//! Session storage is scratch space: its creation and removal are never synced (a session
+//! lost in a crash is unknown afterwards, one that comes back is purged by GC); only the blob it becomes is made durable (data sync, then the journaled move into
 //! place; see `Driver::publish`).
 //!
 //! Requests on one session serialize on its mutex; a chunk that does not start at the
@@ -34,7 +33,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use ocireg_oci::{Algorithm, Digest, DigestHasher, RepoName};
@@ -51,7 +50,7 @@ use crate::ByteStream;
 /// Sessions that may keep a writer (an open file) between requests at once.
 const MAX_KEPT_WRITERS: usize = 256;
 
-/// Live sessions, keyed by their storage directory (`repositories/<name>/_uploads/<id>`).
+/// Live sessions, keyed by their storage key (`repositories/<name>/_uploads/<id>`).
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     map: parking_lot::Mutex<HashMap<String, Arc<Mutex<Session>>>>,
@@ -109,16 +108,16 @@ impl std::fmt::Debug for Kept {
 }
 
 impl Sessions {
-    fn entry(&self, dir: &str, initial: impl FnOnce() -> Session) -> Arc<Mutex<Session>> {
+    fn entry(&self, key: &str, initial: impl FnOnce() -> Session) -> Arc<Mutex<Session>> {
         let mut map = self.map.lock();
         Arc::clone(
-            map.entry(dir.to_owned())
+            map.entry(key.to_owned())
                 .or_insert_with(|| Arc::new(Mutex::new(initial()))),
         )
     }
 
-    fn remove(&self, dir: &str) {
-        self.map.lock().remove(dir);
+    fn remove(&self, key: &str) {
+        self.map.lock().remove(key);
     }
 
     /// Keeps `writer` open if a slot is free; otherwise hands it back (to be closed).
@@ -154,18 +153,11 @@ impl Store {
     /// Starts an upload session; returns its id (32 hex characters, URL-safe).
     pub async fn upload_start(&self, repo: &RepoName) -> Result<String> {
         let id = new_session_id();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let marker = paths::upload_started(repo.as_str(), &id);
+        let key = paths::upload(repo.as_str(), &id);
         // Scratch, not fsynced: a session lost in a crash is simply unknown afterwards (404;
         // the client starts over), so the two syncs of a durable put would only slow every push.
-        self.inner
-            .driver
-            .put_scratch(&marker, Bytes::from(now.to_string()))
-            .await?;
-        let dir = paths::upload_dir(repo.as_str(), &id);
-        self.inner.sessions.entry(&dir, || Session::Live {
+        self.inner.driver.put_scratch(&key, Bytes::new()).await?;
+        self.inner.sessions.entry(&key, || Session::Live {
             offset: 0,
             hashing: None,
             durable: true,
@@ -219,8 +211,7 @@ impl Store {
             self.append_locked(&mut guard, repo, session, body, alg)
                 .await?;
         }
-        let data = paths::upload_data(repo.as_str(), session);
-        let dir = paths::upload_dir(repo.as_str(), session);
+        let data = paths::upload(repo.as_str(), session);
         let Session::Live {
             offset,
             hashing,
@@ -234,7 +225,7 @@ impl Store {
         let mut open_writer = writer.map(Kept::into_writer);
         let driver = self.inner.driver.as_ref();
         if offset == 0 {
-            // Nothing was ever written: the blob is empty (and the data object may not exist).
+            // Nothing was ever written: the blob is empty (and its bytes durably so).
             if let Some(writer) = open_writer.take() {
                 writer.close().await?;
             }
@@ -275,14 +266,17 @@ impl Store {
             let (verified, synced) = tokio::join!(verify, sync);
             verified.and(synced)
         };
-        let cleanup = self.end_session(&mut guard, &dir);
         match self
-            .commit_blob(repo, digest, &data, offset, verified_and_synced, cleanup)
+            .commit_blob(repo, digest, &data, offset, verified_and_synced)
             .await
         {
-            Ok(()) => Ok(offset),
+            Ok(()) => {
+                // The bytes became the blob: nothing is left in storage.
+                self.end_session(&mut guard, &data, false).await;
+                Ok(offset)
+            }
             Err(e @ StoreError::DigestMismatch { .. }) => {
-                self.end_session(&mut guard, &dir).await;
+                self.end_session(&mut guard, &data, true).await;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -292,8 +286,8 @@ impl Store {
     /// Cancels the session and removes its bytes.
     pub async fn upload_cancel(&self, repo: &RepoName, session: &str) -> Result<()> {
         let mut guard = self.open_session(repo, session).await?;
-        let dir = paths::upload_dir(repo.as_str(), session);
-        self.end_session(&mut guard, &dir).await;
+        let key = paths::upload(repo.as_str(), session);
+        self.end_session(&mut guard, &key, true).await;
         Ok(())
     }
 
@@ -302,39 +296,32 @@ impl Store {
         if !valid_id(id) {
             return Err(unknown(id));
         }
-        let dir = paths::upload_dir(repo.as_str(), id);
-        let entry = self.inner.sessions.entry(&dir, || Session::Unloaded);
+        let key = paths::upload(repo.as_str(), id);
+        let entry = self.inner.sessions.entry(&key, || Session::Unloaded);
         let mut guard = entry.lock_owned().await;
         if matches!(&*guard, Session::Gone) {
             return Err(unknown(id));
         }
-        // The marker is checked on every request, so a session whose storage was removed
-        // behind our back (garbage collection of stale uploads) is unknown, not resurrected.
-        let driver = &self.inner.driver;
-        match driver.stat(&paths::upload_started(repo.as_str(), id)).await {
-            Ok(_) => {}
+        // Storage is checked on every request, so a session whose storage was removed behind
+        // our back is unknown, not resurrected.
+        let size = match self.inner.driver.stat(&key).await {
+            Ok(meta) => meta.size,
             Err(e) if e.is_not_found() => {
                 *guard = Session::Gone;
-                self.inner.sessions.remove(&dir);
-                self.inner.quota.ledger.release(&dir, false);
+                self.inner.sessions.remove(&key);
+                self.inner.quota.ledger.release(&key, false);
                 return Err(unknown(id));
             }
             Err(e) => return Err(e),
-        }
-        if matches!(&*guard, Session::Live { .. }) {
-            return Ok(guard);
-        }
-        let offset = match driver.stat(&paths::upload_data(repo.as_str(), id)).await {
-            Ok(meta) => meta.size,
-            Err(e) if e.is_not_found() => 0,
-            Err(e) => return Err(e),
         };
-        *guard = Session::Live {
-            offset,
-            hashing: None,
-            durable: offset == 0,
-            writer: None,
-        };
+        if !matches!(&*guard, Session::Live { .. }) {
+            *guard = Session::Live {
+                offset: size,
+                hashing: None,
+                durable: size == 0,
+                writer: None,
+            };
+        }
         Ok(guard)
     }
 
@@ -358,7 +345,7 @@ impl Store {
         else {
             return Err(unknown(id));
         };
-        let data = paths::upload_data(repo.as_str(), id);
+        let data = paths::upload(repo.as_str(), id);
         let driver = self.inner.driver.as_ref();
         let hashing = match hashing {
             Some(h) => *h,
@@ -424,20 +411,22 @@ impl Store {
         Ok(size)
     }
 
-    /// Removes the session's storage and forgets it.
-    /// Storage goes first, while the session's lock is still held: a request that races in
-    /// waits on the lock and then sees `Gone`, never a half-removed session.
-    async fn end_session(&self, guard: &mut OwnedMutexGuard<Session>, dir: &str) {
+    /// Forgets the session, first removing its storage when `remove` (not after its bytes
+    /// became a blob). Storage goes first, while the session's lock is still held: a request
+    /// that races in waits on the lock and then sees `Gone`, never a half-removed session.
+    async fn end_session(&self, guard: &mut OwnedMutexGuard<Session>, key: &str, remove: bool) {
         **guard = Session::Gone;
-        // Scratch: a removal lost in a crash brings back an empty session GC purges later.
-        if let Err(e) = self.inner.driver.delete_scratch(dir).await {
-            if !e.is_not_found() {
-                tracing::warn!(dir, error = %e, "could not remove upload session");
+        // Scratch: a removal lost in a crash brings back a session GC purges later.
+        if remove {
+            if let Err(e) = self.inner.driver.delete_scratch(key).await {
+                if !e.is_not_found() {
+                    tracing::warn!(key, error = %e, "could not remove upload session");
+                }
             }
         }
-        self.inner.sessions.remove(dir);
+        self.inner.sessions.remove(key);
         // Its bytes are no longer reserved (committed: a completed upload is index usage now).
-        self.inner.quota.ledger.release(dir, true);
+        self.inner.quota.ledger.release(key, true);
     }
 }
 
@@ -475,24 +464,30 @@ impl Store {
 
 impl Store {
     /// Garbage collection of a stale upload session: under the session's lock, removes it if
-    /// nothing in `repositories/<repo>/_uploads/<id>/` was modified after `stale_before` and
-    /// returns the bytes it held (`None`: gone already, or written to meanwhile).
+    /// it was not modified after `stale_before` and returns the bytes it held (`None`: gone
+    /// already, or written to meanwhile). A session of the older layout (a directory) counts
+    /// as modified when anything in it was.
     pub(crate) async fn purge_stale_upload(
         &self,
         repo: &str,
         id: &str,
         stale_before: SystemTime,
     ) -> Result<Option<u64>> {
-        let dir = paths::upload_dir(repo, id);
-        let entry = self.inner.sessions.entry(&dir, || Session::Unloaded);
+        let key = paths::upload(repo, id);
+        let entry = self.inner.sessions.entry(&key, || Session::Unloaded);
         let mut guard = entry.lock_owned().await;
-        let objects = self.inner.driver.walk(&dir).await?;
+        let driver = &self.inner.driver;
+        let objects = match driver.stat(&key).await {
+            Ok(meta) => vec![meta],
+            Err(e) if e.is_not_found() => driver.walk(&key).await?,
+            Err(e) => return Err(e),
+        };
         let fresh = objects.iter().any(|o| o.modified > stale_before);
         if objects.is_empty() || fresh {
             return Ok(None);
         }
         let bytes = objects.iter().map(|o| o.size).sum();
-        self.end_session(&mut guard, &dir).await;
+        self.end_session(&mut guard, &key, true).await;
         Ok(Some(bytes))
     }
 }

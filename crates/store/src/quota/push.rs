@@ -97,7 +97,7 @@ impl Store {
             return Ok(None);
         }
         let offset = self.upload_offset(repo, session).await?;
-        let key = paths::upload_dir(repo.as_str(), session);
+        let key = paths::upload(repo.as_str(), session);
         let ns = namespace_of(repo.as_str());
         self.inner.quota.ledger.set(&key, ns, Amount::bytes(offset));
         Ok(Some(key))

@@ -29,6 +29,11 @@ fn opts(delete_untagged: bool) -> GcOptions {
 /// Sets the modification time of every file below `dir` back by `by`.
 fn age_files(dir: &Path, by: Duration) {
     let when = SystemTime::now() - by;
+    if dir.is_file() {
+        let f = std::fs::File::options().write(true).open(dir).unwrap();
+        f.set_modified(when).unwrap();
+        return;
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
@@ -541,7 +546,7 @@ async fn stale_upload_sessions_are_purged() {
         .await
         .unwrap();
     store.close_uploads().await;
-    age_files(&root(&h).join(paths::upload_dir("up", &stale)), 2 * HOUR);
+    age_files(&root(&h).join(paths::upload("up", &stale)), 2 * HOUR);
     let ttl = GcOptions {
         upload_ttl: HOUR,
         ..opts(false)
@@ -559,8 +564,38 @@ async fn stale_upload_sessions_are_purged() {
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
     assert_eq!(store.upload_offset(&r, &fresh).await.unwrap(), 500);
-    assert!(!exists(&h, &paths::upload_dir("up", &stale)));
+    assert!(!exists(&h, &paths::upload("up", &stale)));
     assert_eq!(StoreStats::get(&store.stats().gc_uploads_removed), 1);
+}
+
+#[tokio::test]
+async fn sessions_of_the_older_directory_layout_are_purged_not_resumed() {
+    let h = Harness::fs(dedupe()).await;
+    let store = Store::open(h.driver.clone(), h.opts.clone()).await.unwrap();
+    let r = repo("up");
+    store.upload_start(&r).await.unwrap();
+    // What an earlier version left: `_uploads/<id>/{data,startedat}`.
+    let old = "0123456789abcdef0123456789abcdef";
+    let dir = root(&h).join(paths::upload("up", old));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), bytes(700, 3)).unwrap();
+    std::fs::write(dir.join("startedat"), "1").unwrap();
+    let err = store.upload_offset(&r, old).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
+    let ttl = GcOptions {
+        upload_ttl: HOUR,
+        ..opts(false)
+    };
+    let report = store.gc(&ttl).await.unwrap();
+    assert!(report.uploads.is_empty(), "not stale yet: {report:?}");
+    age_files(&dir, 2 * HOUR);
+    let report = store.gc(&ttl).await.unwrap();
+    assert_eq!(report.uploads.len(), 1, "{report:?}");
+    assert_eq!(
+        (report.uploads[0].id.as_str(), report.uploads[0].bytes),
+        (old, 701)
+    );
+    assert!(!dir.exists());
 }
 
 /// Pushers reuse shared blobs and put manifests while a deleter untags and GC runs in a loop
