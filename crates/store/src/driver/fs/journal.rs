@@ -26,10 +26,9 @@
 //! if its bytes hash to the record's digest: the record may be durable while the data never
 //! was (a crash during the data's sync, or an upload whose digest did not match). If the data
 //! is neither at its destination nor verifiable at its source, the record's remaining files
-//! (the links) are dropped: a link never names missing bytes. That rests on the data file's
-//! name being durable once its data is synced (its creation precedes the sync; ext4, XFS and
-//! btrfs commit a file's earlier metadata with its `fdatasync`). To bound what replay hashes,
-//! a checkpoint also runs once [`CHECKPOINT_MOVED`] bytes were published.
+//! (the links) are dropped: a link never names missing bytes. The source's directory is
+//! synced alongside (its name must survive for replay to find the bytes). To bound what
+//! replay hashes, a checkpoint also runs once [`CHECKPOINT_MOVED`] bytes were published.
 //!
 //! Record: `payload length: u32 LE | SHA-256 of the payload | payload`; the payload is the
 //! steps in order, each `key length: u32 LE | key | content length: u32 LE | content`; a move
@@ -48,7 +47,7 @@ use futures_util::future::BoxFuture;
 use ocireg_oci::{Digest, DigestHasher};
 use sha2::{Digest as _, Sha256};
 
-use super::durable::{parent_of, Inner};
+use super::durable::{fsync_dir, parent_of, Inner};
 use super::{blocking, JOURNAL_NAME};
 use crate::error::{Result, StoreError};
 
@@ -225,9 +224,9 @@ impl Journal {
         ops.extend(links.iter().cloned().map(Op::Put));
         let record = encode(&ops)?;
         let (src, dst) = (inner.root.join(&from), inner.root.join(&to));
-        let dir = parent_of(&dst)
-            .map_err(|e| StoreError::io("publish", &to, e))?
-            .to_path_buf();
+        let dirs = parent_of(&src)
+            .and_then(|s| Ok((s.to_path_buf(), parent_of(&dst)?.to_path_buf())))
+            .map_err(|e| StoreError::io("publish", &to, e))?;
         // Held until the rename and links are done, which run to completion on their own
         // (a checkpoint must not empty the journal between this append and them).
         let shared = Arc::clone(&self.gate).read_owned().await;
@@ -236,9 +235,14 @@ impl Journal {
         let append = detached(async move { journal.append(record).await });
         let prepare = {
             let (inner, key) = (Arc::clone(inner), to.clone());
+            let (src_dir, dst_dir) = dirs;
             blocking(move || {
+                // The source's name is made durable too (a writer's object is created
+                // unsynced): replay must find the bytes there if the rename is lost.
                 inner
-                    .ensure_dir(&dir)
+                    .ensure_dir(&src_dir)
+                    .and_then(|()| fsync_dir(&src_dir))
+                    .and_then(|()| inner.ensure_dir(&dst_dir))
                     .map_err(|e| StoreError::io("prepare", &key, e))
             })
         };
