@@ -34,6 +34,15 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
     imp::sync_filesystem(file)
 }
 
+/// Whether the filesystem holding `file` makes a new file's name durable with the file's own
+/// `fdatasync` (POSIX asks for a sync of its directory). True on ext4, XFS and btrfs, which
+/// commit a file's creation no later than its data's metadata (ext4, XFS: one metadata journal
+/// committed in order; btrfs: its log records a new file's names with it), and on tmpfs
+/// (nothing survives a crash there anyway); false on any other filesystem and off Linux.
+pub fn names_durable_with_data(file: &File) -> bool {
+    imp::names_durable_with_data(file)
+}
+
 /// Takes an exclusive advisory lock on `file` without waiting (`flock(LOCK_EX | LOCK_NB)`);
 /// `Ok(false)` when another open file description holds it. The lock lasts until every
 /// descriptor of this open file description is closed. Elsewhere than Linux: `Ok(true)`
@@ -129,6 +138,19 @@ mod imp {
         Ok(rustix::fs::syncfs(file)?)
     }
 
+    pub(super) fn names_durable_with_data(file: &File) -> bool {
+        const EXT4: u32 = 0xEF53;
+        const XFS: u32 = 0x5846_5342;
+        const BTRFS: u32 = 0x9123_683E;
+        const TMPFS: u32 = 0x0102_1994;
+        rustix::fs::fstatfs(file).is_ok_and(|fs| {
+            // The magic numbers are 32-bit; `f_type` is signed and 32 or 64 bits wide.
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            let kind = fs.f_type as u32;
+            matches!(kind, EXT4 | XFS | BTRFS | TMPFS)
+        })
+    }
+
     pub(super) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
         match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(true),
@@ -182,6 +204,10 @@ mod imp {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 
+    pub(super) fn names_durable_with_data(_file: &File) -> bool {
+        false
+    }
+
     pub(super) fn try_lock_exclusive(_file: &File) -> io::Result<bool> {
         Ok(true)
     }
@@ -212,6 +238,20 @@ mod tests {
         );
         drop(first);
         assert!(try_lock_exclusive(&second).unwrap());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn filesystems_are_told_apart_by_their_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("f")).unwrap();
+        let kind = rustix::fs::fstatfs(&file).unwrap().f_type;
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let expected = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994].contains(&(kind as u32));
+        assert_eq!(names_durable_with_data(&file), expected);
+        // procfs is none of them.
+        let proc = File::open("/proc/self/status").unwrap();
+        assert!(!names_durable_with_data(&proc));
     }
 
     #[cfg(target_os = "linux")]

@@ -569,6 +569,16 @@ async fn read_chunk(file: Arc<File>, at: u64, want: u64) -> io::Result<Bytes> {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publish_with_source_directory_syncs_passes_the_conformance_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut driver = FsDriver::open(tmp.path()).await.unwrap();
+        if let Some(journal) = driver.journal.as_mut() {
+            Arc::get_mut(journal).unwrap().sync_source_dirs = true;
+        }
+        crate::driver::conformance::publish(&driver).await.unwrap();
+    }
+
     #[tokio::test]
     async fn forgetting_a_directory_drops_exactly_it_and_its_descendants() {
         let tmp = tempfile::tempdir().unwrap();
