@@ -1,10 +1,10 @@
 //! Upload sessions: start, append chunks, status, complete, cancel.
 //!
 //! A session is one object, `_uploads/<id>` (the bytes so far; created empty on start). Each
-//! append streams into it while hashing; it is written but not fsynced (as in
-//! CNCF Distribution): completing the upload fsyncs `data` once before the blob becomes
-//! visible. The running hash lives in memory; after a restart (or a failed append) the session
-//! is reloaded from storage and the hash rebuilt by re-reading `data`, so sessions survive
+//! append streams into it while hashing; it is written but not fsynced (as in CNCF
+//! Distribution): completing the upload fsyncs it once before the blob becomes visible. The
+//! running hash lives in memory; after a restart (or a failed append) the session is
+//! reloaded from storage and the hash rebuilt by re-reading its bytes, so sessions survive
 //! restarts. A crash can lose (or, on a filesystem without data journaling, zero-fill) the tail
 //! of acknowledged chunks: the status endpoint then reports the offset that survived, and a
 //! tail that does not match what the client sent fails the digest check at completion
@@ -15,8 +15,9 @@
 //! request, which then hashes with the digest's own algorithm directly.
 //!
 //! Session storage is scratch space: its creation and removal are never synced (a session
-//! lost in a crash is unknown afterwards, one that comes back is purged by GC); only the blob it becomes is made durable (data sync, then the journaled move into
-//! place; see `Driver::publish`).
+//! lost in a crash is unknown afterwards, one that comes back is purged by GC); only the blob
+//! it becomes is made durable (its data sync and the journaled move into place; see
+//! `Driver::publish`).
 //!
 //! Requests on one session serialize on its mutex; a chunk that does not start at the
 //! current offset is `RangeInvalid` (416).
@@ -155,7 +156,7 @@ impl Store {
         let id = new_session_id();
         let key = paths::upload(repo.as_str(), &id);
         // Scratch, not fsynced: a session lost in a crash is simply unknown afterwards (404;
-        // the client starts over), so the two syncs of a durable put would only slow every push.
+        // the client starts over), so the syncs of a durable put would only slow every push.
         self.inner.driver.put_scratch(&key, Bytes::new()).await?;
         self.inner.sessions.entry(&key, || Session::Live {
             offset: 0,
