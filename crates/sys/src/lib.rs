@@ -36,9 +36,11 @@ pub fn sync_filesystem(file: &File) -> io::Result<()> {
 
 /// Whether the filesystem holding `file` makes a new file's name durable with the file's own
 /// `fdatasync` (POSIX asks for a sync of its directory). True on ext4, XFS and btrfs, which
-/// commit a file's creation no later than its data's metadata (ext4, XFS: one metadata journal
-/// committed in order; btrfs: its log records a new file's names with it), and on tmpfs
-/// (nothing survives a crash there anyway); false on any other filesystem and off Linux.
+/// persist a file's creation no later than its data's metadata (ext4 and XFS with a journal:
+/// metadata commits in order; ext4 without one: `fsync` also syncs a new file's parent
+/// directories, kernel commit 14ece1028b3e; btrfs: its log records a new file's names with
+/// it), and on tmpfs (nothing survives a crash there anyway); false on any other filesystem
+/// and off Linux.
 pub fn names_durable_with_data(file: &File) -> bool {
     imp::names_durable_with_data(file)
 }
