@@ -67,7 +67,10 @@
 //! The bytes group is skipped when the digest's bytes already exist, and the tag when it
 //! already names the digest. Fewer syncs without the journal would need relying on a specific
 //! filesystem's metadata ordering (renaming the links in step 2 is safe on ext4 and XFS, whose
-//! journals commit metadata in order, but not by POSIX), which this store does not do.
+//! journals commit metadata in order, but not by POSIX), which this store does not do. (The
+//! one filesystem-specific shortcut is in publishing a pushed blob: on ext4, XFS and btrfs a
+//! file's `fdatasync` is known to make its new name durable, so the upload file's directory
+//! is not synced there; see `driver/fs/journal.rs`.)
 //!
 //! A crash during step 3 can leave a tag or a referrer link without its revision link (the
 //! put was not acknowledged, so either outcome is allowed); [`crate::Store::open`] repairs
