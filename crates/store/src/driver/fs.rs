@@ -305,9 +305,7 @@ impl Driver for FsDriver {
         links: Vec<(String, Bytes)>,
     ) -> Result<()> {
         let Some(journal) = &self.journal else {
-            ready.await?;
-            self.move_object(from, to).await?;
-            return self.put_ordered(vec![links]).await;
+            return super::publish_in_order(self, from, to, ready, links).await;
         };
         for key in [from, to]
             .into_iter()

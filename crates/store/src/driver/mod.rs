@@ -129,12 +129,7 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         links: Vec<(String, Bytes)>,
     ) -> Result<()> {
         let _ = (digest, size);
-        ready.await?;
-        self.move_object(from, to).await?;
-        if links.is_empty() {
-            return Ok(());
-        }
-        self.put_ordered(vec![links]).await
+        publish_in_order(self, from, to, ready, links).await
     }
 
     /// Deletes an object, or everything below a prefix; [`StoreError::NotFound`] if neither exists.
@@ -166,6 +161,22 @@ pub trait FileWriter: Send {
 
     /// Abandons the writer and deletes the object.
     async fn cancel(self: Box<Self>) -> Result<()>;
+}
+
+/// [`Driver::publish`] without overlap: waits for `ready`, then moves, then puts the links.
+pub(crate) async fn publish_in_order<D: Driver + ?Sized>(
+    driver: &D,
+    from: &str,
+    to: &str,
+    ready: BoxFuture<'_, Result<()>>,
+    links: Vec<(String, Bytes)>,
+) -> Result<()> {
+    ready.await?;
+    driver.move_object(from, to).await?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    driver.put_ordered(vec![links]).await
 }
 
 /// Checks that `key` is a valid storage key (see the module docs).

@@ -196,15 +196,7 @@ impl Journal {
             self.note_pending(inner, &ops, record.len(), 0);
             self.append(record).await?;
             let inner = Arc::clone(inner);
-            blocking(move || {
-                for (key, content) in &entries {
-                    inner
-                        .put_unsynced(&inner.root.join(key), content)
-                        .map_err(|e| StoreError::io("put", key, e))?;
-                }
-                Ok(())
-            })
-            .await?;
+            blocking(move || put_all_unsynced(&inner, &entries)).await?;
         }
         self.checkpoint_if_due().await;
         Ok(())
@@ -268,12 +260,7 @@ impl Journal {
             inner
                 .rename_into(&src, &dst)
                 .map_err(|e| StoreError::io("move", &from, e))?;
-            for (key, content) in &links {
-                inner
-                    .put_unsynced(&inner.root.join(key), content)
-                    .map_err(|e| StoreError::io("put", key, e))?;
-            }
-            Ok(())
+            put_all_unsynced(&inner, &links)
         })
         .await?;
         self.checkpoint_if_due().await;
@@ -409,6 +396,16 @@ async fn detached<T: Send + 'static>(
     tokio::spawn(task)
         .await
         .map_err(|e| StoreError::Internal(format!("journal task failed: {e}")))?
+}
+
+/// Writes a record's files, unsynced (the record holds them until a checkpoint).
+fn put_all_unsynced(inner: &Inner, entries: &[Entry]) -> Result<()> {
+    for (key, content) in entries {
+        inner
+            .put_unsynced(&inner.root.join(key), content)
+            .map_err(|e| StoreError::io("put", key, e))?;
+    }
+    Ok(())
 }
 
 /// Completes a journaled move at replay; `false` if it cannot be (the bytes are neither at `to`
