@@ -209,8 +209,11 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, root = %s.root.display(), dedupe = s.dedupe, "serving");
     let app = ocireg_server::app(store.clone(), s.server.clone());
     ocireg_server::serve(listener, app, &s.server, shutdown_signal()).await?;
-    // Requests are done: let upload sessions' last writes land before the process ends.
-    store.close_uploads().await;
+    // Requests are done: let upload sessions' last writes land and checkpoint the journal
+    // before the process ends (a failure loses nothing: the next start replays the journal).
+    if let Err(e) = store.shutdown().await {
+        tracing::warn!(error = %e, "flushing storage at shutdown failed");
+    }
     Ok(())
 }
 

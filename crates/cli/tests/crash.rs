@@ -596,6 +596,12 @@ fn sigterm_lets_in_flight_requests_finish() {
         lag < Duration::from_secs(5),
         "server took {lag:?} to exit after its last in-flight request finished"
     );
+    // ocireg checkpoints its journal on a graceful stop: nothing is left to replay.
+    let journal = root_dir.path().join(".journal");
+    if journal.exists() {
+        let len = std::fs::metadata(&journal).unwrap().len();
+        assert_eq!(len, 0, "journal left with {len} bytes after SIGTERM");
+    }
     // The acknowledged blob is there after a restart.
     let srv = Server::start_on(root_dir.path());
     let r = get(&srv, &c, &format!("/v2/term/slow/blobs/{d}")).expect(200, "blob after restart");

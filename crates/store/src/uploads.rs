@@ -450,6 +450,14 @@ impl Store {
         }
     }
 
+    /// For a graceful stop, once requests are done: closes the upload sessions' writers (see
+    /// [`Store::close_uploads`]) and flushes the driver, so the next start has nothing to
+    /// replay.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.close_uploads().await;
+        self.inner.driver.flush().await
+    }
+
     /// Upload sessions this process knows to be open: started here, or resumed since it started
     /// (sessions left in storage by an earlier run count once a request touches them).
     pub fn upload_session_count(&self) -> usize {

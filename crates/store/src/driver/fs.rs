@@ -327,6 +327,14 @@ impl Driver for FsDriver {
             .await
     }
 
+    /// A journal checkpoint: the journal is empty afterwards.
+    async fn flush(&self) -> Result<()> {
+        match &self.journal {
+            Some(journal) => journal.checkpoint().await,
+            None => Ok(()),
+        }
+    }
+
     async fn prepare(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         let inner = Arc::clone(&self.inner);

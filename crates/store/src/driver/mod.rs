@@ -132,6 +132,12 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         publish_in_order(self, from, to, ready, links).await
     }
 
+    /// Makes everything written so far durable on its own, with nothing left for a reopen to
+    /// restore (filesystem: a journal checkpoint), for a graceful stop. Default: nothing.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Deletes an object, or everything below a prefix; [`StoreError::NotFound`] if neither exists.
     async fn delete(&self, key: &str) -> Result<()>;
 

@@ -313,3 +313,23 @@ fn sha256_hex(data: &[u8]) -> String {
         .hex()
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_checkpoints_the_journal_for_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let driver = FsDriver::open(root).await.unwrap();
+    driver
+        .put_ordered(groups(&[&[("r/tag", "v1")]]))
+        .await
+        .unwrap();
+    publish(&driver, b"some bytes", true).await.unwrap();
+    assert!(journal_len(root) > 0);
+    driver.flush().await.unwrap();
+    assert_eq!(journal_len(root), 0, "flush leaves nothing to replay");
+    assert_eq!(content(&driver, "r/tag").await.as_deref(), Some("v1"));
+    assert_eq!(
+        content(&driver, "b/blob").await.as_deref(),
+        Some("some bytes")
+    );
+}

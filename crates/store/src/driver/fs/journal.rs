@@ -7,7 +7,8 @@
 //! `<root>/.journal` and one `fdatasync` of that file, shared by every put that arrived
 //! meanwhile (group commit); then the record's files are written in group order with no sync
 //! at all. They become durable at the next checkpoint: `syncfs` of the store's filesystem,
-//! then the journal is emptied (truncated and synced). Opening the driver replays whatever
+//! then the journal is emptied (truncated and synced); `Driver::flush` runs one for a graceful
+//! stop. Opening the driver replays whatever
 //! the journal holds (every record in order, each file rewritten whole through a temp file
 //! and a rename) and checkpoints, so a put acknowledged before a crash is complete after it
 //! whatever state its unsynced files were left in, and one that was not acknowledged is
