@@ -144,7 +144,10 @@ impl Store {
                         .map(|()| n),
                     Err(e) => Err(e),
                 };
-                self.remove_staging(&staging).await;
+                if moved.is_err() {
+                    // A completed move left nothing behind.
+                    self.remove_staging(&staging).await;
+                }
                 match moved {
                     Ok(n) => n,
                     Err(e) if e.is_not_found() => return Ok(false),

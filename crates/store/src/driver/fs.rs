@@ -307,12 +307,11 @@ impl Driver for FsDriver {
         let Some(journal) = &self.journal else {
             return super::publish_in_order(self, from, to, ready, links).await;
         };
-        for key in [from, to]
-            .into_iter()
-            .chain(links.iter().map(|(k, _)| k.as_str()))
-        {
+        validate_key(from)?;
+        for (key, _) in &links {
             validate_key(key)?;
         }
+        // `path` validates `to`.
         self.settle(&self.path(to)?).await?;
         journal
             .publish(
@@ -333,19 +332,6 @@ impl Driver for FsDriver {
             Some(journal) => journal.checkpoint().await,
             None => Ok(()),
         }
-    }
-
-    async fn prepare(&self, key: &str) -> Result<()> {
-        let path = self.path(key)?;
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || {
-            let fail = |e| StoreError::io("prepare", &key, e);
-            inner
-                .ensure_dir(parent_of(&path).map_err(fail)?)
-                .map_err(fail)
-        })
-        .await
     }
 
     async fn reader(&self, key: &str, offset: u64, len: Option<u64>) -> Result<(u64, ByteStream)> {

@@ -83,12 +83,6 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
-    /// Optional hint that `key` will be written soon: the filesystem driver creates (and
-    /// syncs) its directory now, so that work can overlap other I/O. Default: nothing.
-    async fn prepare(&self, key: &str) -> Result<()> {
-        validate_key(key)
-    }
-
     /// Streams `len` bytes (all remaining when `None`) from `offset`; returns the object's
     /// total size and the stream. An offset past the end, or a length reaching past it, is
     /// [`StoreError::RangeInvalid`].
