@@ -31,7 +31,7 @@ impl Default for InitOptions {
 }
 
 /// The native config file name each local registry type reads.
-fn native_config_name(t: RegistryType) -> &'static str {
+pub(crate) fn native_config_name(t: RegistryType) -> &'static str {
     match t {
         RegistryType::Zot => "config.json",
         _ => "config.yml",

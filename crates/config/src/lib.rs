@@ -1,5 +1,6 @@
 //! The seed's KCL schemas (`oci_registry.k`) as Rust types: defaults, every check with field
-//! paths, YAML/TOML/JSON/KCL loaders, effective-config rendering and JSON Schema.
+//! paths, YAML/TOML/JSON/KCL loaders, effective-config rendering, JSON Schema, and the typed,
+//! fully defaulted settings each consumer reads (`LocalView`, `ServeSettings`, `ClientView`).
 //!
 //! Each schema is described once (in `schemas.rs`); the Rust struct, its field table, the
 //! generic validation pass, the defaults and the JSON Schema all come from that description.
@@ -16,6 +17,7 @@
 
 mod checks;
 mod document;
+mod effective;
 mod error;
 mod extensions;
 mod format;
@@ -37,6 +39,12 @@ mod tests_document;
 pub use document::{
     document_from_value, is_bare_registry, to_json_value, validate_schema, Document,
 };
+pub use effective::{
+    host_port, listen_port, parse_duration, AccessRuleView, AuthView, ClientEndpoint, ClientView,
+    GcView, HttpView, LimitsView, ListenAddr, LocalView, MultiUserView, NamespaceQuotaView,
+    QuotaView, RateView, RemoteView, ScrubView, ServeSettings, ServeTls, StorageView, TlsPaths,
+    TokenView, WebhookView,
+};
 pub use error::{ConfigError, FieldError};
 pub use extensions::{
     AccessRule, LocalAuthConfig, LocalLimitsConfig, LocalOpsConfig, EXTENSION_SCHEMAS,
@@ -45,8 +53,8 @@ pub use format::{parse_text, render, Format, OutputFormat};
 pub use init::{default_document, init_template, InitOptions, SOLO_DATA_DIR};
 pub use jsonschema::{json_schema, schema_def};
 pub use load::{
-    evaluate_kcl, expand_home, load_path, load_reader, load_str, read_value, read_value_from,
-    resolve_config_path, CONFIG_ENV, DEFAULT_CONFIG_PATH,
+    evaluate_kcl, expand_home, expand_home_in, load_path, load_reader, load_str, read_value,
+    read_value_from, resolve_config_path, CONFIG_ENV, DEFAULT_CONFIG_PATH,
 };
 pub use normalize::View;
 pub use reference::{digest_problem, parse_artifact_reference};

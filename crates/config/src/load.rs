@@ -91,8 +91,18 @@ fn resolve_with(cli: Option<&Path>, env: Option<PathBuf>, default: &Path) -> Opt
 /// Expands a leading `~` (alone or followed by `/`) to `$HOME`; anything else, or no `HOME`,
 /// is returned unchanged. Validation never expands; code expands paths when it uses them.
 pub fn expand_home(path: &str) -> PathBuf {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-    expand_home_with(path, home.as_deref().map(Path::new))
+    expand_home_in(path, None)
+}
+
+/// [`expand_home`] with `~` standing for `home` (`None`: `$HOME`).
+pub fn expand_home_in(path: &str, home: Option<&Path>) -> PathBuf {
+    match home {
+        Some(h) => expand_home_with(path, Some(h)),
+        None => {
+            let env = std::env::var_os("HOME").filter(|h| !h.is_empty());
+            expand_home_with(path, env.as_deref().map(Path::new))
+        }
+    }
 }
 
 fn expand_home_with(path: &str, home: Option<&Path>) -> PathBuf {
