@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ocireg_client::Credentials;
-use ocireg_config::Document;
+use ocireg_config::{ClientView, Document};
 use serde_json::Value;
 
 use crate::client_cmd::{creds, settings};
@@ -27,12 +27,19 @@ struct Target {
     credentials: Credentials,
 }
 
-fn target(doc: &Document, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Target> {
-    let plan = ocireg_deploy::LocalPlan::from_registry(
-        &doc.registry,
-        &ocireg_deploy::RenderOptions::default(),
-    )
-    .context("this command works on the local registry (registry.deployment = \"local\")")?;
+/// The local plan of `doc`: the address `up` and `status` use is the one this call reaches.
+fn local_plan(doc: &Document) -> anyhow::Result<ocireg_deploy::LocalPlan> {
+    ocireg_deploy::LocalPlan::from_registry(&doc.registry, &ocireg_deploy::RenderOptions::default())
+        .context("this command works on the local registry (registry.deployment = \"local\")")
+}
+
+/// `<probe URL of the local registry>/v2/_ocireg/<path>?<query>`.
+pub(crate) fn extension_url(
+    doc: &Document,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<reqwest::Url> {
+    let plan = local_plan(doc)?;
     let probe = reqwest::Url::parse(&plan.settings.probe_url)
         .with_context(|| format!("local registry URL {:?}", plan.settings.probe_url))?;
     let mut url = probe
@@ -41,16 +48,18 @@ fn target(doc: &Document, path: &str, query: &[(&str, &str)]) -> anyhow::Result<
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(query.iter().copied());
     }
-    let ctx = settings::Ctx {
-        doc: doc.clone(),
-        options: ocireg_client::ClientOptions::default(),
-    };
-    let credentials = creds::lookup(doc, &ctx.configured().host, true)?;
+    Ok(url)
+}
+
+fn target(doc: &Document, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Target> {
+    let url = extension_url(doc, path, query)?;
+    let view = ClientView::resolve(doc)?;
+    let credentials = creds::lookup(doc, &settings::configured(&view).host, true)?;
     Ok(Target { url, credentials })
 }
 
 fn http_client(doc: &Document) -> anyhow::Result<reqwest::Client> {
-    let options = settings::client_options(doc)?;
+    let options = settings::client_options(&ClientView::resolve(doc)?);
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -171,10 +180,7 @@ where
     F: FnOnce(ocireg_store::Store) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let plan = ocireg_deploy::LocalPlan::from_registry(
-        &doc.registry,
-        &ocireg_deploy::RenderOptions::default(),
-    );
+    let plan = local_plan(doc);
     let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
     let ask_server = match (root, &configured_root) {
         (Some(root), Some(conf)) => same_dir(root, conf),
@@ -200,9 +206,7 @@ where
     if !root.is_dir() {
         bail!("storage root {} does not exist", root.display());
     }
-    let dedupe = plan
-        .as_ref()
-        .map_or(true, |p| p.settings.storage.dedupe_enabled);
+    let dedupe = plan.as_ref().map_or(true, |p| p.settings.storage.dedupe);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -37,7 +37,7 @@ pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         Ok(doc) => doc,
         Err(err) => bail!("invalid config:\n{err}"),
     };
-    let mut opts = gc_options(&doc)?;
+    let mut opts = gc_options(&ocireg_config::GcView::resolve(&doc.registry)?);
     opts.dry_run = args.dry_run;
     opts.delete_untagged |= args.delete_untagged;
     let dry = if opts.dry_run { "true" } else { "false" };

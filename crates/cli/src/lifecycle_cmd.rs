@@ -157,7 +157,7 @@ fn url_of(probe_url: &str, endpoint: &str) -> String {
     format!("{scheme}://{endpoint}")
 }
 
-fn plan(doc: &cfg::Document) -> Result<LocalPlan, deploy::DeployError> {
+pub(crate) fn plan(doc: &cfg::Document) -> Result<LocalPlan, deploy::DeployError> {
     LocalPlan::from_registry(&doc.registry, &RenderOptions::default())
 }
 
@@ -257,7 +257,14 @@ pub fn run_status(args: StatusArgs, global_config: Option<&Path>) -> anyhow::Res
             Ok(0)
         }
         Deployment::Remote => {
-            let check = deploy::RemoteCheckOptions::from_registry(reg, &RenderOptions::default());
+            let check =
+                match deploy::RemoteCheckOptions::from_registry(reg, &RenderOptions::default()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(1);
+                    }
+                };
             let st = deploy::check_remote(&check);
             let ok = st.reachable
                 && !matches!(st.tls, deploy::TlsCheck::Failed { .. })

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use ocireg_store::{ScrubOptions, ScrubReport};
+use ocireg_store::ScrubReport;
 
 /// Flags of `ocireg scrub`.
 #[derive(clap::Args, Debug)]
@@ -32,10 +32,8 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         Ok(doc) => doc,
         Err(err) => bail!("invalid config:\n{err}"),
     };
-    let opts = match &doc.registry.local {
-        Some(local) => crate::serve::scrub::scrub_options(local)?,
-        None => ScrubOptions::default(),
-    };
+    let opts =
+        crate::serve::scrub::scrub_options(&ocireg_config::ScrubView::resolve(&doc.registry)?);
     let rate = (opts.rate_bytes_per_sec >> 20).to_string();
     let query = [("rate_mb", rate.as_str())];
     let run_opts = opts.clone();

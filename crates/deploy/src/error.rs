@@ -17,6 +17,9 @@ pub enum DeployError {
         /// The configured type.
         kind: String,
     },
+    /// The settings of the config cannot be resolved (the message names the field).
+    #[error(transparent)]
+    Settings(#[from] ocireg_config::ConfigError),
     /// A setting needed for this operation is missing or unusable.
     #[error("{field}: {message}")]
     Config {

@@ -200,22 +200,8 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
     let s = &plan.settings;
     let _lock = lock(&s.data_dir)?;
     let mut notes = Vec::new();
-    if let Some(old) = state::read(&s.state_file)? {
-        if process::is_alive(old.pid, old.proc_start) {
-            return if probe::probe(&old.probe_url).is_registry() {
-                Ok(UpOutcome::AlreadyRunning(old))
-            } else {
-                Err(DeployError::Unhealthy {
-                    pid: old.pid,
-                    url: old.probe_url,
-                })
-            };
-        }
-        state::remove(&s.state_file)?;
-        notes.push(format!(
-            "removed a stale pid file: pid {} (started {}) is no longer running",
-            old.pid, old.started_at
-        ));
+    if let Some(running) = previous_run(s, &mut notes)? {
+        return Ok(UpOutcome::AlreadyRunning(running));
     }
     let runner = choose_runner(s, opts)?;
     // Authentication is served by the built-in engine itself (`ocireg serve` reads the same
@@ -236,18 +222,68 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
     ] {
         mkdir(dir)?;
     }
-    let (engine, program, args, config_path) = match runner {
-        Runner::Native(bin) => {
+    let launch = prepare_launch(plan, runner, &mut notes)?;
+    start(s, launch, opts, notes)
+}
+
+/// The state a previous `up` left: `Some` when that registry runs and answers; a stale file
+/// (process gone) is removed with a note; a running process that does not answer is an error.
+fn previous_run(
+    s: &LocalSettings,
+    notes: &mut Vec<String>,
+) -> Result<Option<RegistryState>, DeployError> {
+    let Some(old) = state::read(&s.state_file)? else {
+        return Ok(None);
+    };
+    if process::is_alive(old.pid, old.proc_start) {
+        return if probe::probe(&old.probe_url).is_registry() {
+            Ok(Some(old))
+        } else {
+            Err(DeployError::Unhealthy {
+                pid: old.pid,
+                url: old.probe_url,
+            })
+        };
+    }
+    state::remove(&s.state_file)?;
+    notes.push(format!(
+        "removed a stale pid file: pid {} (started {}) is no longer running",
+        old.pid, old.started_at
+    ));
+    Ok(None)
+}
+
+/// What `up` runs: the engine, its program and arguments, and the config file it reads.
+struct Launch {
+    engine: Engine,
+    program: PathBuf,
+    args: Vec<OsString>,
+    config_path: PathBuf,
+}
+
+/// Writes the config the runner reads (and the htpasswd file of a native registry).
+fn prepare_launch(
+    plan: &LocalPlan,
+    runner: Runner,
+    notes: &mut Vec<String>,
+) -> Result<Launch, DeployError> {
+    let s = &plan.settings;
+    match runner {
+        Runner::Native(program) => {
             state::write_atomic(&s.config_path, plan.native.text.as_bytes(), Some(0o600))?;
             if let Some(auth) = &s.auth {
                 notes.extend(htpasswd::prepare(auth)?);
             }
             notes.extend(plan.native.warnings.iter().map(|w| format!("warning: {w}")));
-            let args = vec![
-                OsString::from("serve"),
-                s.config_path.clone().into_os_string(),
-            ];
-            (Engine::Native, bin, args, s.config_path.clone())
+            Ok(Launch {
+                engine: Engine::Native,
+                program,
+                args: vec![
+                    OsString::from("serve"),
+                    s.config_path.clone().into_os_string(),
+                ],
+                config_path: s.config_path.clone(),
+            })
         }
         Runner::BuiltIn(b) => {
             let config = s.data_dir.join("builtin-config.json");
@@ -266,9 +302,29 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
                 s.root_dir.clone().into_os_string(),
             ]
             .to_vec();
-            (Engine::BuiltIn, b.program, args, config)
+            Ok(Launch {
+                engine: Engine::BuiltIn,
+                program: b.program,
+                args,
+                config_path: config,
+            })
         }
-    };
+    }
+}
+
+/// Spawns the launch, records its state and waits for `/v2/` to answer.
+fn start(
+    s: &LocalSettings,
+    launch: Launch,
+    opts: &LifecycleOptions,
+    notes: Vec<String>,
+) -> Result<UpOutcome, DeployError> {
+    let Launch {
+        engine,
+        program,
+        args,
+        config_path,
+    } = launch;
     let (started_at, started_unix) = state::now();
     append_log_marker(
         &s.log_file,

@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ocireg_config::OCIRegistryConfig;
+use ocireg_config::{ClientEndpoint, OCIRegistryConfig, RemoteView};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 
+use crate::error::DeployError;
 use crate::htpasswd::read_secret;
 use crate::probe::{error_chain, off_thread};
-use crate::settings::{host_port, RenderOptions};
+use crate::settings::RenderOptions;
 
 /// What to check, resolved from the config.
 #[derive(Clone, Debug, Default)]
@@ -40,26 +41,26 @@ pub struct RemoteCheckOptions {
 }
 
 impl RemoteCheckOptions {
-    /// The checks for `reg` (any deployment; `remote` settings when present).
-    pub fn from_registry(reg: &OCIRegistryConfig, opts: &RenderOptions) -> Self {
-        let scheme = if reg.tls_enabled { "https" } else { "http" };
-        let port = u16::try_from(reg.port).unwrap_or(5000);
-        let remote = reg.remote.as_ref();
-        Self {
-            base_url: format!("{scheme}://{}", host_port(&reg.endpoint, port)),
-            tls: reg.tls_enabled,
-            verify_tls: remote.is_none_or(|r| r.verify_ssl),
+    /// The checks for `reg` (any deployment; `remote` settings, or their defaults).
+    pub fn from_registry(
+        reg: &OCIRegistryConfig,
+        opts: &RenderOptions,
+    ) -> Result<Self, DeployError> {
+        let endpoint = ClientEndpoint::resolve(reg)?;
+        let remote = RemoteView::resolve(reg)?;
+        Ok(Self {
+            base_url: format!("{}://{}", endpoint.scheme(), endpoint.host_port()),
+            tls: endpoint.tls,
+            verify_tls: remote.verify_ssl,
             ca_cert: reg.ca_cert_path.as_deref().map(|p| opts.expand(p)),
-            timeout: Duration::from_secs(
-                remote.map_or(30, |r| u64::try_from(r.timeout).unwrap_or(30)),
-            ),
+            timeout: remote.timeout,
             username: reg.username.clone(),
             password_file: reg.password_path.as_deref().map(|p| opts.expand(p)),
             token_file: reg.auth_token_path.as_deref().map(|p| opts.expand(p)),
-            http_proxy: remote.and_then(|r| r.http_proxy.clone()),
-            https_proxy: remote.and_then(|r| r.https_proxy.clone()),
-            no_proxy: remote.and_then(|r| r.no_proxy.clone()).unwrap_or_default(),
-        }
+            http_proxy: remote.http_proxy,
+            https_proxy: remote.https_proxy,
+            no_proxy: remote.no_proxy,
+        })
     }
 }
 

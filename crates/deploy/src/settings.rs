@@ -1,12 +1,15 @@
-//! The local settings of a registry config, resolved once: paths with `~` expanded, the listen
-//! and probe addresses, TLS and auth files. Shared by the renderers and the lifecycle.
+//! The local settings of a registry config, resolved once: the config crate's [`LocalView`]
+//! (paths with `~` expanded, the listen and probe addresses, typed HTTP and storage settings)
+//! plus what the lifecycle adds (the native kind, the state file, htpasswd auth). Shared by the
+//! renderers and the lifecycle.
 
 use std::path::{Path, PathBuf};
 
 use ocireg_config::{
-    LocalHTTPConfig, LocalStorageConfig, OCIRegistryConfig, RegistryType, StorageBackend,
-    SOLO_DATA_DIR,
+    HttpView, LocalView, OCIRegistryConfig, RegistryType, StorageView, SOLO_DATA_DIR,
 };
+
+pub use ocireg_config::{host_port, TlsPaths as TlsFiles};
 
 use crate::error::DeployError;
 
@@ -45,6 +48,14 @@ impl NativeKind {
             RegistryType::Harbor | RegistryType::Artifactory => None,
         }
     }
+
+    /// The file name of its native config.
+    fn config_name(self) -> &'static str {
+        match self {
+            Self::Zot => "config.json",
+            Self::Distribution => "config.yml",
+        }
+    }
 }
 
 impl std::fmt::Display for NativeKind {
@@ -63,24 +74,8 @@ pub struct RenderOptions {
 impl RenderOptions {
     /// Expands a leading `~` (alone or followed by `/`).
     pub fn expand(&self, path: &str) -> PathBuf {
-        match &self.home {
-            Some(home) => match path.strip_prefix('~') {
-                Some("") => home.clone(),
-                Some(rest) if rest.starts_with('/') => home.join(rest.trim_start_matches('/')),
-                _ => PathBuf::from(path),
-            },
-            None => ocireg_config::expand_home(path),
-        }
+        ocireg_config::expand_home_in(path, self.home.as_deref())
     }
-}
-
-/// TLS certificate and key files of a local registry.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TlsFiles {
-    /// Certificate (PEM).
-    pub cert: PathBuf,
-    /// Private key (PEM).
-    pub key: PathBuf,
 }
 
 /// htpasswd (Basic) authentication of a local registry.
@@ -115,9 +110,9 @@ pub struct LocalSettings {
     pub root_dir: PathBuf,
     /// Listen host (`http_config.listen_address`, else `127.0.0.1`).
     pub listen_host: String,
-    /// Listen port (`http_config.listen_port`, else `registry.port`).
+    /// Listen port (see `ocireg_config::listen_port` for which field wins).
     pub listen_port: u16,
-    /// Client-facing `endpoint:port`.
+    /// Client-facing `endpoint:port` (the listen port).
     pub endpoint: String,
     /// `http(s)://host:port/v2/` where this machine reaches the registry (wildcard listen
     /// addresses probed on loopback).
@@ -129,9 +124,11 @@ pub struct LocalSettings {
     /// `auth_required` but no username: no htpasswd user can be made.
     pub auth_without_user: bool,
     /// The effective HTTP settings.
-    pub http: LocalHTTPConfig,
+    pub http: HttpView,
     /// The effective storage settings.
-    pub storage: LocalStorageConfig,
+    pub storage: StorageView,
+    /// `zot_features.metrics_port`, or its default.
+    pub metrics_port: u16,
 }
 
 impl LocalSettings {
@@ -139,29 +136,6 @@ impl LocalSettings {
     pub fn listen_addr(&self) -> String {
         host_port(&self.listen_host, self.listen_port)
     }
-}
-
-/// `host:port`, bracketing IPv6 literals.
-pub(crate) fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-fn schema_defaults<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, DeployError> {
-    let internal = |m: String| DeployError::config(name, format!("internal error: {m}"));
-    let value = ocireg_config::validate_schema(name, serde_json::json!({}))
-        .map_err(|e| internal(e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| internal(e.to_string()))
-}
-
-fn port(value: i64, field: &str) -> Result<u16, DeployError> {
-    u16::try_from(value)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| DeployError::config(field, format!("port {value} is not 1-65535")))
 }
 
 /// Resolves the local settings of `reg` for `kind`. Lenient where rendering can still produce
@@ -173,126 +147,65 @@ pub fn resolve(
     opts: &RenderOptions,
     warnings: &mut Vec<String>,
 ) -> Result<LocalSettings, DeployError> {
-    let (data_dir, config_path, log_file, binary_path, auto_start, http, storage) = match &reg.local
-    {
-        Some(l) => (
-            l.data_dir.clone(),
-            l.config_path.clone(),
-            Some(l.log_file.clone()),
-            l.binary_path.clone(),
-            l.auto_start,
-            l.http_config.clone(),
-            l.storage_config.clone(),
-        ),
-        None => {
-            warnings.push(format!(
-                    "registry.local: not set; rendered with the solo defaults (data_dir {SOLO_DATA_DIR})"
-                ));
-            let name = match kind {
-                NativeKind::Zot => "config.json",
-                NativeKind::Distribution => "config.yml",
-            };
-            (
-                SOLO_DATA_DIR.to_string(),
-                format!("{SOLO_DATA_DIR}/{name}"),
-                None,
-                None,
-                false,
-                None,
-                None,
-            )
-        }
-    };
-    let http_given = http.is_some();
-    let http = match http {
-        Some(h) => h,
-        None => {
-            let mut h: LocalHTTPConfig = schema_defaults("LocalHTTPConfig")?;
-            h.listen_port = reg.port;
-            h
-        }
-    };
-    let storage = match storage {
-        Some(s) => s,
-        None => schema_defaults("LocalStorageConfig")?,
-    };
-    if storage.backend != StorageBackend::Filesystem {
-        return Err(DeployError::config(
-            "registry.local.storage_config.backend",
-            format!(
-                "{:?} needs bucket and credential settings the schema does not have; a local registry uses \"filesystem\"",
-                storage.backend.as_str()
-            ),
-        ));
-    }
-    let listen_port = port(http.listen_port, "registry.local.http_config.listen_port")?;
-    let client_port = port(reg.port, "registry.port")?;
-    if http_given && listen_port != client_port {
+    let mut view = LocalView::resolve(reg, opts.home.as_deref())?;
+    if !view.given {
         warnings.push(format!(
-            "registry.port: {client_port} differs from registry.local.http_config.listen_port {listen_port}; the registry listens on {listen_port}, clients connect to {client_port}"
+            "registry.local: not set; rendered with the solo defaults (data_dir {SOLO_DATA_DIR})"
+        ));
+        view.config_path = view.data_dir.join(kind.config_name());
+    }
+    view.require_filesystem()?;
+    let listen_port = view.http.listen.port;
+    if view.http.given && i64::from(listen_port) != reg.port {
+        warnings.push(format!(
+            "registry.port: {} is ignored for a local deployment: the registry listens on, and clients connect to, registry.local.http_config.listen_port {listen_port}",
+            reg.port
         ));
     }
-    let data_dir = opts.expand(&data_dir);
-    let log_file = match log_file {
-        Some(l) => opts.expand(&l),
-        None => data_dir.join("registry.log"),
-    };
-    let root_dir = match &storage.rootdirectory {
-        Some(r) => opts.expand(r),
-        None => data_dir.join("storage"),
-    };
-    let tls = match (reg.tls_enabled, &reg.tls_cert_path, &reg.tls_key_path) {
-        (true, Some(cert), Some(key)) => Some(TlsFiles {
-            cert: opts.expand(cert),
-            key: opts.expand(key),
-        }),
-        (true, _, _) => {
-            warnings.push(
-                "registry.tls_enabled: no tls_cert_path/tls_key_path; the local registry is rendered without TLS".into(),
-            );
-            None
-        }
-        (false, _, _) => None,
-    };
-    let auth = match (reg.auth_required, &reg.username) {
-        (true, Some(user)) => Some(AuthSettings {
-            username: user.clone(),
-            password_file: reg.password_path.as_deref().map(|p| opts.expand(p)),
-            htpasswd_file: data_dir.join("htpasswd"),
-        }),
-        _ => None,
-    };
+    if reg.tls_enabled && view.tls.is_none() {
+        warnings.push(
+            "registry.tls_enabled: no tls_cert_path/tls_key_path; the local registry is rendered without TLS".into(),
+        );
+    }
+    let auth = auth(reg, &view, opts);
     let auth_without_user = reg.auth_required && auth.is_none();
     if auth_without_user {
         warnings.push(
             "registry.auth_required: no username; a local registry serves htpasswd (Basic) auth only, so auth is left off".into(),
         );
     }
-    let probe_host = match http.listen_address.as_str() {
-        "0.0.0.0" | "" => "127.0.0.1".to_string(),
-        "::" | "[::]" => "::1".to_string(),
-        other => other.to_string(),
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
     Ok(LocalSettings {
         kind,
-        state_file: data_dir.join("registry-state.json"),
-        config_path: opts.expand(&config_path),
-        log_file,
-        binary_path: binary_path.as_deref().map(|p| opts.expand(p)),
-        auto_start,
-        root_dir,
-        listen_host: http.listen_address.clone(),
+        state_file: view.data_dir.join("registry-state.json"),
+        probe_url: view.probe_url(),
+        endpoint: host_port(&reg.endpoint, listen_port),
+        listen_host: view.http.listen.host.clone(),
         listen_port,
-        endpoint: host_port(&reg.endpoint, client_port),
-        probe_url: format!("{scheme}://{}/v2/", host_port(&probe_host, listen_port)),
-        tls,
+        root_dir: view.storage.root.clone(),
         auth,
         auth_without_user,
-        http,
-        storage,
-        data_dir,
+        config_path: view.config_path,
+        log_file: view.log_file,
+        binary_path: view.binary_path,
+        auto_start: view.auto_start,
+        tls: view.tls,
+        metrics_port: view.metrics_port,
+        http: view.http,
+        storage: view.storage,
+        data_dir: view.data_dir,
     })
+}
+
+/// htpasswd auth when `auth_required` and a username is set.
+fn auth(reg: &OCIRegistryConfig, view: &LocalView, opts: &RenderOptions) -> Option<AuthSettings> {
+    match (reg.auth_required, &reg.username) {
+        (true, Some(user)) => Some(AuthSettings {
+            username: user.clone(),
+            password_file: reg.password_path.as_deref().map(|p| opts.expand(p)),
+            htpasswd_file: view.data_dir.join("htpasswd"),
+        }),
+        _ => None,
+    }
 }
 
 /// Is `path` an executable regular file?
@@ -340,7 +253,8 @@ mod tests {
         let mut w = Vec::new();
         let s = resolve(&r, NativeKind::Zot, &RenderOptions::default(), &mut w).unwrap();
         assert_eq!(s.probe_url, "http://127.0.0.1:6001/v2/");
-        assert_eq!(s.endpoint, "reg.test:6000");
+        // The listen port wins: local clients connect where the registry listens.
+        assert_eq!(s.endpoint, "reg.test:6001");
         assert_eq!(s.root_dir, PathBuf::from("/d/storage"));
         assert_eq!(s.log_file, PathBuf::from("/d/registry.log"));
         assert!(w.iter().any(|m| m.starts_with("registry.port")), "{w:?}");

@@ -323,7 +323,7 @@ registry:
     assert_eq!(st.api_version.as_deref(), Some("registry/2.0"));
 
     // The same registry seen as a remote one.
-    let mut check = RemoteCheckOptions::from_registry(&reg, &RenderOptions::default());
+    let mut check = RemoteCheckOptions::from_registry(&reg, &RenderOptions::default()).unwrap();
     check.ca_cert = Some(ca.clone());
     let r = check_remote(&check);
     assert!(r.reachable, "{r:?}");

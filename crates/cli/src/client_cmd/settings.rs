@@ -1,19 +1,15 @@
-//! The config document turned into client settings: [`ClientOptions`] from `registry.remote`,
+//! The effective client settings ([`ClientView`]) turned into [`ClientOptions`] from `registry.remote`,
 //! `registry.ca_cert_path` and `pull_policy.allow_insecure` (proxies from the environment when
 //! the config sets none), registry addresses and schemes, and the pull cache directory.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ocireg_client::artifact::{Cache, CacheOptions};
 use ocireg_client::{ClientOptions, RateOptions, Registry};
-use ocireg_config::{expand_home, Document, RemoteOCIConfig};
+use ocireg_config::{ClientView, Document};
 
 use super::creds;
-
-/// Cache directory when the config has no `registry.local` section (below `$HOME`).
-pub(crate) const DEFAULT_CACHE_DIR: &str = "~/.provisioning/oci-registry/cache";
 
 /// A registry address: `host[:port]` (lower-cased) and the scheme to reach it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +31,10 @@ impl Endpoint {
 pub(crate) struct Ctx {
     /// The validated config document.
     pub doc: Document,
+    /// Its effective client settings.
+    pub view: ClientView,
     /// Connection settings for every registry the command talks to.
     pub options: ClientOptions,
-}
-
-fn secs(v: i64, field: &str) -> anyhow::Result<Duration> {
-    u64::try_from(v)
-        .map(Duration::from_secs)
-        .with_context(|| format!("{field} must not be negative"))
 }
 
 /// The first of `names` set to a non-blank value in `env`.
@@ -62,59 +54,52 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Builds the client options from the document and the process environment.
-pub(crate) fn client_options(doc: &Document) -> anyhow::Result<ClientOptions> {
-    client_options_with(doc, &|n| std::env::var(n).ok())
+/// Builds the client options from the effective settings and the process environment.
+pub(crate) fn client_options(view: &ClientView) -> ClientOptions {
+    client_options_with(view, &|n| std::env::var(n).ok())
 }
 
-/// Builds the client options from the document; proxy variables are read through `env` (lowercase
-/// first) when the config sets no proxy.
-fn client_options_with(
-    doc: &Document,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<ClientOptions> {
-    let mut o = ClientOptions::default();
-    let reg = &doc.registry;
-    let remote: Option<&RemoteOCIConfig> = reg.remote.as_ref();
-    if let Some(r) = remote {
-        o.timeout = secs(r.timeout, "registry.remote.timeout")?;
-        o.retries = u32::try_from(r.retries).context("registry.remote.retries out of range")?;
-        o.retry_delay = secs(r.retry_delay, "registry.remote.retry_delay")?;
-        o.retry_backoff = r.retry_backoff;
-        o.verify_ssl = r.verify_ssl;
-        if let Some(rl) = &r.rate_limit {
-            let per = |v: i64, f: &str| -> anyhow::Result<u32> {
-                u32::try_from(v)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("registry.remote.rate_limit.{f} must be positive"))
-            };
-            o.rate = Some(RateOptions {
-                requests_per_second: per(rl.requests_per_second, "requests_per_second")?,
-                burst: per(rl.burst, "burst")?,
-                pull_limit: rl.pull_limit.map(|v| per(v, "pull_limit")).transpose()?,
-                push_limit: rl.push_limit.map(|v| per(v, "push_limit")).transpose()?,
-            });
-        }
+/// Builds the client options from the effective settings; proxy variables are read through
+/// `env` (lowercase first) when the config sets no proxy.
+fn client_options_with(view: &ClientView, env: &dyn Fn(&str) -> Option<String>) -> ClientOptions {
+    let r = &view.remote;
+    let mut o = ClientOptions {
+        timeout: r.timeout,
+        retries: r.retries,
+        retry_delay: r.retry_delay,
+        retry_backoff: r.retry_backoff,
+        verify_ssl: r.verify_ssl,
+        rate: r.rate.as_ref().map(|rl| RateOptions {
+            requests_per_second: rl.requests_per_second,
+            burst: rl.burst,
+            pull_limit: rl.pull_limit,
+            push_limit: rl.push_limit,
+        }),
+        ca_cert_path: view.ca_cert.clone(),
+        allow_insecure: view.allow_insecure,
+        ..ClientOptions::default()
+    };
+    if r.http_proxy.is_some() || r.https_proxy.is_some() {
+        o.http_proxy = r.http_proxy.clone();
+        o.https_proxy = r.https_proxy.clone();
+        o.no_proxy = r.no_proxy.clone();
+    } else {
+        o.http_proxy = env_var(env, &["http_proxy", "HTTP_PROXY"]);
+        o.https_proxy = env_var(env, &["https_proxy", "HTTPS_PROXY"]);
+        o.no_proxy = env_var(env, &["no_proxy", "NO_PROXY"])
+            .map(|s| split_list(&s))
+            .unwrap_or_default();
     }
-    let configured = remote.filter(|r| r.http_proxy.is_some() || r.https_proxy.is_some());
-    match configured {
-        Some(r) => {
-            o.http_proxy = r.http_proxy.clone();
-            o.https_proxy = r.https_proxy.clone();
-            o.no_proxy = r.no_proxy.clone().unwrap_or_default();
-        }
-        None => {
-            o.http_proxy = env_var(env, &["http_proxy", "HTTP_PROXY"]);
-            o.https_proxy = env_var(env, &["https_proxy", "HTTPS_PROXY"]);
-            o.no_proxy = env_var(env, &["no_proxy", "NO_PROXY"])
-                .map(|s| split_list(&s))
-                .unwrap_or_default();
-        }
+    o
+}
+
+/// The configured registry as clients reach it (the resolved listen port for a local
+/// deployment, see `ocireg_config::listen_port`).
+pub(crate) fn configured(view: &ClientView) -> Endpoint {
+    Endpoint {
+        host: view.endpoint.host_port(),
+        scheme: view.endpoint.scheme(),
     }
-    o.ca_cert_path = reg.ca_cert_path.as_deref().map(expand_home);
-    o.allow_insecure = doc.pull_policy.allow_insecure;
-    Ok(o)
 }
 
 /// True for `localhost`, `*.localhost`, `127.x.x.x` and `[::1]` (port ignored).
@@ -147,25 +132,17 @@ impl Ctx {
             Ok(doc) => doc,
             Err(err) => bail!("invalid config:\n{err}"),
         };
-        let options = client_options(&doc)?;
+        let view = ClientView::resolve(&doc)?;
+        let options = client_options(&view);
         // registry.local.auto_start: a local registry that is not running is started first.
         crate::lifecycle_cmd::ensure_running(&doc)?;
-        Ok(Ctx { doc, options })
+        Ok(Ctx { doc, view, options })
     }
 
-    /// The configured registry: `registry.endpoint:port`, https when `tls_enabled`.
+    /// The configured registry: `registry.endpoint` and the port clients use, https when
+    /// `tls_enabled`.
     pub fn configured(&self) -> Endpoint {
-        let r = &self.doc.registry;
-        let ep = r.endpoint.trim().to_ascii_lowercase();
-        let host = if ep.contains(':') && !ep.starts_with('[') {
-            format!("[{ep}]:{}", r.port)
-        } else {
-            format!("{ep}:{}", r.port)
-        };
-        Endpoint {
-            host,
-            scheme: if r.tls_enabled { "https" } else { "http" },
-        }
+        configured(&self.view)
     }
 
     /// The endpoint for a registry named in a reference: the configured registry's scheme when
@@ -208,24 +185,20 @@ impl Ctx {
             .with_context(|| format!("registry {}", ep.base_url()))
     }
 
-    /// The pull cache directory: `<local.data_dir>/cache`, else [`DEFAULT_CACHE_DIR`].
+    /// The pull cache directory: `<local.data_dir>/cache` (the solo data directory's without
+    /// a `registry.local` section).
     pub fn cache_dir(&self) -> PathBuf {
-        match &self.doc.registry.local {
-            Some(local) => expand_home(&local.data_dir).join("cache"),
-            None => expand_home(DEFAULT_CACHE_DIR),
-        }
+        self.view.cache_dir.clone()
     }
 
     /// Opens the pull cache with `pull_policy.cache_ttl` and `verify_cached`.
     pub fn cache(&self) -> anyhow::Result<Cache> {
-        let p = &self.doc.pull_policy;
-        let ttl = secs(p.cache_ttl, "pull_policy.cache_ttl")?;
         let dir = self.cache_dir();
         Cache::open(
             &dir,
             CacheOptions {
-                ttl,
-                verify: p.verify_cached,
+                ttl: self.view.cache_ttl,
+                verify: self.view.verify_cached,
             },
         )
         .with_context(|| format!("opening the pull cache at {}", dir.display()))
@@ -235,6 +208,7 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn loopback_detection() {
@@ -268,7 +242,7 @@ mod tests {
             "NO_PROXY" => Some(" a.example, ,127.0.0.1 ".to_owned()),
             _ => None,
         };
-        let o = client_options_with(&doc, &env).unwrap();
+        let o = client_options_with(&ClientView::resolve(&doc).unwrap(), &env);
         assert_eq!(o.http_proxy.as_deref(), Some("http://upper:1"));
         assert_eq!(o.https_proxy.as_deref(), Some("http://lower:2"));
         assert_eq!(
@@ -278,7 +252,7 @@ mod tests {
         // A proxy in the config wins, and the environment is then ignored entirely.
         let yaml = "registry: {deployment: remote, type: zot, endpoint: r.example, namespaces: {}, remote: {http_proxy: 'http://cfg:3'}}";
         let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
-        let o = client_options_with(&doc, &env).unwrap();
+        let o = client_options_with(&ClientView::resolve(&doc).unwrap(), &env);
         assert_eq!(o.http_proxy.as_deref(), Some("http://cfg:3"));
         assert_eq!((o.https_proxy, o.no_proxy.len()), (None, 0));
     }
@@ -296,7 +270,8 @@ mod tests {
     fn options_follow_the_remote_section() {
         let yaml = "registry:\n  deployment: remote\n  type: distribution\n  endpoint: reg.example.com\n  port: 443\n  tls_enabled: true\n  namespaces: {}\n  remote:\n    timeout: 7\n    retries: 1\n    retry_delay: 2\n    retry_backoff: 3.0\n    https_proxy: http://proxy:3128\n    no_proxy: [internal]\n    rate_limit: {requests_per_second: 4, burst: 8, pull_limit: 2}\npull_policy: {allow_insecure: true}\n";
         let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
-        let o = client_options_with(&doc, &|_| None).unwrap();
+        let view = ClientView::resolve(&doc).unwrap();
+        let o = client_options_with(&view, &|_| None);
         assert_eq!(o.timeout, Duration::from_secs(7));
         assert_eq!((o.retries, o.retry_delay), (1, Duration::from_secs(2)));
         assert!((o.retry_backoff - 3.0).abs() < f64::EPSILON);
@@ -309,6 +284,7 @@ mod tests {
         assert!(o.allow_insecure);
         let ctx = Ctx {
             doc,
+            view,
             options: ClientOptions::default(),
         };
         assert_eq!(ctx.configured().host, "reg.example.com:443");

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ocireg_config::{Document, LocalOCIConfig, LocalStorageConfig};
+use ocireg_config::GcView;
 use ocireg_store::{GcOptions, GcReport, Store};
 
 /// When garbage collection runs, and with what options.
@@ -27,41 +27,14 @@ pub(crate) struct GcSchedule {
     pub opts: GcOptions,
 }
 
-/// `registry.local` with its absent `ops_config`, `limits_config` and `storage_config` blocks
-/// filled with the schema's defaults (extension schemas are reachable through their parent).
-fn filled_local(local: &LocalOCIConfig) -> anyhow::Result<LocalOCIConfig> {
-    let mut value = serde_json::to_value(local).context("encoding registry.local")?;
-    for key in ["ops_config", "limits_config", "storage_config"] {
-        if value.get(key).is_none_or(serde_json::Value::is_null) {
-            value[key] = serde_json::json!({});
-        }
-    }
-    let value = ocireg_config::validate_schema("LocalOCIConfig", value)?;
-    serde_json::from_value(value).context("decoding registry.local")
-}
-
-/// GC options from the config (a real run; the caller may set `dry_run`). Without a
-/// `registry.local` block: the defaults.
-pub(crate) fn gc_options(doc: &Document) -> anyhow::Result<GcOptions> {
-    let Some(local) = &doc.registry.local else {
-        return Ok(GcOptions::default());
-    };
-    let local = filled_local(local)?;
-    let (Some(ops), Some(limits)) = (local.ops_config, local.limits_config) else {
-        bail!("registry.local: no defaults for ops_config / limits_config");
-    };
-    let grace = u64::try_from(ops.gc_grace_period)
-        .context("registry.local.ops_config.gc_grace_period must not be negative")?;
-    let ttl = u64::try_from(limits.upload_session_ttl)
-        .ok()
-        .filter(|s| *s > 0)
-        .context("registry.local.limits_config.upload_session_ttl must be positive")?;
-    Ok(GcOptions {
+/// GC options from the effective settings (a real run; the caller may set `dry_run`).
+pub(crate) fn gc_options(gc: &GcView) -> GcOptions {
+    GcOptions {
         dry_run: false,
-        grace_period: Duration::from_secs(grace),
-        delete_untagged: ops.gc_delete_untagged,
-        upload_ttl: Duration::from_secs(ttl),
-    })
+        grace_period: gc.grace_period,
+        delete_untagged: gc.delete_untagged,
+        upload_ttl: gc.upload_ttl,
+    }
 }
 
 /// Parses a standard 5-field cron expression (minute hour day-of-month month day-of-week).
@@ -74,40 +47,19 @@ pub(crate) fn parse_cron(text: &str) -> anyhow::Result<croner::Cron> {
         .map_err(|e| anyhow::anyhow!("cron schedule {text:?}: {e}"))
 }
 
-/// The schedule from the config.
-pub(crate) fn schedule(doc: &Document) -> anyhow::Result<GcSchedule> {
-    let storage: LocalStorageConfig = match doc
-        .registry
-        .local
-        .as_ref()
-        .and_then(|l| l.storage_config.clone())
-    {
-        Some(s) => s,
-        None => super::schema_defaults("LocalStorageConfig")?,
-    };
-    let interval = if storage.gc_enabled {
-        let secs = u64::try_from(storage.gc_interval)
-            .ok()
-            .filter(|s| *s > 0)
-            .context(
-                "registry.local.storage_config.gc_interval must be a positive number of seconds",
-            )?;
-        Some(Duration::from_secs(secs))
-    } else {
-        None
-    };
-    let cron = match &doc.registry.features {
-        Some(f) if f.gc_enabled && !f.gc_schedule.trim().is_empty() => {
-            let text = f.gc_schedule.trim().to_owned();
-            let parsed = parse_cron(&text).context("registry.features.gc_schedule")?;
-            Some((text, parsed))
+/// The schedule from the effective settings.
+pub(crate) fn schedule(gc: &GcView) -> anyhow::Result<GcSchedule> {
+    let cron = match &gc.cron {
+        Some(text) => {
+            let parsed = parse_cron(text).context("registry.features.gc_schedule")?;
+            Some((text.clone(), parsed))
         }
-        _ => None,
+        None => None,
     };
     Ok(GcSchedule {
-        interval,
+        interval: gc.interval,
         cron,
-        opts: gc_options(doc)?,
+        opts: gc_options(gc),
     })
 }
 
@@ -205,7 +157,7 @@ mod tests {
     fn options_and_schedule_follow_the_config() {
         let yaml = "registry:\n  deployment: local\n  type: distribution\n  endpoint: localhost\n  port: 5000\n  namespaces: {}\n  local:\n    data_dir: /tmp/x\n    config_path: /tmp/x/c.yml\n    storage_config: {gc_enabled: true, gc_interval: 7}\n    ops_config: {gc_grace_period: 30, gc_delete_untagged: true}\n    limits_config: {upload_session_ttl: 99}\n  features: {gc_enabled: true, gc_schedule: '*/5 * * * *'}\n";
         let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
-        let s = schedule(&doc).unwrap();
+        let s = schedule(&GcView::resolve(&doc.registry).unwrap()).unwrap();
         assert_eq!(s.interval, Some(Duration::from_secs(7)));
         assert_eq!(s.cron.as_ref().map(|c| c.0.as_str()), Some("*/5 * * * *"));
         assert_eq!(s.opts.grace_period, Duration::from_secs(30));
@@ -214,7 +166,7 @@ mod tests {
         // Defaults: interval on (3600 s), no features block = no cron, schema defaults.
         let yaml = "registry:\n  deployment: local\n  type: distribution\n  endpoint: localhost\n  port: 5000\n  namespaces: {}\n  local: {data_dir: /tmp/x, config_path: /tmp/x/c.yml}\n";
         let doc = ocireg_config::load_str(yaml, ocireg_config::Format::Yaml).unwrap();
-        let s = schedule(&doc).unwrap();
+        let s = schedule(&GcView::resolve(&doc.registry).unwrap()).unwrap();
         assert_eq!(s.interval, Some(Duration::from_secs(3600)));
         assert!(s.cron.is_none());
         assert_eq!(s.opts, GcOptions::default());

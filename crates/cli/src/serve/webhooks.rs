@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ocireg_config::LocalOpsConfig;
+use ocireg_config::WebhookView;
 use ocireg_server::{EventSink, ManifestAction, ManifestEvent};
 use ocireg_webhook::{Action, Event, Notifier, NotifierOptions, Secret, Url};
 
@@ -80,31 +80,15 @@ impl Drop for Webhooks {
     }
 }
 
-fn secs(v: i64, field: &str) -> anyhow::Result<Duration> {
-    u64::try_from(v)
-        .ok()
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-        .with_context(|| format!("{OPS}.{field} must be a positive number of seconds"))
-}
-
 /// The notifier's options, or `None` when webhooks are off.
-fn options(doc: &ocireg_config::Document) -> anyhow::Result<Option<NotifierOptions>> {
-    let reg = &doc.registry;
-    let Some(features) = reg.features.as_ref().filter(|f| f.webhook_enabled) else {
+fn options(view: Option<&WebhookView>) -> anyhow::Result<Option<NotifierOptions>> {
+    let Some(view) = view else {
         return Ok(None);
     };
-    let raw = features.webhook_endpoints.as_deref().unwrap_or_default();
-    if raw.is_empty() {
-        tracing::warn!(
-            "registry.features.webhook_enabled is true but {ENDPOINTS} is empty: no webhooks"
-        );
-        return Ok(None);
-    }
-    let mut endpoints = Vec::with_capacity(raw.len());
-    for (i, text) in raw.iter().enumerate() {
+    let mut endpoints = Vec::with_capacity(view.endpoints.len());
+    for (i, text) in view.endpoints.iter().enumerate() {
         // The value itself is not echoed: it may carry a token.
-        let url = Url::parse(text.trim())
+        let url = Url::parse(text)
             .map_err(|e| anyhow::anyhow!("{ENDPOINTS}[{i}] is not a valid URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             bail!("{ENDPOINTS}[{i}] must be an http:// or https:// URL with a host");
@@ -114,27 +98,18 @@ fn options(doc: &ocireg_config::Document) -> anyhow::Result<Option<NotifierOptio
         }
         endpoints.push(url);
     }
-    let local = reg
-        .local
-        .as_ref()
-        .context("registry.local is required for webhooks")?;
-    let ops: LocalOpsConfig = match &local.ops_config {
-        Some(o) => o.clone(),
-        None => super::schema_defaults("LocalOpsConfig")?,
-    };
-    let dir = ocireg_config::expand_home(&local.data_dir).join("webhooks");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the webhook queue directory {}", dir.display()))?;
-    let mut opts = NotifierOptions::new(dir, endpoints);
-    opts.timeout = secs(ops.webhook_timeout, "webhook_timeout")?;
-    opts.retry_delay = secs(ops.webhook_retry_delay, "webhook_retry_delay")?;
-    opts.retry_max_delay = secs(ops.webhook_retry_max_delay, "webhook_retry_max_delay")?;
-    if opts.retry_max_delay < opts.retry_delay {
-        bail!("{OPS}.webhook_retry_max_delay must be at least webhook_retry_delay");
-    }
-    if let Some(path) = &ops.webhook_secret_path {
-        let p = ocireg_config::expand_home(path);
-        let mut key = std::fs::read(&p).with_context(|| {
+    std::fs::create_dir_all(&view.dir).with_context(|| {
+        format!(
+            "creating the webhook queue directory {}",
+            view.dir.display()
+        )
+    })?;
+    let mut opts = NotifierOptions::new(view.dir.clone(), endpoints);
+    opts.timeout = view.timeout;
+    opts.retry_delay = view.retry_delay;
+    opts.retry_max_delay = view.retry_max_delay;
+    if let Some(p) = &view.secret_path {
+        let mut key = std::fs::read(p).with_context(|| {
             format!(
                 "reading the webhook secret ({OPS}.webhook_secret_path) {}",
                 p.display()
@@ -153,7 +128,7 @@ fn options(doc: &ocireg_config::Document) -> anyhow::Result<Option<NotifierOptio
 
 /// Opens the notifier when webhooks are on and hooks it into the server options.
 pub(super) async fn start(mut s: Settings) -> anyhow::Result<(Settings, Webhooks)> {
-    let Some(opts) = options(&s.doc)? else {
+    let Some(opts) = options(s.cfg.webhooks.as_ref())? else {
         return Ok((s, Webhooks(None)));
     };
     let dir = opts.dir.clone();

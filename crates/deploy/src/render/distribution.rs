@@ -4,6 +4,8 @@
 //! read, write or idle timeout (only `draintimeout`, used for a graceful SIGTERM); GC is offline
 //! (`registry garbage-collect`); dedupe is inherent (content-addressed blobs); one auth provider.
 
+use std::time::Duration;
+
 use ocireg_config::{OCIRegistryConfig, OCIRegistryFeatures, ZotFeatures};
 use serde_json::{Map, Value};
 
@@ -14,6 +16,9 @@ const ENGINE: &str = "Distribution";
 
 /// How long Distribution lets connections drain after SIGTERM; below `down`'s wait.
 pub(crate) const DRAIN_TIMEOUT: &str = "10s";
+
+/// The seed's default interval GC pause.
+const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The realm of the Basic auth challenge.
 const REALM: &str = "ocireg";
@@ -65,14 +70,14 @@ pub(super) fn render(
 
 fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Value {
     let st = &s.storage;
-    if !st.dedupe_enabled {
+    if !st.dedupe {
         w.unsupported(
             "local.storage_config.dedupe_enabled",
             ENGINE,
             "blobs are content-addressed, so Distribution always deduplicates",
         );
     }
-    if st.gc_enabled && st.gc_interval != 3600 {
+    if st.gc_interval.is_some_and(|i| i != DEFAULT_GC_INTERVAL) {
         w.unsupported(
             "local.storage_config.gc_interval",
             ENGINE,
@@ -103,7 +108,7 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
         ("write_timeout", h.write_timeout, 60),
         ("idle_timeout", h.idle_timeout, 120),
     ] {
-        if value != default {
+        if value != Duration::from_secs(default) {
             w.unsupported(
                 &format!("local.http_config.{field}"),
                 ENGINE,
@@ -132,11 +137,13 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
     }
     // zot's metrics map onto Distribution's debug server (Prometheus on its own port).
     if reg.zot_features.is_some() && z.metrics_enabled {
-        let port = u16::try_from(z.metrics_port).unwrap_or(9090);
         http.insert(
             "debug".into(),
             obj([
-                ("addr", Value::from(host_port(&s.listen_host, port))),
+                (
+                    "addr",
+                    Value::from(host_port(&s.listen_host, s.metrics_port)),
+                ),
                 (
                     "prometheus",
                     obj([

@@ -7,8 +7,10 @@
 mod distribution;
 mod zot;
 
+use std::time::Duration;
+
 use ocireg_config::{
-    Deployment, OCIRegistryConfig, OCIRegistryFeatures, ScannerType, SigningMethod, ZotFeatures,
+    Deployment, OCIRegistryConfig, OCIRegistryFeatures, ScannerType, SigningMethod,
 };
 use serde_json::Value;
 
@@ -62,8 +64,8 @@ pub(crate) fn render_settings(
             s.kind
         ));
     }
-    let features = effective_features(reg)?;
-    let zot_features = effective_zot_features(reg)?;
+    let features = reg.features_or_default()?;
+    let zot_features = reg.zot_features_or_default()?;
     let text = match s.kind {
         NativeKind::Distribution => {
             let value = distribution::render(reg, s, &features, &zot_features, &mut warnings);
@@ -111,30 +113,6 @@ impl Warnings {
     }
 }
 
-/// A schema's `{}` instance (every default).
-fn defaults<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, DeployError> {
-    let internal = |m: String| DeployError::config(name, format!("internal error: {m}"));
-    let value = ocireg_config::validate_schema(name, serde_json::json!({}))
-        .map_err(|e| internal(e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| internal(e.to_string()))
-}
-
-/// `registry.features`, or its defaults.
-fn effective_features(reg: &OCIRegistryConfig) -> Result<OCIRegistryFeatures, DeployError> {
-    match &reg.features {
-        Some(f) => Ok(f.clone()),
-        None => defaults("OCIRegistryFeatures"),
-    }
-}
-
-/// `registry.zot_features`, or its defaults (the seed's defaults describe zot's extensions).
-fn effective_zot_features(reg: &OCIRegistryConfig) -> Result<ZotFeatures, DeployError> {
-    match &reg.zot_features {
-        Some(f) => Ok(f.clone()),
-        None => defaults("ZotFeatures"),
-    }
-}
-
 /// Feature warnings shared by both registries (neither has a native equivalent).
 fn common_feature_warnings(f: &OCIRegistryFeatures, engine: &str, w: &mut Warnings) {
     if f.replication_enabled
@@ -175,10 +153,10 @@ fn signing_name(s: Option<SigningMethod>) -> &'static str {
     s.map_or("unset", SigningMethod::as_str)
 }
 
-/// A whole number of seconds as a Go duration string with a unit (`3600` → `"1h"`,
-/// `90` → `"90s"`); Distribution and zot read a bare number as nanoseconds.
-pub fn go_duration(secs: i64) -> String {
-    let secs = secs.max(0);
+/// A duration in whole seconds as a Go duration string with a unit (`3600 s` → `"1h"`,
+/// `90 s` → `"90s"`); Distribution and zot read a bare number as nanoseconds.
+pub fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
     if secs == 0 {
         "0s".to_string()
     } else if secs % 3600 == 0 {
@@ -203,14 +181,15 @@ pub(crate) fn path_value(p: &std::path::Path) -> Value {
 #[cfg(test)]
 mod tests {
     use super::go_duration;
+    use std::time::Duration;
 
     #[test]
     fn durations_carry_units() {
-        assert_eq!(go_duration(3600), "1h");
-        assert_eq!(go_duration(1800), "30m");
-        assert_eq!(go_duration(90), "90s");
-        assert_eq!(go_duration(86400), "24h");
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(-5), "0s");
+        let go = |s| go_duration(Duration::from_secs(s));
+        assert_eq!(go(3600), "1h");
+        assert_eq!(go(1800), "30m");
+        assert_eq!(go(90), "90s");
+        assert_eq!(go(86400), "24h");
+        assert_eq!(go(0), "0s");
     }
 }

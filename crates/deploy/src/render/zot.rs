@@ -45,16 +45,13 @@ pub(super) fn render(
 
 fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Value {
     let st = &s.storage;
-    let gc = st.gc_enabled && f.gc_enabled;
+    let gc = st.gc_interval.filter(|_| f.gc_enabled);
     let mut m = Map::new();
     m.insert("rootDirectory".into(), path_value(&s.root_dir));
-    m.insert("dedupe".into(), Value::Bool(st.dedupe_enabled));
-    m.insert("gc".into(), Value::Bool(gc));
-    if gc {
-        m.insert(
-            "gcInterval".into(),
-            Value::from(go_duration(st.gc_interval)),
-        );
+    m.insert("dedupe".into(), Value::Bool(st.dedupe));
+    m.insert("gc".into(), Value::Bool(gc.is_some()));
+    if let Some(interval) = gc {
+        m.insert("gcInterval".into(), Value::from(go_duration(interval)));
     }
     if custom_gc_schedule(f) {
         w.unsupported(
@@ -79,7 +76,7 @@ fn http(reg: &OCIRegistryConfig, s: &LocalSettings, w: &mut Warnings) -> Value {
         "writeTimeout".into(),
         Value::from(go_duration(h.write_timeout)),
     );
-    if h.idle_timeout != 120 {
+    if h.idle_timeout != std::time::Duration::from_secs(120) {
         w.unsupported(
             "local.http_config.idle_timeout",
             ENGINE,
