@@ -9,6 +9,8 @@ mod gc_cmd;
 mod lifecycle_cmd;
 mod scrub_cmd;
 mod serve;
+#[cfg(test)]
+mod tests_address;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
