@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use ocireg_store::{GcOptions, GcReport};
 
-use crate::serve::gc::{gc_options, summary};
+use ocireg_engine::{gc_options, gc_summary as summary};
 
 /// Flags of `ocireg gc`.
 #[derive(clap::Args, Debug)]

@@ -32,8 +32,7 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         Ok(doc) => doc,
         Err(err) => bail!("invalid config:\n{err}"),
     };
-    let opts =
-        crate::serve::scrub::scrub_options(&ocireg_config::ScrubView::resolve(&doc.registry)?);
+    let opts = ocireg_engine::scrub_options(&ocireg_config::ScrubView::resolve(&doc.registry)?);
     let rate = (opts.rate_bytes_per_sec >> 20).to_string();
     let query = [("rate_mb", rate.as_str())];
     let run_opts = opts.clone();

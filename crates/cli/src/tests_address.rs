@@ -35,7 +35,7 @@ fn reached(addr: SocketAddr) -> SocketAddr {
 
 fn check_local(name: &str, doc: &Document) {
     let settings = ServeSettings::resolve(doc).unwrap_or_else(|e| panic!("{name}: serve: {e}"));
-    let serve = crate::serve::listen_address(None, &settings).unwrap();
+    let serve = ocireg_engine::listen_address(&settings, None).unwrap();
     let plan = crate::lifecycle_cmd::plan(doc).unwrap_or_else(|e| panic!("{name}: up: {e}"));
     let probe = authority(&reqwest::Url::parse(&plan.settings.probe_url).unwrap());
     assert_eq!(
@@ -86,7 +86,7 @@ fn a_registry_port_without_http_config_is_the_listen_port_everywhere() {
     check_local("registry.port 5123", &doc);
     let settings = ServeSettings::resolve(&doc).unwrap();
     assert_eq!(
-        crate::serve::listen_address(None, &settings).unwrap(),
+        ocireg_engine::listen_address(&settings, None).unwrap(),
         "127.0.0.1:5123".parse().unwrap()
     );
 }

@@ -1,30 +1,21 @@
 //! `registry.features.webhook_enabled` + `webhook_endpoints` + `registry.local.ops_config.webhook_*`
 //! → the webhook [`Notifier`] (queue in `<local.data_dir>/webhooks`), adapted to the server's
-//! [`EventSink`]. The notifier lives for the whole process; a SIGHUP reload keeps it (endpoint or
+//! [`EventSink`]. The notifier lives as long as the engine; a SIGHUP reload keeps it (endpoint or
 //! secret changes apply at the next restart).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use ocireg_config::WebhookView;
 use ocireg_server::{EventSink, ManifestAction, ManifestEvent};
 use ocireg_webhook::{Action, Event, Notifier, NotifierOptions, Secret, Url};
 
-use super::Settings;
+use crate::EngineError;
 
 const ENDPOINTS: &str = "registry.features.webhook_endpoints";
 const OPS: &str = "registry.local.ops_config";
-
-/// The running notifier's sink, so settings rebuilt by a reload keep delivering events.
-static RUNNING: OnceLock<Arc<Sink>> = OnceLock::new();
-
-/// The events sink of this process's notifier (`None` before [`start`] or with webhooks off).
-pub(super) fn running_sink() -> Option<Arc<dyn EventSink>> {
-    RUNNING.get().map(|s| s.clone() as Arc<dyn EventSink>)
-}
 
 /// Adapts the notifier to the server's event hook.
 #[derive(Debug)]
@@ -54,9 +45,9 @@ impl EventSink for Sink {
     }
 }
 
-/// Shuts the notifier down when `serve` returns (queued events are already durable; the journal
+/// Shuts the notifier down when the engine is dropped (queued events are already durable; the journal
 /// writer finishes, delivery stops and resumes at the next start).
-pub(super) struct Webhooks(Option<Arc<Notifier>>);
+pub(crate) struct Webhooks(Option<Arc<Notifier>>);
 
 impl Drop for Webhooks {
     fn drop(&mut self) {
@@ -81,7 +72,8 @@ impl Drop for Webhooks {
 }
 
 /// The notifier's options, or `None` when webhooks are off.
-fn options(view: Option<&WebhookView>) -> anyhow::Result<Option<NotifierOptions>> {
+fn options(view: Option<&WebhookView>) -> Result<Option<NotifierOptions>, EngineError> {
+    let invalid = |m: String| EngineError::Invalid(m);
     let Some(view) = view else {
         return Ok(None);
     };
@@ -89,19 +81,26 @@ fn options(view: Option<&WebhookView>) -> anyhow::Result<Option<NotifierOptions>
     for (i, text) in view.endpoints.iter().enumerate() {
         // The value itself is not echoed: it may carry a token.
         let url = Url::parse(text)
-            .map_err(|e| anyhow::anyhow!("{ENDPOINTS}[{i}] is not a valid URL: {e}"))?;
+            .map_err(|e| invalid(format!("{ENDPOINTS}[{i}] is not a valid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            bail!("{ENDPOINTS}[{i}] must be an http:// or https:// URL with a host");
+            return Err(invalid(format!(
+                "{ENDPOINTS}[{i}] must be an http:// or https:// URL with a host"
+            )));
         }
         if endpoints.contains(&url) {
-            bail!("{ENDPOINTS}[{i}] repeats an earlier endpoint");
+            return Err(invalid(format!(
+                "{ENDPOINTS}[{i}] repeats an earlier endpoint"
+            )));
         }
         endpoints.push(url);
     }
-    std::fs::create_dir_all(&view.dir).with_context(|| {
-        format!(
-            "creating the webhook queue directory {}",
-            view.dir.display()
+    std::fs::create_dir_all(&view.dir).map_err(|e| {
+        EngineError::io(
+            format!(
+                "creating the webhook queue directory {}",
+                view.dir.display()
+            ),
+            e,
         )
     })?;
     let mut opts = NotifierOptions::new(view.dir.clone(), endpoints);
@@ -109,41 +108,47 @@ fn options(view: Option<&WebhookView>) -> anyhow::Result<Option<NotifierOptions>
     opts.retry_delay = view.retry_delay;
     opts.retry_max_delay = view.retry_max_delay;
     if let Some(p) = &view.secret_path {
-        let mut key = std::fs::read(p).with_context(|| {
-            format!(
-                "reading the webhook secret ({OPS}.webhook_secret_path) {}",
-                p.display()
+        let mut key = std::fs::read(p).map_err(|e| {
+            EngineError::io(
+                format!(
+                    "reading the webhook secret ({OPS}.webhook_secret_path) {}",
+                    p.display()
+                ),
+                e,
             )
         })?;
         while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             key.pop();
         }
         if key.is_empty() {
-            bail!("the webhook secret file {} is empty", p.display());
+            return Err(invalid(format!(
+                "the webhook secret file {} is empty",
+                p.display()
+            )));
         }
         opts.secret = Some(Secret::new(key));
     }
     Ok(Some(opts))
 }
 
-/// Opens the notifier when webhooks are on and hooks it into the server options.
-pub(super) async fn start(mut s: Settings) -> anyhow::Result<(Settings, Webhooks)> {
-    let Some(opts) = options(s.cfg.webhooks.as_ref())? else {
-        return Ok((s, Webhooks(None)));
+/// Opens the notifier when webhooks are on: its guard and the sink the server sends events to.
+pub(crate) async fn start(
+    view: Option<&WebhookView>,
+) -> Result<(Webhooks, Option<Arc<dyn EventSink>>), EngineError> {
+    let Some(opts) = options(view)? else {
+        return Ok((Webhooks(None), None));
     };
     let dir = opts.dir.clone();
     let count = opts.endpoints.len();
     let signed = opts.secret.is_some();
-    let notifier = Arc::new(
-        Notifier::open(opts)
-            .await
-            .with_context(|| format!("opening the webhook queue in {}", dir.display()))?,
-    );
-    let sink = Arc::new(Sink(notifier.clone()));
-    if RUNNING.set(sink.clone()).is_err() {
-        bail!("the webhook notifier is already running");
-    }
-    s.server.events = Some(sink);
+    let notifier = Notifier::open(opts)
+        .await
+        .map_err(|source| EngineError::Webhook {
+            what: format!("opening the webhook queue in {}", dir.display()),
+            source,
+        })?;
+    let notifier = Arc::new(notifier);
+    let sink: Arc<dyn EventSink> = Arc::new(Sink(notifier.clone()));
     tracing::info!(endpoints = count, signed, queue = %dir.display(), "webhooks on");
-    Ok((s, Webhooks(Some(notifier))))
+    Ok((Webhooks(Some(notifier)), Some(sink)))
 }

@@ -7,14 +7,14 @@ use ocireg_config::ScrubView;
 use ocireg_store::{ScrubOptions, Store};
 
 /// Scrub options (read rate) from the effective settings.
-pub(crate) fn scrub_options(view: &ScrubView) -> ScrubOptions {
+pub fn scrub_options(view: &ScrubView) -> ScrubOptions {
     ScrubOptions {
         rate_bytes_per_sec: view.rate_bytes_per_sec,
     }
 }
 
 /// Starts the background scrub loop (nothing when scrub is off).
-pub(super) fn spawn(store: &Store, view: &ScrubView) {
+pub(crate) fn spawn(store: &Store, view: &ScrubView) {
     let Some(interval) = view.interval else {
         return;
     };

@@ -12,9 +12,10 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use ocireg_config::GcView;
 use ocireg_store::{GcOptions, GcReport, Store};
+
+use crate::EngineError;
 
 /// When garbage collection runs, and with what options.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub(crate) struct GcSchedule {
 }
 
 /// GC options from the effective settings (a real run; the caller may set `dry_run`).
-pub(crate) fn gc_options(gc: &GcView) -> GcOptions {
+pub fn gc_options(gc: &GcView) -> GcOptions {
     GcOptions {
         dry_run: false,
         grace_period: gc.grace_period,
@@ -38,20 +39,23 @@ pub(crate) fn gc_options(gc: &GcView) -> GcOptions {
 }
 
 /// Parses a standard 5-field cron expression (minute hour day-of-month month day-of-week).
-pub(crate) fn parse_cron(text: &str) -> anyhow::Result<croner::Cron> {
+pub(crate) fn parse_cron(text: &str) -> Result<croner::Cron, EngineError> {
     let fields = text.split_whitespace().count();
     if fields != 5 {
-        bail!("cron schedule {text:?} must have 5 fields (minute hour day month weekday), not {fields}");
+        return Err(EngineError::Invalid(format!(
+            "cron schedule {text:?} must have 5 fields (minute hour day month weekday), not {fields}"
+        )));
     }
     text.parse::<croner::Cron>()
-        .map_err(|e| anyhow::anyhow!("cron schedule {text:?}: {e}"))
+        .map_err(|e| EngineError::Invalid(format!("cron schedule {text:?}: {e}")))
 }
 
 /// The schedule from the effective settings.
-pub(crate) fn schedule(gc: &GcView) -> anyhow::Result<GcSchedule> {
+pub(crate) fn schedule(gc: &GcView) -> Result<GcSchedule, EngineError> {
     let cron = match &gc.cron {
         Some(text) => {
-            let parsed = parse_cron(text).context("registry.features.gc_schedule")?;
+            let parsed = parse_cron(text)
+                .map_err(|e| EngineError::Invalid(format!("registry.features.gc_schedule: {e}")))?;
             Some((text.clone(), parsed))
         }
         None => None,
@@ -64,7 +68,7 @@ pub(crate) fn schedule(gc: &GcView) -> anyhow::Result<GcSchedule> {
 }
 
 /// One line summarising a run.
-pub(crate) fn summary(r: &GcReport) -> String {
+pub fn summary(r: &GcReport) -> String {
     format!(
         "{} blobs ({} bytes), {} links, {} manifests, {} upload sessions removed; {} kept in grace; {} errors; {} ms",
         r.blobs.len(),

@@ -3,29 +3,47 @@
 //! library never sees the config).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use anyhow::{bail, Context};
 use ocireg_auth::{
     Acl, Auth, AuthOptions, Htpasswd, Principal, RepoPattern, Rule, Secret, SingleUser, TokenKey,
     TokenOptions,
 };
 use ocireg_config::{AccessRuleView, AuthView, MultiUserView};
 
+use crate::EngineError;
+
 const AUTH: &str = "registry.local.auth_config";
 
-fn read_secret(path: &Path, what: &str) -> anyhow::Result<Secret> {
+/// The token signing key generated when none is configured: made once per engine and kept
+/// across reloads, so tokens issued before a SIGHUP stay valid.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GeneratedKey(Arc<OnceLock<TokenKey>>);
+
+impl GeneratedKey {
+    fn get(&self) -> TokenKey {
+        self.0.get_or_init(TokenKey::generate).clone()
+    }
+}
+
+fn read_secret(path: &Path, what: &str) -> Result<Secret, EngineError> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {what} {}", path.display()))?;
+        .map_err(|e| EngineError::io(format!("reading {what} {}", path.display()), e))?;
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
-        bail!("{what} {} is empty", path.display());
+        return Err(EngineError::Invalid(format!(
+            "{what} {} is empty",
+            path.display()
+        )));
     }
     Ok(Secret::new(value))
 }
 
 /// The authenticator, or `None` when `auth_required` is false.
-pub(super) fn auth(view: Option<&AuthView>) -> anyhow::Result<Option<Arc<Auth>>> {
+pub(crate) fn auth(
+    view: Option<&AuthView>,
+    generated: &GeneratedKey,
+) -> Result<Option<Arc<Auth>>, EngineError> {
     let Some(view) = view else {
         return Ok(None);
     };
@@ -61,24 +79,29 @@ pub(super) fn auth(view: Option<&AuthView>) -> anyhow::Result<Option<Arc<Auth>>>
         failed_login_window: view.failed_login_window,
     };
     if let Some(multi) = &view.multi_user {
-        multi_user(multi, &mut opts)?;
+        multi_user(multi, &mut opts, generated)?;
     }
-    let auth = Auth::new(opts).context("registry authentication")?;
+    let auth = Auth::new(opts).map_err(|e| EngineError::auth("registry authentication", e))?;
     Ok(Some(Arc::new(auth)))
 }
 
-fn multi_user(cfg: &MultiUserView, opts: &mut AuthOptions) -> anyhow::Result<()> {
-    opts.htpasswd = cfg
-        .htpasswd_path
-        .as_deref()
-        .map(Htpasswd::load)
-        .transpose()?;
+fn multi_user(
+    cfg: &MultiUserView,
+    opts: &mut AuthOptions,
+    generated: &GeneratedKey,
+) -> Result<(), EngineError> {
+    opts.htpasswd = match cfg.htpasswd_path.as_deref() {
+        Some(p) => Some(
+            Htpasswd::load(p).map_err(|e| EngineError::auth(format!("{AUTH}.htpasswd_path"), e))?,
+        ),
+        None => None,
+    };
     let rules = cfg
         .rules
         .iter()
         .enumerate()
-        .map(|(i, r)| rule(r).with_context(|| format!("{AUTH}.access[{i}]")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|(i, r)| rule(r).map_err(|e| EngineError::auth(format!("{AUTH}.access[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
     opts.acl = Acl::new(rules, &cfg.groups, cfg.admins.iter().cloned());
     opts.token = match &cfg.token {
         Some(t) => {
@@ -88,9 +111,7 @@ fn multi_user(cfg: &MultiUserView, opts: &mut AuthOptions) -> anyhow::Result<()>
                     tracing::info!(
                         "no {AUTH}.token_key_path: signing tokens with a random in-memory key"
                     );
-                    // One key per process, so a SIGHUP reload keeps issued tokens valid.
-                    static GENERATED: std::sync::OnceLock<TokenKey> = std::sync::OnceLock::new();
-                    GENERATED.get_or_init(TokenKey::generate).clone()
+                    generated.get()
                 }
             };
             Some(TokenOptions {
@@ -106,9 +127,9 @@ fn multi_user(cfg: &MultiUserView, opts: &mut AuthOptions) -> anyhow::Result<()>
     Ok(())
 }
 
-fn token_key(path: &Path) -> anyhow::Result<TokenKey> {
+fn token_key(path: &Path) -> Result<TokenKey, EngineError> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading token key {}", path.display()))?;
+        .map_err(|e| EngineError::io(format!("reading token key {}", path.display()), e))?;
     if text.contains("-----BEGIN") {
         Ok(TokenKey::Es256(Secret::new(text)))
     } else {
@@ -116,16 +137,14 @@ fn token_key(path: &Path) -> anyhow::Result<TokenKey> {
     }
 }
 
-fn rule(r: &AccessRuleView) -> anyhow::Result<Rule> {
+fn rule(r: &AccessRuleView) -> Result<Rule, ocireg_auth::AuthError> {
     let patterns = r
         .patterns
         .iter()
-        .map(|p| RepoPattern::new(p).map_err(anyhow::Error::from))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let principals = |list: &[String]| -> anyhow::Result<Vec<Principal>> {
-        list.iter()
-            .map(|p| p.parse::<Principal>().map_err(anyhow::Error::from))
-            .collect()
+        .map(|p| RepoPattern::new(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let principals = |list: &[String]| -> Result<Vec<Principal>, ocireg_auth::AuthError> {
+        list.iter().map(|p| p.parse::<Principal>()).collect()
     };
     Ok(Rule {
         patterns,
