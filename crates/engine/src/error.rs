@@ -24,9 +24,9 @@ pub enum EngineError {
     Store {
         /// What was being done.
         what: String,
-        /// The cause.
+        /// The cause (boxed: store errors are large).
         #[source]
-        source: ocireg_store::StoreError,
+        source: Box<ocireg_store::StoreError>,
     },
     /// Authentication could not be set up (users file, token key, access rules).
     #[error("{what}")]

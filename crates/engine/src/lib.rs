@@ -115,7 +115,7 @@ impl Engine {
             .await
             .map_err(|source| EngineError::Store {
                 what: format!("opening storage at {}", root.display()),
-                source,
+                source: Box::new(source),
             })?;
         let (webhooks, events) = webhooks::start(settings.webhooks.as_ref()).await?;
         server.events = events;
