@@ -1,48 +1,40 @@
 //! References (`[scheme://][registry/]repo[:tag][@digest]`), repository-name sanitising, and
 //! the auto-tag format (`{version}`, `{timestamp}`).
 
-use anyhow::{bail, Context};
-use ocireg_oci::{Digest, Reference, RepoName, Tag};
+use anyhow::bail;
+use ocireg_oci::{ImageReference, Reference, RepoName, Tag};
 use time::OffsetDateTime;
 
-/// A parsed image/artifact reference.
+/// A parsed image/artifact reference: `ocireg-oci`'s reference plus the URL scheme the
+/// argument may start with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ImageRef {
-    /// `host[:port]` when the reference names a registry.
-    pub registry: Option<String>,
     /// `http` / `https` when the reference started with a scheme.
     pub scheme: Option<&'static str>,
-    /// The repository.
-    pub repo: RepoName,
-    /// The tag, when given.
-    pub tag: Option<Tag>,
-    /// The digest, when given (it wins over the tag).
-    pub digest: Option<Digest>,
+    /// `[registry/]repo[:tag][@digest]`.
+    pub parsed: ImageReference,
 }
 
 impl ImageRef {
+    /// `host[:port]` when the reference names a registry.
+    pub fn registry(&self) -> Option<&str> {
+        self.parsed.registry()
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &RepoName {
+        self.parsed.repository()
+    }
+
+    /// The tag, when given.
+    pub fn tag(&self) -> Option<&Tag> {
+        self.parsed.tag()
+    }
+
     /// The manifest reference: the digest, else the tag, else `latest`.
-    pub fn reference(&self) -> anyhow::Result<Reference> {
-        Ok(match (&self.digest, &self.tag) {
-            (Some(d), _) => Reference::Digest(d.clone()),
-            (None, Some(t)) => Reference::Tag(t.clone()),
-            (None, None) => Reference::Tag("latest".parse().context("tag latest")?),
-        })
+    pub fn reference(&self) -> Reference {
+        self.parsed.reference()
     }
-}
-
-/// `host/repo:tag` or `host/repo@digest`.
-pub(crate) fn display(host: &str, repo: &RepoName, r: &Reference) -> String {
-    match r {
-        Reference::Tag(t) => format!("{host}/{repo}:{t}"),
-        Reference::Digest(d) => format!("{host}/{repo}@{d}"),
-    }
-}
-
-/// Docker's rule: the first component names a registry when it has a `.` or `:` or is
-/// `localhost`, and more components follow.
-fn looks_like_registry(first: &str) -> bool {
-    first.contains('.') || first.contains(':') || first.eq_ignore_ascii_case("localhost")
 }
 
 fn strip_scheme(s: &str) -> (Option<&'static str>, &str) {
@@ -55,53 +47,23 @@ fn strip_scheme(s: &str) -> (Option<&'static str>, &str) {
     }
 }
 
-/// Parses `[scheme://][registry/]repo[:tag][@digest]`.
+/// Parses `[scheme://][registry/]repo[:tag][@digest]` (surrounding blanks ignored): the scheme
+/// is this command line's addition, the rest is the Distribution reference grammar.
 pub(crate) fn parse_ref(s: &str) -> anyhow::Result<ImageRef> {
     let (scheme, rest) = strip_scheme(s.trim());
-    let (name_tag, digest) = match rest.split_once('@') {
-        Some((n, d)) => (
-            n,
-            Some(
-                d.parse::<Digest>()
-                    .map_err(|e| anyhow::anyhow!("reference {s:?}: bad digest {d:?}: {e}"))?,
-            ),
-        ),
-        None => (rest, None),
-    };
-    let last_slash = name_tag.rfind('/');
-    let (name, tag) = match name_tag.rfind(':') {
-        Some(c) if last_slash.is_none_or(|sl| c > sl) => (&name_tag[..c], Some(&name_tag[c + 1..])),
-        _ => (name_tag, None),
-    };
-    let (registry, repo) = match name.split_once('/') {
-        Some((first, more)) if looks_like_registry(first) => {
-            (Some(first.to_ascii_lowercase()), more)
-        }
-        _ if scheme.is_some() => bail!("reference {s:?}: a scheme needs a registry host"),
-        _ => (None, name),
-    };
-    let repo: RepoName = repo
+    let parsed: ImageReference = rest
         .parse()
         .map_err(|e| anyhow::anyhow!("reference {s:?}: {e}"))?;
-    let tag = tag
-        .map(|t| {
-            t.parse::<Tag>()
-                .map_err(|e| anyhow::anyhow!("reference {s:?}: bad tag {t:?}: {e}"))
-        })
-        .transpose()?;
-    Ok(ImageRef {
-        registry,
-        scheme,
-        repo,
-        tag,
-        digest,
-    })
+    if scheme.is_some() && parsed.registry().is_none() {
+        bail!("reference {s:?}: a scheme needs a registry host");
+    }
+    Ok(ImageRef { scheme, parsed })
 }
 
 /// Parses a repository argument (no tag or digest).
 pub(crate) fn parse_repo(s: &str) -> anyhow::Result<ImageRef> {
     let r = parse_ref(s)?;
-    if r.tag.is_some() || r.digest.is_some() {
+    if r.parsed.tag().is_some() || r.parsed.digest().is_some() {
         bail!("{s:?} names a repository; drop the tag or digest");
     }
     Ok(r)
@@ -216,23 +178,38 @@ mod tests {
         assert!(r.is_err());
         let d = format!("sha256:{}", "a".repeat(64));
         let r = parse_ref(&format!("127.0.0.1:5000/ns/sub/repo:v1@{d}")).unwrap();
-        assert_eq!(r.registry.as_deref(), Some("127.0.0.1:5000"));
-        assert_eq!(r.repo.as_str(), "ns/sub/repo");
-        assert_eq!(r.tag.as_ref().unwrap().as_str(), "v1");
-        assert_eq!(r.reference().unwrap().to_string(), d);
+        assert_eq!(r.registry(), Some("127.0.0.1:5000"));
+        assert_eq!(r.repo().as_str(), "ns/sub/repo");
+        assert_eq!(r.tag().unwrap().as_str(), "v1");
+        assert_eq!(r.reference().to_string(), d);
         let r = parse_ref("ns/repo").unwrap();
-        assert_eq!(r.registry, None);
-        assert_eq!(r.reference().unwrap().to_string(), "latest");
+        assert_eq!(r.registry(), None);
+        assert_eq!(r.reference().to_string(), "latest");
         let r = parse_ref("localhost/repo:x").unwrap();
-        assert_eq!(r.registry.as_deref(), Some("localhost"));
+        assert_eq!(r.registry(), Some("localhost"));
         let r = parse_ref("http://reg.example/ns/r").unwrap();
         assert_eq!(
-            (r.scheme, r.registry.as_deref()),
+            (r.scheme, r.registry()),
             (Some("http"), Some("reg.example"))
         );
         assert!(parse_ref("ns/Repo").is_err());
         assert!(parse_ref("ns/repo:bad tag").is_err());
         assert!(parse_repo("ns/repo:t").is_err());
+    }
+
+    /// Where this parser's rules changed to the Distribution grammar's.
+    #[test]
+    fn references_follow_the_distribution_grammar() {
+        // `localhost` is matched exactly, as a registry name.
+        assert!(parse_ref("LocalHost/repo").is_err());
+        // A registry must be `host[:port]`.
+        let e = parse_ref("re_g.io/ns/repo").unwrap_err().to_string();
+        assert!(e.contains("invalid registry"), "{e}");
+        assert!(parse_ref("reg.io:port/ns/repo").is_err());
+        // The registry is kept as written (hosts are compared case-blind where they are used).
+        let r = parse_ref("Reg.Example/ns/r").unwrap();
+        assert_eq!(r.registry(), Some("Reg.Example"));
+        assert!(parse_ref("https://ns/repo").is_err());
     }
 
     #[test]
