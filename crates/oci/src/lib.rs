@@ -14,7 +14,7 @@ pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::{error_body, ErrorCode, OciError};
 pub use manifest::{parse_manifest, ManifestKind, ParsedManifest};
 pub use name::{Reference, RepoName, Tag};
-pub use reference::{ImageReference, ReferenceParts};
+pub use reference::{split_tag, ImageReference, ReferenceParts};
 
 #[cfg(test)]
 mod tests;

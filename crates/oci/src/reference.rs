@@ -79,6 +79,16 @@ fn registry_ok(s: &str) -> bool {
     port_ok && host_ok
 }
 
+/// Splits `name[:tag]`: the tag follows the last `:` after the last `/`, so the port of a
+/// registry (`localhost:5000/repo`) is never taken for one.
+pub fn split_tag(name_tag: &str) -> (&str, Option<&str>) {
+    let last_slash = name_tag.rfind('/');
+    match name_tag.rfind(':') {
+        Some(c) if last_slash.is_none_or(|sl| c > sl) => (&name_tag[..c], Some(&name_tag[c + 1..])),
+        _ => (name_tag, None),
+    }
+}
+
 impl<'a> ReferenceParts<'a> {
     /// Splits `s`; fails only on an empty name or a registry that is not `host[:port]`.
     pub fn split(s: &'a str) -> Result<ReferenceParts<'a>, OciError> {
@@ -86,13 +96,7 @@ impl<'a> ReferenceParts<'a> {
             Some((n, d)) => (n, Some(d)),
             None => (s, None),
         };
-        let last_slash = name_tag.rfind('/');
-        let (name, tag) = match name_tag.rfind(':') {
-            Some(c) if last_slash.is_none_or(|sl| c > sl) => {
-                (&name_tag[..c], Some(&name_tag[c + 1..]))
-            }
-            _ => (name_tag, None),
-        };
+        let (name, tag) = split_tag(name_tag);
         let (registry, repository) = match name.split_once('/') {
             Some((first, rest)) if names_registry(first) => (Some(first), rest),
             _ => (None, name),

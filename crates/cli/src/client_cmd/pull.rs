@@ -30,7 +30,6 @@ pub(crate) async fn run(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
         policy: ctx.doc.pull_policy.policy,
         dest,
     };
-    ocireg_client::workflow::prepare_dest(&req.dest)?;
     let cache = ctx.cache()?;
     let mut connect = || ctx.registry(&ep).map_err(Into::into);
     let PullReport {

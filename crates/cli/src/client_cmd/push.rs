@@ -2,46 +2,17 @@
 //! [`PushRequest`]; `ocireg_client::workflow::push_artifact` packs and pushes; this prints.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{bail, Context};
 use ocireg_client::artifact::{check_push_signing, namespace_for, ArtifactKind, PackOptions};
-use ocireg_client::workflow::{push_artifact, PushReport, PushRequest};
-use ocireg_oci::{media_types, RepoName, Tag};
+use ocireg_client::workflow::{artifact_name, push_artifact, render_tag, PushReport, PushRequest};
+use ocireg_oci::{media_types, split_tag, RepoName, Tag};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::refs::{render_tag, sanitize_component, split_name_tag};
 use super::settings::Ctx;
 use super::ui::{self, Ui};
 use super::PushArgs;
-
-/// The repository name below the namespace: NAME as given (validated), else PATH's file name
-/// sanitised to the name grammar.
-fn artifact_name(given: Option<&str>, path: &Path) -> anyhow::Result<String> {
-    if let Some(n) = given.filter(|n| !n.is_empty()) {
-        if !RepoName::is_valid(n) {
-            bail!(
-                "NAME {n:?} is not a valid repository name (lowercase [a-z0-9] components separated by '.', '_', '__' or '-', joined by '/')"
-            );
-        }
-        return Ok(n.to_owned());
-    }
-    let base = match path.file_name() {
-        Some(f) => f.to_string_lossy().into_owned(),
-        None => std::fs::canonicalize(path)
-            .with_context(|| format!("cannot resolve {}", path.display()))?
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    };
-    sanitize_component(&base).with_context(|| {
-        format!(
-            "cannot derive a repository name from {}; give NAME",
-            path.display()
-        )
-    })
-}
 
 fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
@@ -71,7 +42,7 @@ fn request(ctx: &Ctx, a: &PushArgs, kind: &ArtifactKind) -> anyhow::Result<PushR
         ns.custom.iter().flatten(),
     )?;
     let (name_arg, tag_arg) = match a.name.as_deref() {
-        Some(s) => split_name_tag(s),
+        Some(s) => split_tag(s),
         None => ("", None),
     };
     let name = artifact_name(Some(name_arg), &a.path)?;
@@ -162,13 +133,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        assert_eq!(
-            artifact_name(None, Path::new("/x/My Ext")).unwrap(),
-            "my-ext"
-        );
-        assert_eq!(artifact_name(Some("a/b"), Path::new("/x")).unwrap(), "a/b");
-        assert!(artifact_name(Some("A"), Path::new("/x")).is_err());
+    fn annotations() {
         assert!(parse_annotations(&["k".into()]).is_err());
         assert_eq!(parse_annotations(&["k=v=w".into()]).unwrap()["k"], "v=w");
     }

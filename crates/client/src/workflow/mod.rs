@@ -1,5 +1,5 @@
-//! Artifact workflows over a [`Registry`](crate::Registry): push (pack, the overwrite rule,
-//! streamed upload with a fall-back to a packed file), pull (pull policy, cache, verified
+//! Artifact workflows over a [`Registry`](crate::Registry): push (naming and auto-tag per
+//! `push_policy`, pack, the overwrite rule, streamed upload with a fall-back to a packed file), pull (pull policy, cache, verified
 //! download, safe unpack) and copy (manifests with their children, blobs mounted or streamed).
 //! Callers pass typed requests and a [`Progress`]; they parse arguments and print.
 //!
@@ -7,6 +7,7 @@
 //! `tokio::task::block_in_place`, so these functions need tokio's multi-threaded runtime.
 
 mod copy;
+mod naming;
 mod progress;
 mod pull;
 mod push;
@@ -19,6 +20,7 @@ use crate::artifact::ArtifactError;
 use crate::error::ClientError;
 
 pub use copy::{copy_artifact, CopyReport, CopyRequest};
+pub use naming::{artifact_name, render_tag, sanitize_component, timestamp};
 pub use progress::{Meter, NoProgress, Progress};
 pub use pull::{prepare_dest, pull_artifact, Connect, PullReport, PullRequest};
 pub use push::{push_artifact, same_content, PushReport, PushRequest};

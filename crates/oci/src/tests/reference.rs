@@ -2,7 +2,7 @@
 //! disagreed (the configuration's artifact references and the client commands' references);
 //! each now follows the Distribution grammar.
 
-use crate::{ErrorCode, ImageReference, Reference, ReferenceParts};
+use crate::{split_tag, ErrorCode, ImageReference, Reference, ReferenceParts};
 
 const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -52,6 +52,9 @@ fn a_port_is_not_a_tag() {
         parts("localhost:5000/ns/repo:v1.2"),
         (Some("localhost:5000"), "ns/repo", Some("v1.2"), None)
     );
+    assert_eq!(split_tag("a/b:c"), ("a/b", Some("c")));
+    assert_eq!(split_tag("a:1/b"), ("a:1/b", None));
+    assert_eq!(split_tag("a/b"), ("a/b", None));
     assert_eq!(
         parts("[::1]:5000/r:t"),
         (Some("[::1]:5000"), "r", Some("t"), None)
