@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::error::ClientError;
 use crate::options::{ClientOptions, Credentials};
-use crate::retry;
+use crate::retry::{self, Attempts, Failure};
 
 /// One parsed challenge: the scheme (lower case) and its parameters (keys lower case).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,7 +335,7 @@ async fn fetch_token(
             q.append_pair("scope", s);
         }
     }
-    let mut attempt = 0u32;
+    let mut attempts = Attempts::new(ctx.opts);
     loop {
         let mut req = ctx.http.get(url.clone());
         if let Credentials::Basic { username, password } = ctx.creds {
@@ -344,18 +344,15 @@ async fn fetch_token(
         let started = Instant::now();
         let sent = tokio::time::timeout(ctx.opts.timeout, req.send()).await;
         let failure = match sent {
-            Err(_) => ClientError::Timeout {
-                method: "GET".into(),
-                url: realm.to_string(),
-                timeout: ctx.opts.timeout,
-            },
-            Ok(Err(e)) => {
-                let (err, retryable) = retry::classify(&e, "GET", realm.as_str(), ctx.opts);
-                if !retryable {
-                    return Err(err);
-                }
-                err
-            }
+            Err(_) => Failure::retry(
+                ClientError::Timeout {
+                    method: "GET".into(),
+                    url: realm.to_string(),
+                    timeout: ctx.opts.timeout,
+                },
+                None,
+            ),
+            Ok(Err(e)) => Failure::transport(&e, "GET", realm.as_str(), ctx.opts),
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 if status.is_success() {
@@ -373,14 +370,13 @@ async fn fetch_token(
                         "token server {realm} answered {status}: {excerpt}"
                     )));
                 }
-                ClientError::Auth(format!("token server {realm} answered {status}"))
+                Failure::retry(
+                    ClientError::Auth(format!("token server {realm} answered {status}")),
+                    None,
+                )
             }
         };
-        if attempt >= ctx.opts.retries {
-            return Err(failure);
-        }
-        tokio::time::sleep(retry::backoff(ctx.opts, attempt)).await;
-        attempt += 1;
+        attempts.after(failure, "token request failed").await?;
     }
 }
 

@@ -7,8 +7,12 @@
 //! (with the tag-schema fallback). Under it: Basic and Bearer auth from `WWW-Authenticate`
 //! challenges with per-scope token caching, retries with exponential backoff and `Retry-After`,
 //! token-bucket rate limits, proxies and TLS (rustls), all set by [`ClientOptions`].
+//!
+//! [`workflow`] holds the artifact workflows built on it (push with the overwrite rule, pull
+//! through the policy and cache, copy), for the cli and any other program.
 
 pub mod artifact;
+pub mod workflow;
 
 mod auth;
 mod connect;

@@ -13,8 +13,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::error::ClientError;
 use crate::ratelimit::Op;
 use crate::registry::{pull_scope, Registry};
-use crate::retry;
-use crate::transport::Req;
+use crate::retry::{Attempts, Failure};
+use crate::transport::{Req, Transport};
 
 /// `bytes <start>-<end>/<total|*>` → `(start, total)`.
 fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
@@ -39,6 +39,144 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.part-{}-{n}", std::process::id()))
 }
 
+/// How an answer to a (possibly ranged) `GET` of a blob continues the download.
+enum Answer {
+    /// Its body continues the blob after skipping this many bytes we already hold (a registry
+    /// that ignores `Range` sends everything again).
+    Body { skip: u64 },
+    /// Nothing is left to read: a 416 once every byte is in.
+    Complete,
+    /// An error answer.
+    Refused,
+}
+
+/// A download in progress: the bytes received and hashed so far, and the blob's length once an
+/// answer told it.
+struct Download<'a> {
+    digest: &'a Digest,
+    hasher: DigestHasher,
+    received: u64,
+    total: Option<u64>,
+}
+
+impl<'a> Download<'a> {
+    fn new(digest: &'a Digest) -> Download<'a> {
+        Download {
+            digest,
+            hasher: DigestHasher::new(digest.algorithm()),
+            received: 0,
+            total: None,
+        }
+    }
+
+    /// Checks an answer against what has been received so far.
+    fn answer(&mut self, resp: &reqwest::Response) -> Result<Answer, ClientError> {
+        let received = self.received;
+        match resp.status() {
+            StatusCode::OK => {
+                if let Some(len) = resp.content_length() {
+                    if self.total.is_some_and(|t| t != len) {
+                        return Err(ClientError::Protocol(format!(
+                            "blob length changed between requests ({:?} then {len})",
+                            self.total
+                        )));
+                    }
+                    self.total = Some(len);
+                }
+                Ok(Answer::Body { skip: received })
+            }
+            StatusCode::PARTIAL_CONTENT if received > 0 => {
+                let cr = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range);
+                match cr {
+                    Some((start, t)) if start == received => {
+                        if t.is_some() {
+                            self.total = t;
+                        }
+                        Ok(Answer::Body { skip: 0 })
+                    }
+                    _ => Err(ClientError::Protocol(format!(
+                        "resumed download from {received} got Content-Range {:?}",
+                        resp.headers().get("content-range")
+                    ))),
+                }
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if self.total == Some(received) => {
+                Ok(Answer::Complete)
+            }
+            _ => Ok(Answer::Refused),
+        }
+    }
+
+    /// Writes the answer's body into `dest`, hashing it, until it ends (`Ok`) or breaks.
+    async fn body<W>(
+        &mut self,
+        resp: reqwest::Response,
+        mut skip: u64,
+        dest: &mut W,
+        req: &Req,
+        t: &Transport,
+    ) -> Result<(), Failure>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let mut stream = resp.bytes_stream();
+        loop {
+            let chunk = match tokio::time::timeout(t.opts.timeout, stream.next()).await {
+                Err(_) => return Err(Failure::retry(t.timeout_error(req), None)),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => {
+                    return Err(Failure::transport(&e, "GET", req.url.as_str(), &t.opts))
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let mut data = &chunk[..];
+            if skip > 0 {
+                let n = usize::try_from(skip).unwrap_or(usize::MAX).min(data.len());
+                data = &data[n..];
+                skip -= n as u64;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            self.hasher.update(data);
+            dest.write_all(data)
+                .await
+                .map_err(|e| ClientError::io("writing the downloaded blob", e))?;
+            self.received += data.len() as u64;
+            if self.total.is_some_and(|t| self.received > t) {
+                return Err(self.size_mismatch().into());
+            }
+        }
+    }
+
+    fn size_mismatch(&self) -> ClientError {
+        ClientError::SizeMismatch {
+            what: format!("blob {}", self.digest),
+            expected: self.total.unwrap_or(0),
+            actual: self.received,
+        }
+    }
+
+    /// Checks the length and the digest of everything received.
+    fn verify(self) -> Result<u64, ClientError> {
+        if self.total.is_some_and(|t| t != self.received) {
+            return Err(self.size_mismatch());
+        }
+        let actual = self.hasher.finish();
+        if &actual != self.digest {
+            return Err(ClientError::DigestMismatch {
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        Ok(self.received)
+    }
+}
+
 impl Registry {
     /// Streams a blob into `dest`, hashing as it goes; returns its size. A broken connection
     /// (or a stall longer than `timeout`) resumes with `Range: bytes=<received>-` up to
@@ -54,124 +192,35 @@ impl Registry {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        let opts = &self.t.opts;
         let url = self.url(&ocireg_api::blob_path(repo, digest))?;
-        let mut hasher = DigestHasher::new(digest.algorithm());
-        let mut received: u64 = 0;
-        let mut total: Option<u64> = None;
-        let mut failures: u32 = 0;
-        'attempts: loop {
+        let mut download = Download::new(digest);
+        let mut attempts = Attempts::new(&self.t.opts);
+        loop {
             let mut req = Req::new(Method::GET, url.clone(), vec![pull_scope(repo)], Op::Pull);
-            if received > 0 {
-                req = req.header(RANGE, &format!("bytes={received}-"));
+            if download.received > 0 {
+                req = req.header(RANGE, &format!("bytes={}-", download.received));
             }
-            let resp = self.t.send_counted(&req, &mut failures).await?;
-            let mut skip: u64 = 0;
-            match resp.status() {
-                StatusCode::OK => {
-                    // A registry that ignores Range sends everything again: skip what we have.
-                    skip = received;
-                    if let Some(len) = resp.content_length() {
-                        if total.is_some_and(|t| t != len) {
-                            return Err(ClientError::Protocol(format!(
-                                "blob length changed between requests ({total:?} then {len})"
-                            )));
-                        }
-                        total = Some(len);
-                    }
-                }
-                StatusCode::PARTIAL_CONTENT if received > 0 => {
-                    let cr = resp
-                        .headers()
-                        .get("content-range")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(content_range);
-                    match cr {
-                        Some((start, t)) if start == received => {
-                            if t.is_some() {
-                                total = t;
-                            }
-                        }
-                        _ => {
-                            return Err(ClientError::Protocol(format!(
-                                "resumed download from {received} got Content-Range {:?}",
-                                resp.headers().get("content-range")
-                            )))
-                        }
-                    }
-                }
-                StatusCode::RANGE_NOT_SATISFIABLE if total == Some(received) => break 'attempts,
-                _ => return Err(self.t.error_from(&Method::GET, resp).await),
-            }
-            let before = received;
-            let mut stream = resp.bytes_stream();
-            let failure = loop {
-                match tokio::time::timeout(opts.timeout, stream.next()).await {
-                    Err(_) => break self.t.timeout_error(&req),
-                    Ok(None) => break 'attempts,
-                    Ok(Some(Err(e))) => {
-                        let (err, retryable) = retry::classify(&e, "GET", url.as_str(), opts);
-                        if !retryable {
-                            return Err(err);
-                        }
-                        break err;
-                    }
-                    Ok(Some(Ok(chunk))) => {
-                        let mut data = &chunk[..];
-                        if skip > 0 {
-                            let n = usize::try_from(skip).unwrap_or(usize::MAX).min(data.len());
-                            data = &data[n..];
-                            skip -= n as u64;
-                        }
-                        if data.is_empty() {
-                            continue;
-                        }
-                        hasher.update(data);
-                        dest.write_all(data)
-                            .await
-                            .map_err(|e| ClientError::io("writing the downloaded blob", e))?;
-                        received += data.len() as u64;
-                        if total.is_some_and(|t| received > t) {
-                            return Err(ClientError::SizeMismatch {
-                                what: format!("blob {digest}"),
-                                expected: total.unwrap_or(0),
-                                actual: received,
-                            });
-                        }
-                    }
-                }
+            let resp = self.t.send_counted(&req, &mut attempts).await?;
+            let skip = match download.answer(&resp)? {
+                Answer::Body { skip } => skip,
+                Answer::Complete => break,
+                Answer::Refused => return Err(self.t.error_from(&Method::GET, resp).await),
             };
-            if received > before {
-                failures = 0;
+            let before = download.received;
+            match download.body(resp, skip, dest, &req, &self.t).await {
+                Ok(()) => break,
+                Err(f) => {
+                    if download.received > before {
+                        attempts.progressed();
+                    }
+                    attempts.after(f, "download broke; resuming").await?;
+                }
             }
-            if failures >= opts.retries {
-                return Err(failure);
-            }
-            let wait = retry::backoff(opts, failures);
-            failures += 1;
-            tracing::debug!(error = %failure, received, ?wait, "download broke; resuming");
-            tokio::time::sleep(wait).await;
         }
         dest.flush()
             .await
             .map_err(|e| ClientError::io("writing the downloaded blob", e))?;
-        if let Some(t) = total {
-            if t != received {
-                return Err(ClientError::SizeMismatch {
-                    what: format!("blob {digest}"),
-                    expected: t,
-                    actual: received,
-                });
-            }
-        }
-        let actual = hasher.finish();
-        if &actual != digest {
-            return Err(ClientError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        Ok(received)
+        download.verify()
     }
 
     /// Downloads a blob to `path` through a temporary file in the same directory, renamed into

@@ -1,7 +1,7 @@
 //! Blob uploads: monolithic `PUT` for small blobs, chunked `PATCH` uploads that resume from the
 //! registry's offset after a failure, and cross-repository mounts.
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, Method, StatusCode};
 use ocireg_oci::{Digest, RepoName};
 use url::Url;
@@ -9,9 +9,9 @@ use url::Url;
 use crate::error::ClientError;
 use crate::ratelimit::Op;
 use crate::registry::{pull_scope, push_scope, Registry};
-use crate::retry;
+use crate::retry::{self, Attempts, Failure};
 use crate::source::{BlobSource, Cursor};
-use crate::transport::{with_idle_timeout, Progress, Req};
+use crate::transport::{Progress, Req};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
@@ -47,14 +47,6 @@ fn with_digest(url: &Url, digest: &Digest) -> Url {
     u.query_pairs_mut()
         .append_pair("digest", &digest.to_string());
     u
-}
-
-/// What one `PATCH` attempt ended with, when it did not move the upload forward.
-pub(crate) enum PatchFailure {
-    /// Worth a retry after waiting (with the response headers, for `Retry-After`).
-    Retry(ClientError, Option<HeaderMap>),
-    /// Not worth retrying.
-    Fatal(ClientError),
 }
 
 impl Registry {
@@ -149,7 +141,7 @@ impl Registry {
         let opts = &self.t.opts;
         let mut session = self.start_upload(repo).await?;
         let mut offset: u64 = 0;
-        let mut failures: u32 = 0;
+        let mut attempts = Attempts::new(opts);
         while offset < size {
             let chunk = opts.chunk_size.max(session.min_chunk.unwrap_or(0)).max(1);
             let failure = match self
@@ -157,27 +149,24 @@ impl Registry {
                 .await
             {
                 Ok(next) if next > offset => {
-                    failures = 0;
+                    attempts.progressed();
                     offset = next;
                     continue;
                 }
-                Ok(next) => (
+                Ok(next) => Failure::retry(
                     ClientError::Protocol(format!(
                         "registry reported offset {next} after a chunk sent from {offset}"
                     )),
                     None,
                 ),
-                Err(PatchFailure::Fatal(e)) => return Err(e),
-                Err(PatchFailure::Retry(e, headers)) => (e, headers),
+                Err(f) => f,
             };
-            let (err, headers) = failure;
-            if failures >= opts.retries {
-                return Err(err);
-            }
-            let wait = retry::wait_for(opts, failures, headers.as_ref());
-            failures += 1;
-            tracing::debug!(error = %err, ?wait, offset, "upload chunk failed; resuming");
-            tokio::time::sleep(wait).await;
+            attempts
+                .after(
+                    failure,
+                    "upload chunk failed; resuming from the registry's offset",
+                )
+                .await?;
             match self.upload_offset(repo, &session.location).await? {
                 Some((off, loc)) => {
                     if let Some(loc) = loc {
@@ -250,17 +239,16 @@ impl Registry {
         offset: u64,
         chunk: u64,
         size: u64,
-    ) -> Result<u64, PatchFailure> {
+    ) -> Result<u64, Failure> {
         let progress = Progress::new();
-        let (body, len) = cursor
-            .body(offset, chunk, size, &progress)
-            .await
-            .map_err(PatchFailure::Fatal)?;
+        let (body, len) = cursor.body(offset, chunk, size, &progress).await?;
         self.send_patch(repo, session, body, offset, len, &progress)
             .await
     }
 
-    /// Sends one `PATCH` of `len` bytes (`body`) at `offset`; returns the registry's new offset.
+    /// Sends one `PATCH` of `len` bytes (`body`) at `offset` through the transport's request
+    /// path; returns the registry's new offset. A 416 is retryable: the caller asks the
+    /// registry for its offset and resumes there.
     pub(crate) async fn send_patch(
         &self,
         repo: &RepoName,
@@ -269,42 +257,13 @@ impl Registry {
         offset: u64,
         len: u64,
         progress: &Progress,
-    ) -> Result<u64, PatchFailure> {
-        let scopes = vec![push_scope(repo)];
-        self.t.limiter.acquire(Op::Push).await;
+    ) -> Result<u64, Failure> {
         let url = session.location.clone();
-        let authz = self
-            .t
-            .authorization(&url, &scopes)
-            .await
-            .map_err(PatchFailure::Fatal)?;
-        let sent_auth = authz.is_some();
-        let mut rb = self
-            .t
-            .http
-            .patch(url.clone())
+        let req = Req::new(Method::PATCH, url.clone(), vec![push_scope(repo)], Op::Push)
             .header(CONTENT_TYPE, OCTET_STREAM)
-            .header("Content-Range", format!("{}-{}", offset, offset + len - 1))
-            .header(CONTENT_LENGTH, len.to_string())
-            .body(body);
-        if let Some(v) = authz {
-            rb = rb.header(http::header::AUTHORIZATION, v);
-        }
-        let resp = match with_idle_timeout(rb.send(), self.t.opts.timeout, progress).await {
-            None => {
-                let req = Req::new(Method::PATCH, url, scopes, Op::Push);
-                return Err(PatchFailure::Retry(self.t.timeout_error(&req), None));
-            }
-            Some(Err(e)) => {
-                let (err, retryable) = retry::classify(&e, "PATCH", url.as_str(), &self.t.opts);
-                return Err(if retryable {
-                    PatchFailure::Retry(err, None)
-                } else {
-                    PatchFailure::Fatal(err)
-                });
-            }
-            Some(Ok(r)) => r,
-        };
+            .header(CONTENT_RANGE, &format!("{}-{}", offset, offset + len - 1))
+            .header(CONTENT_LENGTH, &len.to_string());
+        let resp = self.t.send_streamed(&req, body, progress).await?;
         let status = resp.status();
         if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
             let headers = resp.headers().clone();
@@ -316,21 +275,12 @@ impl Registry {
                 .unwrap_or(offset + len);
             return Ok(next);
         }
-        if status == StatusCode::UNAUTHORIZED {
-            let headers = resp.headers().clone();
-            self.t
-                .unauthorized(&headers, &scopes, sent_auth)
-                .await
-                .map_err(PatchFailure::Fatal)?;
-            let err = ClientError::Auth("upload chunk needed fresh credentials".into());
-            return Err(PatchFailure::Retry(err, None));
-        }
         let headers = resp.headers().clone();
         let err = self.t.error_from(&Method::PATCH, resp).await;
         if status == StatusCode::RANGE_NOT_SATISFIABLE || retry::retryable_status(status) {
-            Err(PatchFailure::Retry(err, Some(headers)))
+            Err(Failure::retry(err, Some(headers)))
         } else {
-            Err(PatchFailure::Fatal(err))
+            Err(Failure::fatal(err))
         }
     }
 

@@ -6,9 +6,9 @@ use ocireg_oci::{Algorithm, Digest, DigestHasher, RepoName};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::ClientError;
-use crate::push::{PatchFailure, Session};
+use crate::push::Session;
 use crate::registry::Registry;
-use crate::retry;
+use crate::retry::{Attempts, Failure};
 use crate::source::pieces;
 use crate::transport::Progress;
 
@@ -96,10 +96,9 @@ impl Registry {
         data: &Bytes,
         start: u64,
     ) -> Result<(), ClientError> {
-        let opts = &self.t.opts;
         let end = start + data.len() as u64;
         let mut offset = start;
-        let mut failures: u32 = 0;
+        let mut attempts = Attempts::new(&self.t.opts);
         while offset < end {
             let progress = Progress::new();
             let from = usize::try_from(offset - start).unwrap_or(usize::MAX);
@@ -107,28 +106,26 @@ impl Registry {
             let sent = self
                 .send_patch(repo, session, body, offset, end - offset, &progress)
                 .await;
-            let (err, headers) = match sent {
+            let failure = match sent {
                 Ok(next) if next > offset && next <= end => {
-                    failures = 0;
+                    attempts.progressed();
                     offset = next;
                     continue;
                 }
-                Ok(next) => (
+                Ok(next) => Failure::retry(
                     ClientError::Protocol(format!(
                         "registry reported offset {next} after a chunk sent from {offset} to {end}"
                     )),
                     None,
                 ),
-                Err(PatchFailure::Fatal(e)) => return Err(e),
-                Err(PatchFailure::Retry(e, h)) => (e, h),
+                Err(f) => f,
             };
-            if failures >= opts.retries {
-                return Err(err);
-            }
-            let wait = retry::wait_for(opts, failures, headers.as_ref());
-            failures += 1;
-            tracing::debug!(error = %err, ?wait, offset, "streamed chunk failed; resuming");
-            tokio::time::sleep(wait).await;
+            attempts
+                .after(
+                    failure,
+                    "streamed chunk failed; resuming from the registry's offset",
+                )
+                .await?;
             match self.upload_offset(repo, &session.location).await? {
                 Some((off, loc)) => {
                     if let Some(loc) = loc {

@@ -1,4 +1,6 @@
-//! Retry policy: which failures are retried, and how long to wait before each retry.
+//! Retries, in one place: which failures are worth another attempt ([`Failure`]), how long to
+//! wait before it (`Retry-After`, else exponential backoff) and how many consecutive failures
+//! one operation may have ([`Attempts`]). Every retry loop of this crate goes through it.
 
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
@@ -126,6 +128,95 @@ pub(crate) fn classify(
     )
 }
 
+/// One failed attempt: the error, whether another attempt may help, and the answer's headers
+/// when the registry answered (for `Retry-After`).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: ClientError,
+    pub(crate) retryable: bool,
+    pub(crate) headers: Option<HeaderMap>,
+}
+
+impl Failure {
+    /// A failure that another attempt cannot mend.
+    pub(crate) fn fatal(error: ClientError) -> Failure {
+        Failure {
+            error,
+            retryable: false,
+            headers: None,
+        }
+    }
+
+    /// A failure worth another attempt, after the wait the headers ask for (or the backoff).
+    pub(crate) fn retry(error: ClientError, headers: Option<HeaderMap>) -> Failure {
+        Failure {
+            error,
+            retryable: true,
+            headers,
+        }
+    }
+
+    /// A transport error, classified by [`classify`].
+    pub(crate) fn transport(
+        e: &reqwest::Error,
+        method: &str,
+        url: &str,
+        opts: &ClientOptions,
+    ) -> Failure {
+        let (error, retryable) = classify(e, method, url, opts);
+        Failure {
+            error,
+            retryable,
+            headers: None,
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        Failure::fatal(e)
+    }
+}
+
+/// The attempts of one operation: counts consecutive failures against `retries` and waits
+/// between attempts. An operation that moves forward (a chunk accepted, bytes received) calls
+/// [`Attempts::progressed`], so `retries` bounds failures in a row, not in total.
+#[derive(Debug)]
+pub(crate) struct Attempts<'a> {
+    opts: &'a ClientOptions,
+    failures: u32,
+}
+
+impl<'a> Attempts<'a> {
+    /// No failure yet.
+    pub(crate) fn new(opts: &'a ClientOptions) -> Attempts<'a> {
+        Attempts { opts, failures: 0 }
+    }
+
+    /// True when the next failure is final.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.failures >= self.opts.retries
+    }
+
+    /// Forgets the failures so far: the operation made progress.
+    pub(crate) fn progressed(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Takes a failed attempt: its error when it is not retryable or no retry is left, else
+    /// `Ok(())` after waiting (`Retry-After` when the answer had one, else the backoff).
+    pub(crate) async fn after(&mut self, f: Failure, what: &str) -> Result<(), ClientError> {
+        if !f.retryable || self.exhausted() {
+            return Err(f.error);
+        }
+        let wait = wait_for(self.opts, self.failures, f.headers.as_ref());
+        self.failures += 1;
+        tracing::debug!(error = %f.error, ?wait, attempt = self.failures, "{what}; retrying");
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +271,30 @@ mod tests {
         for s in [400u16, 401, 403, 404, 416, 501] {
             assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_count_failures_in_a_row() {
+        let o = ClientOptions {
+            retries: 2,
+            ..opts(100, 2.0)
+        };
+        let err = || ClientError::Protocol("x".into());
+        let mut a = Attempts::new(&o);
+        let start = tokio::time::Instant::now();
+        assert!(a.after(Failure::retry(err(), None), "t").await.is_ok());
+        assert!(a.after(Failure::retry(err(), None), "t").await.is_ok());
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        assert!(a.exhausted());
+        assert!(a.after(Failure::retry(err(), None), "t").await.is_err());
+        a.progressed();
+        assert!(!a.exhausted());
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "3".parse().unwrap());
+        let before = tokio::time::Instant::now();
+        assert!(a.after(Failure::retry(err(), Some(h)), "t").await.is_ok());
+        assert_eq!(before.elapsed(), Duration::from_secs(3));
+        let e = a.after(Failure::fatal(err()), "t").await.unwrap_err();
+        assert!(matches!(e, ClientError::Protocol(_)));
     }
 }

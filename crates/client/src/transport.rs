@@ -16,7 +16,7 @@ use crate::auth::{AuthCtx, AuthState, Retry};
 use crate::error::ClientError;
 use crate::options::{ClientOptions, Credentials};
 use crate::ratelimit::{Limiter, Op};
-use crate::retry;
+use crate::retry::{self, Attempts, Failure};
 
 /// True when a `WWW-Authenticate` header offers Basic.
 fn basic_challenge(headers: &HeaderMap) -> bool {
@@ -198,14 +198,14 @@ impl Transport {
     }
 
     /// Sends a replayable request; returns the response (any status that is not retried).
-    /// `failures` is shared with the caller, who retries further failures itself (a download
+    /// `attempts` is shared with the caller, who retries further failures itself (a download
     /// resuming after a broken body), so both count against the same `retries`.
     pub(crate) async fn send_counted(
         &self,
         req: &Req,
-        failures: &mut u32,
+        attempts: &mut Attempts<'_>,
     ) -> Result<reqwest::Response, ClientError> {
-        match self.run(req, None, failures).await? {
+        match self.run(req, None, attempts).await? {
             Attempt::Done(r) => Ok(r),
             Attempt::Buffered(_) => Err(ClientError::Protocol(
                 "internal: unexpected buffered reply".into(),
@@ -216,7 +216,8 @@ impl Transport {
     /// Sends a replayable request and reads the whole body (at most `limit` bytes); body read
     /// failures are retried too.
     pub(crate) async fn fetch(&self, req: &Req, limit: usize) -> Result<Buffered, ClientError> {
-        match self.run(req, Some(limit), &mut 0).await? {
+        let mut attempts = Attempts::new(&self.opts);
+        match self.run(req, Some(limit), &mut attempts).await? {
             Attempt::Buffered(b) => Ok(b),
             Attempt::Done(_) => Err(ClientError::Protocol("internal: unbuffered reply".into())),
         }
@@ -242,50 +243,81 @@ impl Transport {
         }
     }
 
+    /// Sends a request whose body cannot be replayed (`body`, fed by the caller, who touches
+    /// `progress` as it goes), once. A 401 renews the credentials and comes back as a retryable
+    /// failure: the caller owns the body's source and sends again.
+    pub(crate) async fn send_streamed(
+        &self,
+        req: &Req,
+        body: reqwest::Body,
+        progress: &Progress,
+    ) -> Result<reqwest::Response, Failure> {
+        let (resp, sent_auth) = self.send_once(req, Some(body), progress).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED && self.same_origin(resp.url()) {
+            self.unauthorized(resp.headers(), &req.scopes, sent_auth)
+                .await
+                .map_err(Failure::fatal)?;
+            let err = ClientError::Auth(format!("{} needed fresh credentials", req.method));
+            return Err(Failure::retry(err, None));
+        }
+        Ok(resp)
+    }
+
+    /// One attempt: rate limit, authorization, then the request under the no-progress timeout.
+    /// Transport failures are classified; any answer is returned, with whether it carried
+    /// credentials. `body` replaces the request's own (replayable) body.
+    async fn send_once(
+        &self,
+        req: &Req,
+        body: Option<reqwest::Body>,
+        progress: &Progress,
+    ) -> Result<(reqwest::Response, bool), Failure> {
+        self.limiter.acquire(req.op).await;
+        let authz = self.authorization(&req.url, &req.scopes).await?;
+        let sent_auth = authz.is_some();
+        let mut rb = self
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .headers(req.headers.clone());
+        if let Some(v) = authz {
+            rb = rb.header(http::header::AUTHORIZATION, v);
+        }
+        rb = match (body, &req.body) {
+            (Some(b), _) => rb.body(b),
+            (None, ReqBody::Bytes(b)) => rb.body(b.clone()),
+            (None, ReqBody::Empty)
+                if req.method == Method::PUT
+                    || req.method == Method::POST
+                    || req.method == Method::PATCH =>
+            {
+                rb.header(http::header::CONTENT_LENGTH, "0")
+            }
+            (None, ReqBody::Empty) => rb,
+        };
+        match with_idle_timeout(rb.send(), self.opts.timeout, progress).await {
+            None => Err(Failure::retry(self.timeout_error(req), None)),
+            Some(Err(e)) => Err(Failure::transport(
+                &e,
+                req.method.as_str(),
+                req.url.as_str(),
+                &self.opts,
+            )),
+            Some(Ok(resp)) => Ok((resp, sent_auth)),
+        }
+    }
+
     async fn run(
         &self,
         req: &Req,
         buffer: Option<usize>,
-        failures: &mut u32,
+        attempts: &mut Attempts<'_>,
     ) -> Result<Attempt, ClientError> {
         let mut auth_retried = false;
         loop {
-            self.limiter.acquire(req.op).await;
-            let authz = self.authorization(&req.url, &req.scopes).await?;
-            let sent_auth = authz.is_some();
-            let mut rb = self
-                .http
-                .request(req.method.clone(), req.url.clone())
-                .headers(req.headers.clone());
-            if let Some(v) = authz {
-                rb = rb.header(http::header::AUTHORIZATION, v);
-            }
-            rb = match &req.body {
-                ReqBody::Empty
-                    if req.method == Method::PUT
-                        || req.method == Method::POST
-                        || req.method == Method::PATCH =>
-                {
-                    rb.header(http::header::CONTENT_LENGTH, "0")
-                }
-                ReqBody::Empty => rb,
-                ReqBody::Bytes(b) => rb.body(b.clone()),
-            };
-            let progress = Progress::new();
-            let outcome = with_idle_timeout(rb.send(), self.opts.timeout, &progress).await;
-            let (err, retry_headers) = match outcome {
-                None => (self.timeout_error(req), None),
-                Some(Err(e)) => {
-                    let (err, retryable) =
-                        retry::classify(&e, req.method.as_str(), req.url.as_str(), &self.opts);
-                    if !retryable {
-                        return Err(err);
-                    }
-                    (err, None)
-                }
-                Some(Ok(resp)) => {
-                    let status = resp.status();
-                    if status == StatusCode::UNAUTHORIZED && self.same_origin(resp.url()) {
+            let failure = match self.send_once(req, None, &Progress::new()).await {
+                Err(f) => f,
+                Ok((resp, sent_auth)) => {
+                    if resp.status() == StatusCode::UNAUTHORIZED && self.same_origin(resp.url()) {
                         if !auth_retried {
                             auth_retried = true;
                             self.unauthorized(resp.headers(), &req.scopes, sent_auth)
@@ -297,38 +329,38 @@ impl Transport {
                             self.unauthorized(resp.headers(), &req.scopes, true).await?;
                         }
                     }
-                    if !retry::retryable_status(status) || *failures >= self.opts.retries {
-                        return match buffer {
-                            None => Ok(Attempt::Done(resp)),
-                            Some(limit) => match self.read_body(req, resp, limit).await {
-                                Ok(b) => Ok(Attempt::Buffered(b)),
-                                Err((e, true)) if *failures < self.opts.retries => {
-                                    tokio::time::sleep(retry::backoff(&self.opts, *failures)).await;
-                                    *failures += 1;
-                                    tracing::debug!(url = %req.url, error = %e, "retrying after a body read failure");
-                                    continue;
-                                }
-                                Err((e, _)) => Err(e),
-                            },
-                        };
+                    match self.answer(req, resp, buffer, attempts).await {
+                        Ok(a) => return Ok(a),
+                        Err(f) => f,
                     }
-                    let h = resp.headers().clone();
-                    let err = ClientError::from_response(
-                        req.method.as_str(),
-                        resp.url().as_str(),
-                        status.as_u16(),
-                        b"",
-                    );
-                    (err, Some(h))
                 }
             };
-            if *failures >= self.opts.retries {
-                return Err(err);
-            }
-            let wait = retry::wait_for(&self.opts, *failures, retry_headers.as_ref());
-            tracing::debug!(method = %req.method, url = %req.url, error = %err, ?wait, "retrying");
-            tokio::time::sleep(wait).await;
-            *failures += 1;
+            attempts.after(failure, "request failed").await?;
+        }
+    }
+
+    /// What to make of an answer: a retryable status while retries are left is a failure;
+    /// anything else is the result, read into memory when `buffer` asks for it.
+    async fn answer(
+        &self,
+        req: &Req,
+        resp: reqwest::Response,
+        buffer: Option<usize>,
+        attempts: &Attempts<'_>,
+    ) -> Result<Attempt, Failure> {
+        let status = resp.status();
+        if retry::retryable_status(status) && !attempts.exhausted() {
+            let err = ClientError::from_response(
+                req.method.as_str(),
+                resp.url().as_str(),
+                status.as_u16(),
+                b"",
+            );
+            return Err(Failure::retry(err, Some(resp.headers().clone())));
+        }
+        match buffer {
+            None => Ok(Attempt::Done(resp)),
+            Some(limit) => Ok(Attempt::Buffered(self.read_body(req, resp, limit).await?)),
         }
     }
 
@@ -340,13 +372,13 @@ impl Transport {
         }
     }
 
-    /// Reads a response body into memory; the flag tells whether a retry may help.
+    /// Reads a response body into memory.
     async fn read_body(
         &self,
         req: &Req,
         resp: reqwest::Response,
         limit: usize,
-    ) -> Result<Buffered, (ClientError, bool)> {
+    ) -> Result<Buffered, Failure> {
         let status = resp.status();
         let headers = resp.headers().clone();
         let url = resp.url().clone();
@@ -360,13 +392,10 @@ impl Transport {
         }
         if let Some(len) = resp.content_length() {
             if len > limit as u64 {
-                return Err((
-                    ClientError::Protocol(format!(
-                        "{} {url}: response of {len} bytes exceeds the {limit}-byte limit",
-                        req.method
-                    )),
-                    false,
-                ));
+                return Err(Failure::fatal(ClientError::Protocol(format!(
+                    "{} {url}: response of {len} bytes exceeds the {limit}-byte limit",
+                    req.method
+                ))));
             }
         }
         let mut stream = resp.bytes_stream();
@@ -374,22 +403,22 @@ impl Transport {
         loop {
             let next = tokio::time::timeout(self.opts.timeout, stream.next()).await;
             match next {
-                Err(_) => return Err((self.timeout_error(req), true)),
+                Err(_) => return Err(Failure::retry(self.timeout_error(req), None)),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
-                    let (err, retryable) =
-                        retry::classify(&e, req.method.as_str(), url.as_str(), &self.opts);
-                    return Err((err, retryable));
+                    return Err(Failure::transport(
+                        &e,
+                        req.method.as_str(),
+                        url.as_str(),
+                        &self.opts,
+                    ))
                 }
                 Ok(Some(Ok(chunk))) => {
                     if body.len() + chunk.len() > limit {
-                        return Err((
-                            ClientError::Protocol(format!(
-                                "{} {url}: response exceeds the {limit}-byte limit",
-                                req.method
-                            )),
-                            false,
-                        ));
+                        return Err(Failure::fatal(ClientError::Protocol(format!(
+                            "{} {url}: response exceeds the {limit}-byte limit",
+                            req.method
+                        ))));
                     }
                     body.extend_from_slice(&chunk);
                 }

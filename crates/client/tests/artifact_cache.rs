@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use artifact_util::{names, sample_tree, snapshot};
 use ocireg_client::artifact::{
     decide, pack, unpack, ArtifactError, ArtifactKind, BlobStatus, Cache, CacheOptions,
-    PackOptions, PullDecision, PullPolicy, RefLookup,
+    PackOptions, PullDecision, PullPolicy, PullPolicyExt, RefLookup,
 };
 use ocireg_oci::{parse_manifest, Algorithm, Digest, Reference};
 

@@ -2,41 +2,38 @@
 
 use serde_json::{Map, Value};
 
+use ocireg_oci::{ReferenceParts, RepoName};
+
 use crate::document::validate_schema;
 use crate::error::{ConfigError, FieldError};
 use crate::schemas::OCIArtifactReference;
 
 /// Parses `registry/namespace/repo[/more]:tag@digest` into the seed's OCIArtifactReference.
 ///
-/// The registry is the first `/` component (it may carry a `:port`), the namespace the
-/// second, the repository the rest. The tag follows the last `:` after the last `/`
-/// (default `latest`). The digest must be `sha256:` + 64 or `sha512:` + 128 lowercase hex.
-/// The seed's checks apply (e.g. `tag: Invalid tag format`); `full_reference` is
+/// The string is split by the one reference parser ([`ReferenceParts::split`]): the registry
+/// is the first `/` component when it looks like a host (contains `.` or `:`, or is
+/// `localhost`) and must be one, the repository path follows the OCI name grammar; its first
+/// component is the namespace, the rest the repository. The tag follows the last `:` after the
+/// last `/` (default `latest`). The digest must be `sha256:` + 64 or `sha512:` + 128 lowercase
+/// hex. The seed's checks apply (e.g. `tag: Invalid tag format`); `full_reference` is
 /// `registry/namespace/repository:tag`.
 pub fn parse_artifact_reference(s: &str) -> Result<OCIArtifactReference, ConfigError> {
     let shape_error = |message: &str| ConfigError::Reference {
         reference: s.to_string(),
         message: message.to_string(),
     };
-    let (name_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (s, None),
+    const SHAPE: &str = "expected <registry>/<namespace>/<repository>[:<tag>][@<digest>]";
+    let parts = ReferenceParts::split(s).map_err(|e| shape_error(&e.message))?;
+    let Some(registry) = parts.registry else {
+        return Err(shape_error(SHAPE));
     };
-    let last_slash = name_tag.rfind('/');
-    let (name, tag) = match name_tag.rfind(':') {
-        Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
-            (&name_tag[..colon], Some(&name_tag[colon + 1..]))
-        }
-        _ => (name_tag, None),
+    if let Err(e) = parts.repository.parse::<RepoName>() {
+        return Err(shape_error(&e.message));
+    }
+    let Some((namespace, repository)) = parts.repository.split_once('/') else {
+        return Err(shape_error(SHAPE));
     };
-    let mut parts = name.splitn(3, '/');
-    let (Some(registry), Some(namespace), Some(repository)) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(shape_error(
-            "expected <registry>/<namespace>/<repository>[:<tag>][@<digest>]",
-        ));
-    };
+    let (tag, digest) = (parts.tag, parts.digest);
     let mut map = Map::new();
     map.insert("registry".into(), Value::from(registry));
     map.insert("namespace".into(), Value::from(namespace));
@@ -133,10 +130,10 @@ mod tests {
         assert_eq!(r.tag, "1.0");
         assert_eq!(r.digest.as_deref(), Some(SHA));
         assert_eq!(r.full_reference, "r:443/team/a/b/c:1.0");
-        let r = parse_artifact_reference(&format!("r/n/p@{SHA}")).unwrap();
+        let r = parse_artifact_reference(&format!("r.io/n/p@{SHA}")).unwrap();
         assert_eq!(r.tag, "latest");
         let sha512 = format!("sha512:{}", "ab".repeat(64));
-        assert!(parse_artifact_reference(&format!("r/n/p@{sha512}")).is_ok());
+        assert!(parse_artifact_reference(&format!("r.io/n/p@{sha512}")).is_ok());
     }
 
     #[test]
@@ -148,7 +145,7 @@ mod tests {
             "nocolon",
             &format!("sha512:{}", "ab".repeat(32)),
         ] {
-            let e = parse_artifact_reference(&format!("r/n/p:t@{d}")).unwrap_err();
+            let e = parse_artifact_reference(&format!("r.io/n/p:t@{d}")).unwrap_err();
             let errs = e.field_errors();
             assert_eq!(errs.len(), 1, "{d}: {e}");
             assert_eq!(errs[0].path, "digest");
@@ -157,19 +154,19 @@ mod tests {
 
     #[test]
     fn bad_tags() {
-        let e = parse_artifact_reference("r/n/p:.bad").unwrap_err();
+        let e = parse_artifact_reference("r.io/n/p:.bad").unwrap_err();
         assert_eq!(e.to_string(), "tag: Invalid tag format");
         let long = "a".repeat(129);
         assert_eq!(
-            parse_artifact_reference(&format!("r/n/p:{long}"))
+            parse_artifact_reference(&format!("r.io/n/p:{long}"))
                 .unwrap_err()
                 .to_string(),
             "tag: Invalid tag format"
         );
-        assert!(parse_artifact_reference(&format!("r/n/p:{}", "a".repeat(128))).is_ok());
-        let e = parse_artifact_reference("r/n/p:").unwrap_err();
+        assert!(parse_artifact_reference(&format!("r.io/n/p:{}", "a".repeat(128))).is_ok());
+        let e = parse_artifact_reference("r.io/n/p:").unwrap_err();
         assert_eq!(e.to_string(), "tag: Tag required\ntag: Invalid tag format");
-        let e = parse_artifact_reference("r/n/p:@sha256:x").unwrap_err();
+        let e = parse_artifact_reference("r.io/n/p:@sha256:x").unwrap_err();
         assert_eq!(e.field_errors().len(), 3, "{e}");
     }
 
@@ -184,12 +181,37 @@ mod tests {
                 "{s}"
             );
         }
-        let e = parse_artifact_reference("/n/p").unwrap_err();
-        assert_eq!(e.to_string(), "registry: Registry required");
-        let e = parse_artifact_reference("r//").unwrap_err();
+    }
+
+    /// The shared reference parser's rules: a registry is recognised by its form, is
+    /// `host[:port]`, and the repository path follows the OCI name grammar.
+    #[test]
+    fn registry_and_names_follow_the_reference_grammar() {
+        // The first component is a registry only when it looks like a host.
+        for s in ["r/n/p", "/n/p", "r//", "LocalHost/n/p"] {
+            let e = parse_artifact_reference(s).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("expected <registry>/<namespace>/<repository>"),
+                "{s}: {e}"
+            );
+        }
+        let r = parse_artifact_reference("localhost/n/p").unwrap();
         assert_eq!(
-            e.to_string(),
-            "namespace: Namespace required\nrepository: Repository required"
+            (r.registry.as_str(), r.namespace.as_str()),
+            ("localhost", "n")
         );
+        for s in ["re_g.io/n/p", "reg.io:x/n/p"] {
+            let e = parse_artifact_reference(s).unwrap_err();
+            assert!(e.to_string().contains("invalid registry"), "{s}: {e}");
+        }
+        for s in ["reg.io/NS/repo", "reg.io//p", "reg.io/n/p/"] {
+            let e = parse_artifact_reference(s).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Reference { .. })
+                    && e.to_string().contains("invalid repository name"),
+                "{s}: {e}"
+            );
+        }
     }
 }

@@ -147,6 +147,11 @@ impl Tag {
         &self.0
     }
 
+    /// `latest`, the tag a reference without tag or digest stands for.
+    pub fn latest() -> Tag {
+        Tag("latest".to_owned())
+    }
+
     /// True when `s` is a valid tag.
     pub fn is_valid(s: &str) -> bool {
         let b = s.as_bytes();

@@ -5,7 +5,7 @@
 //! - `settings`: config → [`ocireg_client::ClientOptions`], registry addresses, cache directory
 //! - `creds`: credential lookup (config, our credentials file, Docker's `config.json`) and the
 //!   credentials file itself
-//! - `refs`: references, repository-name sanitising, auto-tag formatting
+//! - `refs`: references on the command line (the grammar is `ocireg_oci`'s)
 //! - `push`, `pull`, `copy`, `ops` (tags, catalog, inspect, rm), `login`: the commands
 //! - `ui`: progress bars and output modes
 

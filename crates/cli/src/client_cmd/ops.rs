@@ -1,11 +1,12 @@
 //! `ocireg tags`, `catalog`, `inspect` and `rm`.
 
 use anyhow::Context;
+use ocireg_client::workflow::display_reference as display;
 use ocireg_client::ClientError;
 use ocireg_oci::{ErrorCode, Reference};
 use serde_json::{json, Value};
 
-use super::refs::{display, parse_ref, parse_repo};
+use super::refs::{parse_ref, parse_repo};
 use super::settings::Ctx;
 use super::ui::Ui;
 use super::{CatalogArgs, RefArgs, TagsArgs};
@@ -14,15 +15,15 @@ use super::{CatalogArgs, RefArgs, TagsArgs};
 pub(crate) async fn tags(ctx: &Ctx, a: TagsArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_repo(&a.repo)?;
-    let ep = ctx.endpoint(r.registry.as_deref(), r.scheme);
+    let ep = ctx.endpoint(r.registry(), r.scheme);
     let reg = ctx.registry(&ep)?;
     let (tags, more) = match a.n {
-        Some(n) => reg.tags_page(&r.repo, Some(n), a.last.as_deref()).await?,
-        None => (reg.tags(&r.repo).await?, false),
+        Some(n) => reg.tags_page(r.repo(), Some(n), a.last.as_deref()).await?,
+        None => (reg.tags(r.repo()).await?, false),
     };
     let json = json!({
         "registry": ep.host,
-        "repository": r.repo.as_str(),
+        "repository": r.repo().as_str(),
         "tags": tags,
         "more": more,
     });
@@ -72,10 +73,10 @@ fn descriptor_line(d: &Value) -> String {
 pub(crate) async fn inspect(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_ref(&a.reference)?;
-    let ep = ctx.endpoint(r.registry.as_deref(), r.scheme);
+    let ep = ctx.endpoint(r.registry(), r.scheme);
     let reg = ctx.registry(&ep)?;
-    let reference = r.reference()?;
-    let m = reg.get_manifest(&r.repo, &reference, &[]).await?;
+    let reference = r.reference();
+    let m = reg.get_manifest(r.repo(), &reference, &[]).await?;
     let body: Value = serde_json::from_slice(&m.bytes).context("the manifest is not JSON")?;
     let artifact_type = body
         .get("artifactType")
@@ -86,17 +87,17 @@ pub(crate) async fn inspect(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
                 .and_then(Value::as_str)
         })
         .map(str::to_owned);
-    let (referrers, referrers_error) = match reg.referrers(&r.repo, &m.digest, None).await {
+    let (referrers, referrers_error) = match reg.referrers(r.repo(), &m.digest, None).await {
         Ok(list) => (list, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let referrers_json = serde_json::to_value(&referrers)?;
-    let shown = format!("{}/{}", ep.host, r.repo);
+    let shown = format!("{}/{}", ep.host, r.repo());
     let json = json!({
         "reference": format!("{shown}@{}", m.digest),
         "registry": ep.host,
-        "repository": r.repo.as_str(),
-        "tag": r.tag.as_ref().map(|t| t.as_str()),
+        "repository": r.repo().as_str(),
+        "tag": r.tag().map(|t| t.as_str()),
         "digest": m.digest.to_string(),
         "mediaType": m.media_type,
         "size": m.bytes.len(),
@@ -107,7 +108,7 @@ pub(crate) async fn inspect(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
         "referrersError": referrers_error,
     });
     let mut text = vec![
-        format!("reference:    {}", display(&ep.host, &r.repo, &reference)),
+        format!("reference:    {}", display(&ep.host, r.repo(), &reference)),
         format!("digest:       {}", m.digest),
         format!("mediaType:    {}", m.media_type),
         format!("size:         {}", m.bytes.len()),
@@ -158,27 +159,27 @@ fn tag_delete_unsupported(e: &ClientError) -> bool {
 pub(crate) async fn rm(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_ref(&a.reference)?;
-    let ep = ctx.endpoint(r.registry.as_deref(), r.scheme);
+    let ep = ctx.endpoint(r.registry(), r.scheme);
     let reg = ctx.registry(&ep)?;
-    let reference = r.reference()?;
-    let shown = display(&ep.host, &r.repo, &reference);
-    let Some(info) = reg.head_manifest(&r.repo, &reference, &[]).await? else {
+    let reference = r.reference();
+    let shown = display(&ep.host, r.repo(), &reference);
+    let Some(info) = reg.head_manifest(r.repo(), &reference, &[]).await? else {
         anyhow::bail!("{shown} not found");
     };
     let mut by = "digest";
     match &reference {
         Reference::Digest(d) => {
-            reg.delete_manifest(&r.repo, &Reference::Digest(d.clone()))
+            reg.delete_manifest(r.repo(), &Reference::Digest(d.clone()))
                 .await?
         }
-        Reference::Tag(_) => match reg.delete_manifest(&r.repo, &reference).await {
+        Reference::Tag(_) => match reg.delete_manifest(r.repo(), &reference).await {
             Ok(()) => by = "tag",
             Err(e) if tag_delete_unsupported(&e) => {
                 ui.status(&format!(
                     "the registry cannot delete tags; deleting manifest {} (all its tags)",
                     info.digest
                 ));
-                reg.delete_manifest(&r.repo, &Reference::Digest(info.digest.clone()))
+                reg.delete_manifest(r.repo(), &Reference::Digest(info.digest.clone()))
                     .await?;
             }
             Err(e) => return Err(e.into()),

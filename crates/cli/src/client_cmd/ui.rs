@@ -1,13 +1,12 @@
 //! Output modes and progress: a bar on stderr only when it is a terminal and neither `--json`
-//! nor `--quiet` is given; byte-counting reader/writer wrappers feed the bar.
+//! nor `--quiet` is given; the client library's workflows report through [`Progress`].
 
 use std::io::IsTerminal;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ocireg_client::workflow::{Meter, Progress};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::OutputArgs;
 
@@ -67,79 +66,31 @@ impl Ui {
     }
 }
 
-/// Finishes a bar, if any.
-pub(crate) fn finish(bar: Option<&ProgressBar>) {
-    if let Some(b) = bar {
-        b.finish_and_clear();
+/// A progress bar as the client library's byte meter.
+struct Bar(ProgressBar);
+
+impl Meter for Bar {
+    fn set_total(&self, total: u64) {
+        self.0.set_length(total);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
     }
 }
 
-/// Counts bytes read through it on a progress bar.
-pub(crate) struct CountingReader<R> {
-    inner: R,
-    bar: ProgressBar,
-}
-
-impl<R> CountingReader<R> {
-    /// Wraps `inner`.
-    pub fn new(inner: R, bar: ProgressBar) -> Self {
-        CountingReader { inner, bar }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.bar.inc(n as u64);
-        }
-        r
-    }
-}
-
-/// Counts bytes written through it on a progress bar (when there is one).
-pub(crate) struct CountingWriter<W> {
-    inner: W,
-    bar: Option<ProgressBar>,
-}
-
-impl<W> CountingWriter<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W, bar: Option<ProgressBar>) -> Self {
-        CountingWriter { inner, bar }
+impl Progress for Ui {
+    fn status(&self, message: &str) {
+        Ui::status(self, message);
     }
 
-    /// The wrapped writer.
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let (Poll::Ready(Ok(n)), Some(bar)) = (&r, &self.bar) {
-            bar.inc(*n as u64);
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn meter(&self, what: &str, total: u64) -> Option<Arc<dyn Meter>> {
+        self.bar(total, what)
+            .map(|b| Arc::new(Bar(b)) as Arc<dyn Meter>)
     }
 }
 

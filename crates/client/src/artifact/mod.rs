@@ -33,7 +33,7 @@ pub use pack::{
     TAR_MTIME,
 };
 pub use pipe::{pipe, PipeReader, PipeWriter, TeeReader, PIPE_BLOCK};
-pub use policy::{decide, PullDecision, PullPolicy, RefLookup};
+pub use policy::{decide, PullDecision, PullPolicy, PullPolicyExt, RefLookup};
 pub use unpack::{unpack, unpack_staged, StagedUnpack, UnpackReport};
 
 /// Everything that can go wrong while packing, unpacking or using the pull cache.
@@ -112,8 +112,8 @@ pub enum ArtifactError {
         /// The configured TTL in seconds.
         ttl_secs: u64,
     },
-    /// `push_policy.require_signing` is set, but artifact signing is not implemented yet.
-    #[error("push_policy.require_signing is enabled, but artifact signing is not implemented yet (planned in a later signing issue); refusing to push unsigned content: set require_signing = false to push")]
+    /// `push_policy.require_signing` is set, and this client does not sign artifacts.
+    #[error("push_policy.require_signing is enabled, but ocireg does not sign artifacts; refusing to push unsigned content: set require_signing = false to push")]
     SigningUnsupported,
     /// JSON (de)serialisation failed.
     #[error("JSON error: {0}")]
@@ -141,8 +141,8 @@ impl ArtifactError {
 /// Result alias for this module.
 pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
 
-/// Refuses a push when `require_signing` is set: signing arrives with a later issue, and until
-/// then an unsigned push must not pretend to satisfy the policy.
+/// Refuses a push when `require_signing` is set: this client does not sign artifacts, and an
+/// unsigned push must not pretend to satisfy the policy.
 pub fn check_push_signing(require_signing: bool) -> Result<()> {
     if require_signing {
         Err(ArtifactError::SigningUnsupported)

@@ -224,78 +224,19 @@ fn pack_core<W: Write>(
         created.as_deref(),
         &opts.annotations,
     )?;
-
     let meta = fs::metadata(path).map_err(|e| ArtifactError::io("cannot read", path, e))?;
-    let sink = match opts.compression {
-        None => Sink::Plain(writer),
-        Some(level) => {
-            let counted = HashingWriter::new(writer, DigestHasher::new(Algorithm::Sha256));
-            let enc = GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(counted, Compression::new(level));
-            Sink::Gzip(Box::new(enc))
-        }
-    };
-    let mut builder = tar::Builder::new(HashingWriter::new(
-        sink,
-        DigestHasher::new(Algorithm::Sha256),
-    ));
+    let mut builder = layer_builder(writer, opts.compression);
     let mut stats = PackStats::default();
-
-    let source = if meta.is_dir() {
-        let root =
-            fs::canonicalize(path).map_err(|e| ArtifactError::io("cannot resolve", path, e))?;
-        if let Some(out_dir) = exclude {
-            let out = fs::canonicalize(out_dir)
-                .map_err(|e| ArtifactError::io("cannot resolve", out_dir, e))?;
-            if out.starts_with(&root) {
-                return Err(ArtifactError::InvalidOption(format!(
-                    "the output directory {} lies inside the directory being packed",
-                    out_dir.display()
-                )));
-            }
-        }
-        let mut rel = Vec::new();
-        walk_dir(&mut builder, &root, &mut rel, &mut stats)?;
-        "directory"
-    } else if meta.is_file() {
-        let name = path
-            .file_name()
-            .ok_or_else(|| unsupported(path, "a file to pack needs a file name"))?;
-        let name = name
-            .to_str()
-            .ok_or_else(|| unsupported(path, "file name is not valid UTF-8"))?;
-        append_file(&mut builder, path, name, &mut stats)?;
-        "file"
-    } else {
-        return Err(unsupported(path, "neither a regular file nor a directory"));
-    };
-
-    let tar_io = |e| ArtifactError::Io {
-        context: "cannot write the layer".to_owned(),
-        source: e,
-    };
-    let (sink, tar_hasher) = builder.into_inner().map_err(tar_io)?.into_parts();
-    let tar_size = tar_hasher.bytes_hashed();
-    let diff_id = tar_hasher.finish();
-    let (writer, layer_digest, layer_size, layer_media_type) = match sink {
-        Sink::Plain(w) => (w, diff_id.clone(), tar_size, media_types::OCI_LAYER_TAR),
-        Sink::Gzip(enc) => {
-            let (w, h) = enc.finish().map_err(tar_io)?.into_parts();
-            let size = h.bytes_hashed();
-            (w, h.finish(), size, media_types::OCI_LAYER_TAR_GZIP)
-        }
-    };
+    let source = append_source(&mut builder, path, &meta, exclude, &mut stats)?;
+    let (writer, layer) = finish_layer(builder)?;
 
     let ext = layer_ext(opts);
-    let mut layer_desc = Descriptor::new(layer_media_type, layer_digest, layer_size);
+    let mut layer_desc = Descriptor::new(layer.media_type, layer.digest, layer.size);
     let short_name = opts.name.rsplit('/').next().unwrap_or(&opts.name);
     layer_desc.annotations = Some(BTreeMap::from([(
         annotations::TITLE.to_owned(),
         format!("{short_name}.{ext}"),
     )]));
-
     let metadata = ArtifactConfig {
         schema_version: CONFIG_SCHEMA_VERSION,
         kind: opts.kind.as_string(),
@@ -309,7 +250,7 @@ fn pack_core<W: Write>(
         symlinks: stats.symlinks,
         total_size: stats.total_size,
         layer: LayerInfo {
-            media_type: layer_media_type.to_owned(),
+            media_type: layer.media_type.to_owned(),
             compression: if opts.compression.is_some() {
                 "gzip"
             } else {
@@ -317,10 +258,21 @@ fn pack_core<W: Write>(
             }
             .to_owned(),
             compression_level: opts.compression,
-            diff_id,
-            tar_size,
+            diff_id: layer.diff_id,
+            tar_size: layer.tar_size,
         },
     };
+    let packed = describe(opts, layer_desc, metadata, &manifest_annots)?;
+    Ok((packed, writer))
+}
+
+/// The config blob and the manifest for a packed layer.
+fn describe(
+    opts: &PackOptions,
+    layer: Descriptor,
+    metadata: ArtifactConfig,
+    manifest_annots: &BTreeMap<String, String>,
+) -> Result<PackedStream> {
     let config_bytes = metadata.to_bytes()?;
     let config_desc = Descriptor::new(
         opts.kind.config_media_type(),
@@ -328,9 +280,9 @@ fn pack_core<W: Write>(
         config_bytes.len() as u64,
     );
     let (manifest_bytes, manifest_desc) =
-        build_manifest(&opts.kind, &config_desc, &layer_desc, &manifest_annots)?;
-    let packed = PackedStream {
-        layer: layer_desc,
+        build_manifest(&opts.kind, &config_desc, &layer, manifest_annots)?;
+    Ok(PackedStream {
+        layer,
         config: Blob {
             bytes: config_bytes,
             descriptor: config_desc,
@@ -340,8 +292,103 @@ fn pack_core<W: Write>(
             descriptor: manifest_desc,
         },
         metadata,
+    })
+}
+
+/// A tar builder over `writer`, hashing the tar stream and, with compression, the gzip stream.
+fn layer_builder<W: Write>(writer: W, compression: Option<u32>) -> LayerBuilder<W> {
+    let sink = match compression {
+        None => Sink::Plain(writer),
+        Some(level) => {
+            let counted = HashingWriter::new(writer, DigestHasher::new(Algorithm::Sha256));
+            let enc = GzBuilder::new()
+                .mtime(0)
+                .operating_system(255)
+                .write(counted, Compression::new(level));
+            Sink::Gzip(Box::new(enc))
+        }
     };
-    Ok((packed, writer))
+    tar::Builder::new(HashingWriter::new(
+        sink,
+        DigestHasher::new(Algorithm::Sha256),
+    ))
+}
+
+/// Appends `path` (a directory's tree, or one file under its own name); returns which it was.
+fn append_source<W: Write>(
+    builder: &mut LayerBuilder<W>,
+    path: &Path,
+    meta: &fs::Metadata,
+    exclude: Option<&Path>,
+    stats: &mut PackStats,
+) -> Result<&'static str> {
+    if meta.is_dir() {
+        let root =
+            fs::canonicalize(path).map_err(|e| ArtifactError::io("cannot resolve", path, e))?;
+        if let Some(out_dir) = exclude {
+            let out = fs::canonicalize(out_dir)
+                .map_err(|e| ArtifactError::io("cannot resolve", out_dir, e))?;
+            if out.starts_with(&root) {
+                return Err(ArtifactError::InvalidOption(format!(
+                    "the output directory {} lies inside the directory being packed",
+                    out_dir.display()
+                )));
+            }
+        }
+        let mut rel = Vec::new();
+        walk_dir(builder, &root, &mut rel, stats)?;
+        Ok("directory")
+    } else if meta.is_file() {
+        let name = path
+            .file_name()
+            .ok_or_else(|| unsupported(path, "a file to pack needs a file name"))?;
+        let name = name
+            .to_str()
+            .ok_or_else(|| unsupported(path, "file name is not valid UTF-8"))?;
+        append_file(builder, path, name, stats)?;
+        Ok("file")
+    } else {
+        Err(unsupported(path, "neither a regular file nor a directory"))
+    }
+}
+
+/// The layer as written: digest, size and media type of the bytes the writer got, and the
+/// uncompressed tar stream's digest (`diff_id`) and size.
+struct LayerOutput {
+    digest: Digest,
+    size: u64,
+    media_type: &'static str,
+    diff_id: Digest,
+    tar_size: u64,
+}
+
+/// Ends the tar stream (and gzip); returns the writer and what was written.
+fn finish_layer<W: Write>(builder: LayerBuilder<W>) -> Result<(W, LayerOutput)> {
+    let tar_io = |e| ArtifactError::Io {
+        context: "cannot write the layer".to_owned(),
+        source: e,
+    };
+    let (sink, tar_hasher) = builder.into_inner().map_err(tar_io)?.into_parts();
+    let tar_size = tar_hasher.bytes_hashed();
+    let diff_id = tar_hasher.finish();
+    let (writer, digest, size, media_type) = match sink {
+        Sink::Plain(w) => (w, diff_id.clone(), tar_size, media_types::OCI_LAYER_TAR),
+        Sink::Gzip(enc) => {
+            let (w, h) = enc.finish().map_err(tar_io)?.into_parts();
+            let size = h.bytes_hashed();
+            (w, h.finish(), size, media_types::OCI_LAYER_TAR_GZIP)
+        }
+    };
+    Ok((
+        writer,
+        LayerOutput {
+            digest,
+            size,
+            media_type,
+            diff_id,
+            tar_size,
+        },
+    ))
 }
 
 fn format_created(t: OffsetDateTime) -> Result<String> {

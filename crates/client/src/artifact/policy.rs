@@ -1,69 +1,37 @@
 //! The three pull policies and the decision the CLI asks for before fetching a reference.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use ocireg_oci::Digest;
 
 use super::{ArtifactError, Result};
 
-/// `pull_policy.policy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum PullPolicy {
-    /// Always ask the registry; the cache is not consulted for lookups but is still filled.
-    Always,
-    /// Use a fresh cache entry when there is one, else fetch (and fill the cache).
-    #[default]
-    IfNotPresent,
-    /// Cache only: never contact the registry; a missing or expired entry is an error.
-    Never,
-}
+/// `pull_policy.policy`: the configuration's own type, so that one enum names the three
+/// policies everywhere (`always`, `if-not-present`, `never`).
+pub use ocireg_config::PullPolicy;
 
-impl PullPolicy {
-    /// The policy as spelled in the configuration.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PullPolicy::Always => "always",
-            PullPolicy::IfNotPresent => "if-not-present",
-            PullPolicy::Never => "never",
-        }
-    }
-
-    /// Whether a cached blob may be used (false only for `always`).
-    pub fn uses_cache(&self) -> bool {
-        !matches!(self, PullPolicy::Always)
-    }
+/// What each pull policy means for the cache.
+pub trait PullPolicyExt {
+    /// Whether a cached blob may be used (false only for `always`, which asks the registry
+    /// every time but still fills the cache).
+    fn uses_cache(&self) -> bool;
 
     /// What to do when a blob the manifest needs is absent from the cache (or was dropped as
     /// corrupt): `Ok(())` means fetch it; `never` answers [`ArtifactError::NotCached`].
-    pub fn on_blob_miss(&self, digest: &Digest) -> Result<()> {
+    fn on_blob_miss(&self, digest: &Digest) -> Result<()>;
+}
+
+impl PullPolicyExt for PullPolicy {
+    fn uses_cache(&self) -> bool {
+        !matches!(self, PullPolicy::Always)
+    }
+
+    fn on_blob_miss(&self, digest: &Digest) -> Result<()> {
         match self {
             PullPolicy::Never => Err(ArtifactError::NotCached {
                 what: format!("blob {digest}"),
             }),
             PullPolicy::Always | PullPolicy::IfNotPresent => Ok(()),
-        }
-    }
-}
-
-impl fmt::Display for PullPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PullPolicy {
-    type Err = ArtifactError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "always" => Ok(PullPolicy::Always),
-            "if-not-present" => Ok(PullPolicy::IfNotPresent),
-            "never" => Ok(PullPolicy::Never),
-            other => Err(ArtifactError::InvalidOption(format!(
-                "unknown pull policy {other:?}: expected always, if-not-present or never"
-            ))),
         }
     }
 }

@@ -216,7 +216,6 @@ fn pull_policy_table() {
         assert_eq!(p.as_str().parse::<PullPolicy>().unwrap(), p);
     }
     assert!("sometimes".parse::<PullPolicy>().is_err());
-    assert_eq!(PullPolicy::default(), PullPolicy::IfNotPresent);
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod digest;
 mod errors;
 mod manifest;
 mod name;
+mod reference;
 
 /// Tiny deterministic xorshift generator for property-style tests.
 pub(crate) struct Rng(u64);
