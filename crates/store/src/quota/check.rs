@@ -9,6 +9,7 @@ use ocireg_oci::Digest;
 use serde_json::json;
 
 use super::ledger::{Amount, Base, InUse};
+use super::push::RefusalSlot;
 use super::{namespace_of, QuotaOptions};
 use crate::error::{Result, StoreError};
 use crate::paths::DataLoc;
@@ -210,16 +211,16 @@ impl Admission {
     /// Wraps a body of (partly) unknown length: the first `prepaid` bytes were reserved
     /// already; every later frame is reserved under `key` as it arrives (each byte counting as
     /// `unit`), and the stream fails before a frame that would pass a limit. The refusal is
-    /// left in the returned slot for the caller to report instead of the body error.
+    /// left in `slot` for the caller to report instead of the body error.
     pub(crate) fn limit_stream(
         &self,
         key: &str,
         body: ByteStream,
         prepaid: u64,
         unit: Amount,
-    ) -> (ByteStream, Arc<parking_lot::Mutex<Option<StoreError>>>) {
-        let slot = Arc::new(parking_lot::Mutex::new(None));
-        let state = (self.clone(), key.to_owned(), prepaid, Arc::clone(&slot));
+        slot: &RefusalSlot,
+    ) -> ByteStream {
+        let state = (self.clone(), key.to_owned(), prepaid, Arc::clone(slot));
         let limited = body.scan(state, move |(adm, key, prepaid, slot), frame| {
             let out = match frame {
                 Ok(frame) => {
@@ -249,7 +250,7 @@ impl Admission {
             };
             std::future::ready(out)
         });
-        (Box::pin(limited), slot)
+        Box::pin(limited)
     }
 }
 
