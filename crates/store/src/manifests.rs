@@ -133,10 +133,12 @@ impl Store {
             })
             .flatten();
         let loc = existing_loc.unwrap_or_else(|| self.write_loc());
-        // Quota (artifacts and bytes): refused before anything is written.
+        // Quota (artifacts and bytes) of a new revision: refused before anything is written.
         let size = body.len() as u64;
-        let _quota =
-            self.manifest_quota(name, &digest, loc, existing_loc.is_none(), &parsed, size)?;
+        let _quota = match existing_loc {
+            None => self.manifest_quota(name, &digest, loc, &parsed, size)?,
+            Some(_) => None,
+        };
         let mut bytes_group = Vec::new();
         let mut links = Vec::new();
         if existing_loc.is_some() && !self.data_present(name, &digest, loc) {

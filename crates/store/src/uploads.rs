@@ -239,6 +239,14 @@ impl std::fmt::Debug for Watchers {
     }
 }
 
+/// Where an append continues: the session's offset, the hash of its bytes so far and its
+/// open writer, if it kept one.
+struct Tail {
+    offset: u64,
+    hashing: Hashing,
+    writer: Option<Box<dyn FileWriter>>,
+}
+
 /// The offset of a live session (`BLOB_UPLOAD_UNKNOWN` otherwise).
 fn live_offset(session: &Session, id: &str) -> Result<u64> {
     match session {
@@ -499,33 +507,41 @@ impl Store {
         };
         let data = paths::upload(repo.as_str(), id);
         let driver = self.inner.driver.as_ref();
-        let hashing = match hashing {
-            Some(h) => *h,
-            None if offset == 0 => Hashing::from(DigestHasher::new(alg)),
+        let (hashing, writer) = match hashing {
+            Some(h) => (*h, writer.map(Kept::into_writer)),
+            None if offset == 0 => (
+                Hashing::from(DigestHasher::new(alg)),
+                writer.map(Kept::into_writer),
+            ),
             None => {
                 if let Some(w) = writer {
                     w.into_writer().close().await?;
                 }
                 let hasher = hash_object(driver, &data, Algorithm::Sha256, offset).await?;
-                return self
-                    .append_with(guard, &data, offset, Hashing::from(hasher), None, body)
-                    .await;
+                (Hashing::from(hasher), None)
             }
         };
-        let writer = writer.map(Kept::into_writer);
-        self.append_with(guard, &data, offset, hashing, writer, body)
-            .await
+        let tail = Tail {
+            offset,
+            hashing,
+            writer,
+        };
+        self.append_with(guard, &data, tail, body).await
     }
 
+    /// Streams `body` onto the session's data after `tail`.
     async fn append_with(
         &self,
         guard: &mut OwnedMutexGuard<Session>,
         data: &str,
-        offset: u64,
-        hashing: Hashing,
-        writer: Option<Box<dyn FileWriter>>,
+        tail: Tail,
         body: ByteStream,
     ) -> Result<u64> {
+        let Tail {
+            offset,
+            hashing,
+            writer,
+        } = tail;
         let mut writer = match writer {
             Some(w) => w,
             None => self.inner.driver.writer(data, true).await?,

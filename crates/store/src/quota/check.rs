@@ -83,15 +83,15 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-fn refuse(
-    scope: &str,
-    namespace: Option<&str>,
-    kind: &str,
+/// A limit a request would pass.
+struct Over {
     limit: u64,
     in_use: u64,
     add: u64,
-    push: Push,
-) -> StoreError {
+}
+
+fn refuse(scope: &str, namespace: Option<&str>, kind: &str, over: Over, push: Push) -> StoreError {
+    let Over { limit, in_use, add } = over;
     let bytes = kind == "storage";
     let show = |n: u64| {
         if bytes {
@@ -121,62 +121,29 @@ fn refuse(
 
 /// Checks one request's `add` against every limit that applies to namespace `ns`.
 fn admit(q: &QuotaOptions, ns: &str, in_use: &InUse, add: Amount, push: Push) -> Result<()> {
-    let over = |limit: Option<u64>, used: u64, n: u64| -> Option<u64> {
-        limit.filter(|l| n > 0 && used.saturating_add(n) > *l)
+    let over = |limit: Option<u64>, used: u64, n: u64| {
+        limit
+            .filter(|l| n > 0 && used.saturating_add(n) > *l)
+            .map(|limit| Over {
+                limit,
+                in_use: used,
+                add: n,
+            })
     };
-    if let Some(l) = over(
-        q.storage_limit_bytes,
-        in_use.total.total_bytes,
-        add.total_bytes,
-    ) {
-        let used = in_use.total.total_bytes;
-        return Err(refuse(
-            "registry",
-            None,
-            "storage",
-            l,
-            used,
-            add.total_bytes,
-            push,
-        ));
+    let total = &in_use.total;
+    if let Some(o) = over(q.storage_limit_bytes, total.total_bytes, add.total_bytes) {
+        return Err(refuse("registry", None, "storage", o, push));
     }
-    if let Some(l) = over(q.artifact_limit, in_use.total.artifacts, add.artifacts) {
-        let used = in_use.total.artifacts;
-        return Err(refuse(
-            "registry",
-            None,
-            "artifact",
-            l,
-            used,
-            add.artifacts,
-            push,
-        ));
+    if let Some(o) = over(q.artifact_limit, total.artifacts, add.artifacts) {
+        return Err(refuse("registry", None, "artifact", o, push));
     }
     if let Some(nl) = q.namespaces.get(ns) {
         let scope = format!("namespace {ns:?}");
-        if let Some(l) = over(nl.storage_limit_bytes, in_use.ns.ns_bytes, add.ns_bytes) {
-            let used = in_use.ns.ns_bytes;
-            return Err(refuse(
-                &scope,
-                Some(ns),
-                "storage",
-                l,
-                used,
-                add.ns_bytes,
-                push,
-            ));
+        if let Some(o) = over(nl.storage_limit_bytes, in_use.ns.ns_bytes, add.ns_bytes) {
+            return Err(refuse(&scope, Some(ns), "storage", o, push));
         }
-        if let Some(l) = over(nl.artifact_limit, in_use.ns.artifacts, add.artifacts) {
-            let used = in_use.ns.artifacts;
-            return Err(refuse(
-                &scope,
-                Some(ns),
-                "artifact",
-                l,
-                used,
-                add.artifacts,
-                push,
-            ));
+        if let Some(o) = over(nl.artifact_limit, in_use.ns.artifacts, add.artifacts) {
+            return Err(refuse(&scope, Some(ns), "artifact", o, push));
         }
     }
     Ok(())

@@ -162,20 +162,15 @@ impl Store {
         adm.hold(amount, Push::Mount).map(Some)
     }
 
-    /// Quota for a manifest put of `size` bytes stored at `loc`; `new` when the repository
-    /// does not have the revision yet (a tag-only put adds nothing).
+    /// Quota for a manifest revision new to `repo`: `size` bytes stored at `loc`.
     pub(crate) fn manifest_quota(
         &self,
         repo: &str,
         digest: &Digest,
         loc: DataLoc,
-        new: bool,
         parsed: &ParsedManifest,
         size: u64,
     ) -> Result<Option<TempHold>> {
-        if !new {
-            return Ok(None);
-        }
         let Some(adm) = self.admission(repo) else {
             return Ok(None);
         };
