@@ -69,20 +69,30 @@ impl Inner {
             }
             live
         });
-        if self.sessions.len() >= MAX_TRACKED {
-            let mut seen: Vec<Instant> = self.sessions.values().map(|e| e.last).collect();
-            let mid = seen.len() / 2;
-            let (_, cut, _) = seen.select_nth_unstable(mid);
-            let cut = *cut;
-            self.sessions.retain(|_, e| {
-                if e.last > cut {
-                    true
-                } else {
-                    gone.push(std::mem::take(&mut e.owner));
-                    false
-                }
-            });
+        for owner in gone {
+            self.decrement(&owner);
         }
+        self.shed();
+    }
+
+    /// At [`MAX_TRACKED`] sessions, forgets the least recently used half.
+    fn shed(&mut self) {
+        if self.sessions.len() < MAX_TRACKED {
+            return;
+        }
+        let mut seen: Vec<Instant> = self.sessions.values().map(|e| e.last).collect();
+        let mid = seen.len() / 2;
+        let (_, cut, _) = seen.select_nth_unstable(mid);
+        let cut = *cut;
+        let mut gone = Vec::new();
+        self.sessions.retain(|_, e| {
+            if e.last > cut {
+                true
+            } else {
+                gone.push(std::mem::take(&mut e.owner));
+                false
+            }
+        });
         for owner in gone {
             self.decrement(&owner);
         }
@@ -127,6 +137,8 @@ impl UploadSessions {
 
     fn opened_at(&self, session: &str, owner: &str, now: Instant) {
         let mut inner = self.inner.lock();
+        // Sessions are tracked even while no cap is set (it may be set by a reload).
+        inner.shed();
         let c = inner.per_owner.entry(owner.to_owned()).or_default();
         if c.pending > 0 {
             c.pending -= 1;

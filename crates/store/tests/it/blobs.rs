@@ -1,7 +1,7 @@
 //! Blob and upload semantics over both drivers.
 
 use ocireg_oci::ErrorCode;
-use ocireg_store::{Chunk, StoreError, StoreOptions};
+use ocireg_store::{Chunk, StoreError, StoreOptions, UploadWatch};
 
 use crate::common::*;
 
@@ -487,5 +487,87 @@ async fn more_open_sessions_than_kept_writers_all_complete() {
             assert_eq!(collect(read.body).await, *data, "{}", h.name());
         }
         assert_eq!(store.upload_session_count(), 0);
+    }
+}
+
+/// Records the sessions an [`UploadWatch`] is told are open, with their owners.
+#[derive(Default)]
+pub struct OpenSessions(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl OpenSessions {
+    pub fn owners(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.lock().unwrap().values().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+impl UploadWatch for OpenSessions {
+    fn opened(&self, session: &str, owner: &str) {
+        let old = self
+            .0
+            .lock()
+            .unwrap()
+            .insert(session.to_owned(), owner.to_owned());
+        assert!(old.is_none(), "{session} opened twice");
+    }
+
+    fn used(&self, session: &str) {
+        assert!(self.0.lock().unwrap().contains_key(session), "{session}");
+    }
+
+    fn ended(&self, session: &str) {
+        self.0.lock().unwrap().remove(session);
+    }
+}
+
+#[tokio::test]
+async fn watchers_see_every_way_a_session_ends() {
+    for mut h in Harness::both(dedupe()).await {
+        let store = h.open().await;
+        let watch = std::sync::Arc::new(OpenSessions::default());
+        store.watch_uploads(watch.clone());
+        let r = repo("watched");
+        let data = b"some bytes".to_vec();
+        let start = |owner: &'static str| {
+            let store = store.clone();
+            let r = r.clone();
+            async move { store.upload_start(&r, Some(owner)).await.unwrap() }
+        };
+        let (done, cancelled, wrong, open) = (
+            start("a").await,
+            start("b").await,
+            start("c").await,
+            start("d").await,
+        );
+        store.upload_start(&r, None).await.unwrap();
+        assert_eq!(watch.owners(), ["a", "b", "c", "d"], "{}", h.name());
+        store
+            .upload_complete(&r, &done, &sha256(&data), Some(Chunk::new(body(&data))))
+            .await
+            .unwrap();
+        store.upload_cancel(&r, &cancelled).await.unwrap();
+        let err = store
+            .upload_complete(&r, &wrong, &sha256(b"other"), Some(Chunk::new(body(&data))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
+        // A chunk at the wrong offset ends nothing.
+        let err = store
+            .upload_append(&r, &open, Chunk::new(body(&data)).at(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UploadRange { offset: 0, .. }),
+            "{err:?}"
+        );
+        assert_eq!(watch.owners(), ["d"], "{}", h.name());
+        // Storage removed behind the store's back: the session ends when next used.
+        h.driver
+            .delete(&ocireg_store::paths::upload("watched", &open))
+            .await
+            .unwrap();
+        store.upload_offset(&r, &open).await.unwrap_err();
+        assert!(watch.owners().is_empty(), "{}", h.name());
     }
 }

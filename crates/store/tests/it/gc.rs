@@ -534,13 +534,15 @@ async fn dry_run_changes_nothing_and_predicts_the_real_run() {
 async fn stale_upload_sessions_are_purged() {
     let h = Harness::fs(dedupe()).await;
     let store = Store::open(h.driver.clone(), h.opts.clone()).await.unwrap();
+    let watch = std::sync::Arc::new(crate::blobs::OpenSessions::default());
+    store.watch_uploads(watch.clone());
     let r = repo("up");
-    let stale = store.upload_start(&r, None).await.unwrap();
+    let stale = store.upload_start(&r, Some("stale")).await.unwrap();
     store
         .upload_append(&r, &stale, Chunk::new(body(&bytes(1000, 80))))
         .await
         .unwrap();
-    let fresh = store.upload_start(&r, None).await.unwrap();
+    let fresh = store.upload_start(&r, Some("fresh")).await.unwrap();
     store
         .upload_append(&r, &fresh, Chunk::new(body(&bytes(500, 81))))
         .await
@@ -554,6 +556,7 @@ async fn stale_upload_sessions_are_purged() {
     let report = store.gc(&ttl).await.unwrap();
     assert_eq!(report.uploads.len(), 1, "{report:?}");
     assert_eq!(report.uploads[0].id, stale);
+    assert_eq!(watch.owners(), ["fresh"]);
     assert!(report.uploads[0].bytes >= 1000);
     assert_eq!(report.bytes_freed, report.uploads[0].bytes);
     let err = store.upload_offset(&r, &stale).await.unwrap_err();
