@@ -11,6 +11,7 @@ use ocireg_auth::{Auth, Caller, Refusal};
 use ocireg_oci::ErrorCode;
 
 use crate::error::{Failure, Result};
+use crate::routes::Req;
 use crate::AppState;
 
 /// The extension path of the token endpoint.
@@ -98,18 +99,36 @@ pub(crate) fn refusal(
     }
 }
 
-/// The gate: `Ok(caller)` to dispatch, else the refusal to answer with.
+/// What the gate and the token endpoint read of a request.
+pub(crate) struct Head<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+impl Req {
+    /// The parts of the request the auth gate reads.
+    pub(crate) fn head(&self) -> Head<'_> {
+        Head {
+            method: &self.method,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            peer: self.peer,
+        }
+    }
+}
+
+/// The gate: `Ok(caller)` to dispatch `req` to `ep`, else the refusal to answer with.
 pub(crate) async fn gate(
     st: &AppState,
     auth: &std::sync::Arc<Auth>,
     ep: &Endpoint,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
+    req: Head<'_>,
 ) -> Result<Caller> {
-    let needs = ocireg_api::required_access(method, ep, query);
-    let caller = authenticate(auth, headers, peer)
+    let headers = &req.headers;
+    let needs = ocireg_api::required_access(req.method, ep, req.query);
+    let caller = authenticate(auth, headers, req.peer)
         .await
         .map_err(|why| refusal(st, auth, headers, &needs, why))?;
     auth.authorize(&caller, &needs)
@@ -121,21 +140,19 @@ pub(crate) async fn gate(
 pub(crate) async fn token(
     st: &AppState,
     auth: &std::sync::Arc<Auth>,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
+    req: Head<'_>,
 ) -> Result<Response> {
+    let (headers, query) = (req.headers, req.query);
     if auth.token_service().is_none() {
         return Err(
             Failure::code(ErrorCode::Unsupported, "no such extension endpoint")
                 .with_status(StatusCode::NOT_FOUND),
         );
     }
-    if method != Method::GET {
+    if req.method != Method::GET {
         return Err(Failure::unsupported_method());
     }
-    let caller = authenticate(auth, headers, peer)
+    let caller = authenticate(auth, headers, req.peer)
         .await
         .map_err(|why| refusal(st, auth, headers, &[], why))?;
     let service = ocireg_api::query_param(query, "service");

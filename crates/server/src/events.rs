@@ -68,26 +68,27 @@ pub(crate) fn push_details(
     Some((media_type, body.len() as u64))
 }
 
-/// After a successful put.
-pub(crate) async fn pushed(
-    st: &AppState,
-    repo: &RepoName,
-    reference: &Reference,
-    details: Option<(String, u64)>,
-    digest: &Digest,
-    caller: Option<&Caller>,
-) {
+/// A manifest put that succeeded, as its push event names it.
+pub(crate) struct Pushed<'a> {
+    pub(crate) repo: &'a RepoName,
+    pub(crate) reference: &'a Reference,
+    pub(crate) digest: &'a Digest,
+    pub(crate) caller: Option<&'a Caller>,
+}
+
+/// After a successful put (`details` from [`push_details`]).
+pub(crate) async fn pushed(st: &AppState, details: Option<(String, u64)>, put: Pushed<'_>) {
     let Some((media_type, size)) = details else {
         return;
     };
     let ev = ManifestEvent {
         action: ManifestAction::Push,
-        repository: repo.clone(),
-        tag: tag_of(reference),
-        digest: digest.clone(),
+        repository: put.repo.clone(),
+        tag: tag_of(put.reference),
+        digest: put.digest.clone(),
         media_type,
         size,
-        actor: actor(caller),
+        actor: actor(put.caller),
     };
     emit(st, ev).await;
 }

@@ -2,8 +2,9 @@
 //! resource, one error-to-response mapping.
 //!
 //! Shape: [`serve`] accepts connections (with read/write/idle timeouts and graceful shutdown) and
-//! hands every request to [`app`]; the app parses the path once through `ocireg-api` into an
-//! [`ocireg_api::Endpoint`] and dispatches to the handler of that resource. Every failure is turned
+//! hands every request to [`app`]; the app's outermost layer parses the path once through
+//! `ocireg-api` into an [`ocireg_api::Endpoint`] that metrics, limits, auth and dispatch share,
+//! and dispatch hands the request to the handler of that resource. Every failure is turned
 //! into the spec's error envelope in one place ([`error`]).
 
 mod auth;
@@ -116,6 +117,8 @@ pub(crate) struct AppState {
 
 /// The axum application (all of `/v2/`), for in-process tests and for [`serve`].
 pub fn app(store: Store, opts: ServerOptions) -> axum::Router {
+    // The per-client session cap learns from the store when sessions open and end.
+    store.watch_uploads(opts.reload.sessions().clone());
     let state = AppState {
         store,
         opts: Arc::new(opts),

@@ -21,6 +21,7 @@ pub(crate) use rate::RateLimiter;
 pub(crate) use sessions::UploadSessions;
 
 use crate::error::Failure;
+use crate::routes::Parsed;
 use crate::AppState;
 
 /// Limits of the built-in server; the binary builds them from `registry.local.limits_config`.
@@ -78,23 +79,8 @@ fn head_bytes(req: &axum::extract::Request) -> usize {
     line + headers + 2
 }
 
-/// What a request does to the session counter once answered.
-enum Track {
-    None,
-    /// A session start holding a reservation for this address.
-    Start {
-        ip: IpAddr,
-        repo: String,
-    },
-    /// A request on an existing session.
-    Session {
-        repo: String,
-        session: String,
-        method: Method,
-    },
-}
-
-/// The middleware: refuses over-limit requests, and keeps the session counter.
+/// The middleware: refuses over-limit requests; a session start holds a reserved slot of its
+/// client's session count until it is answered (see `limits/sessions.rs`).
 pub(crate) async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let st = st.current();
     let limits = &st.opts.limits;
@@ -129,8 +115,11 @@ pub(crate) async fn enforce(State(st): State<AppState>, req: Request, next: Next
     if let Some(refusal) = ambiguous_headers(req.headers()) {
         return answer(refusal);
     }
-    let endpoint = ocireg_api::parse_path(req.uri().path()).ok();
-    if let Some(repo) = endpoint.as_ref().and_then(Endpoint::repo) {
+    let endpoint = req
+        .extensions()
+        .get::<Parsed>()
+        .and_then(|p| p.0.as_ref().ok());
+    if let Some(repo) = endpoint.and_then(Endpoint::repo) {
         let len = repo.as_str().len();
         if len > limits.max_name_length {
             let error = OciError::new(
@@ -147,38 +136,35 @@ pub(crate) async fn enforce(State(st): State<AppState>, req: Request, next: Next
         }
     }
     let cap = limits.max_upload_sessions_per_client;
-    let track = match (endpoint, ip) {
-        (Some(Endpoint::UploadStart { repo }), Some(ip))
-            if cap > 0 && req.method() == Method::POST && !is_single_post(&req) =>
-        {
+    let starts_session = matches!(endpoint, Some(Endpoint::UploadStart { .. }))
+        && req.method() == Method::POST
+        && !is_single_post(&req);
+    let _slot = match ip {
+        Some(ip) if cap > 0 && starts_session => {
             let ttl = limits.upload_session_ttl;
-            if !reload.sessions().try_reserve(ip, cap, ttl, Instant::now()) {
-                tracing::debug!(%ip, cap, "upload session limit");
-                return too_many(
-                    &format!("at most {cap} open upload sessions per client; finish or cancel one"),
-                    Duration::from_secs(10),
-                );
-            }
-            Track::Start {
-                ip,
-                repo: repo.as_str().to_owned(),
+            let sessions = reload.sessions();
+            match sessions.try_reserve(&session_owner(ip), cap, ttl, Instant::now()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(%ip, cap, "upload session limit");
+                    return too_many(
+                        &format!(
+                            "at most {cap} open upload sessions per client; finish or cancel one"
+                        ),
+                        Duration::from_secs(10),
+                    );
+                }
             }
         }
-        (Some(Endpoint::Upload { repo, session }), _) if cap > 0 => Track::Session {
-            repo: repo.as_str().to_owned(),
-            session,
-            method: req.method().clone(),
-        },
-        _ => Track::None,
+        _ => None,
     };
-    let resp = next.run(req).await;
-    let id = resp
-        .headers()
-        .get("Docker-Upload-UUID")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    after(&st, track, resp.status(), id).await;
-    resp
+    next.run(req).await
+}
+
+/// How a client is named to the store when it starts an upload session (the session cap
+/// counts per name).
+pub(crate) fn session_owner(ip: IpAddr) -> String {
+    ip.to_string()
 }
 
 /// Headers that must appear at most once (RFC 9110/9112: a request with several `Host` headers
@@ -210,43 +196,6 @@ fn ambiguous_headers(h: &axum::http::HeaderMap) -> Option<Failure> {
 /// A monolithic `POST ...?digest=` does not open a session.
 fn is_single_post(req: &Request) -> bool {
     ocireg_api::query_param(req.uri().query(), "digest").is_some()
-}
-
-/// Updates the session counter from the answer.
-async fn after(st: &AppState, track: Track, status: StatusCode, id: Option<String>) {
-    let sessions = st.opts.reload.sessions();
-    match track {
-        Track::None => {}
-        Track::Start { ip, repo } => match id {
-            Some(id) if status == StatusCode::ACCEPTED => {
-                sessions.started(&repo, &id, ip, Instant::now());
-            }
-            _ => sessions.release(ip),
-        },
-        Track::Session {
-            repo,
-            session,
-            method,
-        } => {
-            let done = status == StatusCode::NOT_FOUND
-                || (method == Method::PUT && status == StatusCode::CREATED)
-                || (method == Method::DELETE && status.is_success());
-            if done {
-                sessions.ended(&repo, &session);
-            } else if method == Method::PUT && status.is_client_error() {
-                // A failed completion may have ended the session (digest mismatch) or not.
-                let gone = match repo.parse() {
-                    Ok(name) => st.store.upload_offset(&name, &session).await.is_err(),
-                    Err(_) => true,
-                };
-                if gone {
-                    sessions.ended(&repo, &session);
-                }
-            } else if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
-                sessions.touched(&repo, &session, Instant::now());
-            }
-        }
-    }
 }
 
 /// 429 `TOOMANYREQUESTS` with `Retry-After` (whole seconds, at least 1).

@@ -66,7 +66,13 @@ pub(crate) async fn put(
         .store
         .manifest_put(repo, reference, content_type.as_deref(), body)
         .await?;
-    crate::events::pushed(st, repo, reference, event, &put.digest, req.caller.as_ref()).await;
+    let pushed = crate::events::Pushed {
+        repo,
+        reference,
+        digest: &put.digest,
+        caller: req.caller.as_ref(),
+    };
+    crate::events::pushed(st, event, pushed).await;
     let mut resp = empty(StatusCode::CREATED);
     let h = resp.headers_mut();
     set_location(

@@ -28,9 +28,8 @@ use axum::response::Response;
 use ocireg_store::Store;
 use tokio::net::TcpListener;
 
-pub(crate) use labels::EndpointLabel;
 use labels::{ENDPOINTS, METHODS, STATUS_SLOTS};
-pub(crate) use record::{record, WantsEndpoint};
+pub(crate) use record::record;
 
 /// Upper bounds (seconds) of the request duration histogram's buckets (`+Inf` is implied).
 pub const DURATION_BUCKETS: [f64; 14] = [

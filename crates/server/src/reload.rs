@@ -27,7 +27,7 @@ struct Live {
     /// Bumped to make the TLS layer reload its certificate files on the next connection.
     tls_generation: Arc<AtomicU64>,
     rate: RateLimiter,
-    sessions: UploadSessions,
+    sessions: Arc<UploadSessions>,
     reloads: AtomicU64,
 }
 
@@ -73,7 +73,7 @@ impl Reloader {
         &self.inner.rate
     }
 
-    pub(crate) fn sessions(&self) -> &UploadSessions {
+    pub(crate) fn sessions(&self) -> &Arc<UploadSessions> {
         &self.inner.sessions
     }
 

@@ -1,14 +1,16 @@
-//! One catch-all route: the path is parsed once by `ocireg-api` into an endpoint, then dispatched
-//! by (endpoint, method) to the handler of that resource.
+//! One catch-all route: the path is parsed once by `ocireg-api` into an endpoint (by the
+//! outermost layer, so metrics, limits and auth see it too), then dispatched by (endpoint,
+//! method) to the handler of that resource.
 
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use ocireg_api::Endpoint;
+use ocireg_api::{ApiError, Endpoint};
 
 use crate::error::{Failure, Result};
 use crate::{auth, blobs, listing, manifests, trace, uploads, AppState};
@@ -27,6 +29,18 @@ pub(crate) fn router(state: AppState) -> Router {
             metrics,
             crate::metrics::record,
         ))
+        .layer(axum::middleware::from_fn(parse))
+}
+
+/// The request path parsed into an endpoint, put in the request's extensions by [`parse`].
+#[derive(Debug, Clone)]
+pub(crate) struct Parsed(pub(crate) std::result::Result<Endpoint, ApiError>);
+
+/// The outermost layer: parses the path, once per request.
+async fn parse(mut req: Request, next: Next) -> Response {
+    let parsed = Parsed(ocireg_api::parse_path(req.uri().path()));
+    req.extensions_mut().insert(parsed);
+    next.run(req).await
 }
 
 /// The parts of a request the handlers need.
@@ -37,6 +51,8 @@ pub(crate) struct Req {
     pub(crate) body: Body,
     /// Who sent it (`None` when auth is off).
     pub(crate) caller: Option<ocireg_auth::Caller>,
+    /// The client's address, when the connection has one.
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl Req {
@@ -52,31 +68,30 @@ impl Req {
 
 async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
     let st = st.current();
-    let (parts, body) = req.into_parts();
-    let endpoint = ocireg_api::parse_path(parts.uri.path());
-    let metrics_label = parts
-        .extensions
-        .get::<crate::metrics::WantsEndpoint>()
-        .map(|_| crate::metrics::EndpointLabel::of(&endpoint));
-    let peer = parts.extensions.get::<SocketAddr>().copied();
+    let (mut parts, body) = req.into_parts();
+    let endpoint = match parts.extensions.remove::<Parsed>() {
+        Some(Parsed(endpoint)) => endpoint,
+        None => ocireg_api::parse_path(parts.uri.path()),
+    };
     let mut req = Req {
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,
         caller: None,
+        peer: parts.extensions.get::<SocketAddr>().copied(),
     };
     let result = match endpoint {
         Ok(ep) => match st.opts.auth.clone() {
             None => route(&st, ep, req).await,
             Some(auth) => match &ep {
                 Endpoint::Extension { path } if path == auth::TOKEN_PATH => {
-                    let q = req.query.as_deref();
-                    auth::token(&st, &auth, &req.method, q, &req.headers, peer).await
+                    let head = req.head();
+                    auth::token(&st, &auth, head).await
                 }
                 _ => {
-                    let q = req.query.as_deref();
-                    match auth::gate(&st, &auth, &ep, &req.method, q, &req.headers, peer).await {
+                    let head = req.head();
+                    match auth::gate(&st, &auth, &ep, head).await {
                         Ok(caller) => {
                             req.caller = Some(caller);
                             route(&st, ep, req).await
@@ -89,9 +104,6 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         Err(err) => Err(Failure::from(err)),
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
-    if let Some(label) = metrics_label {
-        resp.extensions_mut().insert(label);
-    }
     resp.headers_mut().insert(
         "Docker-Distribution-API-Version",
         HeaderValue::from_static("registry/2.0"),

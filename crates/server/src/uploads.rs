@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::TryStreamExt;
 use ocireg_oci::{Digest, ErrorCode, RepoName};
-use ocireg_store::ByteStream;
+use ocireg_store::{ByteStream, Chunk, StoreError};
 
 use crate::blobs::{empty, set_digest, set_location};
 use crate::error::{Failure, Result};
@@ -75,11 +75,12 @@ pub(crate) async fn start(st: &AppState, repo: &RepoName, req: Req) -> Result<Re
     } else if let Some(digest) = digest_param(&req)? {
         let length = content_length(&req);
         st.store
-            .blob_put_sized(repo, &digest, body_stream(req.body), length)
+            .blob_put(repo, &digest, body_stream(req.body), length)
             .await?;
         return created(repo, &digest);
     }
-    let session = st.store.upload_start(repo).await?;
+    let owner = req.peer.map(|p| crate::limits::session_owner(p.ip()));
+    let session = st.store.upload_start(repo, owner.as_deref()).await?;
     session_response(StatusCode::ACCEPTED, repo, &session, 0)
 }
 
@@ -116,17 +117,15 @@ pub(crate) async fn patch(
     session: &str,
     req: Req,
 ) -> Result<Response> {
-    let start = chunk_start(&req)?;
-    let length = content_length(&req);
-    match st
-        .store
-        .upload_append_sized(repo, session, start, body_stream(req.body), length)
-        .await
-    {
+    let chunk = Chunk {
+        start: chunk_start(&req)?,
+        len: content_length(&req),
+        body: body_stream(req.body),
+    };
+    match st.store.upload_append(repo, session, chunk).await {
         Ok(offset) => session_response(StatusCode::ACCEPTED, repo, session, offset),
-        Err(err) if err.code() == Some(ErrorCode::RangeInvalid) => {
+        Err(err @ StoreError::UploadRange { offset, .. }) => {
             // 416 tells the client where the session really is.
-            let offset = st.store.upload_offset(repo, session).await?;
             Err(Failure::from(err)
                 .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
                 .with_header("Location", ocireg_api::upload_path(repo, session))
@@ -153,22 +152,27 @@ pub(crate) async fn finish(
         .header("content-length")
         .map(|l| l != "0")
         .unwrap_or_else(|| req.header("transfer-encoding").is_some());
-    if let Some(start) = start {
-        let offset = st.store.upload_offset(repo, session).await?;
-        if start != offset {
-            return Err(Failure::code(
-                ErrorCode::RangeInvalid,
-                format!("chunk starts at {start}, upload is at {offset}"),
-            )
-            .with_status(StatusCode::RANGE_NOT_SATISFIABLE));
+    // Without a body, a `Content-Range` is still checked (an empty chunk at that start).
+    let last = if has_body {
+        Some(Chunk {
+            start,
+            len: content_length(&req),
+            body: body_stream(req.body),
+        })
+    } else {
+        start.map(|start| {
+            Chunk::new(Box::pin(futures_util::stream::empty()))
+                .at(start)
+                .sized(0)
+        })
+    };
+    match st.store.upload_complete(repo, session, &digest, last).await {
+        Ok(_) => created(repo, &digest),
+        Err(err @ StoreError::UploadRange { .. }) => {
+            Err(Failure::from(err).with_status(StatusCode::RANGE_NOT_SATISFIABLE))
         }
+        Err(err) => Err(err.into()),
     }
-    let length = content_length(&req);
-    let body = has_body.then(|| body_stream(req.body));
-    st.store
-        .upload_complete_sized(repo, session, &digest, body, length)
-        .await?;
-    created(repo, &digest)
 }
 
 pub(crate) async fn cancel(st: &AppState, repo: &RepoName, session: &str) -> Result<Response> {

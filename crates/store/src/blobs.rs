@@ -11,6 +11,7 @@ use std::future::Future;
 use bytes::Bytes;
 use ocireg_oci::{Digest, DigestHasher, RepoName};
 
+use crate::driver::Publication;
 use crate::error::{Result, StoreError};
 use crate::ingest::{copy_verified, ingest};
 use crate::paths::{self, DataLoc};
@@ -160,20 +161,30 @@ impl Store {
         Ok(true)
     }
 
-    /// Single-request upload (`POST ?digest=`): streams, hashes, verifies, commits.
+    /// Single-request upload (`POST ?digest=`): streams, hashes, verifies, commits. `len` is
+    /// the body's declared length (`Content-Length`), which a quota reserves up front.
     pub async fn blob_put(
         &self,
         repo: &RepoName,
         digest: &Digest,
         body: ByteStream,
+        len: Option<u64>,
     ) -> Result<u64> {
+        let quota = self.put_quota(repo, digest, len)?;
+        let body = match &quota {
+            Some(q) => q.body.limit(body),
+            None => body,
+        };
         let id = new_session_id();
         let staging = paths::upload(repo.as_str(), &id);
         let result = self.put_staged(repo, digest, body, &staging).await;
         if result.is_err() {
             self.remove_staging(&staging).await;
         }
-        result
+        match (result, quota) {
+            (Err(e), Some(q)) => Err(q.body.refusal().unwrap_or(e)),
+            (result, _) => result,
+        }
     }
 
     async fn put_staged(
@@ -244,7 +255,14 @@ impl Store {
         }
         let links = self.missing_link(repo, digest).into_iter().collect();
         driver
-            .publish(staging, &target, digest, size, Box::pin(ready), links)
+            .publish(Publication {
+                from: staging,
+                to: &target,
+                digest,
+                size,
+                ready: Box::pin(ready),
+                links,
+            })
             .await?;
         self.record_link(repo, digest, loc, size);
         Ok(())

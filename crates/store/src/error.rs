@@ -34,11 +34,19 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// A byte range outside the object, or an upload chunk not starting at the current offset.
+    /// A byte range outside the object.
     #[error("range invalid: {message}")]
     RangeInvalid {
         /// What was wrong with the range.
         message: String,
+    },
+    /// An upload chunk that does not start at the session's offset.
+    #[error("range invalid: {message}")]
+    UploadRange {
+        /// What was wrong with the chunk.
+        message: String,
+        /// The session's offset, as storage holds it (where the client resumes).
+        offset: u64,
     },
     /// The blob is not linked in the repository.
     #[error("blob unknown to repository: {digest}")]
@@ -116,7 +124,9 @@ impl StoreError {
             | StoreError::Io { .. }
             | StoreError::RootInUse { .. }
             | StoreError::Internal(_) => None,
-            StoreError::RangeInvalid { .. } => Some(ErrorCode::RangeInvalid),
+            StoreError::RangeInvalid { .. } | StoreError::UploadRange { .. } => {
+                Some(ErrorCode::RangeInvalid)
+            }
             StoreError::BlobUnknown { .. } => Some(ErrorCode::BlobUnknown),
             StoreError::UploadUnknown { .. } => Some(ErrorCode::BlobUploadUnknown),
             StoreError::DigestMismatch { .. } => Some(ErrorCode::DigestInvalid),

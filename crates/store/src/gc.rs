@@ -221,12 +221,8 @@ impl Listing {
                     out.local.push((repo, digest, object.size, object.modified));
                 }
                 Some(RepoKey::Upload { repo, id }) => {
-                    let entry = out
-                        .uploads
-                        .entry((repo, id))
-                        .or_insert((0, SystemTime::UNIX_EPOCH));
-                    entry.0 += object.size;
-                    entry.1 = entry.1.max(object.modified);
+                    out.uploads
+                        .insert((repo, id), (object.size, object.modified));
                 }
                 _ => {}
             }

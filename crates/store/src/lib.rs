@@ -11,9 +11,11 @@
 //!   and verified before they become visible; a mismatch is `DIGEST_INVALID` and leaves
 //!   nothing. A repository sees a blob only once it is linked there (push, mount). With dedupe
 //!   there is one copy of each digest's bytes; committing bytes that already exist drops the
-//!   upload. Commits of one digest serialize on a per-digest lock (shared with GC later).
+//!   upload. Commits of one digest serialize on a per-digest lock, which garbage collection
+//!   takes too.
 //! - Upload sessions are resumable across requests and restarts; a chunk must start at the
-//!   current offset (`RANGE_INVALID`, 416).
+//!   current offset (`RANGE_INVALID`, 416). [`UploadWatch`]ers are told when sessions open
+//!   and end.
 //! - `manifest_put` validates with `ocireg_oci::parse_manifest`; every config/layer blob must be
 //!   linked in the repository (foreign/non-distributable layers with URLs excepted) and every
 //!   index child manifest must exist there, else `MANIFEST_BLOB_UNKNOWN` with the digest in the
@@ -52,7 +54,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use driver::{Driver, FileWriter, FsDriver, MemoryDriver, ObjectMeta};
+pub use driver::{Driver, FileWriter, FsDriver, MemoryDriver, ObjectMeta, Publication};
 pub use error::StoreError;
 pub use gc::{GcOptions, GcReport, RemovedBlob, RemovedLink, RemovedManifest, RemovedUpload};
 pub use index::RepoSnapshot;
@@ -62,6 +64,7 @@ pub use scrub::{ScrubFinding, ScrubOptions, ScrubReport};
 pub use search::{SearchHit, SearchPage, SearchQuery};
 pub use stats::StoreStats;
 pub use store::{BlobRead, ManifestPut, Store, StoreOptions, StoredManifest};
+pub use uploads::{Chunk, UploadWatch};
 
 /// A stream of body bytes (request bodies in, blob contents out).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;

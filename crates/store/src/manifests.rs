@@ -8,13 +8,42 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ocireg_oci::{
-    parse_manifest, Algorithm, Descriptor, Digest, ParsedManifest, Reference, RepoName,
+    parse_manifest, Algorithm, Descriptor, Digest, ParsedManifest, Reference, RepoName, Tag,
 };
 
 use crate::error::{Result, StoreError};
 use crate::index::{tag_page, ManifestMeta, Repo};
 use crate::paths::{self, DataLoc};
 use crate::store::{ManifestPut, Store, StoredManifest};
+
+/// The digest a put of `body` under `reference` stores it as: the reference's own digest,
+/// which the body must match, or sha256 for a tag.
+fn put_digest(reference: &Reference, body: &[u8]) -> Result<Digest> {
+    match reference {
+        Reference::Digest(expected) => {
+            let computed = Digest::compute(expected.algorithm(), body);
+            if computed != *expected {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    computed,
+                });
+            }
+            Ok(computed)
+        }
+        Reference::Tag(_) => Ok(Digest::compute(Algorithm::Sha256, body)),
+    }
+}
+
+/// The links of a new manifest revision: the revision, and the referrer link of its subject.
+fn revision_links(name: &str, digest: &Digest, meta: &ManifestMeta) -> Vec<(String, Bytes)> {
+    let revision = paths::revision_content(digest, &meta.media_type);
+    let mut links = vec![(paths::revision_link(name, digest), Bytes::from(revision))];
+    if let Some(subject) = &meta.subject {
+        let key = paths::referrer_link(name, subject, digest);
+        links.push((key, Bytes::from(digest.to_string())));
+    }
+    links
+}
 
 /// The index metadata of a parsed manifest of `size` bytes.
 pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
@@ -81,30 +110,13 @@ impl Store {
         body: Bytes,
     ) -> Result<ManifestPut> {
         let parsed = parse_manifest(&body, content_type)?;
-        let digest = match reference {
-            Reference::Digest(expected) => {
-                let computed = Digest::compute(expected.algorithm(), &body);
-                if computed != *expected {
-                    return Err(StoreError::DigestMismatch {
-                        expected: expected.clone(),
-                        computed,
-                    });
-                }
-                computed
-            }
-            Reference::Tag(_) => Digest::compute(Algorithm::Sha256, &body),
-        };
+        let digest = put_digest(reference, &body)?;
         let name = repo.as_str();
         let index = &self.inner.index;
         // Garbage collection keeps what this put references (and the manifest) meanwhile.
-        let mut in_use = self.inner.in_use.pin(
-            name,
-            parsed
-                .blob_refs()
-                .chain(parsed.manifest_refs())
-                .map(|d| d.digest.clone())
-                .chain(std::iter::once(digest.clone())),
-        );
+        let refs = parsed.blob_refs().chain(parsed.manifest_refs());
+        let pinned = refs.map(|d| d.digest.clone()).chain([digest.clone()]);
+        let mut in_use = self.inner.in_use.pin(name, pinned);
         if let Some((kind, missing)) = index.read_opt(name, |r| first_missing(&parsed, r)) {
             return Err(StoreError::ManifestBlobUnknown {
                 kind,
@@ -121,10 +133,12 @@ impl Store {
             })
             .flatten();
         let loc = existing_loc.unwrap_or_else(|| self.write_loc());
-        // Quota (artifacts and bytes): refused before anything is written.
+        // Quota (artifacts and bytes) of a new revision: refused before anything is written.
         let size = body.len() as u64;
-        let _quota =
-            self.manifest_quota(name, &digest, loc, existing_loc.is_none(), &parsed, size)?;
+        let _quota = match existing_loc {
+            None => self.manifest_quota(name, &digest, loc, &parsed, size)?,
+            Some(_) => None,
+        };
         let mut bytes_group = Vec::new();
         let mut links = Vec::new();
         if existing_loc.is_some() && !self.data_present(name, &digest, loc) {
@@ -133,34 +147,25 @@ impl Store {
         }
         if existing_loc.is_none() {
             let target = paths::data(name, &digest, loc);
-            let present = match driver.stat(&target).await {
-                Ok(m) => m.size == body.len() as u64,
-                Err(e) if e.is_not_found() => false,
-                Err(e) => return Err(e),
-            };
-            if !present {
+            if !self.holds(&target, size).await? {
                 bytes_group.push((target, body.clone()));
             }
-            let revision = paths::revision_content(&digest, &meta.media_type);
-            links.push((paths::revision_link(name, &digest), Bytes::from(revision)));
-            if let Some(subject) = &meta.subject {
-                let key = paths::referrer_link(name, subject, &digest);
-                links.push((key, Bytes::from(digest.to_string())));
-            }
+            links.extend(revision_links(name, &digest, &meta));
         }
         let tag = reference.as_tag();
         let _tag_guard = match tag {
             Some(t) => Some(self.inner.tag_locks.lock(&(name, t.as_str())).await),
             None => None,
         };
-        if let Some(t) = tag {
-            let moves = index
+        // A tag already naming the digest is not written again.
+        let moves = |t: &Tag| {
+            index
                 .read(name, |r| r.tags.get(t.as_str()) != Some(&digest))
-                .unwrap_or(true);
-            if moves {
-                let key = paths::tag_link(name, t.as_str());
-                links.push((key, Bytes::from(digest.to_string())));
-            }
+                .unwrap_or(true)
+        };
+        if let Some(t) = tag.filter(|t| moves(t)) {
+            let key = paths::tag_link(name, t.as_str());
+            links.push((key, Bytes::from(digest.to_string())));
         }
         // The bytes are durable before any link names them; the links go together. The
         // filesystem driver syncs all temp files at once, then renames group by group.
@@ -194,6 +199,15 @@ impl Store {
             subject: meta.subject.clone(),
             digest,
         })
+    }
+
+    /// Whether storage holds `size` bytes under `key`.
+    async fn holds(&self, key: &str, size: u64) -> Result<bool> {
+        match self.inner.driver.stat(key).await {
+            Ok(m) => Ok(m.size == size),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The manifest under a tag or digest: exact bytes and media type.

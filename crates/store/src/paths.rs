@@ -32,14 +32,13 @@
 //!   per-repository directories) are created once.
 //! - One current tag file, no tag history index: a tag move is one atomic replace.
 //! - An upload session is one file, not a directory with `data` and `startedat`: starting one
-//!   is one file creation (a `mkdir` and a second file cost ~0.3 ms of every push here), and
-//!   completing it moves that file into place with nothing left to remove. Sessions of the
-//!   older layout (`_uploads/<id>/...`) are not resumed; garbage collection removes them.
+//!   is one file creation (a `mkdir` and a second file would cost every push), and
+//!   completing it moves that file into place with nothing left to remove.
 //!
 //! Where data lives: a repository reads a digest from its own `_blobs/` copy when it has one,
 //! else from the shared `blobs/` tree. With dedupe on, writes go to `blobs/` (one copy per
 //! digest); with dedupe off, to `_blobs/` of the repository. Semantic deletes (blob unlink,
-//! manifest delete) remove links only; garbage collection (later) marks from tags, revisions,
+//! manifest delete) remove links only; garbage collection marks from tags, revisions,
 //! referrers and layer links and sweeps unreferenced data in both places: shared data
 //! referenced by no repository, and a repository's own data referenced by none of its links.
 //!
@@ -62,7 +61,7 @@
 //! as one record to `.journal` and that file is `fdatasync`ed (one sync shared by concurrent
 //! puts), then the files are written in group order without syncs; a periodic checkpoint
 //! (`syncfs`, then the journal is emptied) makes them durable, and opening the driver after a
-//! crash replays the journal. A single client's manifest put went from ~2.2 ms to ~1.1 ms.
+//! crash replays the journal.
 //!
 //! The bytes group is skipped when the digest's bytes already exist, and the tag when it
 //! already names the digest. Fewer syncs without the journal would need relying on a specific
@@ -243,7 +242,7 @@ pub enum RepoKey {
         /// The referring manifest.
         referrer: Digest,
     },
-    /// An upload session (or a file of one in the older layout).
+    /// An upload session's bytes.
     Upload {
         /// Repository name.
         repo: String,
@@ -285,8 +284,7 @@ pub fn parse_repo_key(key: &str) -> Option<RepoKey> {
             subject: digest_of(salg, shex)?,
             referrer: digest_of(ralg, rhex)?,
         }),
-        // `[_uploads, id, file]`: a session of the older layout (a directory).
-        ["_uploads", id] | ["_uploads", id, _] => Some(RepoKey::Upload {
+        ["_uploads", id] => Some(RepoKey::Upload {
             repo,
             id: (*id).to_owned(),
         }),
@@ -352,13 +350,6 @@ mod tests {
                     id: "0123".into(),
                 },
             ),
-            (
-                format!("{}/startedat", upload(repo, "0123")),
-                RepoKey::Upload {
-                    repo: repo.into(),
-                    id: "0123".into(),
-                },
-            ),
         ];
         for (key, expected) in cases {
             assert_eq!(parse_repo_key(&key), Some(expected), "{key}");
@@ -369,6 +360,10 @@ mod tests {
         );
         assert_eq!(parse_repo_key("repositories/x/_layers/md5/abc"), None);
         assert_eq!(parse_repo_key("repositories/x/other"), None);
+        assert_eq!(
+            parse_repo_key(&format!("{}/startedat", upload(repo, "0123"))),
+            None
+        );
         assert_eq!(parse_repo_key("blobs/sha256/aa/x"), None);
     }
 

@@ -58,21 +58,7 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
         }
     }
 
-    let tags: Vec<(String, String, String, Bytes)> = stream::iter(tag_keys)
-        .map(|(repo, tag, key)| {
-            let driver = Arc::clone(driver);
-            async move {
-                match driver.get_content(&key).await {
-                    Ok(content) => Ok(Some((repo, tag, key, content))),
-                    Err(e) if e.is_not_found() => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
-        })
-        .buffer_unordered(READ_PARALLELISM)
-        .try_filter_map(|x| async move { Ok(x) })
-        .try_collect()
-        .await?;
+    let tags = read_tags(driver, tag_keys).await?;
     for (repo, tag, key, content) in tags {
         let Some(digest) = paths::parse_digest_content(&content) else {
             tracing::warn!(%key, "dropping tag with unreadable content");
@@ -104,6 +90,34 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
         repos.entry(repo).or_default().tags.insert(tag, digest);
     }
 
+    drop_dangling_referrers(driver, &mut repos).await;
+    Ok(repos)
+}
+
+/// Reads the tag files `(repo, tag, key)` concurrently; a tag gone meanwhile is skipped.
+async fn read_tags(
+    driver: &Arc<dyn Driver>,
+    tag_keys: Vec<(String, String, String)>,
+) -> Result<Vec<(String, String, String, Bytes)>> {
+    stream::iter(tag_keys)
+        .map(|(repo, tag, key)| {
+            let driver = Arc::clone(driver);
+            async move {
+                match driver.get_content(&key).await {
+                    Ok(content) => Ok(Some((repo, tag, key, content))),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .buffer_unordered(READ_PARALLELISM)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await
+}
+
+/// Removes referrer links whose referring manifest is gone (from the index and storage).
+async fn drop_dangling_referrers(driver: &Arc<dyn Driver>, repos: &mut BTreeMap<String, Repo>) {
     for (name, repo) in repos.iter_mut() {
         let mut dangling = Vec::new();
         for (subject, set) in repo.referrers.iter_mut() {
@@ -121,7 +135,6 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
             remove_quietly(driver, &key).await;
         }
     }
-    Ok(repos)
 }
 
 /// Recreates the revision (and referrer) link of a tagged manifest whose put was interrupted.

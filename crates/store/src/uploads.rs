@@ -8,9 +8,9 @@
 //! restarts. A crash can lose (or, on a filesystem without data journaling, zero-fill) the tail
 //! of acknowledged chunks: the status endpoint then reports the offset that survived, and a
 //! tail that does not match what the client sent fails the digest check at completion
-//! (`DIGEST_INVALID`) — never a corrupt visible blob. Per-chunk fsyncs cost 20–40% of chunked
-//! push throughput for no guarantee a client can use (it must query the offset after a
-//! failure anyway). Appends hash with SHA-256 (the canonical algorithm); completing with a
+//! (`DIGEST_INVALID`) — never a corrupt visible blob. Per-chunk fsyncs would cost throughput
+//! for no guarantee a client can use (it must query the offset after a failure anyway).
+//! Appends hash with SHA-256 (the canonical algorithm); completing with a
 //! SHA-512 digest re-hashes the data, unless the whole upload arrived with the completing
 //! request, which then hashes with the digest's own algorithm directly.
 //!
@@ -19,15 +19,16 @@
 //! it becomes is made durable (its data sync and the journaled move into place; see
 //! `Driver::publish`).
 //!
-//! Requests on one session serialize on its mutex; a chunk that does not start at the
-//! current offset is `RangeInvalid` (416).
+//! Requests on one session serialize on its mutex, and everything a request decides about
+//! the session happens under it: the offset is read once, a chunk that does not start there
+//! is refused (`UploadRange`, 416), and with a quota the chunk's bytes are reserved (see
+//! `quota/push.rs`) before the first is written.
 //!
 //! Between requests a live session keeps its writer open (up to [`MAX_KEPT_WRITERS`] sessions
 //! at once; beyond that each request closes its writer) and its hashing in flight: a chunk is
 //! acknowledged once its last bytes are handed to the writer and the hasher, and the next
-//! request on the session (or completion) waits for them. That removed the per-chunk drain
-//! (~1 ms of every 8 MiB `PATCH`, hashing the last MiB and writing it) and the reopen. A
-//! write that fails after its chunk was acknowledged fails the session's next request and the
+//! request on the session (or completion) waits for them, so no request drains or reopens
+//! what the previous one wrote. A write that fails after its chunk was acknowledged fails the session's next request and the
 //! session is reloaded from storage, like after a crash: the status reports the offset that
 //! made it.
 
@@ -57,6 +58,8 @@ pub(crate) struct Sessions {
     map: parking_lot::Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     /// Writers kept open between requests (see the module docs).
     kept: Arc<AtomicUsize>,
+    /// Told when sessions open, are used and end.
+    watchers: Watchers,
 }
 
 #[derive(Debug)]
@@ -140,6 +143,118 @@ impl Sessions {
     }
 }
 
+/// A chunk of an upload session, as a request brings it.
+pub struct Chunk {
+    /// The bytes.
+    pub body: ByteStream,
+    /// Where the client says the chunk starts (`Content-Range`); must be the session's offset,
+    /// else the append is refused with [`StoreError::UploadRange`] (416).
+    pub start: Option<u64>,
+    /// The chunk's length when the request declares it (`Content-Length`): with a quota the
+    /// whole length is reserved (or refused) before the first byte is written; without, the
+    /// body is reserved frame by frame.
+    pub len: Option<u64>,
+}
+
+impl Chunk {
+    /// A chunk of unknown length with no declared start.
+    pub fn new(body: ByteStream) -> Chunk {
+        Chunk {
+            body,
+            start: None,
+            len: None,
+        }
+    }
+
+    /// This chunk, declared to start at `start`.
+    pub fn at(self, start: u64) -> Chunk {
+        Chunk {
+            start: Some(start),
+            ..self
+        }
+    }
+
+    /// This chunk, declared `len` bytes long.
+    pub fn sized(self, len: u64) -> Chunk {
+        Chunk {
+            len: Some(len),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("start", &self.start)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told when upload sessions open, are used and end (the server counts open sessions per
+/// client with it). Sessions are named by an opaque key, unique in the store; every session
+/// reported opened is reported ended exactly once, whatever ends it: completion, a digest
+/// mismatch, cancellation, a quota refusal, garbage collection, or its storage vanishing.
+/// Calls are made while the session's lock is held: implementations must not block.
+pub trait UploadWatch: Send + Sync {
+    /// The session `session` was started by `owner`.
+    fn opened(&self, session: &str, owner: &str);
+    /// A request uses the session.
+    fn used(&self, session: &str);
+    /// The session ended (a key never reported opened may be reported here too: ignore it).
+    fn ended(&self, session: &str);
+}
+
+/// The registered [`UploadWatch`]ers.
+#[derive(Default)]
+struct Watchers(parking_lot::RwLock<Vec<Arc<dyn UploadWatch>>>);
+
+impl Watchers {
+    fn add(&self, watch: Arc<dyn UploadWatch>) {
+        let mut all = self.0.write();
+        if !all.iter().any(|w| Arc::ptr_eq(w, &watch)) {
+            all.push(watch);
+        }
+    }
+
+    fn opened(&self, session: &str, owner: &str) {
+        self.0.read().iter().for_each(|w| w.opened(session, owner));
+    }
+
+    fn used(&self, session: &str) {
+        self.0.read().iter().for_each(|w| w.used(session));
+    }
+
+    fn ended(&self, session: &str) {
+        self.0.read().iter().for_each(|w| w.ended(session));
+    }
+}
+
+impl std::fmt::Debug for Watchers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Watchers")
+            .field(&self.0.read().len())
+            .finish()
+    }
+}
+
+/// Where an append continues: the session's offset, the hash of its bytes so far and its
+/// open writer, if it kept one.
+struct Tail {
+    offset: u64,
+    hashing: Hashing,
+    writer: Option<Box<dyn FileWriter>>,
+}
+
+/// The offset of a live session (`BLOB_UPLOAD_UNKNOWN` otherwise).
+fn live_offset(session: &Session, id: &str) -> Result<u64> {
+    match session {
+        Session::Live { offset, .. } => Ok(*offset),
+        _ => Err(unknown(id)),
+    }
+}
+
 fn unknown(session: &str) -> StoreError {
     StoreError::UploadUnknown {
         session: session.chars().take(100).collect(),
@@ -151,8 +266,9 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Store {
-    /// Starts an upload session; returns its id (32 hex characters, URL-safe).
-    pub async fn upload_start(&self, repo: &RepoName) -> Result<String> {
+    /// Starts an upload session; returns its id (32 hex characters, URL-safe). `owner` names
+    /// who started it for the [`UploadWatch`]ers (the server passes the client's address).
+    pub async fn upload_start(&self, repo: &RepoName, owner: Option<&str>) -> Result<String> {
         let id = new_session_id();
         let key = paths::upload(repo.as_str(), &id);
         // Scratch, not fsynced: a session lost in a crash is simply unknown afterwards (404;
@@ -164,36 +280,24 @@ impl Store {
             durable: true,
             writer: None,
         });
+        if let Some(owner) = owner {
+            self.inner.sessions.watchers.opened(&key, owner);
+        }
         Ok(id)
     }
 
     /// Bytes received so far in the session (`BLOB_UPLOAD_UNKNOWN` if there is no such session).
     pub async fn upload_offset(&self, repo: &RepoName, session: &str) -> Result<u64> {
-        let guard = self.open_session(repo, session).await?;
-        match &*guard {
-            Session::Live { offset, .. } => Ok(*offset),
-            _ => Err(unknown(session)),
-        }
+        let key = paths::upload(repo.as_str(), session);
+        let guard = self.open_session(&key, session).await?;
+        live_offset(&guard, session)
     }
 
-    /// Appends a chunk; `start` (from `Content-Range`), when given, must equal the current
-    /// offset. Returns the new offset.
-    pub async fn upload_append(
-        &self,
-        repo: &RepoName,
-        session: &str,
-        start: Option<u64>,
-        body: ByteStream,
-    ) -> Result<u64> {
-        let mut guard = self.open_session(repo, session).await?;
-        if let (Some(start), Session::Live { offset, .. }) = (start, &*guard) {
-            if start != *offset {
-                return Err(StoreError::RangeInvalid {
-                    message: format!("chunk starts at {start}, upload is at offset {offset}"),
-                });
-            }
-        }
-        self.append_locked(&mut guard, repo, session, body, Algorithm::Sha256)
+    /// Appends a chunk (see [`Chunk`]); returns the new offset.
+    pub async fn upload_append(&self, repo: &RepoName, session: &str, chunk: Chunk) -> Result<u64> {
+        let key = paths::upload(repo.as_str(), session);
+        let mut guard = self.open_session(&key, session).await?;
+        self.write_chunk(&mut guard, repo, session, chunk, Algorithm::Sha256)
             .await
     }
 
@@ -204,21 +308,76 @@ impl Store {
         repo: &RepoName,
         session: &str,
         digest: &Digest,
-        body: Option<ByteStream>,
+        last: Option<Chunk>,
     ) -> Result<u64> {
-        let mut guard = self.open_session(repo, session).await?;
-        if let Some(body) = body {
+        let key = paths::upload(repo.as_str(), session);
+        let mut guard = self.open_session(&key, session).await?;
+        if let Some(chunk) = last {
             let alg = digest.algorithm();
-            self.append_locked(&mut guard, repo, session, body, alg)
+            self.write_chunk(&mut guard, repo, session, chunk, alg)
                 .await?;
         }
+        self.complete_locked(&mut guard, repo, session, digest)
+            .await
+    }
+
+    /// Checks where the chunk starts against the session's offset, reserves its quota and
+    /// appends it, all under the session's lock. A chunk known to be empty writes nothing.
+    async fn write_chunk(
+        &self,
+        guard: &mut OwnedMutexGuard<Session>,
+        repo: &RepoName,
+        session: &str,
+        chunk: Chunk,
+        alg: Algorithm,
+    ) -> Result<u64> {
+        let offset = live_offset(guard, session)?;
+        if let Some(start) = chunk.start.filter(|s| *s != offset) {
+            return Err(StoreError::UploadRange {
+                message: format!("chunk starts at {start}, upload is at offset {offset}"),
+                offset,
+            });
+        }
+        if chunk.len == Some(0) {
+            return Ok(offset);
+        }
+        let key = paths::upload(repo.as_str(), session);
+        let Some(quota) = self.chunk_quota(repo, &key, offset, chunk.len)? else {
+            return self
+                .append_locked(guard, repo, session, chunk.body, alg)
+                .await;
+        };
+        let body = quota.body.limit(chunk.body);
+        let appended = self.append_locked(guard, repo, session, body, alg).await;
+        if let Some(refusal) = quota.body.refusal() {
+            // Stopped by the quota: the session is discarded.
+            self.end_session(guard, &key, true).await;
+            return Err(refusal);
+        }
+        // The reservation follows the stored bytes (after a failure, what storage holds).
+        let stored = match &appended {
+            Ok(size) => Some(*size),
+            Err(_) => self.inner.driver.stat(&key).await.ok().map(|m| m.size),
+        };
+        quota.settle(stored);
+        appended
+    }
+
+    /// Completes the locked session (its last chunk, if any, already appended).
+    async fn complete_locked(
+        &self,
+        guard: &mut OwnedMutexGuard<Session>,
+        repo: &RepoName,
+        session: &str,
+        digest: &Digest,
+    ) -> Result<u64> {
         let data = paths::upload(repo.as_str(), session);
         let Session::Live {
             offset,
             hashing,
             durable,
             writer,
-        } = std::mem::replace(&mut *guard, Session::Unloaded)
+        } = std::mem::replace(&mut **guard, Session::Unloaded)
         else {
             return Err(unknown(session));
         };
@@ -242,8 +401,8 @@ impl Store {
                 Hashing::from(hash_object(driver, &data, digest.algorithm(), offset).await?)
             }
         };
-        // The last batch's hash (up to ~0.5 ms for a MiB) and the data's sync (~1 ms for a MiB
-        // here) run at once; a mismatch still fails before anything becomes visible.
+        // The last batch's hash and the data's sync run at once; a mismatch still fails
+        // before anything becomes visible.
         let verify = async {
             let computed = hashing.settle().await?.finish();
             if computed == *digest {
@@ -273,11 +432,11 @@ impl Store {
         {
             Ok(()) => {
                 // The bytes became the blob: nothing is left in storage.
-                self.end_session(&mut guard, &data, false).await;
+                self.end_session(guard, &data, false).await;
                 Ok(offset)
             }
             Err(e @ StoreError::DigestMismatch { .. }) => {
-                self.end_session(&mut guard, &data, true).await;
+                self.end_session(guard, &data, true).await;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -286,31 +445,30 @@ impl Store {
 
     /// Cancels the session and removes its bytes.
     pub async fn upload_cancel(&self, repo: &RepoName, session: &str) -> Result<()> {
-        let mut guard = self.open_session(repo, session).await?;
         let key = paths::upload(repo.as_str(), session);
+        let mut guard = self.open_session(&key, session).await?;
         self.end_session(&mut guard, &key, true).await;
         Ok(())
     }
 
-    /// Locks the session, loading it from storage if this process does not know it yet.
-    async fn open_session(&self, repo: &RepoName, id: &str) -> Result<OwnedMutexGuard<Session>> {
+    /// Locks the session at `key` (id `id`), loading it from storage if this process does not
+    /// know it yet.
+    async fn open_session(&self, key: &str, id: &str) -> Result<OwnedMutexGuard<Session>> {
         if !valid_id(id) {
             return Err(unknown(id));
         }
-        let key = paths::upload(repo.as_str(), id);
-        let entry = self.inner.sessions.entry(&key, || Session::Unloaded);
+        let entry = self.inner.sessions.entry(key, || Session::Unloaded);
         let mut guard = entry.lock_owned().await;
         if matches!(&*guard, Session::Gone) {
             return Err(unknown(id));
         }
         // Storage is checked on every request, so a session whose storage was removed behind
         // our back is unknown, not resurrected.
-        let size = match self.inner.driver.stat(&key).await {
+        let size = match self.inner.driver.stat(key).await {
             Ok(meta) => meta.size,
             Err(e) if e.is_not_found() => {
                 *guard = Session::Gone;
-                self.inner.sessions.remove(&key);
-                self.inner.quota.ledger.release(&key, false);
+                self.forget_session(key, false);
                 return Err(unknown(id));
             }
             Err(e) => return Err(e),
@@ -323,6 +481,7 @@ impl Store {
                 writer: None,
             };
         }
+        self.inner.sessions.watchers.used(key);
         Ok(guard)
     }
 
@@ -348,42 +507,53 @@ impl Store {
         };
         let data = paths::upload(repo.as_str(), id);
         let driver = self.inner.driver.as_ref();
-        let hashing = match hashing {
-            Some(h) => *h,
-            None if offset == 0 => Hashing::from(DigestHasher::new(alg)),
+        let (hashing, writer) = match hashing {
+            Some(h) => (*h, writer.map(Kept::into_writer)),
+            None if offset == 0 => (
+                Hashing::from(DigestHasher::new(alg)),
+                writer.map(Kept::into_writer),
+            ),
             None => {
                 if let Some(w) = writer {
                     w.into_writer().close().await?;
                 }
                 let hasher = hash_object(driver, &data, Algorithm::Sha256, offset).await?;
-                return self
-                    .append_with(guard, &data, offset, Hashing::from(hasher), None, body)
-                    .await;
+                (Hashing::from(hasher), None)
             }
         };
-        let writer = writer.map(Kept::into_writer);
-        self.append_with(guard, &data, offset, hashing, writer, body)
-            .await
+        let tail = Tail {
+            offset,
+            hashing,
+            writer,
+        };
+        self.append_with(guard, &data, tail, body).await
     }
 
+    /// Streams `body` onto the session's data after `tail`.
     async fn append_with(
         &self,
         guard: &mut OwnedMutexGuard<Session>,
         data: &str,
-        offset: u64,
-        hashing: Hashing,
-        writer: Option<Box<dyn FileWriter>>,
+        tail: Tail,
         body: ByteStream,
     ) -> Result<u64> {
+        let Tail {
+            offset,
+            hashing,
+            writer,
+        } = tail;
         let mut writer = match writer {
             Some(w) => w,
             None => self.inner.driver.writer(data, true).await?,
         };
         if writer.size() != offset {
-            // Storage and memory disagree (the data changed behind our back): resync.
+            // Storage and memory disagree (the data changed behind our back): the session is
+            // reloaded from storage on its next use.
+            let stored = writer.size();
             let _ = writer.close().await;
-            return Err(StoreError::RangeInvalid {
+            return Err(StoreError::UploadRange {
                 message: format!("upload data changed; offset was {offset}, reload the status"),
+                offset: stored,
             });
         }
         let (outcome, hashing) = ingest_pending(body, writer.as_mut(), hashing).await;
@@ -425,13 +595,26 @@ impl Store {
                 }
             }
         }
-        self.inner.sessions.remove(key);
         // Its bytes are no longer reserved (committed: a completed upload is index usage now).
-        self.inner.quota.ledger.release(key, true);
+        self.forget_session(key, true);
+    }
+
+    /// Drops the ended session at `key` from the table, the quota ledger (`committed`: see
+    /// [`Store::end_session`]) and tells the watchers.
+    fn forget_session(&self, key: &str, committed: bool) {
+        self.inner.sessions.remove(key);
+        self.inner.quota.ledger.release(key, committed);
+        self.inner.sessions.watchers.ended(key);
     }
 }
 
 impl Store {
+    /// Registers `watch` to be told when upload sessions open, are used and end (registering
+    /// the same watcher again changes nothing).
+    pub fn watch_uploads(&self, watch: Arc<dyn UploadWatch>) {
+        self.inner.sessions.watchers.add(watch);
+    }
+
     /// Closes the writers upload sessions keep open between requests, so their last writes
     /// land: for a graceful shutdown (sessions stay resumable; nothing is synced).
     pub async fn close_uploads(&self) {
@@ -474,8 +657,7 @@ impl Store {
 impl Store {
     /// Garbage collection of a stale upload session: under the session's lock, removes it if
     /// it was not modified after `stale_before` and returns the bytes it held (`None`: gone
-    /// already, or written to meanwhile). A session of the older layout (a directory) counts
-    /// as modified when anything in it was.
+    /// already, or written to meanwhile).
     pub(crate) async fn purge_stale_upload(
         &self,
         repo: &str,
@@ -485,18 +667,15 @@ impl Store {
         let key = paths::upload(repo, id);
         let entry = self.inner.sessions.entry(&key, || Session::Unloaded);
         let mut guard = entry.lock_owned().await;
-        let driver = &self.inner.driver;
-        let objects = match driver.stat(&key).await {
-            Ok(meta) => vec![meta],
-            Err(e) if e.is_not_found() => driver.walk(&key).await?,
+        let meta = match self.inner.driver.stat(&key).await {
+            Ok(meta) => meta,
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let fresh = objects.iter().any(|o| o.modified > stale_before);
-        if objects.is_empty() || fresh {
+        if meta.modified > stale_before {
             return Ok(None);
         }
-        let bytes = objects.iter().map(|o| o.size).sum();
         self.end_session(&mut guard, &key, true).await;
-        Ok(Some(bytes))
+        Ok(Some(meta.size))
     }
 }

@@ -16,11 +16,7 @@ use http_body::{Frame, SizeHint};
 
 use super::labels::{EndpointLabel, MethodLabel};
 use super::Metrics;
-
-/// Marker the middleware puts in the request's extensions: dispatch then puts the request's
-/// [`EndpointLabel`] in the response's extensions (so nothing is inserted when metrics are off).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WantsEndpoint;
+use crate::routes::Parsed;
 
 /// One request, as recorded.
 pub(super) struct Finished {
@@ -33,7 +29,7 @@ pub(super) struct Finished {
 }
 
 /// The middleware (state: the registry, `None` = metrics off, requests pass untouched). The
-/// endpoint label comes from the response's extensions, where dispatch puts it.
+/// endpoint label comes from the endpoint the outermost layer parsed.
 pub(crate) async fn record(
     State(metrics): State<Option<Metrics>>,
     req: Request,
@@ -44,21 +40,18 @@ pub(crate) async fn record(
     };
     let started = Instant::now();
     let method = MethodLabel::of(req.method());
-    let uri = req.uri().clone();
+    let endpoint = match req.extensions().get::<Parsed>() {
+        Some(Parsed(parsed)) => EndpointLabel::of(parsed),
+        None => EndpointLabel::of(&ocireg_api::parse_path(req.uri().path())),
+    };
     let read = Arc::new(AtomicU64::new(0));
-    let mut req = req.map(|inner| {
+    let req = req.map(|inner| {
         Body::new(CountIn {
             inner,
             read: Arc::clone(&read),
         })
     });
-    req.extensions_mut().insert(WantsEndpoint);
     let resp = next.run(req).await;
-    // Answered before dispatch (e.g. by a limit): classify the path here.
-    let endpoint = match resp.extensions().get::<EndpointLabel>() {
-        Some(label) => *label,
-        None => EndpointLabel::of(&ocireg_api::parse_path(uri.path())),
-    };
     let pending = Pending {
         metrics,
         endpoint,

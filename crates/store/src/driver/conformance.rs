@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::Driver;
+use super::{Driver, Publication};
 use crate::error::StoreError;
 use crate::ByteStream;
 
@@ -358,16 +358,15 @@ pub async fn publish(d: &dyn Driver) -> CheckResult {
         .await
         .map_err(fail("write"))?;
     let failing = Box::pin(async { Err(StoreError::Internal("not ready".to_owned())) });
-    let r = d
-        .publish(
-            "pb/up/1",
-            "pb/blob/x",
-            &digest,
-            3000,
-            failing,
-            vec![link.clone()],
-        )
-        .await;
+    let publication = |ready, links| Publication {
+        from: "pb/up/1",
+        to: "pb/blob/x",
+        digest: &digest,
+        size: 3000,
+        ready,
+        links,
+    };
+    let r = d.publish(publication(failing, vec![link.clone()])).await;
     check!(
         matches!(&r, Err(StoreError::Internal(m)) if m == "not ready"),
         "publish with a failing ready: {r:?}"
@@ -379,7 +378,7 @@ pub async fn publish(d: &dyn Driver) -> CheckResult {
         );
     }
     let ready = Box::pin(async move { w.commit().await.map(drop) });
-    d.publish("pb/up/1", "pb/blob/x", &digest, 3000, ready, vec![link])
+    d.publish(publication(ready, vec![link]))
         .await
         .map_err(fail("publish"))?;
     let got = d.get_content("pb/blob/x").await.map_err(fail("get blob"))?;
@@ -395,7 +394,14 @@ pub async fn publish(d: &dyn Driver) -> CheckResult {
     );
     let none = Box::pin(async { Ok(()) });
     let r = d
-        .publish("pb/up/2", "pb/../x", &digest, 0, none, Vec::new())
+        .publish(Publication {
+            from: "pb/up/2",
+            to: "pb/../x",
+            digest: &digest,
+            size: 0,
+            ready: none,
+            links: Vec::new(),
+        })
         .await;
     check!(r.is_err(), "publish to an invalid key succeeded");
     Ok(())

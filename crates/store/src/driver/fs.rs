@@ -33,12 +33,10 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
-use ocireg_oci::Digest;
 use parking_lot::Mutex;
 
-use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
+use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta, Publication};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 use writer::FsWriter;
@@ -295,35 +293,17 @@ impl Driver for FsDriver {
 
     /// With the journal: the move and the links are one record appended while `ready` runs
     /// (see `fs/journal.rs`); without, the default.
-    async fn publish(
-        &self,
-        from: &str,
-        to: &str,
-        digest: &Digest,
-        size: u64,
-        ready: BoxFuture<'_, Result<()>>,
-        links: Vec<(String, Bytes)>,
-    ) -> Result<()> {
+    async fn publish(&self, p: Publication<'_>) -> Result<()> {
         let Some(journal) = &self.journal else {
-            return super::publish_in_order(self, from, to, ready, links).await;
+            return super::publish_in_order(self, p).await;
         };
-        validate_key(from)?;
-        for (key, _) in &links {
+        validate_key(p.from)?;
+        for (key, _) in &p.links {
             validate_key(key)?;
         }
         // `path` validates `to`.
-        self.settle(&self.path(to)?).await?;
-        journal
-            .publish(
-                &self.inner,
-                from.to_owned(),
-                to.to_owned(),
-                digest,
-                size,
-                ready,
-                links,
-            )
-            .await
+        self.settle(&self.path(p.to)?).await?;
+        journal.publish(&self.inner, p).await
     }
 
     /// A journal checkpoint: the journal is empty afterwards.

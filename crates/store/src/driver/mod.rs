@@ -105,25 +105,15 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// Moves an object to a new key (replacing what is there), atomically and durably.
     async fn move_object(&self, from: &str, to: &str) -> Result<()>;
 
-    /// Makes a writer's scratch object `from` (`size` bytes) visible as `to` and then stores
-    /// `links` as one [`Driver::put_ordered`] group, once `ready` succeeded. `ready` commits the
-    /// writer (its bytes are durable when it succeeds) and checks that they hash to `digest`;
-    /// if it fails, nothing becomes visible and its error is returned. When this returns `Ok`,
-    /// `to` and `links` are durable, or (journaled) restored by opening the driver after a
-    /// crash. The default waits for `ready`, then moves, then puts; the filesystem driver
-    /// journals the move with the links while `ready` runs, and replay moves `from` only if its
-    /// bytes hash to `digest` (see `fs/journal.rs`).
-    async fn publish(
-        &self,
-        from: &str,
-        to: &str,
-        digest: &Digest,
-        size: u64,
-        ready: BoxFuture<'_, Result<()>>,
-        links: Vec<(String, Bytes)>,
-    ) -> Result<()> {
-        let _ = (digest, size);
-        publish_in_order(self, from, to, ready, links).await
+    /// Makes a writer's scratch object visible under its final key and then stores its links
+    /// as one [`Driver::put_ordered`] group, once its `ready` succeeded (see [`Publication`]);
+    /// if `ready` fails, nothing becomes visible and its error is returned. When this returns
+    /// `Ok`, the object and its links are durable, or (journaled) restored by opening the
+    /// driver after a crash. The default waits for `ready`, then moves, then puts; the
+    /// filesystem driver journals the move with the links while `ready` runs, and replay moves
+    /// the object only if its bytes hash to the digest (see `fs/journal.rs`).
+    async fn publish(&self, publication: Publication<'_>) -> Result<()> {
+        publish_in_order(self, publication).await
     }
 
     /// Makes everything written so far durable on its own, with nothing left for a reopen to
@@ -163,20 +153,46 @@ pub trait FileWriter: Send {
     async fn cancel(self: Box<Self>) -> Result<()>;
 }
 
+/// What [`Driver::publish`] makes visible.
+pub struct Publication<'a> {
+    /// The writer's scratch object.
+    pub from: &'a str,
+    /// Its final key.
+    pub to: &'a str,
+    /// The digest its bytes must hash to.
+    pub digest: &'a Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Commits the writer (its bytes are durable when it succeeds) and checks that they hash
+    /// to `digest`.
+    pub ready: BoxFuture<'a, Result<()>>,
+    /// The links stored once the object is in place: (key, content).
+    pub links: Vec<(String, Bytes)>,
+}
+
+impl fmt::Debug for Publication<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publication")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .field("links", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// [`Driver::publish`] without overlap: waits for `ready`, then moves, then puts the links.
 pub(crate) async fn publish_in_order<D: Driver + ?Sized>(
     driver: &D,
-    from: &str,
-    to: &str,
-    ready: BoxFuture<'_, Result<()>>,
-    links: Vec<(String, Bytes)>,
+    p: Publication<'_>,
 ) -> Result<()> {
-    ready.await?;
-    driver.move_object(from, to).await?;
-    if links.is_empty() {
+    p.ready.await?;
+    driver.move_object(p.from, p.to).await?;
+    if p.links.is_empty() {
         return Ok(());
     }
-    driver.put_ordered(vec![links]).await
+    driver.put_ordered(vec![p.links]).await
 }
 
 /// Checks that `key` is a valid storage key (see the module docs).

@@ -9,6 +9,7 @@ use ocireg_oci::Digest;
 use serde_json::json;
 
 use super::ledger::{Amount, Base, InUse};
+use super::push::RefusalSlot;
 use super::{namespace_of, QuotaOptions};
 use crate::error::{Result, StoreError};
 use crate::paths::DataLoc;
@@ -82,15 +83,15 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-fn refuse(
-    scope: &str,
-    namespace: Option<&str>,
-    kind: &str,
+/// A limit a request would pass.
+struct Over {
     limit: u64,
     in_use: u64,
     add: u64,
-    push: Push,
-) -> StoreError {
+}
+
+fn refuse(scope: &str, namespace: Option<&str>, kind: &str, over: Over, push: Push) -> StoreError {
+    let Over { limit, in_use, add } = over;
     let bytes = kind == "storage";
     let show = |n: u64| {
         if bytes {
@@ -120,62 +121,29 @@ fn refuse(
 
 /// Checks one request's `add` against every limit that applies to namespace `ns`.
 fn admit(q: &QuotaOptions, ns: &str, in_use: &InUse, add: Amount, push: Push) -> Result<()> {
-    let over = |limit: Option<u64>, used: u64, n: u64| -> Option<u64> {
-        limit.filter(|l| n > 0 && used.saturating_add(n) > *l)
+    let over = |limit: Option<u64>, used: u64, n: u64| {
+        limit
+            .filter(|l| n > 0 && used.saturating_add(n) > *l)
+            .map(|limit| Over {
+                limit,
+                in_use: used,
+                add: n,
+            })
     };
-    if let Some(l) = over(
-        q.storage_limit_bytes,
-        in_use.total.total_bytes,
-        add.total_bytes,
-    ) {
-        let used = in_use.total.total_bytes;
-        return Err(refuse(
-            "registry",
-            None,
-            "storage",
-            l,
-            used,
-            add.total_bytes,
-            push,
-        ));
+    let total = &in_use.total;
+    if let Some(o) = over(q.storage_limit_bytes, total.total_bytes, add.total_bytes) {
+        return Err(refuse("registry", None, "storage", o, push));
     }
-    if let Some(l) = over(q.artifact_limit, in_use.total.artifacts, add.artifacts) {
-        let used = in_use.total.artifacts;
-        return Err(refuse(
-            "registry",
-            None,
-            "artifact",
-            l,
-            used,
-            add.artifacts,
-            push,
-        ));
+    if let Some(o) = over(q.artifact_limit, total.artifacts, add.artifacts) {
+        return Err(refuse("registry", None, "artifact", o, push));
     }
     if let Some(nl) = q.namespaces.get(ns) {
         let scope = format!("namespace {ns:?}");
-        if let Some(l) = over(nl.storage_limit_bytes, in_use.ns.ns_bytes, add.ns_bytes) {
-            let used = in_use.ns.ns_bytes;
-            return Err(refuse(
-                &scope,
-                Some(ns),
-                "storage",
-                l,
-                used,
-                add.ns_bytes,
-                push,
-            ));
+        if let Some(o) = over(nl.storage_limit_bytes, in_use.ns.ns_bytes, add.ns_bytes) {
+            return Err(refuse(&scope, Some(ns), "storage", o, push));
         }
-        if let Some(l) = over(nl.artifact_limit, in_use.ns.artifacts, add.artifacts) {
-            let used = in_use.ns.artifacts;
-            return Err(refuse(
-                &scope,
-                Some(ns),
-                "artifact",
-                l,
-                used,
-                add.artifacts,
-                push,
-            ));
+        if let Some(o) = over(nl.artifact_limit, in_use.ns.artifacts, add.artifacts) {
+            return Err(refuse(&scope, Some(ns), "artifact", o, push));
         }
     }
     Ok(())
@@ -210,16 +178,16 @@ impl Admission {
     /// Wraps a body of (partly) unknown length: the first `prepaid` bytes were reserved
     /// already; every later frame is reserved under `key` as it arrives (each byte counting as
     /// `unit`), and the stream fails before a frame that would pass a limit. The refusal is
-    /// left in the returned slot for the caller to report instead of the body error.
+    /// left in `slot` for the caller to report instead of the body error.
     pub(crate) fn limit_stream(
         &self,
         key: &str,
         body: ByteStream,
         prepaid: u64,
         unit: Amount,
-    ) -> (ByteStream, Arc<parking_lot::Mutex<Option<StoreError>>>) {
-        let slot = Arc::new(parking_lot::Mutex::new(None));
-        let state = (self.clone(), key.to_owned(), prepaid, Arc::clone(&slot));
+        slot: &RefusalSlot,
+    ) -> ByteStream {
+        let state = (self.clone(), key.to_owned(), prepaid, Arc::clone(slot));
         let limited = body.scan(state, move |(adm, key, prepaid, slot), frame| {
             let out = match frame {
                 Ok(frame) => {
@@ -249,7 +217,7 @@ impl Admission {
             };
             std::future::ready(out)
         });
-        (Box::pin(limited), slot)
+        Box::pin(limited)
     }
 }
 

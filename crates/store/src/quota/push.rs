@@ -1,19 +1,19 @@
 //! The push paths with quota: blob uploads (single request, chunks, completion), mounts and
 //! manifest puts reserve what they add before writing anything.
 //!
-//! The `*_sized` methods take the request's `Content-Length` when the server knows it: the
-//! whole length is reserved (and refused) before the first byte is written. Without it, the
-//! body is reserved frame by frame and stopped before the frame that would pass a limit;
-//! an upload session stopped that way is discarded (its bytes removed), a single-request
-//! upload leaves nothing. Without a configured quota they are the plain methods.
+//! An upload that declares its length (`Content-Length`) has the whole length reserved (and
+//! refused) before the first byte is written. Without it, the body is reserved frame by frame
+//! and stopped before the frame that would pass a limit; an upload session stopped that way
+//! is discarded (its bytes removed), a single-request upload leaves nothing. A session's
+//! reservation is changed only under the session's lock (see `uploads.rs`).
 
 use ocireg_oci::{Digest, ParsedManifest, RepoName};
 
-use super::check::{Push, TempHold};
+use super::check::{Admission, Push, TempHold};
 use super::ledger::Amount;
 use super::namespace_of;
 use crate::error::{Result, StoreError};
-use crate::paths::{self, DataLoc};
+use crate::paths::DataLoc;
 use crate::store::Store;
 use crate::ByteStream;
 
@@ -25,126 +25,110 @@ fn scaled(unit: Amount, n: u64) -> Amount {
     }
 }
 
+/// The quota of one body on its way in: its declared length was reserved up front, every
+/// further frame is reserved as it arrives (see [`Admission::limit_stream`]).
+pub(crate) struct BodyQuota {
+    adm: Admission,
+    key: String,
+    prepaid: u64,
+    unit: Amount,
+    refused: RefusalSlot,
+}
+
+impl BodyQuota {
+    /// `body`, stopped before a frame that would pass a limit.
+    pub(crate) fn limit(&self, body: ByteStream) -> ByteStream {
+        self.adm
+            .limit_stream(&self.key, body, self.prepaid, self.unit, &self.refused)
+    }
+
+    /// The refusal that stopped the body, if one did (reported instead of the body error).
+    pub(crate) fn refusal(&self) -> Option<StoreError> {
+        self.refused.lock().take()
+    }
+}
+
+/// [`BodyQuota`] of a single-request upload: the reservation lasts as long as this.
+pub(crate) struct PutQuota {
+    pub(crate) body: BodyQuota,
+    _hold: TempHold,
+}
+
+/// [`BodyQuota`] of a chunk of an upload session, reserved under the session's key.
+pub(crate) struct ChunkQuota {
+    pub(crate) body: BodyQuota,
+    store: Store,
+    ns: String,
+}
+
+impl ChunkQuota {
+    /// Brings the session's reservation to the bytes it stores after the chunk (`None`:
+    /// unknown, it is released until the session is next used).
+    pub(crate) fn settle(&self, stored: Option<u64>) {
+        let ledger = &self.store.inner.quota.ledger;
+        match stored {
+            Some(n) => ledger.set(&self.body.key, &self.ns, Amount::bytes(n)),
+            None => ledger.release(&self.body.key, false),
+        }
+    }
+}
+
 impl Store {
-    /// [`Store::blob_put`] with the body's length when known (quota checked first).
-    pub async fn blob_put_sized(
+    /// With a quota: reserves a single-request upload of `digest` into `repo`, `len` bytes
+    /// when declared (refused before anything is written when over a limit).
+    pub(crate) fn put_quota(
         &self,
         repo: &RepoName,
         digest: &Digest,
-        body: ByteStream,
         len: Option<u64>,
-    ) -> Result<u64> {
+    ) -> Result<Option<PutQuota>> {
         let Some(adm) = self.admission(repo.as_str()) else {
-            return self.blob_put(repo, digest, body).await;
+            return Ok(None);
         };
         // Per byte: nothing where the digest is already counted (dedupe), else one.
         let unit = self.added_by(repo.as_str(), digest, self.write_loc(), 1);
         let prepaid = len.unwrap_or(0);
         let hold = adm.hold(scaled(unit, prepaid), Push::Upload)?;
-        let (body, refused) = adm.limit_stream(&hold.key, body, prepaid, unit);
-        let result = self.blob_put(repo, digest, body).await;
-        drop(hold);
-        result.map_err(|e| refused.lock().take().unwrap_or(e))
-    }
-
-    /// [`Store::upload_append`] with the chunk's length when known (quota checked first).
-    pub async fn upload_append_sized(
-        &self,
-        repo: &RepoName,
-        session: &str,
-        start: Option<u64>,
-        body: ByteStream,
-        len: Option<u64>,
-    ) -> Result<u64> {
-        let Some(key) = self.session_reservation(repo, session).await? else {
-            return self.upload_append(repo, session, start, body).await;
+        let body = BodyQuota {
+            key: hold.key.clone(),
+            adm,
+            prepaid,
+            unit,
+            refused: RefusalSlot::default(),
         };
-        let (body, refused) = self.reserve_chunk(repo, &key, body, len)?;
-        let result = self.upload_append(repo, session, start, body).await;
-        self.after_chunk(repo, session, &key, result, &refused)
-            .await
+        Ok(Some(PutQuota { body, _hold: hold }))
     }
 
-    /// [`Store::upload_complete`] with the last chunk's length when known (quota checked first).
-    pub async fn upload_complete_sized(
-        &self,
-        repo: &RepoName,
-        session: &str,
-        digest: &Digest,
-        body: Option<ByteStream>,
-        len: Option<u64>,
-    ) -> Result<u64> {
-        let Some(body) = body else {
-            return self.upload_complete(repo, session, digest, None).await;
-        };
-        let Some(key) = self.session_reservation(repo, session).await? else {
-            return self
-                .upload_complete(repo, session, digest, Some(body))
-                .await;
-        };
-        let (body, refused) = self.reserve_chunk(repo, &key, body, len)?;
-        let result = self
-            .upload_complete(repo, session, digest, Some(body))
-            .await;
-        self.after_chunk(repo, session, &key, result, &refused)
-            .await
-    }
-
-    /// With a quota: the session's ledger key, its stored bytes reserved under it (a session
-    /// from an earlier run becomes known to the ledger here).
-    async fn session_reservation(&self, repo: &RepoName, session: &str) -> Result<Option<String>> {
-        if self.quota().is_none() {
-            return Ok(None);
-        }
-        let offset = self.upload_offset(repo, session).await?;
-        let key = paths::upload(repo.as_str(), session);
-        let ns = namespace_of(repo.as_str());
-        self.inner.quota.ledger.set(&key, ns, Amount::bytes(offset));
-        Ok(Some(key))
-    }
-
-    /// Reserves a chunk's known length and limits the rest of its body.
-    fn reserve_chunk(
+    /// With a quota: for a chunk of `len` bytes (when declared) onto the session at `key`
+    /// holding `offset` bytes, sets the session's reservation to its stored bytes (a session
+    /// from an earlier run becomes known to the ledger here) and reserves the chunk. Called
+    /// under the session's lock.
+    pub(crate) fn chunk_quota(
         &self,
         repo: &RepoName,
         key: &str,
-        body: ByteStream,
+        offset: u64,
         len: Option<u64>,
-    ) -> Result<(ByteStream, RefusalSlot)> {
+    ) -> Result<Option<ChunkQuota>> {
         let Some(adm) = self.admission(repo.as_str()) else {
-            return Ok((body, RefusalSlot::default()));
+            return Ok(None);
         };
+        let ns = namespace_of(repo.as_str()).to_owned();
+        self.inner.quota.ledger.set(key, &ns, Amount::bytes(offset));
         let prepaid = len.unwrap_or(0);
         adm.reserve(key, Amount::bytes(prepaid), Push::Upload)?;
-        Ok(adm.limit_stream(key, body, prepaid, Amount::bytes(1)))
-    }
-
-    /// Brings the session's reservation back to its stored bytes; a chunk stopped by the quota
-    /// discards the session.
-    async fn after_chunk(
-        &self,
-        repo: &RepoName,
-        session: &str,
-        key: &str,
-        result: Result<u64>,
-        refused: &RefusalSlot,
-    ) -> Result<u64> {
-        let stopped = refused.lock().take();
-        if let Some(refusal) = stopped {
-            if let Err(e) = self.upload_cancel(repo, session).await {
-                if !matches!(e, StoreError::UploadUnknown { .. }) {
-                    tracing::warn!(repo = repo.as_str(), session, error = %e, "could not discard an upload over quota");
-                }
-            }
-            return Err(refusal);
-        }
-        let ns = namespace_of(repo.as_str());
-        match self.upload_offset(repo, session).await {
-            Ok(offset) => self.inner.quota.ledger.set(key, ns, Amount::bytes(offset)),
-            // Ended (completed, or discarded on a digest mismatch): its end released it.
-            Err(_) => self.inner.quota.ledger.release(key, false),
-        }
-        result
+        let body = BodyQuota {
+            adm,
+            key: key.to_owned(),
+            prepaid,
+            unit: Amount::bytes(1),
+            refused: RefusalSlot::default(),
+        };
+        Ok(Some(ChunkQuota {
+            body,
+            store: self.clone(),
+            ns,
+        }))
     }
 
     /// Quota for mounting `digest` from `src_repo` (data at `src_loc`) into `repo`; the hold
@@ -178,20 +162,15 @@ impl Store {
         adm.hold(amount, Push::Mount).map(Some)
     }
 
-    /// Quota for a manifest put of `size` bytes stored at `loc`; `new` when the repository
-    /// does not have the revision yet (a tag-only put adds nothing).
+    /// Quota for a manifest revision new to `repo`: `size` bytes stored at `loc`.
     pub(crate) fn manifest_quota(
         &self,
         repo: &str,
         digest: &Digest,
         loc: DataLoc,
-        new: bool,
         parsed: &ParsedManifest,
         size: u64,
     ) -> Result<Option<TempHold>> {
-        if !new {
-            return Ok(None);
-        }
         let Some(adm) = self.admission(repo) else {
             return Ok(None);
         };
@@ -242,4 +221,4 @@ impl Store {
 }
 
 /// Where a body limiter leaves its refusal.
-type RefusalSlot = std::sync::Arc<parking_lot::Mutex<Option<StoreError>>>;
+pub(crate) type RefusalSlot = std::sync::Arc<parking_lot::Mutex<Option<StoreError>>>;

@@ -1,7 +1,7 @@
 //! Blob and upload semantics over both drivers.
 
 use ocireg_oci::ErrorCode;
-use ocireg_store::{StoreError, StoreOptions};
+use ocireg_store::{Chunk, StoreError, StoreOptions, UploadWatch};
 
 use crate::common::*;
 
@@ -12,23 +12,23 @@ async fn chunked_upload_append_and_complete() {
         let r = repo("team/app");
         let data = bytes(3 << 20, 1);
         let d = sha256(&data);
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         assert_eq!(id.len(), 32);
         assert_eq!(store.upload_offset(&r, &id).await.unwrap(), 0);
         let cut = 1_234_567;
         let off = store
-            .upload_append(&r, &id, Some(0), body(&data[..cut]))
+            .upload_append(&r, &id, Chunk::new(body(&data[..cut])).at(0))
             .await
             .unwrap();
         assert_eq!(off, cut as u64);
         assert_eq!(store.upload_offset(&r, &id).await.unwrap(), cut as u64);
         let off = store
-            .upload_append(&r, &id, None, body(&data[cut..2_000_000]))
+            .upload_append(&r, &id, Chunk::new(body(&data[cut..2_000_000])))
             .await
             .unwrap();
         assert_eq!(off, 2_000_000);
         let size = store
-            .upload_complete(&r, &id, &d, Some(body(&data[2_000_000..])))
+            .upload_complete(&r, &id, &d, Some(Chunk::new(body(&data[2_000_000..]))))
             .await
             .unwrap();
         assert_eq!(size, data.len() as u64, "{}", h.name());
@@ -60,15 +60,18 @@ async fn wrong_digest_leaves_nothing_visible() {
         let r = repo("app");
         let data = bytes(100_000, 2);
         let claimed = sha256(b"something else");
-        let err = store.blob_put(&r, &claimed, body(&data)).await.unwrap_err();
+        let err = store
+            .blob_put(&r, &claimed, body(&data), None)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::DigestInvalid), "{err}");
         assert!(
             matches!(err, StoreError::DigestMismatch { ref computed, .. } if *computed == sha256(&data))
         );
         // Session upload with a wrong digest: the session and its bytes are removed.
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append(&r, &id, Some(0), body(&data))
+            .upload_append(&r, &id, Chunk::new(body(&data)).at(0))
             .await
             .unwrap();
         let err = store
@@ -97,21 +100,21 @@ async fn out_of_order_chunk_is_range_invalid() {
     for mut h in Harness::both(dedupe()).await {
         let store = h.open().await;
         let r = repo("app");
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append(&r, &id, Some(0), body(b"hello "))
+            .upload_append(&r, &id, Chunk::new(body(b"hello ")).at(0))
             .await
             .unwrap();
         for start in [0u64, 5, 7, 100] {
             let err = store
-                .upload_append(&r, &id, Some(start), body(b"x"))
+                .upload_append(&r, &id, Chunk::new(body(b"x")).at(start))
                 .await
                 .unwrap_err();
             assert_eq!(err.code(), Some(ErrorCode::RangeInvalid), "start {start}");
         }
         assert_eq!(store.upload_offset(&r, &id).await.unwrap(), 6);
         store
-            .upload_append(&r, &id, Some(6), body(b"world"))
+            .upload_append(&r, &id, Chunk::new(body(b"world")).at(6))
             .await
             .unwrap();
         let d = sha256(b"hello world");
@@ -121,7 +124,7 @@ async fn out_of_order_chunk_is_range_invalid() {
             let err = store.upload_offset(&r, bad).await.unwrap_err();
             assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown), "{bad}");
         }
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         let err = store.upload_offset(&repo("other"), &id).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
         store.upload_cancel(&r, &id).await.unwrap();
@@ -137,9 +140,9 @@ async fn upload_resumes_after_restart() {
         let d = sha256(&data);
         let r = repo("resume/me");
         let store = h.open().await;
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append(&r, &id, Some(0), body(&data[..1_000_000]))
+            .upload_append(&r, &id, Chunk::new(body(&data[..1_000_000])).at(0))
             .await
             .unwrap();
         // A graceful stop: the session's last write lands (a crash may lose it instead; the
@@ -150,14 +153,18 @@ async fn upload_resumes_after_restart() {
         let store = h.open().await;
         assert_eq!(store.upload_offset(&r, &id).await.unwrap(), 1_000_000);
         store
-            .upload_append(&r, &id, Some(1_000_000), body(&data[1_000_000..2_000_000]))
+            .upload_append(
+                &r,
+                &id,
+                Chunk::new(body(&data[1_000_000..2_000_000])).at(1_000_000),
+            )
             .await
             .unwrap();
         store.close_uploads().await;
         drop(store);
         let store = h.open().await;
         let size = store
-            .upload_complete(&r, &id, &d, Some(body(&data[2_000_000..])))
+            .upload_complete(&r, &id, &d, Some(Chunk::new(body(&data[2_000_000..]))))
             .await
             .unwrap();
         assert_eq!(size, data.len() as u64);
@@ -172,16 +179,16 @@ async fn failed_chunk_keeps_received_bytes_and_resumes() {
         let store = h.open().await;
         let r = repo("app");
         let data = bytes(50_000, 4);
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         let err = store
-            .upload_append(&r, &id, Some(0), failing_body(&data[..20_000]))
+            .upload_append(&r, &id, Chunk::new(failing_body(&data[..20_000])).at(0))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::BlobUploadInvalid));
         let offset = store.upload_offset(&r, &id).await.unwrap();
         assert_eq!(offset, 20_000, "{}", h.name());
         store
-            .upload_append(&r, &id, Some(offset), body(&data[20_000..]))
+            .upload_append(&r, &id, Chunk::new(body(&data[20_000..])).at(offset))
             .await
             .unwrap();
         let d = sha256(&data);
@@ -257,10 +264,12 @@ async fn concurrent_same_blob_commits_across_repos() {
             tasks.push(tokio::spawn(async move {
                 let r = repo(&format!("repo{i}"));
                 if i % 2 == 0 {
-                    store.blob_put(&r, &d, body(&data)).await
+                    store.blob_put(&r, &d, body(&data), None).await
                 } else {
-                    let id = store.upload_start(&r).await?;
-                    store.upload_append(&r, &id, Some(0), body(&data)).await?;
+                    let id = store.upload_start(&r, None).await?;
+                    store
+                        .upload_append(&r, &id, Chunk::new(body(&data)).at(0))
+                        .await?;
                     store.upload_complete(&r, &id, &d, None).await
                 }
             }));
@@ -333,19 +342,19 @@ async fn sha512_blobs_single_request_and_chunked() {
         let r = repo("sha");
         let data = bytes(1_500_000, 9);
         let d = sha512(&data);
-        store.blob_put(&r, &d, body(&data)).await.unwrap();
+        store.blob_put(&r, &d, body(&data), None).await.unwrap();
         assert_eq!(store.blob_stat(&r, &d).await.unwrap(), data.len() as u64);
         assert!(h.keys("blobs/sha512").await.len() == 1, "{}", h.name());
         // Chunked: appends hash with sha256, completion re-hashes with sha512.
         let data2 = bytes(900_000, 10);
         let d2 = sha512(&data2);
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append(&r, &id, Some(0), body(&data2[..400_000]))
+            .upload_append(&r, &id, Chunk::new(body(&data2[..400_000])).at(0))
             .await
             .unwrap();
         store
-            .upload_append(&r, &id, Some(400_000), body(&data2[400_000..]))
+            .upload_append(&r, &id, Chunk::new(body(&data2[400_000..])).at(400_000))
             .await
             .unwrap();
         store.upload_complete(&r, &id, &d2, None).await.unwrap();
@@ -353,29 +362,29 @@ async fn sha512_blobs_single_request_and_chunked() {
         assert_eq!(collect(read.body).await, data2);
         // Monolithic session upload (all bytes with the completing request).
         let data3 = bytes(10_000, 11);
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         let wrong = sha512(b"nope");
         let err = store
-            .upload_complete(&r, &id, &wrong, Some(body(&data3)))
+            .upload_complete(&r, &id, &wrong, Some(Chunk::new(body(&data3))))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_complete(&r, &id, &sha512(&data3), Some(body(&data3)))
+            .upload_complete(&r, &id, &sha512(&data3), Some(Chunk::new(body(&data3))))
             .await
             .unwrap();
         // A chunk, then the rest with the completing request: the re-hash must see every
         // byte of the last body (its write may still be in flight when hashing starts).
         let data4 = bytes(2_500_000, 12);
         let d4 = sha512(&data4);
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append(&r, &id, Some(0), body(&data4[..700_000]))
+            .upload_append(&r, &id, Chunk::new(body(&data4[..700_000])).at(0))
             .await
             .unwrap();
         let size = store
-            .upload_complete(&r, &id, &d4, Some(body(&data4[700_000..])))
+            .upload_complete(&r, &id, &d4, Some(Chunk::new(body(&data4[700_000..]))))
             .await
             .unwrap();
         assert_eq!(size, data4.len() as u64);
@@ -390,7 +399,7 @@ async fn empty_blob_and_invalid_ranges() {
         let store = h.open().await;
         let r = repo("app");
         let empty = sha256(b"");
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         assert_eq!(
             store.upload_complete(&r, &id, &empty, None).await.unwrap(),
             0
@@ -418,9 +427,9 @@ async fn session_removed_from_storage_is_unknown() {
     for mut h in Harness::both(dedupe()).await {
         let store = h.open().await;
         let r = repo("app");
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append(&r, &id, Some(0), body(b"abc"))
+            .upload_append(&r, &id, Chunk::new(body(b"abc")).at(0))
             .await
             .unwrap();
         // Storage removed behind the store's back (as GC of stale uploads will do).
@@ -429,7 +438,7 @@ async fn session_removed_from_storage_is_unknown() {
             .await
             .unwrap();
         let err = store
-            .upload_append(&r, &id, Some(3), body(b"def"))
+            .upload_append(&r, &id, Chunk::new(body(b"def")).at(3))
             .await
             .unwrap_err();
         assert_eq!(
@@ -454,23 +463,23 @@ async fn more_open_sessions_than_kept_writers_all_complete() {
         let mut open = Vec::new();
         for i in 0..300u64 {
             let data = bytes(3000 + i as usize, i);
-            let id = store.upload_start(&r).await.unwrap();
+            let id = store.upload_start(&r, None).await.unwrap();
             store
-                .upload_append(&r, &id, Some(0), body(&data[..1000]))
+                .upload_append(&r, &id, Chunk::new(body(&data[..1000])).at(0))
                 .await
                 .unwrap();
             open.push((id, data));
         }
         for (id, data) in &open {
             store
-                .upload_append(&r, id, Some(1000), body(&data[1000..2000]))
+                .upload_append(&r, id, Chunk::new(body(&data[1000..2000])).at(1000))
                 .await
                 .unwrap();
         }
         for (id, data) in &open {
             let d = sha256(data);
             let n = store
-                .upload_complete(&r, id, &d, Some(body(&data[2000..])))
+                .upload_complete(&r, id, &d, Some(Chunk::new(body(&data[2000..]))))
                 .await
                 .unwrap();
             assert_eq!(n, data.len() as u64);
@@ -478,5 +487,87 @@ async fn more_open_sessions_than_kept_writers_all_complete() {
             assert_eq!(collect(read.body).await, *data, "{}", h.name());
         }
         assert_eq!(store.upload_session_count(), 0);
+    }
+}
+
+/// Records the sessions an [`UploadWatch`] is told are open, with their owners.
+#[derive(Default)]
+pub struct OpenSessions(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl OpenSessions {
+    pub fn owners(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.lock().unwrap().values().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+impl UploadWatch for OpenSessions {
+    fn opened(&self, session: &str, owner: &str) {
+        let old = self
+            .0
+            .lock()
+            .unwrap()
+            .insert(session.to_owned(), owner.to_owned());
+        assert!(old.is_none(), "{session} opened twice");
+    }
+
+    fn used(&self, session: &str) {
+        assert!(self.0.lock().unwrap().contains_key(session), "{session}");
+    }
+
+    fn ended(&self, session: &str) {
+        self.0.lock().unwrap().remove(session);
+    }
+}
+
+#[tokio::test]
+async fn watchers_see_every_way_a_session_ends() {
+    for mut h in Harness::both(dedupe()).await {
+        let store = h.open().await;
+        let watch = std::sync::Arc::new(OpenSessions::default());
+        store.watch_uploads(watch.clone());
+        let r = repo("watched");
+        let data = b"some bytes".to_vec();
+        let start = |owner: &'static str| {
+            let store = store.clone();
+            let r = r.clone();
+            async move { store.upload_start(&r, Some(owner)).await.unwrap() }
+        };
+        let (done, cancelled, wrong, open) = (
+            start("a").await,
+            start("b").await,
+            start("c").await,
+            start("d").await,
+        );
+        store.upload_start(&r, None).await.unwrap();
+        assert_eq!(watch.owners(), ["a", "b", "c", "d"], "{}", h.name());
+        store
+            .upload_complete(&r, &done, &sha256(&data), Some(Chunk::new(body(&data))))
+            .await
+            .unwrap();
+        store.upload_cancel(&r, &cancelled).await.unwrap();
+        let err = store
+            .upload_complete(&r, &wrong, &sha256(b"other"), Some(Chunk::new(body(&data))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
+        // A chunk at the wrong offset ends nothing.
+        let err = store
+            .upload_append(&r, &open, Chunk::new(body(&data)).at(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UploadRange { offset: 0, .. }),
+            "{err:?}"
+        );
+        assert_eq!(watch.owners(), ["d"], "{}", h.name());
+        // Storage removed behind the store's back: the session ends when next used.
+        h.driver
+            .delete(&ocireg_store::paths::upload("watched", &open))
+            .await
+            .unwrap();
+        store.upload_offset(&r, &open).await.unwrap_err();
+        assert!(watch.owners().is_empty(), "{}", h.name());
     }
 }

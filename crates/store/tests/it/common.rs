@@ -146,7 +146,10 @@ pub async fn collect(mut s: ByteStream) -> Vec<u8> {
 /// Pushes a blob with a single request and returns its digest.
 pub async fn push_blob(store: &Store, name: &str, data: &[u8]) -> Digest {
     let d = sha256(data);
-    store.blob_put(&repo(name), &d, body(data)).await.unwrap();
+    store
+        .blob_put(&repo(name), &d, body(data), None)
+        .await
+        .unwrap();
     d
 }
 

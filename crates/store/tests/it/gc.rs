@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use ocireg_oci::{Digest, ErrorCode};
-use ocireg_store::{paths, GcOptions, GcReport, Store, StoreOptions, StoreStats};
+use ocireg_store::{paths, Chunk, GcOptions, GcReport, Store, StoreOptions, StoreStats};
 use serde_json::json;
 
 use crate::common::*;
@@ -489,9 +489,9 @@ async fn dry_run_changes_nothing_and_predicts_the_real_run() {
         .unwrap();
     store.manifest_delete(&repo("q"), &tag("v1")).await.unwrap();
     let r = repo("q");
-    let id = store.upload_start(&r).await.unwrap();
+    let id = store.upload_start(&r, None).await.unwrap();
     store
-        .upload_append(&r, &id, None, body(&bytes(1000, 77)))
+        .upload_append(&r, &id, Chunk::new(body(&bytes(1000, 77))))
         .await
         .unwrap();
     // The session's last write may still be in flight: let it land before the files age.
@@ -534,15 +534,17 @@ async fn dry_run_changes_nothing_and_predicts_the_real_run() {
 async fn stale_upload_sessions_are_purged() {
     let h = Harness::fs(dedupe()).await;
     let store = Store::open(h.driver.clone(), h.opts.clone()).await.unwrap();
+    let watch = std::sync::Arc::new(crate::blobs::OpenSessions::default());
+    store.watch_uploads(watch.clone());
     let r = repo("up");
-    let stale = store.upload_start(&r).await.unwrap();
+    let stale = store.upload_start(&r, Some("stale")).await.unwrap();
     store
-        .upload_append(&r, &stale, None, body(&bytes(1000, 80)))
+        .upload_append(&r, &stale, Chunk::new(body(&bytes(1000, 80))))
         .await
         .unwrap();
-    let fresh = store.upload_start(&r).await.unwrap();
+    let fresh = store.upload_start(&r, Some("fresh")).await.unwrap();
     store
-        .upload_append(&r, &fresh, None, body(&bytes(500, 81)))
+        .upload_append(&r, &fresh, Chunk::new(body(&bytes(500, 81))))
         .await
         .unwrap();
     store.close_uploads().await;
@@ -554,48 +556,19 @@ async fn stale_upload_sessions_are_purged() {
     let report = store.gc(&ttl).await.unwrap();
     assert_eq!(report.uploads.len(), 1, "{report:?}");
     assert_eq!(report.uploads[0].id, stale);
+    assert_eq!(watch.owners(), ["fresh"]);
     assert!(report.uploads[0].bytes >= 1000);
     assert_eq!(report.bytes_freed, report.uploads[0].bytes);
     let err = store.upload_offset(&r, &stale).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
     let err = store
-        .upload_append(&r, &stale, None, body(b"more"))
+        .upload_append(&r, &stale, Chunk::new(body(b"more")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
     assert_eq!(store.upload_offset(&r, &fresh).await.unwrap(), 500);
     assert!(!exists(&h, &paths::upload("up", &stale)));
     assert_eq!(StoreStats::get(&store.stats().gc_uploads_removed), 1);
-}
-
-#[tokio::test]
-async fn sessions_of_the_older_directory_layout_are_purged_not_resumed() {
-    let h = Harness::fs(dedupe()).await;
-    let store = Store::open(h.driver.clone(), h.opts.clone()).await.unwrap();
-    let r = repo("up");
-    store.upload_start(&r).await.unwrap();
-    // What an earlier version left: `_uploads/<id>/{data,startedat}`.
-    let old = "0123456789abcdef0123456789abcdef";
-    let dir = root(&h).join(paths::upload("up", old));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), bytes(700, 3)).unwrap();
-    std::fs::write(dir.join("startedat"), "1").unwrap();
-    let err = store.upload_offset(&r, old).await.unwrap_err();
-    assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
-    let ttl = GcOptions {
-        upload_ttl: HOUR,
-        ..opts(false)
-    };
-    let report = store.gc(&ttl).await.unwrap();
-    assert!(report.uploads.is_empty(), "not stale yet: {report:?}");
-    age_files(&dir, 2 * HOUR);
-    let report = store.gc(&ttl).await.unwrap();
-    assert_eq!(report.uploads.len(), 1, "{report:?}");
-    assert_eq!(
-        (report.uploads[0].id.as_str(), report.uploads[0].bytes),
-        (old, 701)
-    );
-    assert!(!dir.exists());
 }
 
 /// Pushers reuse shared blobs and put manifests while a deleter untags and GC runs in a loop

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use ocireg_store::{Driver, FsDriver};
+use ocireg_store::{Chunk, Driver, FsDriver, Publication};
 
 fn groups(items: &[&[(&str, &str)]]) -> Vec<Vec<(String, Bytes)>> {
     items
@@ -187,9 +187,9 @@ async fn a_pushed_blobs_link_lost_in_a_crash_comes_back_from_the_journal() {
     let r = repo("app");
     let data = bytes(300_000, 9);
     let d = sha256(&data);
-    let id = store.upload_start(&r).await.unwrap();
+    let id = store.upload_start(&r, None).await.unwrap();
     store
-        .upload_complete(&r, &id, &d, Some(body(&data)))
+        .upload_complete(&r, &id, &d, Some(Chunk::new(body(&data))))
         .await
         .unwrap();
     drop(store);
@@ -229,14 +229,14 @@ async fn publish(
     });
     let link = ("r/link".to_owned(), Bytes::from(digest.to_string()));
     driver
-        .publish(
-            "u/1/data",
-            "b/blob",
-            &digest,
-            data.len() as u64,
+        .publish(Publication {
+            from: "u/1/data",
+            to: "b/blob",
+            digest: &digest,
+            size: data.len() as u64,
             ready,
-            vec![link],
-        )
+            links: vec![link],
+        })
         .await
 }
 

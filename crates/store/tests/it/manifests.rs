@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use ocireg_oci::{Digest, ErrorCode};
-use ocireg_store::{StoreError, StoreOptions};
+use ocireg_store::{Chunk, StoreError, StoreOptions};
 use serde_json::json;
 
 use crate::common::*;
@@ -388,7 +388,7 @@ async fn sha512_manifests() {
         let r = repo("app");
         let config = bytes(100, 20);
         let cd = sha512(&config);
-        store.blob_put(&r, &cd, body(&config)).await.unwrap();
+        store.blob_put(&r, &cd, body(&config), None).await.unwrap();
         let m = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -446,7 +446,7 @@ async fn index_rebuilt_after_reopen_equals_before() {
                 .manifest_delete(&repo("a/b"), &tag("v2"))
                 .await
                 .unwrap();
-            let _pending = store.upload_start(&repo("uploading")).await.unwrap();
+            let _pending = store.upload_start(&repo("uploading"), None).await.unwrap();
             let before = store.snapshot();
             let catalog = store.catalog(None, None).await.unwrap();
             drop(store);
@@ -632,10 +632,10 @@ fn store_futures_are_send() {
         send(store.blob_read(&r, &d, None));
         send(store.blob_delete(&r, &d));
         send(store.blob_mount(&r, &d, None));
-        send(store.blob_put(&r, &d, body(b"x")));
-        send(store.upload_start(&r));
+        send(store.blob_put(&r, &d, body(b"x"), None));
+        send(store.upload_start(&r, None));
         send(store.upload_offset(&r, "s"));
-        send(store.upload_append(&r, "s", None, body(b"x")));
+        send(store.upload_append(&r, "s", Chunk::new(body(b"x"))));
         send(store.upload_complete(&r, "s", &d, None));
         send(store.upload_cancel(&r, "s"));
         send(store.manifest_put(&r, &t, None, Bytes::new()));

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream;
-use ocireg_store::ByteStream;
+use ocireg_store::{ByteStream, Chunk};
 use serde_json::json;
 
 use crate::common::*;
@@ -29,7 +29,7 @@ async fn perf_blob_push() {
         let d = sha256(&data);
         let t = Instant::now();
         store
-            .blob_put(&repo("perf"), &d, frames(&data, 64 << 10))
+            .blob_put(&repo("perf"), &d, frames(&data, 64 << 10), None)
             .await
             .unwrap();
         mono = mono.max(512.0 * 1.048576 / t.elapsed().as_secs_f64());
@@ -38,12 +38,12 @@ async fn perf_blob_push() {
         let d = sha256(&data);
         let r = repo("perf2");
         let t = Instant::now();
-        let id = store.upload_start(&r).await.unwrap();
+        let id = store.upload_start(&r, None).await.unwrap();
         let chunk = 8 << 20;
         for at in (0..data.len()).step_by(chunk) {
             let part = data.slice(at..at + chunk);
             store
-                .upload_append(&r, &id, Some(at as u64), frames(&part, 64 << 10))
+                .upload_append(&r, &id, Chunk::new(frames(&part, 64 << 10)).at(at as u64))
                 .await
                 .unwrap();
         }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use ocireg_oci::{Digest, ErrorCode};
 use ocireg_store::{
-    ByteStream, NamespaceLimit, QuotaOptions, Store, StoreError, StoreOptions, Usage,
+    ByteStream, Chunk, NamespaceLimit, QuotaOptions, Store, StoreError, StoreOptions, Usage,
 };
 use serde_json::json;
 
@@ -68,7 +68,7 @@ fn denied(err: StoreError) -> String {
 async fn put_sized(store: &Store, name: &str, data: &[u8]) -> Result<Digest, StoreError> {
     let d = sha256(data);
     store
-        .blob_put_sized(&repo(name), &d, body(data), Some(data.len() as u64))
+        .blob_put(&repo(name), &d, body(data), Some(data.len() as u64))
         .await
         .map(|_| d)
 }
@@ -152,7 +152,7 @@ async fn registry_storage_limit_at_under_and_over() {
         let data = bytes(1, 3);
         let (b, polled) = watched(&data);
         let err = store
-            .blob_put_sized(&repo("a/x"), &sha256(&data), b, Some(1))
+            .blob_put(&repo("a/x"), &sha256(&data), b, Some(1))
             .await
             .unwrap_err();
         let msg = denied(err);
@@ -305,18 +305,18 @@ async fn open_sessions_count_and_chunks_are_refused_before_writing() {
     for mut h in Harness::both(opts(true, Some(q))).await {
         let store = h.open().await;
         let r = repo("a/x");
-        let s1 = store.upload_start(&r).await.unwrap();
-        let s2 = store.upload_start(&r).await.unwrap();
+        let s1 = store.upload_start(&r, None).await.unwrap();
+        let s2 = store.upload_start(&r, None).await.unwrap();
         let first = bytes(60, 1);
         store
-            .upload_append_sized(&r, &s1, Some(0), body(&first), Some(60))
+            .upload_append(&r, &s1, Chunk::new(body(&first)).at(0).sized(60))
             .await
             .unwrap();
         // 60 bytes held by the open session: 50 more do not fit, in any session.
         let chunk = bytes(50, 2);
         let (b, polled) = watched(&chunk);
         let err = store
-            .upload_append_sized(&r, &s2, Some(0), b, Some(50))
+            .upload_append(&r, &s2, Chunk::new(b).at(0).sized(50))
             .await
             .unwrap_err();
         assert!(denied(err).contains("registry storage limit 100 B (in use 60 B"));
@@ -324,28 +324,33 @@ async fn open_sessions_count_and_chunks_are_refused_before_writing() {
         assert_eq!(store.upload_offset(&r, &s2).await.unwrap(), 0);
         // 40 do.
         store
-            .upload_append_sized(&r, &s2, Some(0), body(&bytes(40, 3)), Some(40))
+            .upload_append(&r, &s2, Chunk::new(body(&bytes(40, 3))).at(0).sized(40))
             .await
             .unwrap();
         // Cancelling a session frees its bytes.
         store.upload_cancel(&r, &s1).await.unwrap();
         let rest = bytes(60, 4);
         store
-            .upload_append_sized(&r, &s2, Some(40), body(&rest), Some(60))
+            .upload_append(&r, &s2, Chunk::new(body(&rest)).at(40).sized(60))
             .await
             .unwrap();
         let mut all = bytes(40, 3);
         all.extend_from_slice(&rest);
         store
-            .upload_complete_sized(&r, &s2, &sha256(&all), None, None)
+            .upload_complete(&r, &s2, &sha256(&all), None)
             .await
             .unwrap();
         assert_eq!(store.usage().total_bytes, 100);
         // The last chunk of a completing PUT is checked too.
-        let s3 = store.upload_start(&r).await.unwrap();
+        let s3 = store.upload_start(&r, None).await.unwrap();
         let one = bytes(1, 5);
         let err = store
-            .upload_complete_sized(&r, &s3, &sha256(&one), Some(body(&one)), Some(1))
+            .upload_complete(
+                &r,
+                &s3,
+                &sha256(&one),
+                Some(Chunk::new(body(&one)).sized(1)),
+            )
             .await
             .unwrap_err();
         denied(err);
@@ -367,19 +372,19 @@ async fn streams_without_length_are_stopped_and_discarded() {
         // Single request, no length: stopped, nothing left behind.
         let big = bytes(8000, 2);
         let err = store
-            .blob_put_sized(&r, &sha256(&big), body(&big), None)
+            .blob_put(&r, &sha256(&big), body(&big), None)
             .await
             .unwrap_err();
         denied(err);
         assert_eq!(h.keys("blobs").await.len(), 1);
         // A session chunk without length: the session is discarded with its bytes.
-        let s = store.upload_start(&r).await.unwrap();
+        let s = store.upload_start(&r, None).await.unwrap();
         store
-            .upload_append_sized(&r, &s, None, body(&bytes(1000, 3)), None)
+            .upload_append(&r, &s, Chunk::new(body(&bytes(1000, 3))))
             .await
             .unwrap();
         let err = store
-            .upload_append_sized(&r, &s, None, body(&big), None)
+            .upload_append(&r, &s, Chunk::new(body(&big)))
             .await
             .unwrap_err();
         denied(err);
@@ -410,10 +415,10 @@ async fn no_quota_means_no_limit_and_message_units() {
     let mut h = Harness::memory(opts(true, Some(q))).await;
     let store = h.open().await;
     let r = repo("provisioning-extensions/aws");
-    let s = store.upload_start(&r).await.unwrap();
+    let s = store.upload_start(&r, None).await.unwrap();
     let (b, _) = watched(b"x");
     let err = store
-        .upload_append_sized(&r, &s, None, b, Some(51 << 30))
+        .upload_append(&r, &s, Chunk::new(b).sized(51 << 30))
         .await
         .unwrap_err();
     assert_eq!(

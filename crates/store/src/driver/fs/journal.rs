@@ -47,12 +47,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use ocireg_oci::{Digest, DigestHasher};
 use sha2::{Digest as _, Sha256};
 
 use super::durable::{fsync_dir, parent_of, Inner};
 use super::{blocking, JOURNAL_NAME};
+use crate::driver::Publication;
 use crate::error::{Result, StoreError};
 
 /// A checkpoint runs once this many records (or [`CHECKPOINT_BYTES`] of records, or
@@ -205,17 +205,20 @@ impl Journal {
 
     /// Publishes `from` as `to` with `links` (see `Driver::publish` and the module docs): the
     /// record's append overlaps `ready`; the rename and the links follow, unsynced.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn publish(
         self: &Arc<Self>,
         inner: &Arc<Inner>,
-        from: String,
-        to: String,
-        digest: &Digest,
-        size: u64,
-        ready: BoxFuture<'_, Result<()>>,
-        links: Vec<Entry>,
+        p: Publication<'_>,
     ) -> Result<()> {
+        let Publication {
+            from,
+            to,
+            digest,
+            size,
+            ready,
+            links,
+        } = p;
+        let (from, to) = (from.to_owned(), to.to_owned());
         let mut ops = vec![Op::Move {
             from: from.clone(),
             to: to.clone(),
