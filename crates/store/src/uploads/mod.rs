@@ -24,10 +24,10 @@
 //! is refused (`UploadRange`, 416), and with a quota the chunk's bytes are reserved (see
 //! `quota/push.rs`) before the first is written.
 //!
-//! Between requests a live session keeps its writer open (up to `MAX_KEPT_WRITERS` (`session.rs`) sessions
-//! at once; beyond that each request closes its writer) and its hashing in flight: a chunk is
-//! acknowledged once its last bytes are handed to the writer and the hasher, and the next
-//! request on the session (or completion) waits for them, so no request drains or reopens
+//! Between requests a live session keeps its writer open (up to `MAX_KEPT_WRITERS` sessions at
+//! once, `session.rs`; beyond that each request closes its writer) and its hashing in flight: a
+//! chunk is acknowledged once its last bytes are handed to the writer and the hasher, and the
+//! next request on the session (or completion) waits for them, so no request drains or reopens
 //! what the previous one wrote. A write that fails after its chunk was acknowledged fails the
 //! session's next request and the session is reloaded from storage, like after a crash: the
 //! status reports the offset that made it.
