@@ -29,8 +29,9 @@ use crate::AppState;
 pub struct Limits {
     /// Largest request head (request line + headers) in bytes: a larger head is answered 431
     /// and the connection closed. At least 8192 (smaller values are raised to it). hyper's read
-    /// buffer is sized separately ([`READ_BUFFER_BYTES`] or this, the larger): a 64 KiB buffer
-    /// cost ~15-20% of large-push throughput, so the limit is checked on the parsed head.
+    /// buffer is sized separately ([`READ_BUFFER_BYTES`] or this, the larger), because a
+    /// read buffer as small as a head limit slows large pushes: the limit is checked on the
+    /// parsed head instead.
     pub max_header_bytes: usize,
     /// Longest repository name accepted (at most 255, the grammar's own cap).
     pub max_name_length: usize,

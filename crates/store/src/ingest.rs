@@ -4,8 +4,8 @@
 //! of exactly [`WRITE_BATCH`] bytes (vectored, no concatenation copy); each full batch is
 //! hashed on a blocking thread while the writer writes the same batch (the filesystem writer
 //! keeps writes in flight on other blocking threads) and the next batch arrives. Hashing inline
-//! with receiving held large pushes at ~640 MB/s on the 2-core reference machine with a third
-//! of the CPU idle: SHA-256 (~1.8 GB/s) and the socket copy took turns.
+//! with receiving would make SHA-256 and the socket copy take turns on one core and leave the
+//! other idle (BENCHMARKS.md has the measurements).
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -29,10 +29,9 @@ const HASH_QUEUE: usize = 2;
 /// The hashing stage. [`Hashing::settle`] before using the hash.
 ///
 /// Batches of a request go to one blocking thread that hashes them in order as they come
-/// (a channel, not a task per batch): with a task per batch each one started only after the
-/// request task had seen the previous one finish and spawned the next, and on the 2-core
-/// reference VM those hand-offs left SHA-256 (~0.55 ms per MiB alone) taking ~1.1 ms per MiB
-/// of a 512 MiB push with a third of the CPU idle.
+/// (a channel, not a task per batch): with a task per batch each one starts only after the
+/// request task has seen the previous one finish and spawned the next, so hashing waits on
+/// those hand-offs instead of taking batches as they arrive.
 ///
 /// An upload session keeps it between requests, so a chunk is acknowledged without waiting
 /// for its last batches to be hashed (the next request, or completion, waits): at the end of

@@ -85,11 +85,10 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 /// setting (always `false` off glibc).
 ///
 /// Why: a push streams request body buffers through the heap (allocated by the HTTP stack,
-/// freed once written); with glibc's defaults the freed memory went back to the kernel and
-/// every new buffer page was faulted in and zeroed again (`clear_page_erms`, `exc_page_fault`
-/// ~6% of the server's CPU). Bounding the arenas bounds what the retention can cost: with a
-/// 64 MiB threshold and glibc's default arena count the server's peak RSS over a full bench
-/// run rose from ~106 to ~150 MiB; see BENCHMARKS.md for the settings' measurements.
+/// freed once written); with glibc's defaults the freed memory goes back to the kernel and
+/// every new buffer page is faulted in and zeroed again. A higher trim threshold keeps those
+/// pages; bounding the arenas bounds what that retention can cost in resident memory
+/// (BENCHMARKS.md has the settings' measurements).
 pub fn tune_allocator(trim_threshold: usize, mmap_threshold: usize, arena_max: usize) -> bool {
     imp_alloc::tune(trim_threshold, mmap_threshold, arena_max)
 }
