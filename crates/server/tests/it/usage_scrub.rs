@@ -1,25 +1,20 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `GET /v2/_ocireg/usage`, `POST /v2/_ocireg/scrub` and quota refusals on the in-process app:
 //! rights with auth on, the JSON answers, `403 DENIED` for chunks over a quota (using the
 //! request's Content-Length), and scrubbed objects answered as unknown.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
+use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{
     paths, Driver, MemoryDriver, NamespaceLimit, QuotaOptions, ScrubReport, Store, StoreOptions,
 };
 use serde_json::Value;
-use tower::ServiceExt;
 
 use common::{admin_and_bob, basic, sha};
 
@@ -65,26 +60,12 @@ async fn call(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (StatusCode, Vec<u8>) {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "reg.test:5000");
+    let mut c = router::call(method, path).body(body.to_vec());
     for (k, v) in headers {
-        b = b.header(*k, *v);
+        c = c.header(k, v);
     }
-    let mut req = b.body(Body::from(body.to_vec())).unwrap();
-    req.extensions_mut()
-        .insert("127.0.0.1:40000".parse::<SocketAddr>().unwrap());
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, body)
+    let r = c.send(app).await;
+    (r.status, r.body.to_vec())
 }
 
 fn code(body: &[u8]) -> String {
@@ -163,14 +144,13 @@ async fn usage_needs_credentials_and_scrub_an_admin() {
 async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     let (app, _, _) = server(None).await;
     // Start a session; its Location names it.
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v2/team/app/blobs/uploads/")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = router::call("POST", "/v2/team/app/blobs/uploads/")
+        .host(None)
+        .peer(None)
+        .send(&app)
+        .await;
+    assert_eq!(resp.status, StatusCode::ACCEPTED);
+    let location = resp.headers["location"].to_str().unwrap().to_owned();
 
     let chunk = vec![7u8; 600];
     let (status, _) = call(

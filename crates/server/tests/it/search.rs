@@ -1,24 +1,19 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `GET /v2/_ocireg/search` on the in-process app: filters (name, tag, annotation,
 //! artifactType), stable pagination with `Link`, metadata loaded lazily after a reopen, the
 //! off switch, and read-access filtering with auth.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
+use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use common::{basic, sha};
 
@@ -41,28 +36,17 @@ async fn call(
     body: Vec<u8>,
     ctype: Option<&str>,
 ) -> Resp {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "reg.test");
-    if let Some(a) = authz {
-        b = b.header("authorization", a);
-    }
-    if let Some(c) = ctype {
-        b = b.header("content-type", c);
-    }
-    let mut req = b.body(Body::from(body)).unwrap();
-    req.extensions_mut()
-        .insert("127.0.0.1:40000".parse::<SocketAddr>().unwrap());
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let r = router::call(method, path)
+        .host(Some("reg.test"))
+        .header_opt("authorization", authz)
+        .header_opt("content-type", ctype)
+        .body(body)
+        .send(app)
+        .await;
     Resp {
-        status,
-        headers,
-        json,
+        status: r.status,
+        json: r.json(),
+        headers: r.headers,
     }
 }
 

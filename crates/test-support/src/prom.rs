@@ -2,8 +2,6 @@
 //! line is an error, and so are the structural mistakes a scraper would reject or misread
 //! (samples before their `# TYPE`, a family split in two, duplicate series, histogram buckets
 //! out of order or not cumulative, a missing `+Inf` bucket or one that differs from `_count`).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One sample.
@@ -180,119 +178,131 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
     if !text.is_empty() && !text.ends_with('\n') {
         return Err("exposition does not end with a newline".into());
     }
-    let mut exp = Exposition::default();
-    let mut declared: HashMap<String, String> = HashMap::new();
-    let mut finished: BTreeSet<String> = BTreeSet::new();
-    let mut current: Option<String> = None;
-    let mut series: BTreeSet<String> = BTreeSet::new();
+    let mut p = Parser::default();
     for (no, line) in text.lines().enumerate() {
-        let err = |m: String| format!("line {}: {m}: {line:?}", no + 1);
         if line.trim().is_empty() {
             continue;
         }
-        if let Some(comment) = line.strip_prefix('#') {
-            let comment = comment.strip_prefix(' ').unwrap_or(comment);
-            let mut parts = comment.splitn(3, ' ');
-            let keyword = parts.next().unwrap_or("");
-            if keyword != "HELP" && keyword != "TYPE" {
-                continue; // a plain comment
-            }
-            let name = parts.next().ok_or_else(|| err("no metric name".into()))?;
-            if !is_name(name, true) {
-                return Err(err(format!("bad metric name {name:?}")));
-            }
-            let rest = parts.next().unwrap_or("");
-            if current.as_deref() != Some(name) {
-                if let Some(prev) = current.take() {
-                    finished.insert(prev);
-                }
-                if finished.contains(name) {
-                    return Err(err(format!("family {name} appears twice")));
-                }
-                current = Some(name.to_owned());
-            }
-            let fam = exp.families.entry(name.to_owned()).or_default();
-            if keyword == "HELP" {
-                if fam.help.is_some() {
-                    return Err(err("second HELP".into()));
-                }
-                fam.help = Some(unescape_help(rest).map_err(err)?);
-            } else {
-                if !fam.kind.is_empty() || !fam.samples.is_empty() {
-                    return Err(err("TYPE after samples or twice".into()));
-                }
-                if !matches!(
-                    rest,
-                    "counter" | "gauge" | "histogram" | "summary" | "untyped"
-                ) {
-                    return Err(err(format!("unknown type {rest:?}")));
-                }
-                fam.kind = rest.to_owned();
-                declared.insert(name.to_owned(), rest.to_owned());
-            }
-            continue;
+        let err = |m: String| format!("line {}: {m}: {line:?}", no + 1);
+        match line.strip_prefix('#') {
+            Some(comment) => p.comment(comment).map_err(err)?,
+            None => p.sample(line).map_err(err)?,
         }
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| err("no value".into()))?;
+    }
+    for (name, fam) in &p.exp.families {
+        if fam.kind == "histogram" {
+            check_histogram(name, fam)?;
+        }
+    }
+    Ok(p.exp)
+}
+
+/// The state of a parse: what is declared, which family is open, which are closed.
+#[derive(Default)]
+struct Parser {
+    exp: Exposition,
+    declared: HashMap<String, String>,
+    finished: BTreeSet<String>,
+    current: Option<String>,
+    series: BTreeSet<String>,
+}
+
+impl Parser {
+    /// Makes `family` the open one; a family may not come back once another began.
+    fn enter(&mut self, family: &str, what: &str) -> Result<(), String> {
+        if self.current.as_deref() == Some(family) {
+            return Ok(());
+        }
+        if let Some(prev) = self.current.take() {
+            self.finished.insert(prev);
+        }
+        if self.finished.contains(family) {
+            return Err(format!("family {family} {what}"));
+        }
+        self.current = Some(family.to_owned());
+        Ok(())
+    }
+
+    /// A `#` line: `HELP` and `TYPE` are checked, any other comment is skipped.
+    fn comment(&mut self, comment: &str) -> Result<(), String> {
+        let comment = comment.strip_prefix(' ').unwrap_or(comment);
+        let mut parts = comment.splitn(3, ' ');
+        let keyword = parts.next().unwrap_or("");
+        if keyword != "HELP" && keyword != "TYPE" {
+            return Ok(());
+        }
+        let name = parts.next().ok_or("no metric name")?;
+        if !is_name(name, true) {
+            return Err(format!("bad metric name {name:?}"));
+        }
+        let rest = parts.next().unwrap_or("");
+        self.enter(name, "appears twice")?;
+        let fam = self.exp.families.entry(name.to_owned()).or_default();
+        if keyword == "HELP" {
+            if fam.help.is_some() {
+                return Err("second HELP".into());
+            }
+            fam.help = Some(unescape_help(rest)?);
+            return Ok(());
+        }
+        if !fam.kind.is_empty() || !fam.samples.is_empty() {
+            return Err("TYPE after samples or twice".into());
+        }
+        if !matches!(
+            rest,
+            "counter" | "gauge" | "histogram" | "summary" | "untyped"
+        ) {
+            return Err(format!("unknown type {rest:?}"));
+        }
+        fam.kind = rest.to_owned();
+        self.declared.insert(name.to_owned(), rest.to_owned());
+        Ok(())
+    }
+
+    /// A sample line `name{labels} value [timestamp]`.
+    fn sample(&mut self, line: &str) -> Result<(), String> {
+        let name_end = line.find(['{', ' ']).ok_or("no value")?;
         let name = &line[..name_end];
         if !is_name(name, true) {
-            return Err(err(format!("bad metric name {name:?}")));
+            return Err(format!("bad metric name {name:?}"));
         }
         let (labels, rest) = if line[name_end..].starts_with('{') {
-            parse_labels(&line[name_end..]).map_err(err)?
+            parse_labels(&line[name_end..])?
         } else {
             (BTreeMap::new(), &line[name_end..])
         };
-        let rest = rest
-            .strip_prefix(' ')
-            .ok_or_else(|| err("no space before the value".into()))?;
+        let rest = rest.strip_prefix(' ').ok_or("no space before the value")?;
         let mut fields = rest.split(' ').filter(|f| !f.is_empty());
-        let value =
-            parse_float(fields.next().ok_or_else(|| err("no value".into()))?).map_err(err)?;
+        let value = parse_float(fields.next().ok_or("no value")?)?;
         if let Some(ts) = fields.next() {
             ts.parse::<i64>()
-                .map_err(|_| err(format!("bad timestamp {ts:?}")))?;
+                .map_err(|_| format!("bad timestamp {ts:?}"))?;
         }
         if fields.next().is_some() {
-            return Err(err("trailing fields".into()));
+            return Err("trailing fields".into());
         }
-        let family = family_of(name, &declared).to_owned();
-        if current.as_deref() != Some(family.as_str()) {
-            if let Some(prev) = current.take() {
-                finished.insert(prev);
-            }
-            if finished.contains(&family) {
-                return Err(err(format!("family {family} split")));
-            }
-            current = Some(family.clone());
+        let family = family_of(name, &self.declared).to_owned();
+        self.enter(&family, "split")?;
+        if !self.series.insert(format!("{name}{labels:?}")) {
+            return Err("duplicate series".into());
         }
-        let key = format!("{name}{labels:?}");
-        if !series.insert(key) {
-            return Err(err("duplicate series".into()));
-        }
-        let fam = exp.families.entry(family.clone()).or_default();
+        let fam = self.exp.families.entry(family).or_default();
         if fam.kind.is_empty() {
             fam.kind = "untyped".into();
         }
         if fam.kind == "counter" && (value.is_nan() || value < 0.0) {
-            return Err(err("negative or NaN counter".into()));
+            return Err("negative or NaN counter".into());
         }
         if fam.kind == "histogram" && name.ends_with("_bucket") && !labels.contains_key("le") {
-            return Err(err("bucket without le".into()));
+            return Err("bucket without le".into());
         }
         fam.samples.push(Sample {
             name: name.to_owned(),
             labels,
             value,
         });
+        Ok(())
     }
-    for (name, fam) in &exp.families {
-        if fam.kind == "histogram" {
-            check_histogram(name, fam)?;
-        }
-    }
-    Ok(exp)
 }
 
 fn check_histogram(name: &str, fam: &Family) -> Result<(), String> {
@@ -343,28 +353,33 @@ fn check_histogram(name: &str, fam: &Family) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn the_parser_rejects_malformed_expositions() {
-    let good = "# HELP a_total Things.\n# TYPE a_total counter\na_total{x=\"q\\\"\\\\\\n\"} 3\n\
-                # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\n";
-    let e = parse(good).unwrap();
-    assert_eq!(e.value("a_total", &[("x", "q\"\\\n")]), Some(3.0));
-    for bad in [
-        "a 1",                      // no final newline
-        "a{x=\"1\"\n",              // no value
-        "a{x=1} 1\n",               // unquoted
-        "a{x=\"\\t\"} 1\n",         // bad escape
-        "a 1\na 2\n",               // duplicate series
-        "a 1\nb 1\na{x=\"1\"} 1\n", // split family
-        "a 1\n# TYPE a counter\n",  // TYPE after samples
-        "# TYPE a counter\na -1\n", // negative counter
-        "a one\n",                  // not a number
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 1\n",
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 0\nh_count 1\n",
-        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\nh_count 3\n",
-        "# TYPE a gauge\n# TYPE a gauge\n",
-        "1a 1\n",
-    ] {
-        assert!(parse(bad).is_err(), "accepted: {bad:?}");
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn the_parser_rejects_malformed_expositions() {
+        let good = "# HELP a_total Things.\n# TYPE a_total counter\na_total{x=\"q\\\"\\\\\\n\"} 3\n\
+                    # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\n";
+        let e = parse(good).unwrap();
+        assert_eq!(e.value("a_total", &[("x", "q\"\\\n")]), Some(3.0));
+        for bad in [
+            "a 1",                      // no final newline
+            "a{x=\"1\"\n",              // no value
+            "a{x=1} 1\n",               // unquoted
+            "a{x=\"\\t\"} 1\n",         // bad escape
+            "a 1\na 2\n",               // duplicate series
+            "a 1\nb 1\na{x=\"1\"} 1\n", // split family
+            "a 1\n# TYPE a counter\n",  // TYPE after samples
+            "# TYPE a counter\na -1\n", // negative counter
+            "a one\n",                  // not a number
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 1\n",
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 0\nh_count 1\n",
+            "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\nh_count 3\n",
+            "# TYPE a gauge\n# TYPE a gauge\n",
+            "1a 1\n",
+        ] {
+            assert!(parse(bad).is_err(), "accepted: {bad:?}");
+        }
     }
 }

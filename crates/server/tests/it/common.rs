@@ -1,6 +1,4 @@
-//! Helpers shared by the server's in-process tests. Included with
-//! `#[path = "support/common.rs"] mod common;`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Helpers shared by the server's in-process tests.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +6,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use ocireg_auth::{Acl, Auth, AuthOptions, Htpasswd, Secret, SingleUser};
-use sha2::Digest as _;
+
+pub use ocireg_test_support::sha256_str as sha;
 
 /// `Basic <base64(user:pass)>`.
 pub fn basic(user: &str, pass: &str) -> String {
@@ -16,11 +15,6 @@ pub fn basic(user: &str, pass: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
-}
-
-/// The `sha256:<hex>` digest of `data`.
-pub fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
 /// Basic auth with the seed's single user `admin`/`adminpw` (an admin) and the htpasswd user

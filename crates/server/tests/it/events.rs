@@ -1,22 +1,17 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Manifest events on the in-process app: one event per successful push/delete with the right
 //! fields, none for failed requests, and a failing sink does not fail the request.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
+use ocireg_test_support::router;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
 use futures_util::future::BoxFuture;
-use http::Request;
-use http_body_util::BodyExt;
 use ocireg_auth::*;
 use ocireg_server::{app, EventSink, ManifestAction, ManifestEvent, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
-use tower::ServiceExt;
 
 use common::{basic, sha};
 
@@ -71,21 +66,15 @@ async fn server(with_auth: bool) -> (axum::Router, Arc<Recorder>) {
 }
 
 async fn call(app: &axum::Router, method: &str, path: &str, ct: Option<&str>, body: &[u8]) -> u16 {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", basic("admin", "adminpw"));
-    if let Some(ct) = ct {
-        req = req.header("content-type", ct);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_vec())).unwrap())
+    router::call(method, path)
+        .host(None)
+        .peer(None)
+        .header("authorization", &basic("admin", "adminpw"))
+        .header_opt("content-type", ct)
+        .body(body.to_vec())
+        .send(app)
         .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await.unwrap();
-    status
+        .code()
 }
 
 /// Pushes blobs and returns the manifest bytes referencing them.

@@ -1,13 +1,11 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Metrics of the in-process app: known operations, then the exposition (checked by a strict
 //! text-format parser) must show exactly those counts and byte totals; the `/metrics` listener
 //! over a real socket.
 
-#[path = "support/prom.rs"]
-mod prom;
+use ocireg_test_support::prom;
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
+use ocireg_test_support::router;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,18 +40,13 @@ async fn call(
     ctype: Option<&str>,
     body: Body,
 ) -> (StatusCode, http::HeaderMap, Bytes) {
-    let mut b = Request::builder().method(method).uri(path);
-    if let Some(c) = ctype {
-        b = b.header("content-type", c);
-    }
-    let mut req = b.body(body).unwrap();
-    req.extensions_mut()
-        .insert("127.0.0.1:40000".parse::<SocketAddr>().unwrap());
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, body)
+    let r = router::call(method, path)
+        .host(None)
+        .header_opt("content-type", ctype)
+        .body(body)
+        .send(app)
+        .await;
+    (r.status, r.headers, r.body)
 }
 
 fn manifest(config: &[u8], layer: &[u8], n: usize) -> Vec<u8> {

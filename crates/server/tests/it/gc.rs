@@ -1,20 +1,15 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `POST /v2/_ocireg/gc` on the in-process app: admin-only with auth, flags, the JSON report.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
+use ocireg_test_support::router;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{GcOptions, GcReport, MemoryDriver, Store, StoreOptions};
-use tower::ServiceExt;
 
 use common::{admin_and_bob, basic, sha};
 
@@ -40,27 +35,12 @@ async fn call(
     authz: Option<&str>,
     body: &[u8],
 ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "reg.test:5000");
-    if let Some(a) = authz {
-        b = b.header("authorization", a);
-    }
-    let mut req = b.body(Body::from(body.to_vec())).unwrap();
-    req.extensions_mut()
-        .insert("127.0.0.1:40000".parse::<SocketAddr>().unwrap());
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, headers, body)
+    let r = router::call(method, path)
+        .header_opt("authorization", authz)
+        .body(body.to_vec())
+        .send(app)
+        .await;
+    (r.status, r.headers, r.body.to_vec())
 }
 
 #[tokio::test]

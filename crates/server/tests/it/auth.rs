@@ -1,23 +1,18 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The auth gate of the in-process app: challenges, 401/403/429, the token endpoint, catalog
 //! filtering. The app is driven with `tower::ServiceExt::oneshot`.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
+use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use base64::Engine;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
-use tower::ServiceExt;
 
 use common::{basic, sha};
 
@@ -86,24 +81,16 @@ async fn call(
     body: &[u8],
     peer: &str,
 ) -> Resp {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "reg.test:5000");
-    if let Some(a) = authz {
-        b = b.header("authorization", a);
-    }
-    let mut req = b.body(Body::from(body.to_vec())).unwrap();
-    req.extensions_mut()
-        .insert(peer.parse::<SocketAddr>().unwrap());
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let r = router::call(method, path)
+        .header_opt("authorization", authz)
+        .peer(Some(peer))
+        .body(body.to_vec())
+        .send(app)
+        .await;
     Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        status: r.status,
+        body: r.text(),
+        headers: r.headers,
     }
 }
 
