@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::bin::ocireg_bin;
@@ -119,7 +119,7 @@ pub struct Serve {
     pub addr: SocketAddr,
     /// Storage root when given on the command line.
     pub root: Option<PathBuf>,
-    lines: mpsc::Receiver<String>,
+    lines: Mutex<mpsc::Receiver<String>>,
     log: PathBuf,
     work: tempfile::TempDir,
 }
@@ -161,7 +161,7 @@ impl Serve {
             base: String::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             root,
-            lines,
+            lines: Mutex::new(lines),
             log,
             work,
         };
@@ -218,7 +218,8 @@ impl Serve {
 
     /// The next stdout line after the listening line, if one comes within `wait`.
     pub fn next_line(&self, wait: Duration) -> Option<String> {
-        self.lines.recv_timeout(wait).ok()
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.recv_timeout(wait).ok()
     }
 
     /// Everything written to stderr so far.
