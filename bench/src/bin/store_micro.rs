@@ -107,7 +107,9 @@ async fn blob_push(b: &Bench, a: &Args) -> Result<()> {
         let data = bytes(len, round);
         let d = Digest::compute(Algorithm::Sha256, &data);
         let t = Instant::now();
-        store.blob_put(&repo("perf")?, &d, frames(&data, 64 << 10)).await?;
+        store
+            .blob_put(&repo("perf")?, &d, frames(&data, 64 << 10))
+            .await?;
         mono = mono.max(mbps(a.size_mib, t.elapsed().as_secs_f64()));
 
         let data = bytes(len, round + 100);
@@ -167,20 +169,29 @@ async fn manifests(b: &Bench, a: &Args) -> Result<()> {
     let store = b.open().await?;
     let config = bytes(500, 1);
     let cd = Digest::compute(Algorithm::Sha256, &config);
-    store.blob_put(&repo("perf")?, &cd, frames(&config, 1 << 16)).await?;
+    store
+        .blob_put(&repo("perf")?, &cd, frames(&config, 1 << 16))
+        .await?;
     let t = Instant::now();
     for i in 0..200 {
         let m = manifest(&config, "one", i);
-        store.manifest_put(&repo("perf")?, &tag(&format!("one{i}"))?, None, m).await?;
+        store
+            .manifest_put(&repo("perf")?, &tag(&format!("one{i}"))?, None, m)
+            .await?;
     }
-    println!("manifest PUT x1: {:.0} ops/s", 200.0 / t.elapsed().as_secs_f64());
+    println!(
+        "manifest PUT x1: {:.0} ops/s",
+        200.0 / t.elapsed().as_secs_f64()
+    );
     let (ops, clients) = (a.manifests, 64usize);
     let secs = concurrently(&store, clients, |store, c| {
         let config = config.clone();
         async move {
             for i in (c..ops).step_by(clients) {
                 let m = manifest(&config, "n", i);
-                store.manifest_put(&repo("perf")?, &tag(&format!("t{i}"))?, None, m).await?;
+                store
+                    .manifest_put(&repo("perf")?, &tag(&format!("t{i}"))?, None, m)
+                    .await?;
             }
             Ok(())
         }
@@ -189,7 +200,9 @@ async fn manifests(b: &Bench, a: &Args) -> Result<()> {
     println!("manifest PUT x64: {:.0} ops/s", ops as f64 / secs);
     let secs = concurrently(&store, clients, |store, c| async move {
         for i in (c..ops * 5).step_by(clients) {
-            store.manifest_get(&repo("perf")?, &tag(&format!("t{}", i % ops))?).await?;
+            store
+                .manifest_get(&repo("perf")?, &tag(&format!("t{}", i % ops))?)
+                .await?;
         }
         Ok(())
     })
@@ -204,7 +217,11 @@ async fn manifests(b: &Bench, a: &Args) -> Result<()> {
     println!("reopen with {ops} tags: {:?}", t.elapsed());
     let t = Instant::now();
     let n = store.tags(&repo("perf")?, None, None).await?.len();
-    anyhow::ensure!(n == ops + 200, "{n} tags after reopen, expected {}", ops + 200);
+    anyhow::ensure!(
+        n == ops + 200,
+        "{n} tags after reopen, expected {}",
+        ops + 200
+    );
     println!("tags after reopen: {:?}", t.elapsed());
     Ok(())
 }
@@ -219,7 +236,8 @@ async fn breakdown(b: &Bench, a: &Args) -> Result<()> {
     let t = Instant::now();
     let mut w = driver.writer("x/data", false).await?;
     for at in (0..data.len()).step_by(1 << 20) {
-        w.write(vec![data.slice(at..data.len().min(at + (1 << 20)))]).await?;
+        w.write(vec![data.slice(at..data.len().min(at + (1 << 20)))])
+            .await?;
     }
     let t1 = t.elapsed();
     w.commit().await?;

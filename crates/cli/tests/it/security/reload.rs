@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::limits::{assert_too_many, serve_with_limits};
+use super::limits::{assert_too_many, serve_with_limits};
 use crate::support::*;
 
 /// The multi-user config (token expiry 300 s, the default) with `writer` allowed to push.
@@ -67,7 +67,7 @@ fn sighup_reloads_users_and_access_rules() {
         &config("bob"),
         &[("admin.pw", "adminpw\n"), ("htpasswd", &users)],
     );
-    let pid = s.child.id();
+    let pid = s.pid();
     let before = token(&s, "alice", "alicepw");
     assert_eq!(
         push_blob(&s.base, "team/x", b"1", Some(("carol", "carolpw"))).status(),
@@ -106,7 +106,7 @@ fn sighup_reloads_users_and_access_rules() {
     );
     // Same process, the connection opened before the reload still works, and a token issued
     // before it is still valid (the in-memory signing key is kept).
-    assert_eq!(s.child.id(), pid);
+    assert_eq!(s.pid(), pid);
     assert!(keep_alive_get(&mut held).starts_with("HTTP/1.1 401"));
     let r = client()
         .get(format!("{}/v2/", s.base))

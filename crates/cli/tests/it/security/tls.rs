@@ -5,141 +5,40 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use ocireg_test_support::tls::{ca_sign, make_ca};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 
 use crate::support::*;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA, a server certificate for 127.0.0.1 named `cn`, and a client certificate.
+/// A test CA and a client certificate it signs (made once per directory), and a fresh server
+/// certificate for 127.0.0.1 named `cn`, moved into place by rename so that a reloading server
+/// never reads a half-written file.
 fn pki(dir: &Path, cn: &str) {
-    if !dir.join("ca.pem").exists() {
-        openssl(
+    if !dir.join("ca.crt").exists() {
+        make_ca(dir);
+        ca_sign(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ocireg test CA",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "client.key",
-                "-out",
-                "client.csr",
-                "-subj",
-                "/CN=client",
-            ],
-        );
-        fs::write(
-            dir.join("client.ext"),
+            "client",
+            "/CN=client",
             "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "client.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "client.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "client.ext",
-            ],
         );
     }
-    fs::write(
-        dir.join("san.ext"),
+    ca_sign(
+        dir,
+        "server.new",
+        &format!("/CN={cn}"),
         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key.new",
-            "-out",
-            "server.csr",
-            "-subj",
-            &format!("/CN={cn}"),
-        ],
     );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem.new",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-    fs::rename(dir.join("server.key.new"), dir.join("server.key")).unwrap();
-    fs::rename(dir.join("server.pem.new"), dir.join("server.pem")).unwrap();
+    fs::rename(dir.join("server.new.key"), dir.join("server.key")).unwrap();
+    fs::rename(dir.join("server.new.crt"), dir.join("server.pem")).unwrap();
 }
 
 fn served_cn(addr: &str, pki: &Path) -> String {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "openssl s_client -connect {addr} -cert {p}/client.pem -key {p}/client.key </dev/null 2>/dev/null | openssl x509 -noout -subject",
+            "openssl s_client -connect {addr} -cert {p}/client.crt -key {p}/client.key </dev/null 2>/dev/null | openssl x509 -noout -subject",
             p = pki.display()
         ))
         .output()
@@ -162,7 +61,7 @@ registry:
   tls_enabled: true
   tls_cert_path: {p}/server.pem
   tls_key_path: {p}/server.key
-  ca_cert_path: {p}/ca.pem
+  ca_cert_path: {p}/ca.crt
   namespaces: {{}}
   local: {{data_dir: DIR, config_path: DIR/c.yml}}
 "#,
@@ -171,8 +70,8 @@ registry:
         &[],
     );
     assert!(s.base.starts_with("https://127.0.0.1:"), "{}", s.base);
-    let ca = reqwest::Certificate::from_pem(&fs::read(p.join("ca.pem")).unwrap()).unwrap();
-    let mut ident = fs::read(p.join("client.pem")).unwrap();
+    let ca = reqwest::Certificate::from_pem(&fs::read(p.join("ca.crt")).unwrap()).unwrap();
+    let mut ident = fs::read(p.join("client.crt")).unwrap();
     ident.extend(fs::read(p.join("client.key")).unwrap());
     let with_cert = Client::builder()
         .add_root_certificate(ca.clone())

@@ -1,9 +1,9 @@
 //! Hostile request bodies and upload sessions: lying or huge Content-Length, truncated bodies
 //! and chunks, absurd Content-Range values, sessions used through another repository.
 
+use super::hostile::{client_error, Checker};
 use crate::common::raw;
 use crate::common::*;
-use crate::hostile::{client_error, Checker};
 
 fn put_head(loc_path: &str, digest: &str, len: &str) -> String {
     let sep = if loc_path.contains('?') { '&' } else { '?' };

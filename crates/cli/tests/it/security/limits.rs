@@ -284,7 +284,7 @@ fn max_manifest_bytes_comes_from_the_config() {
         "PUT /v2/big/m/manifests/huge HTTP/1.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}",
         body.len()
     );
-    let r = crate::raw::send(s.addr.parse().unwrap(), &head, &body, false).unwrap();
+    let r = crate::common::raw::send(s.addr.parse().unwrap(), &head, &body, false).unwrap();
     assert_eq!(r.status, 413);
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["errors"][0]["code"], "SIZE_INVALID");

@@ -1,15 +1,11 @@
 //! End-to-end tests of the client commands (`push`, `pull`, `tags`, `catalog`, `inspect`, `rm`,
 //! `copy`, `login`, `logout`) with the real binary against `ocireg serve` and Debian's
 //! docker-registry (CNCF Distribution 2.8.2) with htpasswd auth.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod client_support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use client_support::*;
+use crate::client_support::*;
 use serde_json::Value;
 
 const KINDS: [(&str, &str, &str); 5] = [

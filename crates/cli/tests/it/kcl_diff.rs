@@ -1,7 +1,6 @@
 //! Differential test of the config model against real KCL: runs `tests/kcl_diff/run.py` (the
 //! corpus under `tests/kcl_diff/cases/`, evaluated by the `kcl-lib` Python package) against the
 //! `ocireg` binary built for this test, and fails on any mismatch.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -3,73 +3,29 @@
 //! before its body is read); `ocireg scrub` finds a blob whose bytes were flipped on disk —
 //! through the running server, and in-process when no server runs — and the registry then
 //! refuses to serve it, also after a restart.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[allow(dead_code)]
-#[path = "common/raw.rs"]
-mod raw;
-
-#[path = "common/spawn.rs"]
-mod spawn;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 
+use crate::common::raw;
+use ocireg_test_support::{free_port, sha256_str as sha, Serve};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `ocireg --config FILE serve` on the configured loopback port, killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(dir: &Path, run: u32) -> Serve {
-        let log = dir.join(format!("server-{run}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
-        cmd.arg("--config")
-            .arg(dir.join("ocireg.yaml"))
-            .arg("serve")
-            .env("HOME", dir)
-            .env("OCIREG_LOG", "info");
-        let (child, base) = spawn::spawn_serve(cmd, &log);
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Serve { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ocireg --config DIR/ocireg.yaml serve` on the configured loopback port; run `run` logs to
+/// its own file.
+fn serve(dir: &Path, run: u32) -> Serve {
+    let s = Serve::builder()
+        .config(dir.join("ocireg.yaml"))
+        .home(dir)
+        .log(dir.join(format!("server-{run}.log")))
+        .env("OCIREG_LOG", "info")
+        .start();
+    assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
+    s
 }
 
 fn write_config(dir: &Path, port: u16) {
@@ -188,7 +144,7 @@ fn scrub(dir: &Path) -> (i32, Value) {
 fn assert_blob_refused(c: &Client, s: &Serve, repo: &str, digest: &str) {
     let path = format!("/v2/{repo}/blobs/{digest}");
     let r = c.get(s.url(&path)).send().unwrap();
-    assert_eq!(r.status().as_u16(), 404, "GET {path}: {}", s.log());
+    assert_eq!(r.status().as_u16(), 404, "GET {path}: {}", s.log_text());
     let (code, _) = error_code(&r.json().unwrap());
     assert_eq!(code, "BLOB_UNKNOWN");
     let r = c.head(s.url(&path)).send().unwrap();
@@ -201,7 +157,7 @@ fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
     write_config(dir.path(), free_port());
     let root = dir.path().join("root");
     let c = Client::new();
-    let s = Serve::start(dir.path(), 0);
+    let s = serve(dir.path(), 0);
 
     // Usage and limits are visible.
     let usage: Value = c
@@ -291,7 +247,7 @@ fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(s
-        .log()
+        .log_text()
         .contains("scrub: stored object does not match its digest"));
 
     // Without a server: in-process; the finding holds after a restart.
@@ -301,7 +257,7 @@ fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
     assert_eq!(status, 1, "{report}");
     assert_eq!(report["findings"][0]["expected"], second_digest.as_str());
     assert_eq!(report["findings"][0]["repositories"], json!(["other/lib"]));
-    let s = Serve::start(dir.path(), 1);
+    let s = serve(dir.path(), 1);
     assert_blob_refused(&c, &s, "other/app", &layer_digest);
     assert_blob_refused(&c, &s, "other/lib", &second_digest);
     // Pushing the content again restores it.

@@ -1,9 +1,6 @@
 //! Crash test: `kill -9` the registry during 50 concurrent pushes, restart it on the same root,
 //! and check that every acknowledged blob and manifest survived byte-exact, that nothing partial
 //! is listed or served, and that the restarted server takes new pushes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -12,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::blocking::{Body, Client};
 use serde_json::json;
 
@@ -343,91 +340,100 @@ fn crash_round(srv: &Server, c: &Client, plans: &[Plan], threshold: usize) -> Ac
 }
 
 /// Checks a restarted server against everything pushed so far; returns the failures.
-fn verify(srv: &Server, c: &Client, root: &Path, rounds: &[(Vec<Plan>, Acks)]) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut present_unacked = 0;
-    for (plans, acks) in rounds {
-        // Every acknowledged manifest and blob is back, byte-exact.
-        for &i in &acks.manifests {
-            let p = &plans[i];
-            for reference in [p.tag.clone(), sha256(&p.manifest)] {
-                let r = get(srv, c, &format!("/v2/{}/manifests/{reference}", p.repo));
-                if r.status != 200 || r.body != p.manifest {
-                    failures.push(format!(
-                        "acknowledged manifest {}:{reference}: HTTP {} ({} bytes)",
-                        p.repo,
-                        r.status,
-                        r.body.len()
-                    ));
-                }
-            }
-        }
-        for (repo, d) in &acks.blobs {
-            let r = get(srv, c, &format!("/v2/{repo}/blobs/{d}"));
-            if r.status != 200 || !digest_matches(d, &r.body) {
+/// Every acknowledged manifest (by tag and by digest) and blob is back, byte-exact.
+fn verify_acknowledged(
+    srv: &Server,
+    c: &Client,
+    plans: &[Plan],
+    acks: &Acks,
+    failures: &mut Vec<String>,
+) {
+    for &i in &acks.manifests {
+        let p = &plans[i];
+        for reference in [p.tag.clone(), sha256(&p.manifest)] {
+            let r = get(srv, c, &format!("/v2/{}/manifests/{reference}", p.repo));
+            if r.status != 200 || r.body != p.manifest {
                 failures.push(format!(
-                    "acknowledged blob {repo}@{d}: HTTP {} ({} bytes)",
+                    "acknowledged manifest {}:{reference}: HTTP {} ({} bytes)",
+                    p.repo,
                     r.status,
                     r.body.len()
                 ));
             }
         }
-        // Nothing partial is served: every planned blob is absent or exact; every
-        // unacknowledged manifest is absent or exact with all its blobs.
-        for (i, p) in plans.iter().enumerate() {
-            for b in &p.blobs {
-                let d = sha256(b);
-                let r = get(srv, c, &format!("/v2/{}/blobs/{d}", p.repo));
-                match r.status {
-                    404 => {}
-                    200 if r.body == *b => {
-                        let h = head(srv, c, &format!("/v2/{}/blobs/{d}", p.repo));
-                        if h.status != 200 || h.ho("Content-Length") != Some(b.len().to_string()) {
-                            failures.push(format!(
-                                "HEAD {}@{d}: {} Content-Length {:?}",
-                                p.repo,
-                                h.status,
-                                h.ho("Content-Length")
-                            ));
-                        }
-                    }
-                    s => failures.push(format!(
-                        "blob {}@{d} after restart: HTTP {s} with {} bytes of {}",
-                        p.repo,
-                        r.body.len(),
-                        b.len()
-                    )),
-                }
-            }
-            if acks.manifests.contains(&i) {
-                continue;
-            }
-            let r = get(srv, c, &format!("/v2/{}/manifests/{}", p.repo, p.tag));
-            match r.status {
-                404 => {}
-                200 if r.body == p.manifest => {
-                    present_unacked += 1;
-                    for b in &p.blobs {
-                        let g = get(srv, c, &format!("/v2/{}/blobs/{}", p.repo, sha256(b)));
-                        if g.status != 200 || g.body != *b {
-                            failures.push(format!(
-                                "unacknowledged but present manifest {}:{} lacks blob {}",
-                                p.repo,
-                                p.tag,
-                                sha256(b)
-                            ));
-                        }
-                    }
-                }
-                s => failures.push(format!(
-                    "unacknowledged manifest {}:{}: HTTP {s}",
-                    p.repo, p.tag
-                )),
-            }
+    }
+    for (repo, d) in &acks.blobs {
+        let r = get(srv, c, &format!("/v2/{repo}/blobs/{d}"));
+        if r.status != 200 || !digest_matches(d, &r.body) {
+            failures.push(format!(
+                "acknowledged blob {repo}@{d}: HTTP {} ({} bytes)",
+                r.status,
+                r.body.len()
+            ));
         }
     }
-    // Listings only show complete content.
-    let all: Vec<&Plan> = rounds.iter().flat_map(|(p, _)| p.iter()).collect();
+}
+
+/// Every planned blob of `p` is absent or exact (GET and HEAD).
+fn verify_planned_blobs(srv: &Server, c: &Client, p: &Plan, failures: &mut Vec<String>) {
+    for b in &p.blobs {
+        let d = sha256(b);
+        let r = get(srv, c, &format!("/v2/{}/blobs/{d}", p.repo));
+        match r.status {
+            404 => {}
+            200 if r.body == *b => {
+                let h = head(srv, c, &format!("/v2/{}/blobs/{d}", p.repo));
+                if h.status != 200 || h.ho("Content-Length") != Some(b.len().to_string()) {
+                    failures.push(format!(
+                        "HEAD {}@{d}: {} Content-Length {:?}",
+                        p.repo,
+                        h.status,
+                        h.ho("Content-Length")
+                    ));
+                }
+            }
+            s => failures.push(format!(
+                "blob {}@{d} after restart: HTTP {s} with {} bytes of {}",
+                p.repo,
+                r.body.len(),
+                b.len()
+            )),
+        }
+    }
+}
+
+/// An unacknowledged manifest is absent, or exact with all its blobs; true if present.
+fn verify_unacknowledged(srv: &Server, c: &Client, p: &Plan, failures: &mut Vec<String>) -> bool {
+    let r = get(srv, c, &format!("/v2/{}/manifests/{}", p.repo, p.tag));
+    match r.status {
+        404 => false,
+        200 if r.body == p.manifest => {
+            for b in &p.blobs {
+                let g = get(srv, c, &format!("/v2/{}/blobs/{}", p.repo, sha256(b)));
+                if g.status != 200 || g.body != *b {
+                    failures.push(format!(
+                        "unacknowledged but present manifest {}:{} lacks blob {}",
+                        p.repo,
+                        p.tag,
+                        sha256(b)
+                    ));
+                }
+            }
+            true
+        }
+        s => {
+            failures.push(format!(
+                "unacknowledged manifest {}:{}: HTTP {s}",
+                p.repo, p.tag
+            ));
+            false
+        }
+    }
+}
+
+/// Listings only show complete content: the catalog names only planned repositories, and
+/// every listed tag serves its planned manifest.
+fn verify_listings(srv: &Server, c: &Client, all: &[&Plan], failures: &mut Vec<String>) {
     let repos: BTreeSet<String> = all.iter().map(|p| p.repo.clone()).collect();
     let r = get(srv, c, "/v2/_catalog?n=1000").expect(200, "catalog after restart");
     let listed: Vec<String> = serde_json::from_value(r.json()["repositories"].clone()).unwrap();
@@ -462,6 +468,23 @@ fn verify(srv: &Server, c: &Client, root: &Path, rounds: &[(Vec<Plan>, Acks)]) -
             }
         }
     }
+}
+
+fn verify(srv: &Server, c: &Client, root: &Path, rounds: &[(Vec<Plan>, Acks)]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut present_unacked = 0;
+    for (plans, acks) in rounds {
+        verify_acknowledged(srv, c, plans, acks, &mut failures);
+        // Nothing partial is served.
+        for (i, p) in plans.iter().enumerate() {
+            verify_planned_blobs(srv, c, p, &mut failures);
+            if !acks.manifests.contains(&i) && verify_unacknowledged(srv, c, p, &mut failures) {
+                present_unacked += 1;
+            }
+        }
+    }
+    let all: Vec<&Plan> = rounds.iter().flat_map(|(p, _)| p.iter()).collect();
+    verify_listings(srv, c, &all, &mut failures);
     let mut bad_files = Vec::new();
     let scanned = scan_root(root, &mut bad_files);
     failures.extend(bad_files);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::Fixture;
+use super::Fixture;
 
 /// Where the refusal is expected to come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub(crate) struct Case {
 
 /// Every case of every `*.cases` file, in file and then corpus order.
 pub(crate) fn load() -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/hostile");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

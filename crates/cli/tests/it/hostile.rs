@@ -1,25 +1,19 @@
-//! Hostile-input corpus: every case under `tests/hostile/*.cases` is sent byte for byte over a
+//! Hostile-input corpus: every case under `tests/it/hostile/*.cases` is sent byte for byte over a
 //! raw TcpStream to the real `ocireg serve`, once with auth off and once with auth on (htpasswd
 //! users + token service). Each case must get a 4xx answer — never a 5xx, a dropped connection or
 //! a timeout — carrying the spec's error envelope when it reached the registry, or a 4xx and a
 //! clean close when hyper refused it at the HTTP level; after every case the server must still
-//! answer `GET /v2/`. The corpus format is described in `tests/hostile/README.md`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! answer `GET /v2/`. The corpus format is described in `tests/it/hostile/README.md`.
 
-#[path = "security/support.rs"]
-mod support;
-
-#[path = "hostile/corpus.rs"]
 mod corpus;
-#[path = "hostile/wire.rs"]
 mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine as _;
 use corpus::{Case, Kind};
-use support::*;
 
 const NO_AUTH: &str = r#"
 registry:

@@ -2,29 +2,20 @@
 //! lines, a client, digests and small request helpers.
 #![allow(dead_code)]
 
-#[path = "../common/spawn.rs"]
-mod spawn;
-
 use std::fs;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use reqwest::blocking::Client;
-use sha2::Digest as _;
 
-/// `ocireg serve --config FILE` on a free loopback port, killed on drop.
+use ocireg_test_support::distribution::htpasswd_line as htpasswd_entry;
+pub(crate) use ocireg_test_support::sha256_str as sha;
+
+/// `ocireg --config FILE serve --listen 127.0.0.1:0` on a fresh root, killed on drop.
 pub(crate) struct Serve {
-    pub(crate) child: Child,
+    pub(crate) proc: ocireg_test_support::Serve,
     pub(crate) base: String,
     pub(crate) addr: String,
     pub(crate) dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serve {
@@ -37,23 +28,27 @@ impl Serve {
         }
         let cfg = dir.path().join("ocireg.yaml");
         fs::write(&cfg, config.replace("DIR", &d)).unwrap();
-        let log = dir.path().join("server.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
-        cmd.arg("--config")
-            .arg(&cfg)
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(dir.path().join("root"))
-            .env("HOME", dir.path())
-            .env("OCIREG_LOG", "info,ocireg_server=debug");
-        let (child, base) = spawn::spawn_serve(cmd, &log);
-        let addr = base.split("://").nth(1).unwrap().to_owned();
-        assert!(addr.starts_with("127.0.0.1:"));
+        let proc = ocireg_test_support::Serve::builder()
+            .config(&cfg)
+            .listen("127.0.0.1:0")
+            .root(dir.path().join("root"))
+            .home(dir.path())
+            .log(dir.path().join("server.log"))
+            .env("OCIREG_LOG", "info,ocireg_server=debug")
+            .start();
+        let base = proc.base.clone();
+        let addr = proc.host();
         Serve {
-            child,
+            proc,
             base,
             addr,
             dir,
         }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     pub(crate) fn log(&self) -> String {
@@ -77,12 +72,7 @@ impl Serve {
     /// Sends SIGHUP and waits until the log shows `needle` once more than before.
     pub(crate) fn sighup_and_wait(&self, needle: &str) {
         let before = self.log_count(needle);
-        let st = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        self.proc.signal("HUP");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while self.log_count(needle) <= before {
             assert!(
@@ -95,13 +85,9 @@ impl Serve {
     }
 }
 
+/// An htpasswd line for `user` (with its newline).
 pub(crate) fn htpasswd_line(user: &str, pass: &str) -> String {
-    let out = Command::new("htpasswd")
-        .args(["-nbB", "-C", "4", user, pass])
-        .output()
-        .expect("htpasswd (apache2-utils) is installed by scripts/install-test-deps.sh");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned() + "\n"
+    htpasswd_entry(user, pass) + "\n"
 }
 
 pub(crate) fn client() -> Client {
@@ -109,10 +95,6 @@ pub(crate) fn client() -> Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
-}
-
-pub(crate) fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
 pub(crate) fn push_blob(

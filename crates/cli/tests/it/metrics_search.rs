@@ -3,28 +3,19 @@
 //! byte totals; search by name, tag, annotation and artifactType with pagination and auth (a
 //! user who may not read a repository never sees it), over HTTP and with `ocireg search`; the
 //! `zot_features` switches (absent: search on, metrics off).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../../server/tests/support/prom.rs"]
-mod prom;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::Read;
+use std::process::Command;
 use std::time::Duration;
 
+use ocireg_test_support::{prom, sha256_str as sha};
 use reqwest::blocking::{Body, Client};
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const EXT: &str = "application/vnd.provisioning.extension.v1";
 const KCL: &str = "application/vnd.provisioning.kcl-package.v1";
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
 
 fn client() -> Client {
     Client::builder()
@@ -35,17 +26,9 @@ fn client() -> Client {
 
 /// `ocireg --config FILE serve --listen 127.0.0.1:0`, killed on drop; keeps its stdout lines.
 struct Serve {
-    child: Child,
+    proc: ocireg_test_support::Serve,
     base: String,
-    lines: mpsc::Receiver<String>,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Serve {
@@ -58,55 +41,26 @@ impl Serve {
         }
         let cfg = dir.path().join("ocireg.yaml");
         fs::write(&cfg, config.replace("DIR", &d)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocireg"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("HOME", dir.path())
+        let proc = ocireg_test_support::Serve::builder()
+            .config(&cfg)
+            .listen("127.0.0.1:0")
+            .home(dir.path())
+            .log(dir.path().join("server.log"))
             .env("OCIREG_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut s = Serve {
-            child,
-            base: String::new(),
-            lines,
-            dir,
-        };
-        let line = s.line(Duration::from_secs(30)).unwrap_or_else(|| {
-            panic!("no listening line; log:\n{}", s.log());
-        });
-        s.base = line
-            .strip_prefix("listening on ")
-            .unwrap()
-            .trim()
-            .to_owned();
-        assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
-        s
-    }
-
-    /// The next stdout line, if one comes within `wait`.
-    fn line(&self, wait: Duration) -> Option<String> {
-        self.lines.recv_timeout(wait).ok()
+            .start();
+        let base = proc.base.clone();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Serve { proc, base, dir }
     }
 
     /// The metrics URL from the second stdout line.
     fn metrics_url(&self) -> String {
-        let line = self.line(Duration::from_secs(10)).unwrap_or_else(|| {
-            panic!("no metrics line; log:\n{}", self.log());
-        });
+        let line = self
+            .proc
+            .next_line(Duration::from_secs(10))
+            .unwrap_or_else(|| {
+                panic!("no metrics line; log:\n{}", self.log());
+            });
         let url = line.strip_prefix("metrics on ").unwrap().trim().to_owned();
         assert!(
             url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
@@ -124,7 +78,7 @@ impl Serve {
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.proc.log_text()
     }
 }
 
@@ -377,7 +331,11 @@ fn metrics_count_what_was_done() {
 #[test]
 fn without_zot_features_search_is_on_and_metrics_off() {
     let s = Serve::start(&config("", ""), &[]);
-    assert_eq!(s.line(Duration::from_millis(1500)), None, "no metrics line");
+    assert_eq!(
+        s.proc.next_line(Duration::from_millis(1500)),
+        None,
+        "no metrics line"
+    );
     let c = client();
     let r = c.get(s.url("/v2/_ocireg/search?q=x")).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -390,7 +348,11 @@ fn without_zot_features_search_is_on_and_metrics_off() {
         ),
         &[],
     );
-    assert_eq!(s.line(Duration::from_millis(1500)), None, "no metrics line");
+    assert_eq!(
+        s.proc.next_line(Duration::from_millis(1500)),
+        None,
+        "no metrics line"
+    );
     let r = c.get(s.url("/v2/_ocireg/search?q=x")).send().unwrap();
     assert_eq!(r.status().as_u16(), 404);
     let v: Value = r.json().unwrap();

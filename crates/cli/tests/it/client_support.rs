@@ -1,18 +1,16 @@
 //! Harness for the client CLI tests: the two registries (ocireg serve, Debian's docker-registry
 //! with htpasswd auth) on loopback ports, killed on drop; an isolated environment (HOME,
 //! credentials, config) for running `ocireg` client commands; directory trees to compare.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
+use ocireg_test_support::{Distribution, Serve};
 use rand::RngCore;
 use serde_json::Value;
 
@@ -25,10 +23,14 @@ pub const PASSWORD: &str = "s3cret-pass";
 
 /// A registry process, killed and reaped on drop.
 pub struct Registry {
-    child: Option<Child>,
+    proc: Proc,
     /// Port on 127.0.0.1.
     pub port: u16,
-    _dir: tempfile::TempDir,
+}
+
+enum Proc {
+    Ocireg(Serve),
+    Distribution(Distribution),
 }
 
 impl Registry {
@@ -39,127 +41,28 @@ impl Registry {
 
     /// Starts `ocireg serve` on a free port with a fresh root.
     pub fn ocireg() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        fs::create_dir_all(&home).unwrap();
-        let mut child = Command::new(OCIREG)
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(dir.path().join("root"))
-            .env("HOME", &home)
-            .env_remove("OCIREG_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .expect("spawn ocireg serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("ocireg serve printed no listening line")
-            });
-        let port: u16 = line
-            .strip_prefix("listening on http://127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-            .trim()
-            .parse()
-            .unwrap();
-        let r = Registry {
-            child: Some(child),
-            port,
-            _dir: dir,
-        };
-        r.wait_ready();
-        r
+        let s = Serve::start();
+        Registry {
+            port: s.port(),
+            proc: Proc::Ocireg(s),
+        }
     }
 
     /// Starts Debian's docker-registry (Distribution 2.8) with htpasswd auth for [`USER`].
     pub fn distribution() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("htpasswd")
-            .args(["-Bbn", USER, PASSWORD])
-            .output()
-            .expect("htpasswd (run scripts/install-test-deps.sh)");
-        assert!(out.status.success());
-        let htpasswd = dir.path().join("htpasswd");
-        fs::write(&htpasswd, &out.stdout).unwrap();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let cfg = dir.path().join("config.yml");
-            fs::write(
-                &cfg,
-                format!(
-                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     auth:\n  htpasswd:\n    realm: test\n    path: {}\n\
-                     http:\n  addr: 127.0.0.1:{port}\n",
-                    dir.path().join("root").display(),
-                    htpasswd.display()
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new("/usr/bin/docker-registry")
-                .arg("serve")
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(fs::File::create(dir.path().join("server.log")).unwrap())
-                .spawn()
-                .expect("spawn /usr/bin/docker-registry");
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break; // lost the port race: try another port
-                }
-                let addr = format!("127.0.0.1:{port}").parse().unwrap();
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Registry {
-                        child: Some(child),
-                        port,
-                        _dir: dir,
-                    };
-                }
-                assert!(Instant::now() < deadline, "docker-registry did not start");
-                std::thread::sleep(Duration::from_millis(25));
-            }
-        }
-        panic!("docker-registry failed to start 5 times");
-    }
-
-    fn wait_ready(&self) {
-        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "registry not ready");
-            std::thread::sleep(Duration::from_millis(25));
+        let d = Distribution::builder().user(USER, PASSWORD).start();
+        Registry {
+            port: d.port(),
+            proc: Proc::Distribution(d),
         }
     }
 
     /// Kills the process now.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        match &mut self.proc {
+            Proc::Ocireg(s) => s.kill(),
+            Proc::Distribution(d) => d.kill(),
         }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -2,63 +2,36 @@
 //! down, a `kill -9` and restart of the server, then the receiver comes up → every event arrives
 //! with the right fields and a valid signature, exactly once after dedup by id; a SIGTERM stops
 //! the server (and its notifier) cleanly.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "common/spawn.rs"]
-mod spawn;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ocireg_test_support::{free_port, sha256_str as sha, Serve};
 use reqwest::blocking::Client;
 use sha2::Digest as _;
 
 const SECRET: &str = "hook-secret";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// `ocireg --config FILE serve` on a free loopback port, killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Serve {
-    fn start(dir: &Path) -> Serve {
-        static RUNS: AtomicUsize = AtomicUsize::new(0);
-        let log = dir.join(format!(
-            "server-{}.log",
-            RUNS.fetch_add(1, Ordering::SeqCst)
-        ));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
-        cmd.arg("--config")
-            .arg(dir.join("ocireg.yaml"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(dir.join("root"))
-            .env("HOME", dir)
-            .env("OCIREG_LOG", "info,ocireg_webhook=debug");
-        let (child, base) = spawn::spawn_serve(cmd, &log);
-        assert!(base.starts_with("http://127.0.0.1:"));
-        Serve { child, base, log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ocireg --config DIR/ocireg.yaml serve` on a free loopback port; each run logs to its own file.
+fn serve(dir: &Path) -> Serve {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::SeqCst);
+    Serve::builder()
+        .config(dir.join("ocireg.yaml"))
+        .listen("127.0.0.1:0")
+        .root(dir.join("root"))
+        .home(dir)
+        .log(dir.join(format!("server-{run}.log")))
+        .env("OCIREG_LOG", "info,ocireg_webhook=debug")
+        .start()
 }
 
 /// One request the receiver got.
@@ -152,18 +125,6 @@ impl Drop for Receiver {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
 fn hmac_hex(key: &[u8], body: &[u8]) -> String {
@@ -285,7 +246,7 @@ fn events_survive_a_crash_and_arrive_once_after_dedup() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_config(dir.path(), port);
-    let mut s = Serve::start(dir.path());
+    let mut s = serve(dir.path());
     // (action, repository, tag, digest, size), in request order; the receiver is down.
     let mut want: Vec<(&str, &str, Option<&str>, String, usize)> = Vec::new();
     let (a, a_len) = push_manifest(&s.base, "team/app", Some("v1"), 1);
@@ -300,16 +261,15 @@ fn events_survive_a_crash_and_arrive_once_after_dedup() {
     want.push(("delete", "team/app", None, b, b_len));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        s.log().contains("webhook delivery failed"),
+        s.log_text().contains("webhook delivery failed"),
         "deliveries fail while the receiver is down; log:\n{}",
-        s.log()
+        s.log_text()
     );
     // Crash: acknowledged requests must have durable events.
-    let _ = s.child.kill();
-    let _ = s.child.wait();
+    s.kill();
     drop(s);
     let rx = Receiver::start(port);
-    let mut s = Serve::start(dir.path());
+    let mut s = serve(dir.path());
     wait_until(Duration::from_secs(30), "5 events", || {
         rx.events().len() >= 5
     });
@@ -357,27 +317,20 @@ fn events_survive_a_crash_and_arrive_once_after_dedup() {
             format!("sha256={}", hmac_hex(SECRET.as_bytes(), &h.body))
         );
     }
-    assert!(!s.log().contains(SECRET), "the secret is never logged");
+    assert!(!s.log_text().contains(SECRET), "the secret is never logged");
     // SIGTERM: the server and its notifier stop cleanly.
-    let st = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}; log:\n{}", s.log());
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit after SIGTERM; log:\n{}",
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(s.log().contains("webhook notifier stopped"), "{}", s.log());
+    let status = s.terminate(Duration::from_secs(20));
+    let status = status.unwrap_or_else(|| panic!("no exit after SIGTERM; log:\n{}", s.log_text()));
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        s.log_text()
+    );
+    assert!(
+        s.log_text().contains("webhook notifier stopped"),
+        "{}",
+        s.log_text()
+    );
 }
 
 #[test]
@@ -390,7 +343,7 @@ fn invalid_endpoint_is_a_clear_startup_error() {
         "[\"http://127.0.0.1:1/ok\", \"not a url\"]",
     );
     fs::write(&cfg, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ocireg"))
+    let out = Command::new(ocireg_test_support::ocireg_bin())
         .arg("--config")
         .arg(&cfg)
         .args(["serve", "--listen", "127.0.0.1:0", "--root"])

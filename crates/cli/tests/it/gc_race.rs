@@ -9,44 +9,27 @@
 //!   passed, the storage holds exactly the blobs the tagged artifacts use.
 //! - `ocireg gc`: through the running server (dry run, then real), and in-process when no
 //!   server runs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "common/spawn.rs"]
-mod spawn;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ocireg_test_support::{free_port, sha256_str as sha256, Serve};
 use rand::{Rng, RngCore};
 use reqwest::blocking::Client;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const GRACE_SECS: u64 = 2;
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
 
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut v);
     v
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn client() -> Client {
@@ -86,51 +69,16 @@ fn write_config_as(
     cfg
 }
 
-/// `ocireg serve` with a config file, killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(cfg: &Path, work: &Path) -> Serve {
-        let log = work.join("server.log");
-        let home = work.join("home");
-        fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocireg"));
-        cmd.arg("--config")
-            .arg(cfg)
-            .arg("serve")
-            .env("HOME", &home)
-            .env("OCIREG_LOG", "info")
-            .env("NO_COLOR", "1");
-        let (child, base) = spawn::spawn_serve(cmd, &log);
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Serve { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = self.log_text();
-            eprintln!(
-                "---- server log (tail) ----\n{}",
-                &log[log.len().saturating_sub(6000)..]
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ocireg --config CFG serve` with its home and log in `work`.
+fn serve(cfg: &Path, work: &Path) -> Serve {
+    let s = Serve::builder()
+        .config(cfg)
+        .home(work.join("home"))
+        .log(work.join("server.log"))
+        .env("OCIREG_LOG", "info")
+        .start();
+    assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
+    s
 }
 
 fn push_blob(srv: &Serve, c: &Client, repo: &str, data: &[u8]) -> Result<String, String> {
@@ -271,7 +219,7 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("storage");
     let cfg = write_config(work.path(), &root, free_port(), 1);
-    let srv = Arc::new(Serve::start(&cfg, work.path()));
+    let srv = Arc::new(serve(&cfg, work.path()));
     let shared: Vec<Vec<u8>> = (0..24).map(|_| random_bytes(30_000)).collect();
     let tagged: Arc<Mutex<Vec<Artifact>>> = Arc::default();
     let removed: Arc<Mutex<Vec<Artifact>>> = Arc::default();
@@ -455,7 +403,7 @@ fn gc_command_asks_the_running_server_else_runs_in_process() {
     let (work, home, root) = workspace();
     // A long interval: only the command collects.
     let cfg = write_config(work.path(), &root, free_port(), 86_400);
-    let srv = Serve::start(&cfg, work.path());
+    let srv = serve(&cfg, work.path());
     let c = client();
     let orphan = random_bytes(5000);
     let d = push_blob(&srv, &c, "cmd/app", &orphan).unwrap();
@@ -508,7 +456,7 @@ fn gc_command_sends_the_configured_admin_credentials() {
         secret.display()
     );
     let cfg = write_config_as(work.path(), "admin.yaml", &root, port, 86_400, &auth);
-    let srv = Serve::start(&cfg, work.path());
+    let srv = serve(&cfg, work.path());
     // The endpoint itself refuses anonymous callers.
     let r = client().post(srv.url("/v2/_ocireg/gc")).send().unwrap();
     assert_eq!(r.status().as_u16(), 401);
@@ -532,8 +480,8 @@ fn gc_command_sends_the_configured_admin_credentials() {
 fn a_second_process_on_a_served_root_is_refused() {
     let (work, home, root) = workspace();
     let cfg = write_config(work.path(), &root, free_port(), 86_400);
-    let srv = Serve::start(&cfg, work.path());
-    let pid = srv.child.id();
+    let srv = serve(&cfg, work.path());
+    let pid = srv.pid();
     // Another server on the same root (another port) is refused at start, naming the holder.
     let second = write_config_as(work.path(), "second.yaml", &root, free_port(), 86_400, "");
     let out = Command::new(env!("CARGO_BIN_EXE_ocireg"))

@@ -1,9 +1,6 @@
 //! End-to-end tests with real third-party clients: Debian's `skopeo` and PyPI's `oras` SDK.
 //!
 //! Both are installed by scripts/install-test-deps.sh; a missing client fails the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Runs a command; panics with its output unless it succeeds; returns stdout.

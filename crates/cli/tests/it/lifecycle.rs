@@ -2,26 +2,16 @@
 //! `status` reports the crash → `up` (stale pid file) → `down`, with Debian's CNCF Distribution
 //! binary and with the built-in engine fallback; a taken port; Harbor as local; `config render`.
 //! Every registry a test starts is stopped by a guard (`ocireg down`, then SIGKILL by pid).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use ocireg_test_support::distribution::DOCKER_REGISTRY;
+use ocireg_test_support::{free_port, sha256_str as digest};
 use reqwest::blocking::Client;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A temporary home with a config file; runs `ocireg` against it.
 struct Env {
@@ -122,10 +112,6 @@ fn show(out: &Output) -> String {
         text(&out.stdout),
         text(&out.stderr)
     )
-}
-
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn client() -> Client {
