@@ -102,8 +102,15 @@ fn round_trip_every_kind_against_distribution_with_htpasswd() {
     // Without credentials the registry refuses.
     let src = env.path("anon");
     make_tree(&src, "anon");
-    let err = env.fails(&["push", "extension", src.to_str().unwrap(), "anon:1"]);
-    assert!(err.contains("401") || err.contains("auth"), "{err}");
+    let out = env.run(&["push", "extension", src.to_str().unwrap(), "anon:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = format!(
+        "error: checking {}/provisioning-extensions/anon:1: authentication failed: \
+         the registry requires credentials (Basic) and none are configured",
+        reg.host()
+    );
+    assert_eq!(err.trim_end(), want);
     // Credentials from the config: username + password_path.
     let pw = env.path("password");
     fs::write(&pw, format!("{PASSWORD}\n")).unwrap();

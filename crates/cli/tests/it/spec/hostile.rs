@@ -77,6 +77,28 @@ pub(crate) fn client_error(
     Ok(())
 }
 
+/// `ocireg`'s answers, or on the reference registry `reference` too: Distribution 2.8.2 answers
+/// some hostile input without an error body (a fresh upload session for a malformed mount, a
+/// plain-text 404 for a tag its router does not match), so those carry no codes to check.
+fn reference_or(
+    ocireg: &'static [(u16, &'static [&'static str])],
+    reference: &'static [(u16, &'static [&'static str])],
+) -> &'static [(u16, &'static [&'static str])] {
+    match target() {
+        Target::Ocireg => ocireg,
+        Target::Distribution => reference,
+    }
+}
+
+const MOUNT_REFUSED: &[(u16, &[&str])] = &[(400, &["DIGEST_INVALID", "UNSUPPORTED"])];
+const MOUNT_IGNORED: &[(u16, &[&str])] = &[(202, &[]), (400, &["DIGEST_INVALID", "UNSUPPORTED"])];
+const TAG_REFUSED: &[(u16, &[&str])] =
+    &[(400, &["TAG_INVALID", "MANIFEST_INVALID", "DIGEST_INVALID"])];
+const TAG_UNROUTED: &[(u16, &[&str])] = &[
+    (400, &["TAG_INVALID", "MANIFEST_INVALID", "DIGEST_INVALID"]),
+    (404, &[]),
+];
+
 const NAME_CODES: &[&str] = &[
     "NAME_INVALID",
     "NAME_UNKNOWN",
@@ -316,7 +338,7 @@ fn malformed_digests_and_references() {
         );
         ck.check(
             &format!("mount {b}"),
-            client_error(&r, &[(202, &[]), (400, &["DIGEST_INVALID", "UNSUPPORTED"])]),
+            client_error(&r, reference_or(MOUNT_REFUSED, MOUNT_IGNORED)),
         );
     }
     // Invalid tags on PUT.
@@ -328,13 +350,7 @@ fn malformed_digests_and_references() {
         let r = raw::send(srv.addr, &head, &img.manifest, false);
         ck.check(
             &format!("manifest-ref PUT tag {}", &tag[..tag.len().min(20)]),
-            client_error(
-                &r,
-                &[
-                    (400, &["TAG_INVALID", "MANIFEST_INVALID", "DIGEST_INVALID"]),
-                    (404, &[]),
-                ],
-            ),
+            client_error(&r, reference_or(TAG_REFUSED, TAG_UNROUTED)),
         );
     }
     srv.assert_alive();
