@@ -9,6 +9,7 @@ use std::io::Read;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::client;
 use ocireg_test_support::{prom, sha256_str as sha};
 use reqwest::blocking::{Body, Client};
 use serde_json::{json, Value};
@@ -16,13 +17,6 @@ use serde_json::{json, Value};
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const EXT: &str = "application/vnd.provisioning.extension.v1";
 const KCL: &str = "application/vnd.provisioning.kcl-package.v1";
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 /// `ocireg --config FILE serve --listen 127.0.0.1:0`, killed on drop; keeps its stdout lines.
 struct Serve {

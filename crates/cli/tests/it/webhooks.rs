@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::client;
 use ocireg_test_support::{free_port, sha256_str as sha, Serve};
-use reqwest::blocking::Client;
 use sha2::Digest as _;
 
 const SECRET: &str = "hook-secret";
@@ -141,23 +141,8 @@ fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(&outer))
 }
 
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
 fn push_blob(base: &str, repo: &str, data: &[u8]) {
-    let r = client()
-        .post(format!(
-            "{base}/v2/{repo}/blobs/uploads/?digest={}",
-            sha(data)
-        ))
-        .basic_auth("admin", Some("adminpw"))
-        .body(data.to_vec())
-        .send()
-        .unwrap();
+    let r = crate::support::push_blob(base, repo, data, Some(("admin", "adminpw")));
     assert_eq!(r.status().as_u16(), 201, "blob push");
 }
 
