@@ -167,28 +167,21 @@ async fn one(
     (measures, wr)
 }
 
-async fn run(args: Args) -> Result<u64> {
-    let plan = Arc::new(args.plan()?);
-    let workdir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
-    let kinds: Vec<Kind> = match args.only {
-        None => vec![Kind::Reference, Kind::Ocireg],
-        Some(Only::Reference) => vec![Kind::Reference],
-        Some(Only::Ocireg) => vec![Kind::Ocireg],
-    };
-    let command = std::env::var("OCIREG_BENCH_COMMAND")
-        .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
-    let t_start = Instant::now();
-    let machine = report::machine(&workdir);
-    let load_start = report::load_average();
+/// Starts each registry to compare, with an empty run record per registry.
+async fn start_servers(
+    args: &Args,
+    kinds: &[Kind],
+    workdir: &std::path::Path,
+) -> Result<(Vec<Server>, Vec<TargetRun>)> {
     let mut servers = Vec::new();
     let mut runs = Vec::new();
-    for &k in &kinds {
+    for &k in kinds {
         let (s, v) = match k {
             Kind::Reference => {
-                (Server::start_reference(&args.reference_bin, &workdir).await?, version(&args.reference_bin))
+                (Server::start_reference(&args.reference_bin, workdir).await?, version(&args.reference_bin))
             }
             Kind::Ocireg => (
-                Server::start_ocireg(&args.ocireg_bin, &workdir).await.map_err(|e| {
+                Server::start_ocireg(&args.ocireg_bin, workdir).await.map_err(|e| {
                     anyhow!("{e:#}\n(hint: build it with `cargo build --release -p ocireg`, or use --only reference)")
                 })?,
                 version(&args.ocireg_bin),
@@ -203,6 +196,56 @@ async fn run(args: Args) -> Result<u64> {
             workloads: Vec::new(),
         });
     }
+    Ok((servers, runs))
+}
+
+/// The server-side figures of the whole run: idle and peak memory, CPU seconds.
+fn add_server_measures(servers: &[Server], runs: &mut [TargetRun], idle: &[Option<u64>]) {
+    let mib = |k: u64| k as f64 / 1024.0;
+    for (i, s) in servers.iter().enumerate() {
+        let end = s.memory().ok();
+        let peak = runs[i]
+            .workloads
+            .iter()
+            .filter_map(|w| w.server_peak_rss_kib)
+            .chain(end.map(|m| m.hwm_kib))
+            .max();
+        let cpu = s.cpu_secs().ok();
+        runs[i].measures.push(Measure::new(
+            "server memory",
+            "idle RSS MiB (after start)",
+            false,
+            idle[i].map(mib),
+        ));
+        runs[i].measures.push(Measure::new(
+            "server memory",
+            "peak RSS MiB (whole run)",
+            false,
+            peak.map(mib),
+        ));
+        runs[i].measures.push(Measure::new(
+            "server CPU",
+            "CPU seconds (whole run)",
+            false,
+            cpu,
+        ));
+    }
+}
+
+async fn run(args: Args) -> Result<u64> {
+    let plan = Arc::new(args.plan()?);
+    let workdir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
+    let kinds: Vec<Kind> = match args.only {
+        None => vec![Kind::Reference, Kind::Ocireg],
+        Some(Only::Reference) => vec![Kind::Reference],
+        Some(Only::Ocireg) => vec![Kind::Ocireg],
+    };
+    let command = std::env::var("OCIREG_BENCH_COMMAND")
+        .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
+    let t_start = Instant::now();
+    let machine = report::machine(&workdir);
+    let load_start = report::load_average();
+    let (mut servers, mut runs) = start_servers(&args, &kinds, &workdir).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle: Vec<Option<u64>> = servers
         .iter()
@@ -234,35 +277,7 @@ async fn run(args: Args) -> Result<u64> {
     for (i, rounds) in per_round.into_iter().enumerate() {
         runs[i].measures = report::merge_rounds(rounds);
     }
-    let mib = |k: u64| k as f64 / 1024.0;
-    for (i, s) in servers.iter().enumerate() {
-        let end = s.memory().ok();
-        let peak = runs[i]
-            .workloads
-            .iter()
-            .filter_map(|w| w.server_peak_rss_kib)
-            .chain(end.map(|m| m.hwm_kib))
-            .max();
-        let cpu = s.cpu_secs().ok();
-        runs[i].measures.push(Measure::new(
-            "server memory",
-            "idle RSS MiB (after start)",
-            false,
-            idle[i].map(mib),
-        ));
-        runs[i].measures.push(Measure::new(
-            "server memory",
-            "peak RSS MiB (whole run)",
-            false,
-            peak.map(mib),
-        ));
-        runs[i].measures.push(Measure::new(
-            "server CPU",
-            "CPU seconds (whole run)",
-            false,
-            cpu,
-        ));
-    }
+    add_server_measures(&servers, &mut runs, &idle);
     let mut dirs = Vec::new();
     for s in servers {
         let label = s.kind.label();

@@ -243,6 +243,149 @@ fn machine(dir: &Path) -> String {
     )
 }
 
+/// What the built stores hold.
+struct Counts {
+    total_blobs: usize,
+    live_blobs: usize,
+    manifests: usize,
+}
+
+/// One table row: collector, first and second run, objects left.
+type Row = (&'static str, Timed, Timed, usize);
+
+/// Writes both stores, repositories spread over the available threads.
+fn build_stores(args: &Args, oci: &Path, dist: &Path) -> Result<Counts> {
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> Result<()> {
+                    for r in (t..args.repos).step_by(threads) {
+                        build_repo(args, r, oci, dist)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("builder panicked"))??;
+        }
+        Ok(())
+    })?;
+    sync();
+    let per_repo = args.blobs / args.repos;
+    let live_blobs =
+        args.repos * (per_repo * args.live_pct / 100 / args.per_manifest * args.per_manifest);
+    let c = Counts {
+        total_blobs: per_repo * args.repos,
+        live_blobs,
+        manifests: live_blobs / args.per_manifest,
+    };
+    eprintln!(
+        "built in {:.1} s: {} blobs ({} referenced), {} manifests",
+        started.elapsed().as_secs_f64(),
+        c.total_blobs,
+        c.live_blobs,
+        c.manifests
+    );
+    Ok(c)
+}
+
+/// `ocireg gc` twice, in-process: its config names a local registry that is not running.
+fn run_ocireg(ocireg: &Path, tmp: &Path, oci: &Path, c: &Counts) -> Result<Row> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let cfg = tmp.join("ocireg.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "registry:\n  deployment: local\n  type: distribution\n  endpoint: 127.0.0.1\n  port: {port}\n  namespaces: {{}}\n  local:\n    data_dir: {data}\n    config_path: {native}\n    http_config: {{listen_address: 127.0.0.1, listen_port: {port}}}\n    storage_config: {{rootdirectory: {root}, dedupe_enabled: true}}\n    ops_config: {{gc_grace_period: 0}}\n",
+            data = tmp.join("data").display(),
+            native = tmp.join("native.yml").display(),
+            root = oci.display(),
+        ),
+    )?;
+    let ocireg_cmd = || {
+        let mut cmd = Command::new(ocireg);
+        cmd.arg("--config").arg(&cfg).args(["gc", "--json"]);
+        cmd.env("HOME", tmp).env_remove("OCIREG_CONFIG");
+        cmd
+    };
+    let o1 = timed(ocireg_cmd(), &tmp.join("ocireg-gc-1.json"))?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.join("ocireg-gc-1.json"))?)?;
+    let removed = report["blobs"].as_array().map_or(0, Vec::len);
+    sync();
+    let o2 = timed(ocireg_cmd(), &tmp.join("ocireg-gc-2.json"))?;
+    let left = count_files(&oci.join("blobs"));
+    if left != c.live_blobs + c.manifests || removed != c.total_blobs - c.live_blobs {
+        bail!(
+            "ocireg gc left {left} objects and removed {removed}; expected {} left",
+            c.live_blobs + c.manifests
+        );
+    }
+    Ok(("ocireg gc", o1, o2, left))
+}
+
+/// `docker-registry garbage-collect` twice on its own store.
+fn run_distribution(binary: &Path, tmp: &Path, dist: &Path, c: &Counts) -> Result<Row> {
+    let dcfg = tmp.join("distribution.yml");
+    fs::write(
+        &dcfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
+            dist.display()
+        ),
+    )?;
+    let dist_cmd = || {
+        let mut cmd = Command::new(binary);
+        cmd.arg("garbage-collect").arg(&dcfg);
+        cmd
+    };
+    sync();
+    let d1 = timed(dist_cmd(), &tmp.join("distribution-gc-1.log"))?;
+    sync();
+    let d2 = timed(dist_cmd(), &tmp.join("distribution-gc-2.log"))?;
+    let left = count_files(&dist.join("docker/registry/v2/blobs"));
+    if left != c.live_blobs + c.manifests {
+        bail!(
+            "docker-registry garbage-collect left {left} objects; expected {}",
+            c.live_blobs + c.manifests
+        );
+    }
+    Ok(("docker-registry garbage-collect", d1, d2, left))
+}
+
+fn print_table(args: &Args, tmp: &Path, c: &Counts, rows: Vec<Row>) {
+    let unreferenced = c.total_blobs - c.live_blobs;
+    println!("Machine: {}", machine(tmp));
+    println!(
+        "Store: {} repositories, {} blobs of {} bytes ({} referenced by {} tagged manifests of {} blobs), {unreferenced} unreferenced; grace period 0\n",
+        args.repos,
+        c.total_blobs,
+        args.blob_size,
+        c.live_blobs,
+        c.manifests,
+        args.per_manifest,
+    );
+    println!("| collector | 1st run: removes {unreferenced} blobs | peak RSS | 2nd run: nothing to remove | peak RSS | data objects left |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (name, a, b, left) in rows {
+        println!(
+            "| {name} | {:.2} s | {:.1} MiB | {:.2} s | {:.1} MiB | {left} |",
+            a.secs,
+            a.maxrss_kib as f64 / 1024.0,
+            b.secs,
+            b.maxrss_kib as f64 / 1024.0
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.per_manifest < 1 || args.repos == 0 || args.live_pct > 100 {
@@ -263,126 +406,21 @@ fn main() -> Result<()> {
         args.blobs,
         tmp.path().display()
     );
-    let started = Instant::now();
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2);
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (args, oci, dist) = (&args, &oci, &dist);
-                s.spawn(move || -> Result<()> {
-                    for r in (t..args.repos).step_by(threads) {
-                        build_repo(args, r, oci, dist)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("builder panicked"))??;
-        }
-        Ok(())
-    })?;
-    sync();
-    let per_repo = args.blobs / args.repos;
-    let live_blobs =
-        args.repos * (per_repo * args.live_pct / 100 / args.per_manifest * args.per_manifest);
-    let manifests = live_blobs / args.per_manifest;
-    let total_blobs = per_repo * args.repos;
-    eprintln!(
-        "built in {:.1} s: {total_blobs} blobs ({live_blobs} referenced), {manifests} manifests",
-        started.elapsed().as_secs_f64()
-    );
-
-    // ocireg: a config whose local registry is not running, so `ocireg gc` runs in-process.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let cfg = tmp.path().join("ocireg.yaml");
-    fs::write(
-        &cfg,
-        format!(
-            "registry:\n  deployment: local\n  type: distribution\n  endpoint: 127.0.0.1\n  port: {port}\n  namespaces: {{}}\n  local:\n    data_dir: {data}\n    config_path: {native}\n    http_config: {{listen_address: 127.0.0.1, listen_port: {port}}}\n    storage_config: {{rootdirectory: {root}, dedupe_enabled: true}}\n    ops_config: {{gc_grace_period: 0}}\n",
-            data = tmp.path().join("data").display(),
-            native = tmp.path().join("native.yml").display(),
-            root = oci.display(),
-        ),
-    )?;
-    let ocireg_cmd = || {
-        let mut c = Command::new(&ocireg);
-        c.arg("--config").arg(&cfg).args(["gc", "--json"]);
-        c.env("HOME", tmp.path()).env_remove("OCIREG_CONFIG");
-        c
-    };
-    let mut rows = Vec::new();
-    let o1 = timed(ocireg_cmd(), &tmp.path().join("ocireg-gc-1.json"))?;
-    let report: serde_json::Value =
-        serde_json::from_slice(&fs::read(tmp.path().join("ocireg-gc-1.json"))?)?;
-    let removed = report["blobs"].as_array().map_or(0, Vec::len);
-    sync();
-    let o2 = timed(ocireg_cmd(), &tmp.path().join("ocireg-gc-2.json"))?;
-    let left = count_files(&oci.join("blobs"));
-    if left != live_blobs + manifests || removed != total_blobs - live_blobs {
-        bail!(
-            "ocireg gc left {left} objects and removed {removed}; expected {} left",
-            live_blobs + manifests
-        );
-    }
-    rows.push(("ocireg gc", o1, o2, left));
-
+    let counts = build_stores(&args, &oci, &dist)?;
+    let mut rows = vec![run_ocireg(&ocireg, tmp.path(), &oci, &counts)?];
     if args.distribution.exists() {
-        let dcfg = tmp.path().join("distribution.yml");
-        fs::write(
-            &dcfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
-                dist.display()
-            ),
-        )?;
-        let dist_cmd = || {
-            let mut c = Command::new(&args.distribution);
-            c.arg("garbage-collect").arg(&dcfg);
-            c
-        };
-        sync();
-        let d1 = timed(dist_cmd(), &tmp.path().join("distribution-gc-1.log"))?;
-        sync();
-        let d2 = timed(dist_cmd(), &tmp.path().join("distribution-gc-2.log"))?;
-        let left = count_files(&dist.join("docker/registry/v2/blobs"));
-        if left != live_blobs + manifests {
-            bail!(
-                "docker-registry garbage-collect left {left} objects; expected {}",
-                live_blobs + manifests
-            );
-        }
-        rows.push(("docker-registry garbage-collect", d1, d2, left));
+        rows.push(run_distribution(
+            &args.distribution,
+            tmp.path(),
+            &dist,
+            &counts,
+        )?);
     } else {
         eprintln!(
             "{} not found: reference skipped",
             args.distribution.display()
         );
     }
-
-    println!("Machine: {}", machine(tmp.path()));
-    println!(
-        "Store: {} repositories, {total_blobs} blobs of {} bytes ({live_blobs} referenced by {manifests} tagged manifests of {} blobs), {} unreferenced; grace period 0\n",
-        args.repos,
-        args.blob_size,
-        args.per_manifest,
-        total_blobs - live_blobs
-    );
-    println!("| collector | 1st run: removes {} blobs | peak RSS | 2nd run: nothing to remove | peak RSS | data objects left |", total_blobs - live_blobs);
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (name, a, b, left) in rows {
-        println!(
-            "| {name} | {:.2} s | {:.1} MiB | {:.2} s | {:.1} MiB | {left} |",
-            a.secs,
-            a.maxrss_kib as f64 / 1024.0,
-            b.secs,
-            b.maxrss_kib as f64 / 1024.0
-        );
-    }
+    print_table(&args, tmp.path(), &counts, rows);
     Ok(())
 }

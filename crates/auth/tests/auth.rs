@@ -419,7 +419,7 @@ fn es256_keys_from_pkcs8_pem() {
     })
     .unwrap();
     let t = svc.issue(Some("u"), vec![]).unwrap();
-    assert!(t.token.starts_with("eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9") || t.token.contains('.'));
+    assert_es256_signed(&t.token, &key);
     assert_eq!(svc.verify(&t.token).unwrap().sub, "u");
     assert!(TokenService::new(TokenOptions {
         key: TokenKey::Es256(Secret::new(
@@ -431,4 +431,36 @@ fn es256_keys_from_pkcs8_pem() {
         realm: None,
     })
     .is_err());
+}
+
+/// Checks, without the code under test, that `token` is a JWT whose header names ES256 and
+/// whose signature verifies with the public half of the P-256 key in `key_pem`, and that the
+/// same signature does not verify over a changed payload.
+fn assert_es256_signed(token: &str, key_pem: &std::path::Path) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT has three parts: {token}");
+    let header: serde_json::Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256", "{header}");
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(key_pem)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl pkey: {out:?}");
+    // A P-256 SubjectPublicKeyInfo ends with the 65-byte uncompressed point.
+    let point = &out.stdout[out.stdout.len() - 65..];
+    assert_eq!(point[0], 4, "uncompressed point");
+    let public =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+    let signature = b64.decode(parts[2]).unwrap();
+    assert_eq!(signature.len(), 64, "ES256 signatures are r || s");
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    assert!(
+        public.verify(signed.as_bytes(), &signature).is_ok(),
+        "the signature does not verify with the key's public half"
+    );
+    let forged = format!("{}.{}", parts[0], b64.encode(br#"{"sub":"someone-else"}"#));
+    assert!(public.verify(forged.as_bytes(), &signature).is_err());
 }

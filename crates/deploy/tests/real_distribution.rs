@@ -3,9 +3,7 @@
 //! the library's `up` / `status` / `down` and remote checks work against it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ocireg_deploy::{
@@ -13,93 +11,9 @@ use ocireg_deploy::{
     LifecycleOptions, LocalPlan, NativeKind, RemoteCheckOptions, RenderOptions, RunState, TlsCheck,
     UpOutcome,
 };
-
-const REGISTRY: &str = "/usr/bin/docker-registry";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key).
-fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ocireg-test-ca",
-    ]);
-    run(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
-
-/// Kills (and reaps) a directly started registry on drop.
-struct Killer(Child);
-
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use ocireg_test_support::distribution::DOCKER_REGISTRY as REGISTRY;
+use ocireg_test_support::tls::make_ca_signed;
+use ocireg_test_support::{free_port, Distribution, TlsFiles};
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -111,16 +25,18 @@ fn client() -> reqwest::blocking::Client {
 }
 
 /// Polls `url` until it answers (any status) or 20 s pass.
-fn wait_answer(url: &str, child: &mut Child) -> reqwest::blocking::Response {
+fn wait_answer(url: &str, registry: &mut Distribution) -> reqwest::blocking::Response {
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = c.get(url).send() {
             return r;
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("registry exited: {status}");
-        }
+        assert!(
+            registry.is_running(),
+            "registry exited: {}",
+            registry.log_text()
+        );
         assert!(Instant::now() < deadline, "no answer from {url}");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -130,6 +46,44 @@ fn registry_doc(yaml: &str) -> ocireg_config::OCIRegistryConfig {
     ocireg_config::load_str(yaml, ocireg_config::Format::Yaml)
         .unwrap()
         .registry
+}
+
+/// A local Distribution registry on a free port with TLS (a fresh CA) and basic auth for
+/// `alice` / `s3cret`, all files under `dir`.
+struct Secured {
+    tls: TlsFiles,
+    port: u16,
+    data: PathBuf,
+    pw: PathBuf,
+}
+
+impl Secured {
+    fn new(dir: &Path) -> Secured {
+        let pw = dir.join("password");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        Secured {
+            tls: make_ca_signed(dir),
+            port: free_port(),
+            data: dir.join("data"),
+            pw,
+        }
+    }
+
+    /// The registry document; `local` and `tail` are YAML lines appended inside
+    /// `registry.local` (after `data_dir`) and then inside `registry`.
+    fn doc(&self, local: &str, tail: &str) -> ocireg_config::OCIRegistryConfig {
+        registry_doc(&format!(
+            "registry:\n  deployment: local\n  type: distribution\n  endpoint: 127.0.0.1\n  \
+             port: {port}\n  tls_enabled: true\n  tls_cert_path: {cert}\n  tls_key_path: {key}\n  \
+             auth_required: true\n  username: alice\n  password_path: {pw}\n  local:\n    \
+             data_dir: {data}\n{local}{tail}",
+            port = self.port,
+            cert = self.tls.cert.display(),
+            key = self.tls.key.display(),
+            pw = self.pw.display(),
+            data = self.data.display(),
+        ))
+    }
 }
 
 #[test]
@@ -145,17 +99,8 @@ fn rendered_seed_example_is_accepted_by_docker_registry() {
     let rendered = render(&reg, NativeKind::Distribution, &opts).unwrap();
     let config = home.path().join("config.yml");
     std::fs::write(&config, &rendered.text).unwrap();
-    let mut child = Killer(
-        Command::new(REGISTRY)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let resp = wait_answer(&format!("http://127.0.0.1:{port}/v2/"), &mut child.0);
+    let mut child = Distribution::with_config(&config, port, "http");
+    let resp = wait_answer(&format!("http://127.0.0.1:{port}/v2/"), &mut child);
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(
         resp.headers()["docker-distribution-api-version"],
@@ -177,39 +122,18 @@ fn rendered_seed_example_is_accepted_by_docker_registry() {
 #[test]
 fn tls_auth_and_webhooks_config_is_accepted_by_docker_registry() {
     let dir = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = make_tls(dir.path());
-    let port = free_port();
-    let data = dir.path().join("data");
-    let pw = dir.path().join("password");
-    std::fs::write(&pw, "s3cret\n").unwrap();
-    let reg = registry_doc(&format!(
-        r#"
-registry:
-  deployment: local
-  type: distribution
-  endpoint: 127.0.0.1
-  port: {port}
-  tls_enabled: true
-  tls_cert_path: {cert}
-  tls_key_path: {key}
-  auth_required: true
-  username: alice
-  password_path: {pw}
-  local:
-    data_dir: {data}
-    config_path: {data}/config.yml
-    http_config: {{listen_address: 127.0.0.1, listen_port: {port}, read_timeout: 30}}
-    storage_config: {{gc_interval: 600, dedupe_enabled: false}}
-  namespaces: {{}}
-  features:
-    webhook_enabled: true
-    webhook_endpoints: ["http://127.0.0.1:9/hook"]
-"#,
-        cert = cert.display(),
-        key = key.display(),
-        pw = pw.display(),
-        data = data.display(),
-    ));
+    let sec = Secured::new(dir.path());
+    let (port, data) = (sec.port, sec.data.clone());
+    let reg = sec.doc(
+        &format!(
+            "    config_path: {data}/config.yml\n    \
+             http_config: {{listen_address: 127.0.0.1, listen_port: {port}, read_timeout: 30}}\n    \
+             storage_config: {{gc_interval: 600, dedupe_enabled: false}}\n",
+            data = data.display()
+        ),
+        "  namespaces: {}\n  features:\n    webhook_enabled: true\n    \
+         webhook_endpoints: [\"http://127.0.0.1:9/hook\"]\n",
+    );
     let rendered = render(&reg, NativeKind::Distribution, &RenderOptions::default()).unwrap();
     for field in ["read_timeout", "gc_interval", "dedupe_enabled"] {
         assert!(
@@ -222,19 +146,9 @@ registry:
     let config = data.join("config.yml");
     std::fs::write(&config, &rendered.text).unwrap();
     write_htpasswd(&data.join("htpasswd"), "alice", "s3cret").unwrap();
-    let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-    let mut child = Killer(
-        Command::new(REGISTRY)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Distribution::with_config(&config, port, "https");
     let url = format!("https://127.0.0.1:{port}/v2/");
-    let resp = wait_answer(&url, &mut child.0);
+    let resp = wait_answer(&url, &mut child);
     assert_eq!(resp.status().as_u16(), 401, "anonymous must be challenged");
     let challenge = resp.headers()["www-authenticate"]
         .to_str()
@@ -270,36 +184,17 @@ impl Drop for DownGuard {
 #[test]
 fn up_status_remote_check_and_down_with_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_tls(dir.path());
-    let port = free_port();
-    let data = dir.path().join("data");
-    let pw = dir.path().join("password");
-    std::fs::write(&pw, "s3cret\n").unwrap();
-    let reg = registry_doc(&format!(
-        r#"
-registry:
-  deployment: local
-  type: distribution
-  endpoint: 127.0.0.1
-  port: {port}
-  tls_enabled: true
-  tls_cert_path: {cert}
-  tls_key_path: {key}
-  auth_required: true
-  username: alice
-  password_path: {pw}
-  local:
-    data_dir: {data}
-    config_path: {data}/native/config.yml
-    binary_path: {REGISTRY}
-    http_config: {{listen_port: {port}}}
-  namespaces: {{}}
-"#,
-        cert = cert.display(),
-        key = key.display(),
-        pw = pw.display(),
-        data = data.display(),
-    ));
+    let sec = Secured::new(dir.path());
+    let (ca, data) = (sec.tls.ca.clone(), sec.data.clone());
+    let reg = sec.doc(
+        &format!(
+            "    config_path: {data}/native/config.yml\n    binary_path: {REGISTRY}\n    \
+             http_config: {{listen_port: {port}}}\n",
+            data = data.display(),
+            port = sec.port,
+        ),
+        "  namespaces: {}\n",
+    );
     let plan = LocalPlan::from_registry(&reg, &RenderOptions::default()).unwrap();
     let _guard = DownGuard(plan.clone());
     let opts = LifecycleOptions::default();

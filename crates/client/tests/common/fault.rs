@@ -192,65 +192,47 @@ const HOP: [&str; 5] = [
     "proxy-connection",
 ];
 
-async fn handle(
-    req: Request<Incoming>,
-    st: Arc<Mutex<State>>,
-    client: reqwest::Client,
-    upstream: String,
-) -> Result<Response<ProxyBody>, BoxError> {
-    let method = req.method().as_str().to_owned();
-    let uri = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+/// Finds the first rule that fires for this request (counting it) and records the request.
+fn match_and_record(
+    st: &Mutex<State>,
+    req: &Request<Incoming>,
+    method: &str,
+    uri: &str,
+) -> Option<Fault> {
     let header = |n: &str| {
         req.headers()
             .get(n)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let fault = {
-        let mut s = st.lock().unwrap();
-        let mut fired = None;
-        for r in s.rules.iter_mut() {
-            let m = r.method.is_none_or(|m| m == method) && uri.contains(&r.path);
-            if m {
-                r.seen += 1;
-                if r.seen > r.skip && r.seen <= r.skip + r.times {
-                    fired = Some(r.fault.clone());
-                    break;
-                }
+    let mut s = st.lock().unwrap();
+    let mut fired = None;
+    for r in s.rules.iter_mut() {
+        let m = r.method.is_none_or(|m| m == method) && uri.contains(&r.path);
+        if m {
+            r.seen += 1;
+            if r.seen > r.skip && r.seen <= r.skip + r.times {
+                fired = Some(r.fault.clone());
+                break;
             }
         }
-        s.seen.push(Seen {
-            at: Instant::now(),
-            method: method.clone(),
-            uri: uri.clone(),
-            range: header("range"),
-            content_range: header("content-range"),
-            fault: fired.clone(),
-        });
-        fired
-    };
-    if let Some(Fault::Status(code, ra)) = &fault {
-        // Read and discard the body so the connection stays usable.
-        let _ = req.into_body().collect().await;
-        return Ok(full(*code, ra.clone()));
     }
-    let mut fwd = client.request(req.method().clone(), format!("{upstream}{uri}"));
-    for (k, v) in req.headers() {
-        if !HOP.contains(&k.as_str()) {
-            fwd = fwd.header(k, v);
-        }
-    }
-    let limit = match &fault {
-        Some(Fault::DropRequestAfter(n)) => Some(*n),
-        _ => None,
-    };
-    let counter = st.clone();
+    s.seen.push(Seen {
+        at: Instant::now(),
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+        range: header("range"),
+        content_range: header("content-range"),
+        fault: fired.clone(),
+    });
+    fired
+}
+
+/// The request body forwarded upstream, counted; with a `limit`, cut after that many bytes
+/// and then failed.
+fn forwarded_body(body: Incoming, limit: Option<u64>, counter: Arc<Mutex<State>>) -> reqwest::Body {
     let mut sent: u64 = 0;
-    let body = BodyStream::new(req.into_body())
+    let body = BodyStream::new(body)
         .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
         .map_err(|e| -> BoxError { Box::new(e) })
         .map(move |item| -> Result<Bytes, BoxError> {
@@ -267,17 +249,17 @@ async fn handle(
             counter.lock().unwrap().request_body_bytes += data.len() as u64;
             Ok(data)
         });
-    let body = match limit {
+    match limit {
         // After the allowed bytes, the stream fails even if the client sent nothing more.
         Some(_) => reqwest::Body::wrap_stream(body.chain(stream::once(async {
             Err::<Bytes, BoxError>("injected request drop".into())
         }))),
         None => reqwest::Body::wrap_stream(body),
-    };
-    let resp = fwd.body(body).send().await?;
-    if limit.is_some() {
-        return Err("injected request drop".into());
     }
+}
+
+/// The upstream response passed back, with the response-side fault applied.
+fn faulty_response(resp: reqwest::Response, fault: Option<Fault>) -> Response<ProxyBody> {
     let mut out = Response::builder().status(resp.status().as_u16());
     for (k, v) in resp.headers() {
         if !HOP.contains(&k.as_str()) {
@@ -318,7 +300,43 @@ async fn handle(
     let s = s.chain(stream::iter(drop_after.map(|_| {
         Err::<Frame<Bytes>, BoxError>("injected response drop".into())
     })));
-    Ok(out.body(BodyExt::boxed(StreamBody::new(s))).unwrap())
+    out.body(BodyExt::boxed(StreamBody::new(s))).unwrap()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    st: Arc<Mutex<State>>,
+    client: reqwest::Client,
+    upstream: String,
+) -> Result<Response<ProxyBody>, BoxError> {
+    let method = req.method().as_str().to_owned();
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let fault = match_and_record(&st, &req, &method, &uri);
+    if let Some(Fault::Status(code, ra)) = &fault {
+        // Read and discard the body so the connection stays usable.
+        let _ = req.into_body().collect().await;
+        return Ok(full(*code, ra.clone()));
+    }
+    let mut fwd = client.request(req.method().clone(), format!("{upstream}{uri}"));
+    for (k, v) in req.headers() {
+        if !HOP.contains(&k.as_str()) {
+            fwd = fwd.header(k, v);
+        }
+    }
+    let limit = match &fault {
+        Some(Fault::DropRequestAfter(n)) => Some(*n),
+        _ => None,
+    };
+    let body = forwarded_body(req.into_body(), limit, st.clone());
+    let resp = fwd.body(body).send().await?;
+    if limit.is_some() {
+        return Err("injected request drop".into());
+    }
+    Ok(faulty_response(resp, fault))
 }
 
 /// A forward proxy: `CONNECT host:port` tunnels and absolute-form `http://` requests, to

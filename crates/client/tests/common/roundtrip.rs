@@ -7,22 +7,23 @@ use ocireg_oci::{media_types, ErrorCode, Reference};
 
 use super::*;
 
-/// Pushes blobs three ways, a manifest, tags; pulls everything back byte-exact; mounts; deletes.
-pub async fn full_round_trip(
-    reg: &Registry,
-    creds: &Credentials,
-    work: &std::path::Path,
-    sorted_tag_pages: bool,
-) {
-    let r = repo("team/app");
-    reg.ping().await.unwrap();
+/// The blobs [`push_three_ways`] pushed.
+struct Pushed {
+    config: Vec<u8>,
+    config_digest: Digest,
+    file: std::path::PathBuf,
+    file_digest: Digest,
+    reader_data: Vec<u8>,
+    reader_digest: Digest,
+}
 
-    // Small blob (monolithic), large file (chunked), large reader (chunked, buffered chunk).
+/// Small blob (monolithic), large file (chunked), large reader (chunked, buffered chunk).
+async fn push_three_ways(reg: &Registry, r: &RepoName, work: &std::path::Path) -> Pushed {
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let config_digest = sha256(&config);
     let out = reg
         .push_blob(
-            &r,
+            r,
             &config_digest,
             config.len() as u64,
             config.clone().into(),
@@ -32,7 +33,7 @@ pub async fn full_round_trip(
     assert_eq!(out, PushOutcome::Uploaded);
     let again = reg
         .push_blob(
-            &r,
+            r,
             &config_digest,
             config.len() as u64,
             config.clone().into(),
@@ -43,7 +44,7 @@ pub async fn full_round_trip(
 
     let (file, file_digest) = write_blob_file(work, "layer.bin", 5 * 1024 * 1024 + 17, 1);
     reg.push_blob(
-        &r,
+        r,
         &file_digest,
         5 * 1024 * 1024 + 17,
         BlobSource::Path(file.clone()),
@@ -55,27 +56,46 @@ pub async fn full_round_trip(
     let reader_digest = sha256(&reader_data);
     let reader = std::io::Cursor::new(reader_data.clone());
     reg.push_blob(
-        &r,
+        r,
         &reader_digest,
         reader_data.len() as u64,
         BlobSource::Reader(Box::new(reader)),
     )
     .await
     .unwrap();
-    assert!(reg.blob_exists(&r, &reader_digest).await.unwrap());
+    assert!(reg.blob_exists(r, &reader_digest).await.unwrap());
 
-    // Manifest under a tag; fetched by tag and digest, verified.
+    Pushed {
+        config,
+        config_digest,
+        file,
+        file_digest,
+        reader_data,
+        reader_digest,
+    }
+}
+
+/// A manifest under tag `v1`, fetched by tag and digest and verified; returns digest and bytes.
+async fn manifest_by_tag_and_digest(reg: &Registry, r: &RepoName, p: &Pushed) -> (Digest, Vec<u8>) {
+    let Pushed {
+        config,
+        config_digest,
+        file_digest,
+        reader_data,
+        reader_digest,
+        ..
+    } = p;
     let manifest = image_manifest(
-        (&config_digest, config.len() as u64),
+        (config_digest, config.len() as u64),
         &[
-            (&file_digest, 5 * 1024 * 1024 + 17),
-            (&reader_digest, reader_data.len() as u64),
+            (file_digest, 5 * 1024 * 1024 + 17),
+            (reader_digest, reader_data.len() as u64),
         ],
     );
     let tag: Reference = "v1".parse().unwrap();
     let digest = reg
         .put_manifest(
-            &r,
+            r,
             &tag,
             media_types::OCI_MANIFEST,
             Bytes::from(manifest.clone()),
@@ -83,7 +103,7 @@ pub async fn full_round_trip(
         .await
         .unwrap();
     assert_eq!(digest, sha256(&manifest));
-    let got = reg.get_manifest(&r, &tag, &[]).await.unwrap();
+    let got = reg.get_manifest(r, &tag, &[]).await.unwrap();
     assert_eq!(got.bytes.as_ref(), manifest.as_slice());
     assert_eq!(got.digest, digest);
     assert!(
@@ -93,31 +113,41 @@ pub async fn full_round_trip(
     );
     let by_digest = reg
         .get_manifest(
-            &r,
+            r,
             &Reference::Digest(digest.clone()),
             &[media_types::OCI_MANIFEST],
         )
         .await
         .unwrap();
     assert_eq!(by_digest.bytes, got.bytes);
-    let head = reg.head_manifest(&r, &tag, &[]).await.unwrap().unwrap();
+    let head = reg.head_manifest(r, &tag, &[]).await.unwrap().unwrap();
     assert_eq!(
         (head.digest.clone(), head.size),
         (digest.clone(), manifest.len() as u64)
     );
     assert!(reg
-        .head_manifest(&r, &"nope".parse().unwrap(), &[])
+        .head_manifest(r, &"nope".parse().unwrap(), &[])
         .await
         .unwrap()
         .is_none());
 
-    // Tags, paginated two at a time.
+    (digest, manifest)
+}
+
+/// Tags, paginated two at a time.
+async fn tags_paginated(
+    reg: &Registry,
+    creds: &Credentials,
+    r: &RepoName,
+    manifest: &[u8],
+    sorted_tag_pages: bool,
+) {
     for t in ["a", "b", "c", "d"] {
         reg.put_manifest(
-            &r,
+            r,
             &t.parse().unwrap(),
             media_types::OCI_MANIFEST,
-            Bytes::from(manifest.clone()),
+            Bytes::from(manifest.to_vec()),
         )
         .await
         .unwrap();
@@ -132,39 +162,43 @@ pub async fn full_round_trip(
     )
     .unwrap();
     if sorted_tag_pages {
-        assert_eq!(
-            paged.tags(&r).await.unwrap(),
-            vec!["a", "b", "c", "d", "v1"]
-        );
-        let (first, more) = paged.tags_page(&r, Some(2), None).await.unwrap();
+        assert_eq!(paged.tags(r).await.unwrap(), vec!["a", "b", "c", "d", "v1"]);
+        let (first, more) = paged.tags_page(r, Some(2), None).await.unwrap();
         assert_eq!((first, more), (vec!["a".to_owned(), "b".to_owned()], true));
-        let (last, more) = paged.tags_page(&r, Some(2), Some("d")).await.unwrap();
+        let (last, more) = paged.tags_page(r, Some(2), Some("d")).await.unwrap();
         assert_eq!((last, more), (vec!["v1".to_owned()], false));
     } else {
         // Distribution 2.8 ignores `n` on tag lists and does not sort them: compare as sets.
         // Its catalog does paginate; that is checked below.
-        let mut tags = paged.tags(&r).await.unwrap();
+        let mut tags = paged.tags(r).await.unwrap();
         tags.sort();
         assert_eq!(tags, vec!["a", "b", "c", "d", "v1"]);
     }
+}
 
-    // Pull back byte-exact: to a writer and to a file.
+/// Pull back byte-exact: to a writer and to a file.
+async fn pull_back(reg: &Registry, r: &RepoName, work: &std::path::Path, p: &Pushed) {
     let mut buf = Vec::new();
-    let n = reg.pull_blob(&r, &reader_digest, &mut buf).await.unwrap();
-    assert_eq!(n, reader_data.len() as u64);
-    assert_eq!(buf, reader_data);
+    let n = reg.pull_blob(r, &p.reader_digest, &mut buf).await.unwrap();
+    assert_eq!(n, p.reader_data.len() as u64);
+    assert_eq!(buf, p.reader_data);
     let dest = work.join("pulled.bin");
-    reg.pull_blob_to_file(&r, &file_digest, &dest)
+    reg.pull_blob_to_file(r, &p.file_digest, &dest)
         .await
         .unwrap();
-    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&file).unwrap());
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&p.file).unwrap()
+    );
+}
 
-    // Cross-repository mount, then the catalog shows both repositories.
+/// Cross-repository mount, then the catalog shows both repositories (also one per page).
+async fn mount_and_catalog(reg: &Registry, creds: &Credentials, r: &RepoName, p: &Pushed) {
     let other = repo("team/other");
-    assert!(reg.mount_blob(&other, &file_digest, &r).await.unwrap());
-    assert!(reg.blob_exists(&other, &file_digest).await.unwrap());
+    assert!(reg.mount_blob(&other, &p.file_digest, r).await.unwrap());
+    assert!(reg.blob_exists(&other, &p.file_digest).await.unwrap());
     let missing = sha256(b"never pushed");
-    assert!(!reg.mount_blob(&other, &missing, &r).await.unwrap());
+    assert!(!reg.mount_blob(&other, &missing, r).await.unwrap());
     let catalog = reg.catalog().await.unwrap();
     assert_eq!(catalog, vec!["team/app", "team/other"]);
     let one_per_page = Registry::new(
@@ -177,7 +211,22 @@ pub async fn full_round_trip(
     )
     .unwrap();
     assert_eq!(one_per_page.catalog().await.unwrap(), catalog);
+}
 
+/// Pushes blobs three ways, a manifest, tags; pulls everything back byte-exact; mounts; deletes.
+pub async fn full_round_trip(
+    reg: &Registry,
+    creds: &Credentials,
+    work: &std::path::Path,
+    sorted_tag_pages: bool,
+) {
+    let r = repo("team/app");
+    reg.ping().await.unwrap();
+    let pushed = push_three_ways(reg, &r, work).await;
+    let (digest, manifest) = manifest_by_tag_and_digest(reg, &r, &pushed).await;
+    tags_paginated(reg, creds, &r, &manifest, sorted_tag_pages).await;
+    pull_back(reg, &r, work, &pushed).await;
+    mount_and_catalog(reg, creds, &r, &pushed).await;
     // Delete by digest; then the manifest is unknown, with the registry's code.
     reg.delete_manifest(&r, &Reference::Digest(digest.clone()))
         .await

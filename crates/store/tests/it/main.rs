@@ -7,7 +7,6 @@ mod drivers;
 mod gc;
 mod journal;
 mod manifests;
-mod perf;
 mod quota;
 mod scrub;
 mod search;

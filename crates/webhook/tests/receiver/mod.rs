@@ -150,14 +150,7 @@ impl Drop for Receiver {
     }
 }
 
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use ocireg_test_support::free_port;
 
 /// Polls `cond` every 20 ms until true; panics with `what` after `timeout`.
 pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {

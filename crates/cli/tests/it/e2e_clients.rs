@@ -1,0 +1,427 @@
+//! End-to-end tests with real third-party clients: Debian's `skopeo` and PyPI's `oras` SDK.
+//!
+//! Both are installed by scripts/install-test-deps.sh; a missing client fails the test.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+/// Runs a command; panics with its output unless it succeeds; returns stdout.
+fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
+    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{what}: cannot run {cmd:?}: {e} (run scripts/install-test-deps.sh)")
+    });
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{cmd:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn skopeo() -> Command {
+    let mut c = Command::new("skopeo");
+    c.arg("--insecure-policy");
+    c
+}
+
+/// An OCI image layout written by the test: blob bytes by digest, and the tagged roots.
+struct Layout {
+    dir: PathBuf,
+    blobs: BTreeMap<String, Vec<u8>>,
+}
+
+impl Layout {
+    fn new(dir: &Path) -> Layout {
+        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        Layout {
+            dir: dir.to_path_buf(),
+            blobs: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, data: Vec<u8>) -> String {
+        let d = sha256(&data);
+        fs::write(
+            self.dir.join("blobs/sha256").join(&d["sha256:".len()..]),
+            &data,
+        )
+        .unwrap();
+        self.blobs.insert(d.clone(), data);
+        d
+    }
+
+    /// A gzip-compressed tar layer holding one random file; returns (descriptor, diff_id).
+    fn layer(&mut self, name: &str, size: usize) -> (Value, String) {
+        let mut tar = tar::Builder::new(Vec::new());
+        let content = random_bytes(size);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("data/{name}"), content.as_slice())
+            .unwrap();
+        let tar = tar.into_inner().unwrap();
+        let diff_id = sha256(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let size = gz.len();
+        let d = self.add(gz);
+        (
+            json!({"mediaType": OCI_LAYER_GZIP, "digest": d, "size": size}),
+            diff_id,
+        )
+    }
+
+    /// An image with the given layer sizes (plus `shared` layers reused as-is); returns the
+    /// manifest descriptor.
+    fn image(
+        &mut self,
+        arch: &str,
+        sizes: &[usize],
+        shared: &[(Value, String)],
+    ) -> (Value, Vec<(Value, String)>) {
+        let mut layers: Vec<(Value, String)> = shared.to_vec();
+        for (i, s) in sizes.iter().enumerate() {
+            layers.push(self.layer(&format!("{arch}-{i}.bin"), *s));
+        }
+        let config = serde_json::to_vec(&json!({
+            "architecture": arch, "os": "linux",
+            "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.1.clone()).collect::<Vec<_>>()},
+            "history": layers.iter().enumerate().map(|(i, _)| json!({"created_by": format!("ocireg e2e layer {i}")})).collect::<Vec<_>>()
+        }))
+        .unwrap();
+        let config_len = config.len();
+        let cd = self.add(config);
+        let manifest = serde_json::to_vec_pretty(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": config_len},
+            "layers": layers.iter().map(|l| l.0.clone()).collect::<Vec<_>>(),
+            "annotations": {"org.opencontainers.image.description": format!("ocireg e2e {arch}")}
+        }))
+        .unwrap();
+        let len = manifest.len();
+        let md = self.add(manifest);
+        (
+            json!({"mediaType": OCI_MANIFEST, "digest": md, "size": len, "platform": {"architecture": arch, "os": "linux"}}),
+            layers,
+        )
+    }
+
+    fn write_index(&self, roots: &[(String, Value)]) {
+        let manifests: Vec<Value> = roots
+            .iter()
+            .map(|(tag, d)| {
+                let mut d = d.clone();
+                d.as_object_mut().unwrap().remove("platform");
+                d["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+                d
+            })
+            .collect();
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec_pretty(&index).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// Reads an OCI layout back: the digest tagged `tag` and every blob.
+fn read_layout(dir: &Path, tag: &str) -> (String, BTreeMap<String, Vec<u8>>) {
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let root = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("tag {tag} not in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut blobs = BTreeMap::new();
+    for e in fs::read_dir(dir.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let d = format!("sha256:{}", e.file_name().to_string_lossy());
+        let data = fs::read(e.path()).unwrap();
+        assert!(
+            digest_matches(&d, &data),
+            "pulled blob {d} does not match its digest"
+        );
+        blobs.insert(d, data);
+    }
+    (root, blobs)
+}
+
+#[test]
+fn skopeo_copies_a_multi_layer_image_in_and_out() {
+    let srv = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let host = srv.addr.to_string();
+    let src = tmp.path().join("src");
+    let mut lay = Layout::new(&src);
+    // amd64: 4 layers, one of 3 MiB; arm64 shares the first layer and adds one.
+    let (amd64, amd_layers) = lay.image("amd64", &[20_000, 3 * 1024 * 1024 + 7, 200_000, 512], &[]);
+    let (arm64, _) = lay.image("arm64", &[70_000], &amd_layers[..1]);
+    let index = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [amd64.clone(), arm64.clone()]
+    }))
+    .unwrap();
+    let index_len = index.len();
+    let index_digest = lay.add(index);
+    let multi = json!({"mediaType": OCI_INDEX, "digest": index_digest, "size": index_len});
+    lay.write_index(&[
+        ("v1".to_string(), amd64.clone()),
+        ("multi".to_string(), multi),
+    ]);
+    let amd64_digest = amd64["digest"].as_str().unwrap().to_string();
+    let amd64_manifest: Value = serde_json::from_slice(&lay.blobs[&amd64_digest]).unwrap();
+    let mut amd64_blobs: Vec<String> = vec![
+        amd64_digest.clone(),
+        amd64_manifest["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ];
+    amd64_blobs.extend(
+        amd_layers
+            .iter()
+            .map(|l| l.0["digest"].as_str().unwrap().to_string()),
+    );
+
+    // Push the single image and the multi-arch index.
+    let oci = |tag: &str| format!("oci:{}:{tag}", src.display());
+    let dest = |repo: &str, tag: &str| format!("docker://{host}/{repo}:{tag}");
+    run(
+        skopeo()
+            .args(["copy", "--preserve-digests", "--dest-tls-verify=false"])
+            .arg(oci("v1"))
+            .arg(dest("e2e/img", "v1")),
+        "skopeo copy oci -> registry (v1)",
+    );
+    run(
+        skopeo()
+            .args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
+            .arg(oci("multi"))
+            .arg(dest("e2e/img", "multi")),
+        "skopeo copy --all oci -> registry (multi)",
+    );
+
+    // Inspect.
+    let out = run(
+        skopeo()
+            .args(["inspect", "--tls-verify=false"])
+            .arg(dest("e2e/img", "v1")),
+        "skopeo inspect",
+    );
+    let info: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(info["Digest"], amd64_digest, "skopeo inspect Digest");
+    assert_eq!(info["Architecture"], "amd64");
+    let want_layers: Vec<Value> = amd_layers.iter().map(|l| l.0["digest"].clone()).collect();
+    assert_eq!(
+        info["Layers"].as_array().unwrap(),
+        &want_layers,
+        "skopeo inspect Layers"
+    );
+    let raw = run(
+        skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(dest("e2e/img", "v1")),
+        "inspect --raw",
+    );
+    assert_eq!(
+        raw, lay.blobs[&amd64_digest],
+        "skopeo inspect --raw returns the exact manifest bytes"
+    );
+    let raw = run(
+        skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(dest("e2e/img", "multi")),
+        "inspect index",
+    );
+    assert_eq!(sha256(&raw), index_digest, "index pushed byte-exact");
+    let tags = run(
+        skopeo()
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{host}/e2e/img")),
+        "skopeo list-tags",
+    );
+    let tags: Value = serde_json::from_slice(&tags).unwrap();
+    let mut tags: Vec<String> = serde_json::from_value(tags["Tags"].clone()).unwrap();
+    tags.sort();
+    assert_eq!(tags, ["multi", "v1"]);
+
+    // Copy back out into fresh layouts and compare every digest.
+    for (tag, root, all) in [("v1", &amd64_digest, false), ("multi", &index_digest, true)] {
+        let back = tmp.path().join(format!("back-{tag}"));
+        let mut cmd = skopeo();
+        cmd.args(["copy", "--preserve-digests", "--src-tls-verify=false"]);
+        if all {
+            cmd.arg("--all");
+        }
+        run(
+            cmd.arg(dest("e2e/img", tag))
+                .arg(format!("oci:{}:{tag}", back.display())),
+            "skopeo copy registry -> oci",
+        );
+        let (got_root, got_blobs) = read_layout(&back, tag);
+        assert_eq!(&got_root, root, "{tag}: root digest after the round trip");
+        // v1: the amd64 manifest, its config and layers; multi: every blob of the layout.
+        let expect: Vec<&String> = if all {
+            lay.blobs.keys().collect()
+        } else {
+            amd64_blobs.iter().collect()
+        };
+        for d in &expect {
+            assert_eq!(
+                got_blobs.get(*d),
+                Some(&lay.blobs[*d]),
+                "{tag}: blob {d} after the round trip"
+            );
+        }
+        assert_eq!(
+            got_blobs.len(),
+            expect.len(),
+            "{tag}: blob count after the round trip"
+        );
+    }
+
+    // Docker schema2: skopeo converts the manifest; the layers stay byte-identical.
+    run(
+        skopeo()
+            .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
+            .arg(oci("v1"))
+            .arg(dest("e2e/docker", "v1")),
+        "skopeo copy --format v2s2",
+    );
+    let raw = run(
+        skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(dest("e2e/docker", "v1")),
+        "inspect v2s2",
+    );
+    let m: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(m["mediaType"], DOCKER_MANIFEST, "converted manifest type");
+    let c = client();
+    let r = get(&srv, &c, "/v2/e2e/docker/manifests/v1").expect(200, "GET v2s2 manifest");
+    assert_eq!(r.h("Content-Type"), DOCKER_MANIFEST);
+    assert_eq!(r.body, raw);
+    for l in m["layers"].as_array().unwrap() {
+        let d = l["digest"].as_str().unwrap();
+        assert!(
+            lay.blobs.contains_key(d),
+            "v2s2 layer {d} is one of the original layers"
+        );
+        let b = get(&srv, &c, &format!("/v2/e2e/docker/blobs/{d}")).expect(200, "v2s2 layer");
+        assert_eq!(b.body, lay.blobs[d]);
+    }
+
+    // Registry to registry (skopeo may cross-mount), then delete.
+    run(
+        skopeo()
+            .args([
+                "copy",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(dest("e2e/img", "v1"))
+            .arg(dest("e2e/copy", "v1")),
+        "skopeo copy registry -> registry",
+    );
+    let raw = run(
+        skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(dest("e2e/copy", "v1")),
+        "inspect copy",
+    );
+    assert_eq!(sha256(&raw), amd64_digest);
+    run(
+        skopeo()
+            .args(["delete", "--tls-verify=false"])
+            .arg(dest("e2e/copy", "v1")),
+        "skopeo delete",
+    );
+    get(&srv, &c, &format!("/v2/e2e/copy/manifests/{amd64_digest}"))
+        .expect(404, "deleted by skopeo");
+    get(&srv, &c, &format!("/v2/e2e/img/manifests/{amd64_digest}"))
+        .expect(200, "original untouched");
+}
+
+#[test]
+fn oras_pushes_an_artifact_and_a_referrer() {
+    let srv = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/oras_e2e.py");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
+        .arg("--registry")
+        .arg(srv.addr.to_string())
+        .arg("--workdir")
+        .arg(tmp.path());
+    let referrers_api =
+        !skip_on_reference("v1.1-only: referrers API and OCI-Subject in the oras flow");
+    if !referrers_api {
+        cmd.arg("--no-referrers-api");
+    }
+    let out = run(&mut cmd, "oras e2e script");
+    let line = String::from_utf8_lossy(&out)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let report: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("oras report {line:?}: {e}"));
+    let subject = report["subject_digest"].as_str().unwrap().to_string();
+    let referrer = report["referrer_digest"].as_str().unwrap().to_string();
+
+    // Check again over raw HTTP, independently of the SDK.
+    let c = client();
+    let r = get(&srv, &c, &format!("/v2/e2e/oras/manifests/{subject}"))
+        .expect(200, "subject by digest");
+    assert_eq!(sha256(&r.body), subject);
+    let m = r.json();
+    assert_eq!(m["artifactType"], "application/vnd.ocireg.e2e.bundle.v1");
+    for l in m["layers"].as_array().unwrap() {
+        let d = l["digest"].as_str().unwrap();
+        let b = get(&srv, &c, &format!("/v2/e2e/oras/blobs/{d}")).expect(200, "artifact layer");
+        assert_eq!(sha256(&b.body), d);
+        assert_eq!(b.body.len() as u64, l["size"].as_u64().unwrap());
+    }
+    let r = get(&srv, &c, "/v2/e2e/oras/manifests/sig").expect(200, "referrer by tag");
+    assert_eq!(sha256(&r.body), referrer);
+    assert_eq!(r.json()["subject"]["digest"], subject.as_str());
+    if referrers_api {
+        assert_eq!(report["oci_subject_header"], subject.as_str());
+        let r =
+            get(&srv, &c, &format!("/v2/e2e/oras/referrers/{subject}")).expect(200, "referrers");
+        let list = r.json()["manifests"].as_array().unwrap().clone();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0]["digest"], referrer.as_str());
+        assert_eq!(
+            list[0]["artifactType"],
+            "application/vnd.ocireg.e2e.signature.config.v1+json"
+        );
+    }
+    let mut srv = srv;
+    srv.assert_alive();
+}

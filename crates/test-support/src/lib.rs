@@ -1,0 +1,20 @@
+//! Harness shared by the workspace's tests; a dev-dependency only, never linked into a
+//! shipped binary. A test fails by panicking, so the helpers here panic (with the process log
+//! where there is one) instead of returning errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod bin;
+pub mod digest;
+pub mod distribution;
+pub mod net;
+pub mod prom;
+pub mod router;
+pub mod serve;
+pub mod tls;
+
+pub use bin::ocireg_bin;
+pub use digest::{sha256_hex, sha256_str};
+pub use distribution::{Distribution, DistributionBuilder, TokenAuth};
+pub use net::{free_port, wait_port};
+pub use serve::{Serve, ServeBuilder};
+pub use tls::TlsFiles;
