@@ -217,10 +217,9 @@ fn known_list(known: &[String]) -> String {
     }
 }
 
-/// An error answer from the registry; `code`/`message` come from its error envelope when it
-/// sent one.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{method} {url}: {status}{}", registry_suffix(.code, .message))]
+/// An error answer from the registry, carried by [`ClientError::Registry`]; `code`/`message`
+/// come from its error envelope when it sent one. Its `Display` is the variant's message.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RegistryError {
     /// HTTP method.
     pub method: String,
@@ -236,12 +235,15 @@ pub struct RegistryError {
     pub detail: Option<Value>,
 }
 
-fn registry_suffix(code: &Option<String>, message: &str) -> String {
-    match (code, message.is_empty()) {
-        (Some(c), false) => format!(" {c}: {message}"),
-        (Some(c), true) => format!(" {c}"),
-        (None, false) => format!(": {message}"),
-        (None, true) => String::new(),
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.method, self.url, self.status)?;
+        match (&self.code, self.message.is_empty()) {
+            (Some(c), false) => write!(f, " {c}: {}", self.message),
+            (Some(c), true) => write!(f, " {c}"),
+            (None, false) => write!(f, ": {}", self.message),
+            (None, true) => Ok(()),
+        }
     }
 }
 
@@ -368,6 +370,18 @@ mod tests {
             panic!("not a registry error")
         };
         assert_eq!(e.detail, Some(serde_json::json!({"tag": "x"})));
+    }
+
+    #[test]
+    fn registry_error_text_per_envelope_shape() {
+        let shown = |body: &[u8]| ClientError::from_response("PUT", "u", 400, body).to_string();
+        let env = |c: &str, m: &str| format!(r#"{{"errors":[{{"code":"{c}","message":"{m}"}}]}}"#);
+        assert_eq!(shown(env("X", "m").as_bytes()), "PUT u: 400 X: m");
+        assert_eq!(shown(env("X", "").as_bytes()), "PUT u: 400 X: X");
+        assert_eq!(shown(br#"{"errors":[{"code":"X"}]}"#), "PUT u: 400 X: X");
+        assert_eq!(shown(br#"{"errors":[{}]}"#), "PUT u: 400");
+        assert_eq!(shown(b"plain"), "PUT u: 400: plain");
+        assert_eq!(shown(b""), "PUT u: 400");
     }
 
     #[test]
