@@ -30,7 +30,7 @@ mod search;
 mod source;
 mod transport;
 
-pub use error::{ClientError, RegistryError};
+pub use error::{BoxError, ClientError, RegistryError, Result};
 pub use options::{ClientOptions, Credentials, RateOptions, DEFAULT_CHUNK_SIZE};
 pub use push::PushOutcome;
 pub use referrers::referrers_tag;

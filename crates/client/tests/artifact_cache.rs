@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use artifact_util::{names, sample_tree, snapshot};
 use ocireg_client::artifact::{
-    decide, pack, unpack, ArtifactError, ArtifactKind, BlobStatus, Cache, CacheOptions,
-    PackOptions, PullDecision, PullPolicy, PullPolicyExt, RefLookup,
+    decide, pack, unpack, ArtifactKind, BlobStatus, Cache, CacheOptions, PackOptions, PullDecision,
+    PullPolicy, PullPolicyExt, RefLookup,
 };
+use ocireg_client::ClientError;
 use ocireg_oci::{parse_manifest, Algorithm, Digest, Reference};
 
 const REG: &str = "registry.local:5000";
@@ -64,7 +65,7 @@ fn put_with_the_wrong_digest_stores_nothing() {
     let claimed = Digest::compute(Algorithm::Sha256, b"what was announced");
     let e = cache.put_blob(b"what arrived", &claimed).unwrap_err();
     match e {
-        ArtifactError::DigestMismatch { expected, actual } => {
+        ClientError::DigestMismatch { expected, actual } => {
             assert_eq!(expected, claimed);
             assert_eq!(actual, Digest::compute(Algorithm::Sha256, b"what arrived"));
         }
@@ -246,7 +247,7 @@ fn cache_keys_cannot_escape() {
     ] {
         let e = cache.put_ref(reg, repo, tag, &d).unwrap_err();
         assert!(
-            matches!(e, ArtifactError::InvalidCacheKey(_)),
+            matches!(e, ClientError::InvalidCacheKey(_)),
             "{reg} {repo} {tag}: {e}"
         );
         assert!(cache.lookup_ref(reg, repo, tag).is_err());
@@ -267,7 +268,7 @@ fn never_with_an_empty_cache_is_a_clear_error() {
         "registry.local:5000/provisioning-extensions/aws:v1",
     )
     .unwrap_err();
-    assert!(matches!(e, ArtifactError::NotCached { .. }));
+    assert!(matches!(e, ClientError::NotCached { .. }));
     let msg = e.to_string();
     assert!(msg.contains("aws:v1") && msg.contains("never"), "{msg}");
     // By digest too.
@@ -295,7 +296,7 @@ fn pull_flow_with_policies() {
     let tag: Reference = "v1".parse().unwrap();
     let fetches = std::cell::Cell::new(0);
 
-    let pull = |policy: PullPolicy, dest: &str| -> Result<(), ArtifactError> {
+    let pull = |policy: PullPolicy, dest: &str| -> Result<(), ClientError> {
         let lookup = if policy.uses_cache() {
             cache.lookup(REG, REPO, &tag)?
         } else {
@@ -345,7 +346,7 @@ fn pull_flow_with_policies() {
     let layer_path = cache.blob_path(&art.layer.descriptor.digest);
     flip_first_byte(&layer_path);
     let e = pull(PullPolicy::Never, "d5").unwrap_err();
-    assert!(matches!(e, ArtifactError::NotCached { .. }), "{e}");
+    assert!(matches!(e, ClientError::NotCached { .. }), "{e}");
     assert!(!work.path().join("d5").exists());
     pull(PullPolicy::IfNotPresent, "d6").unwrap();
     assert_eq!(fetches.get(), 5, "only the corrupt layer refetched");

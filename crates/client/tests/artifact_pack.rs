@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use artifact_util::{sample_tree, write_file};
 use ocireg_client::artifact::{
-    annotations, pack, ArtifactConfig, ArtifactError, ArtifactKind, PackOptions, PackedArtifact,
+    annotations, pack, ArtifactConfig, ArtifactKind, PackOptions, PackedArtifact,
 };
+use ocireg_client::ClientError;
 use ocireg_oci::{media_types, parse_manifest, Algorithm, Digest, DigestHasher};
 
 fn opts(compression: Option<u32>) -> PackOptions {
@@ -358,19 +359,19 @@ fn refusals() {
     let out = tempfile::tempdir().unwrap();
 
     let e = pack(src.path(), &opts(Some(10)), out.path()).unwrap_err();
-    assert!(matches!(e, ArtifactError::InvalidOption(_)), "{e}");
+    assert!(matches!(e, ClientError::InvalidOption(_)), "{e}");
     let mut o = opts(None);
     o.name = String::new();
     assert!(matches!(
         pack(src.path(), &o, out.path()),
-        Err(ArtifactError::InvalidOption(_))
+        Err(ClientError::InvalidOption(_))
     ));
     let mut o = opts(None);
     o.annotations
         .insert(annotations::KIND.to_owned(), "x".to_owned());
     assert!(matches!(
         pack(src.path(), &o, out.path()),
-        Err(ArtifactError::InvalidOption(_))
+        Err(ClientError::InvalidOption(_))
     ));
 
     // Output directory inside the packed directory.
@@ -378,14 +379,14 @@ fn refusals() {
     fs::create_dir(&inner).unwrap();
     assert!(matches!(
         pack(src.path(), &opts(None), &inner),
-        Err(ArtifactError::InvalidOption(_))
+        Err(ClientError::InvalidOption(_))
     ));
     fs::remove_dir(&inner).unwrap();
 
     // Symlinks leaving the tree.
     std::os::unix::fs::symlink("/etc/passwd", src.path().join("abs")).unwrap();
     let e = pack(src.path(), &opts(None), out.path()).unwrap_err();
-    assert!(matches!(e, ArtifactError::UnsupportedSource { .. }), "{e}");
+    assert!(matches!(e, ClientError::UnsupportedSource { .. }), "{e}");
     fs::remove_file(src.path().join("abs")).unwrap();
     std::os::unix::fs::symlink("../../x", src.path().join("rel")).unwrap();
     assert!(pack(src.path(), &opts(None), out.path()).is_err());

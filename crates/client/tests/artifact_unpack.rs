@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use artifact_util::{names, sample_tree, snapshot, write_file, RawTar};
-use ocireg_client::artifact::{pack, unpack, ArtifactError, ArtifactKind, PackOptions};
+use ocireg_client::artifact::{pack, unpack, ArtifactKind, PackOptions};
+use ocireg_client::ClientError;
 use ocireg_oci::media_types::{OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD};
 use tar::EntryType;
 
@@ -81,10 +82,10 @@ fn non_empty_destination_and_unknown_media_type_are_refused() {
     let dest = base.path().join("dest");
     write_file(&dest, "existing", b"keep", 0o644);
     let e = unpack(&tar[..], OCI_LAYER_TAR, &dest).unwrap_err();
-    assert!(matches!(e, ArtifactError::DestinationNotEmpty(_)), "{e}");
+    assert!(matches!(e, ClientError::DestinationNotEmpty(_)), "{e}");
     assert_eq!(names(&dest), ["existing"]);
     let e = unpack(&tar[..], OCI_LAYER_TAR_ZSTD, &base.path().join("z")).unwrap_err();
-    assert!(matches!(e, ArtifactError::UnsupportedMediaType(_)), "{e}");
+    assert!(matches!(e, ClientError::UnsupportedMediaType(_)), "{e}");
     // A file as destination.
     let f = base.path().join("file");
     fs::write(&f, b"").unwrap();
@@ -129,7 +130,7 @@ fn assert_refused(tar: &[u8], why: &str) {
     let dest = base.path().join("dest");
     let e = unpack(tar, OCI_LAYER_TAR, &dest).unwrap_err();
     assert!(
-        matches!(e, ArtifactError::UnsafeEntry { .. }),
+        matches!(e, ClientError::UnsafeEntry { .. }),
         "{why}: expected UnsafeEntry, got {e}"
     );
     assert!(!dest.exists(), "{why}: dest must not exist");
@@ -327,7 +328,7 @@ fn truncated_archive_leaves_nothing() {
     tar.truncate(3000);
     let dest = base.path().join("dest");
     let e = unpack(&tar[..], OCI_LAYER_TAR, &dest).unwrap_err();
-    assert!(matches!(e, ArtifactError::Io { .. }), "{e}");
+    assert!(matches!(e, ClientError::Io { .. }), "{e}");
     assert!(!dest.exists());
     assert!(names(base.path()).is_empty());
 }

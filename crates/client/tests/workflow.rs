@@ -15,12 +15,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ocireg_client::artifact::{ArtifactError, ArtifactKind, Cache, CacheOptions, PackOptions};
+use ocireg_client::artifact::{ArtifactKind, Cache, CacheOptions, PackOptions};
 use ocireg_client::workflow::{
-    pull_artifact, push_artifact, BoxError, Meter, Progress, PullRequest, PushRequest,
-    WorkflowError,
+    pull_artifact, push_artifact, Meter, Progress, PullRequest, PushRequest,
 };
-use ocireg_client::{ClientOptions, Credentials, Registry};
+use ocireg_client::{BoxError, ClientError, ClientOptions, Credentials, Registry};
 use ocireg_oci::{Algorithm, Digest, Reference};
 use time::macros::datetime;
 
@@ -200,7 +199,7 @@ async fn overwrite_rule_and_same_content() {
 
     let refused = push_artifact(&reg, &request(other.path(), "v1", t2, false), &progress).await;
     match refused {
-        Err(WorkflowError::TagInUse { existing, .. }) => assert_eq!(existing, first.digest),
+        Err(ClientError::TagInUse { existing, .. }) => assert_eq!(existing, first.digest),
         other => panic!("expected TagInUse, got {other:?}"),
     }
     let moved = push_artifact(&reg, &request(other.path(), "v1", t2, true), &progress)
@@ -271,13 +270,7 @@ async fn pull_policy_decides_whether_the_registry_is_asked() {
         &Lines::default(),
     )
     .await;
-    assert!(
-        matches!(
-            e,
-            Err(WorkflowError::Artifact(ArtifactError::NotCached { .. }))
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, Err(ClientError::NotCached { .. })), "{e:?}");
     assert!(
         !connected.load(Ordering::SeqCst),
         "`never` must not connect"

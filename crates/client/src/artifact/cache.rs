@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use super::cache_writer::BlobWriter;
 use super::hashio::copy_hashing;
 use super::policy::RefLookup;
-use super::{age_between, ArtifactError, Result};
+use super::{age_between, ClientError, Result};
 
 /// Temporary files older than this are removed when the cache is opened (left by crashes).
 const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
@@ -143,7 +143,7 @@ impl Cache {
     pub fn open(dir: &Path, opts: CacheOptions) -> Result<Cache> {
         for sub in ["blobs", "refs", "tmp"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).map_err(|e| ArtifactError::io("cannot create", &p, e))?;
+            fs::create_dir_all(&p).map_err(|e| ClientError::io_path("cannot create", &p, e))?;
         }
         let cache = Cache {
             root: dir.to_path_buf(),
@@ -192,12 +192,12 @@ impl Cache {
                 bump(&self.counters.misses);
                 return Ok(BlobStatus::Missing);
             }
-            Err(e) => return Err(ArtifactError::io("cannot open", &path, e)),
+            Err(e) => return Err(ClientError::io_path("cannot open", &path, e)),
         };
         let size = if self.opts.verify {
             let mut hasher = DigestHasher::new(digest.algorithm());
             let n = copy_hashing(&mut file, &mut io::sink(), &mut hasher)
-                .map_err(|e| ArtifactError::io("cannot read", &path, e))?;
+                .map_err(|e| ClientError::io_path("cannot read", &path, e))?;
             let actual = hasher.finish();
             if actual != *digest {
                 self.drop_corrupt(&path, &format!("hashes to {actual}"));
@@ -209,7 +209,7 @@ impl Cache {
             n
         } else {
             file.metadata()
-                .map_err(|e| ArtifactError::io("cannot read", &path, e))?
+                .map_err(|e| ClientError::io_path("cannot read", &path, e))?
                 .len()
         };
         bump(&self.counters.hits);
@@ -237,7 +237,7 @@ impl Cache {
                 bump(&self.counters.misses);
                 return Ok(None);
             }
-            Err(e) => return Err(ArtifactError::io("cannot read", &path, e)),
+            Err(e) => return Err(ClientError::io_path("cannot read", &path, e)),
         };
         if self.opts.verify && !digest.verify(&bytes) {
             let actual = Digest::compute(digest.algorithm(), &bytes);
@@ -249,29 +249,29 @@ impl Cache {
     }
 
     /// Stores a blob from `reader`, hashing while writing; on a digest mismatch nothing is stored
-    /// and [`ArtifactError::DigestMismatch`] is returned.
+    /// and [`ClientError::DigestMismatch`] is returned.
     pub fn put_blob_from(&self, mut reader: impl Read, expected: &Digest) -> Result<CachedBlob> {
         let tmp_dir = self.root.join("tmp");
         let mut tmp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&tmp_dir)
-            .map_err(|e| ArtifactError::io("cannot create a temporary file in", &tmp_dir, e))?;
+            .map_err(|e| ClientError::io_path("cannot create a temporary file in", &tmp_dir, e))?;
         let mut hasher = DigestHasher::new(expected.algorithm());
         let tmp_path = tmp.path().to_path_buf();
         let size = {
             let mut w = io::BufWriter::new(tmp.as_file_mut());
             let n =
-                copy_hashing(&mut reader, &mut w, &mut hasher).map_err(|e| ArtifactError::Io {
+                copy_hashing(&mut reader, &mut w, &mut hasher).map_err(|e| ClientError::Io {
                     context: format!("cannot store blob {expected}"),
                     source: e,
                 })?;
             w.flush()
-                .map_err(|e| ArtifactError::io("cannot write", &tmp_path, e))?;
+                .map_err(|e| ClientError::io_path("cannot write", &tmp_path, e))?;
             n
         };
         let actual = hasher.finish();
         if actual != *expected {
-            return Err(ArtifactError::DigestMismatch {
+            return Err(ClientError::DigestMismatch {
                 expected: expected.clone(),
                 actual,
             });
@@ -312,7 +312,7 @@ impl Cache {
         let (path, registry) = self.ref_path(registry, repo, tag)?;
         let fetched_at = OffsetDateTime::from(fetched_at)
             .format(&Rfc3339)
-            .map_err(|e| ArtifactError::InvalidOption(format!("fetch time: {e}")))?;
+            .map_err(|e| ClientError::InvalidOption(format!("fetch time: {e}")))?;
         let body = RefFile {
             registry,
             repository: repo.to_owned(),
@@ -325,9 +325,9 @@ impl Cache {
         let mut tmp = tempfile::Builder::new()
             .prefix("ref-")
             .tempfile_in(&tmp_dir)
-            .map_err(|e| ArtifactError::io("cannot create a temporary file in", &tmp_dir, e))?;
+            .map_err(|e| ClientError::io_path("cannot create a temporary file in", &tmp_dir, e))?;
         tmp.write_all(&bytes)
-            .map_err(|e| ArtifactError::io("cannot write", tmp.path(), e))?;
+            .map_err(|e| ClientError::io_path("cannot write", tmp.path(), e))?;
         self.persist(tmp, &path)
     }
 
@@ -337,7 +337,7 @@ impl Cache {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ArtifactError::io("cannot read", &path, e)),
+            Err(e) => return Err(ClientError::io_path("cannot read", &path, e)),
         };
         let parsed = serde_json::from_slice::<RefFile>(&bytes)
             .ok()
@@ -435,17 +435,15 @@ impl Cache {
                 b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
             });
         if !registry_ok {
-            return Err(ArtifactError::InvalidCacheKey(format!(
+            return Err(ClientError::InvalidCacheKey(format!(
                 "registry {registry:?}"
             )));
         }
         if !RepoName::is_valid(repo) {
-            return Err(ArtifactError::InvalidCacheKey(format!(
-                "repository {repo:?}"
-            )));
+            return Err(ClientError::InvalidCacheKey(format!("repository {repo:?}")));
         }
         if !Tag::is_valid(tag) {
-            return Err(ArtifactError::InvalidCacheKey(format!("tag {tag:?}")));
+            return Err(ClientError::InvalidCacheKey(format!("tag {tag:?}")));
         }
         // Repository components never start with '_', so `_tags` cannot clash with a nested
         // repository name.
@@ -470,7 +468,7 @@ impl Cache {
         let tmp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&tmp_dir)
-            .map_err(|e| ArtifactError::io("cannot create a temporary file in", &tmp_dir, e))?;
+            .map_err(|e| ClientError::io_path("cannot create a temporary file in", &tmp_dir, e))?;
         BlobWriter::new(tmp, self.blob_path(expected), expected.clone(), rehash)
     }
 
@@ -507,20 +505,20 @@ impl Cache {
 pub(super) fn persist_file(tmp: tempfile::NamedTempFile, dest: &Path, root: &Path) -> Result<()> {
     tmp.as_file()
         .sync_all()
-        .map_err(|e| ArtifactError::io("cannot sync", tmp.path(), e))?;
+        .map_err(|e| ClientError::io_path("cannot sync", tmp.path(), e))?;
     let parent = dest.parent().unwrap_or(root);
-    fs::create_dir_all(parent).map_err(|e| ArtifactError::io("cannot create", parent, e))?;
+    fs::create_dir_all(parent).map_err(|e| ClientError::io_path("cannot create", parent, e))?;
     tmp.persist(dest)
-        .map_err(|e| ArtifactError::io("cannot rename into", dest, e.error))?;
+        .map_err(|e| ClientError::io_path("cannot rename into", dest, e.error))?;
     File::open(parent)
         .and_then(|d| d.sync_all())
-        .map_err(|e| ArtifactError::io("cannot sync directory", parent, e))
+        .map_err(|e| ClientError::io_path("cannot sync directory", parent, e))
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ArtifactError::io("cannot delete", path, e)),
+        Err(e) => Err(ClientError::io_path("cannot delete", path, e)),
     }
 }

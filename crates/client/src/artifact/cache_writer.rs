@@ -8,7 +8,7 @@ use ocireg_oci::{Digest, DigestHasher};
 use tempfile::NamedTempFile;
 
 use super::cache::persist_file;
-use super::{ArtifactError, Result};
+use super::{ClientError, Result};
 
 /// Write buffer of a [`BlobWriter`].
 const WRITE_BUF: usize = 1 << 20;
@@ -51,7 +51,7 @@ impl BlobWriter {
         let file = tmp
             .as_file()
             .try_clone()
-            .map_err(|e| ArtifactError::io("cannot open", tmp.path(), e))?;
+            .map_err(|e| ClientError::io_path("cannot open", tmp.path(), e))?;
         Ok(BlobWriter {
             file: BufWriter::with_capacity(WRITE_BUF, file),
             hasher: rehash.then(|| DigestHasher::new(expected.algorithm())),
@@ -72,9 +72,9 @@ impl BlobWriter {
     pub fn commit(mut self, expected_size: u64) -> Result<super::CachedBlob> {
         self.file
             .flush()
-            .map_err(|e| ArtifactError::io("cannot write", self.tmp.path(), e))?;
+            .map_err(|e| ClientError::io_path("cannot write", self.tmp.path(), e))?;
         if self.written != expected_size {
-            return Err(ArtifactError::Io {
+            return Err(ClientError::Io {
                 context: format!("cannot store blob {}", self.expected),
                 source: io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -85,7 +85,7 @@ impl BlobWriter {
         if let Some(h) = self.hasher.take() {
             let actual = h.finish();
             if actual != self.expected {
-                return Err(ArtifactError::DigestMismatch {
+                return Err(ClientError::DigestMismatch {
                     expected: self.expected,
                     actual,
                 });

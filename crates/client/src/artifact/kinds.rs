@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{ArtifactError, Result};
+use super::{ClientError, Result};
 
 /// `artifactType` of every `custom:KEY` artifact (the key travels in an annotation).
 pub const CUSTOM_ARTIFACT_TYPE: &str = "application/vnd.provisioning.custom.v1";
@@ -53,7 +53,7 @@ impl ArtifactKind {
             "test-image" => Ok(ArtifactKind::TestImage),
             other => match other.strip_prefix("custom:") {
                 Some(key) if custom_key_ok(key) => Ok(ArtifactKind::Custom(key.to_owned())),
-                _ => Err(ArtifactError::InvalidKind(other.to_owned())),
+                _ => Err(ClientError::InvalidKind(other.to_owned())),
             },
         }
     }
@@ -143,7 +143,7 @@ impl fmt::Display for ArtifactKind {
 }
 
 impl FromStr for ArtifactKind {
-    type Err = ArtifactError;
+    type Err = ClientError;
 
     fn from_str(s: &str) -> Result<Self> {
         ArtifactKind::parse(s)
@@ -180,7 +180,7 @@ where
                 known.push(k.as_ref().to_owned());
             }
             known.sort();
-            return Err(ArtifactError::UnknownCustomNamespace {
+            return Err(ClientError::UnknownCustomNamespace {
                 key: key.clone(),
                 known,
             });

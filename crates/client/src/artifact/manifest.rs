@@ -6,7 +6,7 @@ use ocireg_oci::{media_types, Algorithm, Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 
 use super::kinds::{annotations, ArtifactKind};
-use super::{ArtifactError, Result};
+use super::{ClientError, Result};
 
 /// Version of the config JSON layout described in `docs/artifacts.md`.
 pub const CONFIG_SCHEMA_VERSION: u32 = 1;
@@ -109,12 +109,12 @@ pub(crate) fn manifest_annotations(
     }
     for (k, v) in extra {
         if k.is_empty() {
-            return Err(ArtifactError::InvalidOption(
+            return Err(ClientError::InvalidOption(
                 "annotation keys must not be empty".to_owned(),
             ));
         }
         if k.starts_with(annotations::RESERVED_PREFIX) {
-            return Err(ArtifactError::InvalidOption(format!(
+            return Err(ClientError::InvalidOption(format!(
                 "annotation {k:?} uses the reserved prefix {:?}",
                 annotations::RESERVED_PREFIX
             )));

@@ -20,7 +20,7 @@ use super::hashio::{HashingWriter, BUF_SIZE};
 use super::kinds::{annotations, ArtifactKind};
 use super::manifest::{build_manifest, manifest_annotations, ArtifactConfig, LayerInfo};
 use super::paths::confined_resolve;
-use super::{ArtifactError, Result, CONFIG_SCHEMA_VERSION};
+use super::{ClientError, Result, CONFIG_SCHEMA_VERSION};
 
 /// The modification time written in every tar header (the Unix epoch), so that packing does not
 /// depend on when the files were touched.
@@ -118,18 +118,18 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
     let tmp = tempfile::Builder::new()
         .prefix(".ocireg-pack-")
         .tempfile_in(out_dir)
-        .map_err(|e| ArtifactError::io("cannot create a temporary file in", out_dir, e))?;
+        .map_err(|e| ClientError::io_path("cannot create a temporary file in", out_dir, e))?;
     let file = tmp
         .as_file()
         .try_clone()
-        .map_err(|e| ArtifactError::io("cannot open", tmp.path(), e))?;
+        .map_err(|e| ClientError::io_path("cannot open", tmp.path(), e))?;
     let (packed, writer) = pack_core(
         path,
         opts,
         BufWriter::with_capacity(BUF_SIZE, file),
         Some(out_dir),
     )?;
-    let tar_io = |e| ArtifactError::io("cannot write the layer to", tmp.path(), e);
+    let tar_io = |e| ClientError::io_path("cannot write the layer to", tmp.path(), e);
     let file = writer.into_inner().map_err(|e| tar_io(e.into_error()))?;
     file.sync_all().map_err(tar_io)?;
     drop(file);
@@ -140,7 +140,7 @@ pub fn pack(path: &Path, opts: &PackOptions, out_dir: &Path) -> Result<PackedArt
         layer_ext(opts)
     ));
     tmp.persist(&final_path)
-        .map_err(|e| ArtifactError::io("cannot move the layer to", &final_path, e.error))?;
+        .map_err(|e| ClientError::io_path("cannot move the layer to", &final_path, e.error))?;
     Ok(PackedArtifact {
         layer: BlobFile {
             path: final_path,
@@ -176,7 +176,7 @@ pub fn pack_to_writer<W: Write>(
 ) -> Result<(PackedStream, W)> {
     validate(opts)?;
     let (packed, mut writer) = pack_core(path, opts, writer, None)?;
-    writer.flush().map_err(|e| ArtifactError::Io {
+    writer.flush().map_err(|e| ClientError::Io {
         context: "cannot write the layer".to_owned(),
         source: e,
     })?;
@@ -186,13 +186,13 @@ pub fn pack_to_writer<W: Write>(
 fn validate(opts: &PackOptions) -> Result<()> {
     if let Some(level) = opts.compression {
         if level > 9 {
-            return Err(ArtifactError::InvalidOption(format!(
+            return Err(ClientError::InvalidOption(format!(
                 "compression level must be 0-9, got {level}"
             )));
         }
     }
     if opts.name.is_empty() {
-        return Err(ArtifactError::InvalidOption(
+        return Err(ClientError::InvalidOption(
             "artifact name must not be empty".to_owned(),
         ));
     }
@@ -224,7 +224,7 @@ fn pack_core<W: Write>(
         created.as_deref(),
         &opts.annotations,
     )?;
-    let meta = fs::metadata(path).map_err(|e| ArtifactError::io("cannot read", path, e))?;
+    let meta = fs::metadata(path).map_err(|e| ClientError::io_path("cannot read", path, e))?;
     let mut builder = layer_builder(writer, opts.compression);
     let mut stats = PackStats::default();
     let source = append_source(&mut builder, path, &meta, exclude, &mut stats)?;
@@ -324,12 +324,12 @@ fn append_source<W: Write>(
 ) -> Result<&'static str> {
     if meta.is_dir() {
         let root =
-            fs::canonicalize(path).map_err(|e| ArtifactError::io("cannot resolve", path, e))?;
+            fs::canonicalize(path).map_err(|e| ClientError::io_path("cannot resolve", path, e))?;
         if let Some(out_dir) = exclude {
             let out = fs::canonicalize(out_dir)
-                .map_err(|e| ArtifactError::io("cannot resolve", out_dir, e))?;
+                .map_err(|e| ClientError::io_path("cannot resolve", out_dir, e))?;
             if out.starts_with(&root) {
-                return Err(ArtifactError::InvalidOption(format!(
+                return Err(ClientError::InvalidOption(format!(
                     "the output directory {} lies inside the directory being packed",
                     out_dir.display()
                 )));
@@ -364,7 +364,7 @@ struct LayerOutput {
 
 /// Ends the tar stream (and gzip); returns the writer and what was written.
 fn finish_layer<W: Write>(builder: LayerBuilder<W>) -> Result<(W, LayerOutput)> {
-    let tar_io = |e| ArtifactError::Io {
+    let tar_io = |e| ClientError::Io {
         context: "cannot write the layer".to_owned(),
         source: e,
     };
@@ -394,11 +394,11 @@ fn finish_layer<W: Write>(builder: LayerBuilder<W>) -> Result<(W, LayerOutput)> 
 fn format_created(t: OffsetDateTime) -> Result<String> {
     t.to_offset(UtcOffset::UTC)
         .format(&Rfc3339)
-        .map_err(|e| ArtifactError::InvalidOption(format!("created time cannot be formatted: {e}")))
+        .map_err(|e| ClientError::InvalidOption(format!("created time cannot be formatted: {e}")))
 }
 
-fn unsupported(path: &Path, reason: &str) -> ArtifactError {
-    ArtifactError::UnsupportedSource {
+fn unsupported(path: &Path, reason: &str) -> ClientError {
+    ClientError::UnsupportedSource {
         path: path.to_path_buf(),
         reason: reason.to_owned(),
     }
@@ -442,8 +442,8 @@ fn header(kind: EntryType, mode: u32, size: u64) -> io::Result<Header> {
     Ok(h)
 }
 
-fn tar_err(path: &Path) -> impl Fn(io::Error) -> ArtifactError + '_ {
-    move |e| ArtifactError::io("cannot add to the layer:", path, e)
+fn tar_err(path: &Path) -> impl Fn(io::Error) -> ClientError + '_ {
+    move |e| ClientError::io_path("cannot add to the layer:", path, e)
 }
 
 /// Appends the entries below `root/rel` in byte order of their names, depth first.
@@ -454,10 +454,10 @@ fn walk_dir<W: Write>(
     stats: &mut PackStats,
 ) -> Result<()> {
     let dir = rel.iter().fold(root.to_path_buf(), |p, c| p.join(c));
-    let reader = fs::read_dir(&dir).map_err(|e| ArtifactError::io("cannot list", &dir, e))?;
+    let reader = fs::read_dir(&dir).map_err(|e| ClientError::io_path("cannot list", &dir, e))?;
     let mut names = Vec::new();
     for entry in reader {
-        let entry = entry.map_err(|e| ArtifactError::io("cannot list", &dir, e))?;
+        let entry = entry.map_err(|e| ClientError::io_path("cannot list", &dir, e))?;
         let name = entry.file_name();
         let name = name
             .into_string()
@@ -470,7 +470,7 @@ fn walk_dir<W: Write>(
         rel.push(name);
         let archive_path = rel.join("/");
         let meta =
-            fs::symlink_metadata(&abs).map_err(|e| ArtifactError::io("cannot read", &abs, e))?;
+            fs::symlink_metadata(&abs).map_err(|e| ClientError::io_path("cannot read", &abs, e))?;
         let ft = meta.file_type();
         if ft.is_dir() {
             let mut h = header(EntryType::Directory, 0o755, 0).map_err(tar_err(&abs))?;
@@ -482,8 +482,8 @@ fn walk_dir<W: Write>(
         } else if ft.is_file() {
             append_file(builder, &abs, &archive_path, stats)?;
         } else if ft.is_symlink() {
-            let target =
-                fs::read_link(&abs).map_err(|e| ArtifactError::io("cannot read link", &abs, e))?;
+            let target = fs::read_link(&abs)
+                .map_err(|e| ClientError::io_path("cannot read link", &abs, e))?;
             let link_dir: Vec<OsString> = rel[..rel.len() - 1].iter().map(OsString::from).collect();
             confined_resolve(root, &link_dir, &target)
                 .map_err(|reason| unsupported(&abs, &reason))?;
@@ -513,10 +513,10 @@ fn append_file<W: Write>(
     archive_path: &str,
     stats: &mut PackStats,
 ) -> Result<()> {
-    let file = File::open(abs).map_err(|e| ArtifactError::io("cannot open", abs, e))?;
+    let file = File::open(abs).map_err(|e| ClientError::io_path("cannot open", abs, e))?;
     let meta = file
         .metadata()
-        .map_err(|e| ArtifactError::io("cannot read", abs, e))?;
+        .map_err(|e| ClientError::io_path("cannot read", abs, e))?;
     if !meta.is_file() {
         return Err(unsupported(
             abs,

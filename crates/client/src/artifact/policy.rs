@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use ocireg_oci::Digest;
 
-use super::{ArtifactError, Result};
+use super::{ClientError, Result};
 
 /// `pull_policy.policy`: the configuration's own type, so that one enum names the three
 /// policies everywhere (`always`, `if-not-present`, `never`).
@@ -17,7 +17,7 @@ pub trait PullPolicyExt {
     fn uses_cache(&self) -> bool;
 
     /// What to do when a blob the manifest needs is absent from the cache (or was dropped as
-    /// corrupt): `Ok(())` means fetch it; `never` answers [`ArtifactError::NotCached`].
+    /// corrupt): `Ok(())` means fetch it; `never` answers [`ClientError::NotCached`].
     fn on_blob_miss(&self, digest: &Digest) -> Result<()>;
 }
 
@@ -28,7 +28,7 @@ impl PullPolicyExt for PullPolicy {
 
     fn on_blob_miss(&self, digest: &Digest) -> Result<()> {
         match self {
-            PullPolicy::Never => Err(ArtifactError::NotCached {
+            PullPolicy::Never => Err(ClientError::NotCached {
                 what: format!("blob {digest}"),
             }),
             PullPolicy::Always | PullPolicy::IfNotPresent => Ok(()),
@@ -78,13 +78,13 @@ pub fn decide(policy: PullPolicy, lookup: &RefLookup, reference: &str) -> Result
         (_, RefLookup::Fresh(d)) => Ok(PullDecision::UseCache(d.clone())),
         (PullPolicy::IfNotPresent, _) => Ok(PullDecision::Fetch),
         (PullPolicy::Never, RefLookup::Expired { age, ttl, .. }) => {
-            Err(ArtifactError::CacheExpired {
+            Err(ClientError::CacheExpired {
                 reference: reference.to_owned(),
                 age_secs: age.as_secs(),
                 ttl_secs: ttl.as_secs(),
             })
         }
-        (PullPolicy::Never, RefLookup::Absent) => Err(ArtifactError::NotCached {
+        (PullPolicy::Never, RefLookup::Absent) => Err(ClientError::NotCached {
             what: reference.to_owned(),
         }),
     }

@@ -52,7 +52,7 @@ fn kinds_parse_and_round_trip() {
         "image",
     ] {
         assert!(
-            matches!(ArtifactKind::parse(bad), Err(ArtifactError::InvalidKind(_))),
+            matches!(ArtifactKind::parse(bad), Err(ClientError::InvalidKind(_))),
             "{bad:?} must be refused"
         );
     }
@@ -99,7 +99,7 @@ fn namespace_mapping() {
     );
     let err = ns(&ArtifactKind::parse("custom:nope").unwrap(), &custom).unwrap_err();
     match &err {
-        ArtifactError::UnknownCustomNamespace { key, known } => {
+        ClientError::UnknownCustomNamespace { key, known } => {
             assert_eq!(key, "nope");
             assert_eq!(known, &["ml".to_owned(), "tools".to_owned()]);
         }
@@ -195,14 +195,14 @@ fn pull_policy_table() {
     let e = decide(PullPolicy::Never, &expired, r).unwrap_err();
     assert!(matches!(
         e,
-        ArtifactError::CacheExpired {
+        ClientError::CacheExpired {
             age_secs: 7200,
             ttl_secs: 3600,
             ..
         }
     ));
     let e = decide(PullPolicy::Never, &absent, r).unwrap_err();
-    assert!(matches!(e, ArtifactError::NotCached { .. }));
+    assert!(matches!(e, ClientError::NotCached { .. }));
     assert!(e.to_string().contains(r), "{e}");
 
     assert!(PullPolicy::Never.on_blob_miss(&d).is_err());
@@ -222,7 +222,7 @@ fn pull_policy_table() {
 fn signing_is_refused_clearly() {
     assert!(check_push_signing(false).is_ok());
     let e = check_push_signing(true).unwrap_err();
-    assert!(matches!(e, ArtifactError::SigningUnsupported));
+    assert!(matches!(e, ClientError::SigningUnsupported));
     assert!(e.to_string().contains("require_signing"), "{e}");
 }
 
@@ -246,6 +246,6 @@ fn annotations_merge_and_reserved_prefix() {
     let bad: BTreeMap<String, String> = [(keys::KIND.to_owned(), "x".to_owned())].into();
     assert!(matches!(
         manifest_annotations(&kind, "n", None, None, &bad),
-        Err(ArtifactError::InvalidOption(_))
+        Err(ClientError::InvalidOption(_))
     ));
 }

@@ -15,7 +15,7 @@ use ocireg_oci::media_types;
 use tar::{Archive, EntryType};
 
 use super::paths::{confined_resolve, display, join, safe_relative};
-use super::{ArtifactError, Result};
+use super::{ClientError, Result};
 
 /// What an unpack wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,7 +51,7 @@ fn compression_for(media_type: &str) -> Result<Compression> {
     {
         Ok(Compression::Gzip)
     } else {
-        Err(ArtifactError::UnsupportedMediaType(media_type.to_owned()))
+        Err(ClientError::UnsupportedMediaType(media_type.to_owned()))
     }
 }
 
@@ -106,13 +106,13 @@ impl StagedUnpack {
             report,
         } = self;
         fs::set_permissions(&root, Permissions::from_mode(0o755))
-            .map_err(|e| ArtifactError::io("cannot set permissions on", &root, e))?;
+            .map_err(|e| ClientError::io_path("cannot set permissions on", &root, e))?;
         // Renaming over an empty directory replaces it (rename(2)); anything else fails here.
         fs::rename(&root, &dest).map_err(|e| match e.kind() {
             io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists => {
-                ArtifactError::DestinationNotEmpty(dest.clone())
+                ClientError::DestinationNotEmpty(dest.clone())
             }
-            _ => ArtifactError::io("cannot move the unpacked tree to", &dest, e),
+            _ => ClientError::io_path("cannot move the unpacked tree to", &dest, e),
         })?;
         // The staging path is gone; make sure drop does not try to remove anything there.
         let _ = staging.keep();
@@ -130,7 +130,7 @@ pub fn unpack_staged(layer: impl Read, media_type: &str, dest: &Path) -> Result<
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         Some(_) => PathBuf::from("."),
         None => {
-            return Err(ArtifactError::InvalidOption(format!(
+            return Err(ClientError::InvalidOption(format!(
                 "cannot unpack into {}: it has no parent directory",
                 dest.display()
             )))
@@ -139,9 +139,9 @@ pub fn unpack_staged(layer: impl Read, media_type: &str, dest: &Path) -> Result<
     let staging = tempfile::Builder::new()
         .prefix(".ocireg-unpack-")
         .tempdir_in(&parent)
-        .map_err(|e| ArtifactError::io("cannot create a staging directory in", &parent, e))?;
+        .map_err(|e| ClientError::io_path("cannot create a staging directory in", &parent, e))?;
     let root = fs::canonicalize(staging.path())
-        .map_err(|e| ArtifactError::io("cannot resolve", staging.path(), e))?;
+        .map_err(|e| ClientError::io_path("cannot resolve", staging.path(), e))?;
 
     let report = match compression {
         Compression::None => extract_all(layer, &root)?,
@@ -158,17 +158,17 @@ pub fn unpack_staged(layer: impl Read, media_type: &str, dest: &Path) -> Result<
 fn check_dest(dest: &Path) -> Result<()> {
     match fs::symlink_metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ArtifactError::io("cannot inspect", dest, e)),
+        Err(e) => Err(ClientError::io_path("cannot inspect", dest, e)),
         Ok(m) if m.is_dir() => {
             let mut entries =
-                fs::read_dir(dest).map_err(|e| ArtifactError::io("cannot list", dest, e))?;
+                fs::read_dir(dest).map_err(|e| ClientError::io_path("cannot list", dest, e))?;
             if entries.next().is_some() {
-                Err(ArtifactError::DestinationNotEmpty(dest.to_path_buf()))
+                Err(ClientError::DestinationNotEmpty(dest.to_path_buf()))
             } else {
                 Ok(())
             }
         }
-        Ok(_) => Err(ArtifactError::DestinationNotEmpty(dest.to_path_buf())),
+        Ok(_) => Err(ClientError::DestinationNotEmpty(dest.to_path_buf())),
     }
 }
 
@@ -177,7 +177,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
     let mut archive = Archive::new(reader);
     let mut report = UnpackReport::default();
     let mut links: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
-    let read_err = |e| ArtifactError::Io {
+    let read_err = |e| ClientError::Io {
         context: "cannot read the layer archive".to_owned(),
         source: e,
     };
@@ -185,7 +185,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
         let mut entry = entry.map_err(read_err)?;
         let raw_path = entry.path().map_err(read_err)?.into_owned();
         let shown = raw_path.to_string_lossy().into_owned();
-        let refuse = |reason: &str| ArtifactError::UnsafeEntry {
+        let refuse = |reason: &str| ClientError::UnsafeEntry {
             path: shown.clone(),
             reason: reason.to_owned(),
         };
@@ -206,7 +206,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
         let existing = match fs::symlink_metadata(&target) {
             Ok(m) => Some(m),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(ArtifactError::io("cannot inspect", &target, e)),
+            Err(e) => return Err(ClientError::io_path("cannot inspect", &target, e)),
         };
         match kind {
             EntryType::Directory => match existing {
@@ -239,7 +239,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
                 // Early, lexical check; the final check runs once the tree is complete.
                 confined_resolve(root, parents, &link).map_err(|r| refuse(&r))?;
                 std::os::unix::fs::symlink(&link, &target)
-                    .map_err(|e| ArtifactError::io("cannot create symlink", &target, e))?;
+                    .map_err(|e| ClientError::io_path("cannot create symlink", &target, e))?;
                 links.push((comps.clone(), link));
                 report.symlinks += 1;
             }
@@ -254,7 +254,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
                     .into_owned();
                 let source = hardlink_source(root, &link).map_err(|r| refuse(&r))?;
                 fs::hard_link(&source, &target)
-                    .map_err(|e| ArtifactError::io("cannot create hard link", &target, e))?;
+                    .map_err(|e| ClientError::io_path("cannot create hard link", &target, e))?;
                 report.hardlinks += 1;
             }
             EntryType::Char | EntryType::Block => {
@@ -266,7 +266,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
     }
     for (comps, link) in &links {
         let parents = &comps[..comps.len() - 1];
-        confined_resolve(root, parents, link).map_err(|reason| ArtifactError::UnsafeEntry {
+        confined_resolve(root, parents, link).map_err(|reason| ClientError::UnsafeEntry {
             path: display(comps),
             reason,
         })?;
@@ -320,9 +320,9 @@ fn confirm_inside(root: &Path, dir: &Path) -> Result<(), String> {
 }
 
 fn make_dir(path: &Path) -> Result<()> {
-    fs::create_dir(path).map_err(|e| ArtifactError::io("cannot create directory", path, e))?;
+    fs::create_dir(path).map_err(|e| ClientError::io_path("cannot create directory", path, e))?;
     fs::set_permissions(path, Permissions::from_mode(0o755))
-        .map_err(|e| ArtifactError::io("cannot set permissions on", path, e))
+        .map_err(|e| ClientError::io_path("cannot set permissions on", path, e))
 }
 
 /// Creates `target` (never following or replacing anything: `O_EXCL`) and streams the entry in.
@@ -333,7 +333,7 @@ fn write_file<R: Read>(entry: &mut R, target: &Path, exec: bool, size: u64) -> R
         .write(true)
         .create_new(true)
         .open(target)
-        .map_err(|e| ArtifactError::io("cannot create", target, e))?;
+        .map_err(|e| ClientError::io_path("cannot create", target, e))?;
     let cap = usize::try_from(size)
         .unwrap_or(WRITE_BUF)
         .clamp(1, WRITE_BUF);
@@ -344,15 +344,15 @@ fn write_file<R: Read>(entry: &mut R, target: &Path, exec: bool, size: u64) -> R
             Ok(0) => break,
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ArtifactError::io("cannot write", target, e)),
+            Err(e) => return Err(ClientError::io_path("cannot write", target, e)),
         };
         file.write_all(&buf[..got])
-            .map_err(|e| ArtifactError::io("cannot write", target, e))?;
+            .map_err(|e| ClientError::io_path("cannot write", target, e))?;
         n += got as u64;
     }
     let mode = if exec { 0o755 } else { 0o644 };
     file.set_permissions(Permissions::from_mode(mode))
-        .map_err(|e| ArtifactError::io("cannot set permissions on", target, e))?;
+        .map_err(|e| ClientError::io_path("cannot set permissions on", target, e))?;
     Ok(n)
 }
 

@@ -10,7 +10,6 @@ use ocireg_oci::{Descriptor, Digest, Reference, RepoName};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::progress::{finish, CountingReader, Progress};
-use super::WorkflowError;
 use crate::error::ClientError;
 use crate::registry::{Manifest, Registry};
 use crate::source::BlobSource;
@@ -67,7 +66,7 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     /// Streams one blob from the source into the destination.
-    async fn stream(&mut self, d: &Descriptor) -> Result<(), WorkflowError> {
+    async fn stream(&mut self, d: &Descriptor) -> Result<(), ClientError> {
         let (mut w, r) = tokio::io::duplex(PIPE_BYTES);
         let src = self.src.clone();
         let repo = self.req.src_repo.clone();
@@ -94,11 +93,11 @@ impl Copier<'_> {
         finish(meter.as_ref());
         let pulled = download
             .await
-            .map_err(|e| WorkflowError::task("the download task failed", e))?;
-        let downloading = |e| WorkflowError::client(format!("downloading blob {}", d.digest), e);
+            .map_err(|e| ClientError::task("the download task failed", e))?;
+        let downloading = |e| ClientError::context(format!("downloading blob {}", d.digest), e);
         match (pulled, pushed) {
             (Err(e), _) if !matches!(e, ClientError::Io { .. }) => Err(downloading(e)),
-            (_, Err(e)) => Err(WorkflowError::client(
+            (_, Err(e)) => Err(ClientError::context(
                 format!("uploading blob {}", d.digest),
                 e,
             )),
@@ -108,7 +107,7 @@ impl Copier<'_> {
     }
 
     /// Makes the destination hold one blob: already there, mounted, or streamed.
-    async fn blob(&mut self, d: &Descriptor) -> Result<(), WorkflowError> {
+    async fn blob(&mut self, d: &Descriptor) -> Result<(), ClientError> {
         let dst_repo = &self.req.dst_repo;
         if self.dst.blob_exists(dst_repo, &d.digest).await? {
             self.report.existed += 1;
@@ -133,10 +132,10 @@ impl Copier<'_> {
     fn children<'a>(
         &'a mut self,
         m: &'a Manifest,
-    ) -> Pin<Box<dyn Future<Output = Result<(), WorkflowError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send + 'a>> {
         Box::pin(async move {
             let parsed = ocireg_oci::parse_manifest(&m.bytes, Some(&m.media_type))
-                .map_err(|e| WorkflowError::Invalid(format!("manifest {}: {e}", m.digest)))?;
+                .map_err(|e| ClientError::Invalid(format!("manifest {}: {e}", m.digest)))?;
             for child in parsed.manifest_refs() {
                 let r = Reference::Digest(child.digest.clone());
                 let cm = self.src.get_manifest(&self.req.src_repo, &r, &[]).await?;
@@ -145,7 +144,7 @@ impl Copier<'_> {
                     .put_manifest(&self.req.dst_repo, &r, &cm.media_type, cm.bytes.clone())
                     .await
                     .map_err(|e| {
-                        WorkflowError::client(format!("pushing manifest {}", cm.digest), e)
+                        ClientError::context(format!("pushing manifest {}", cm.digest), e)
                     })?;
                 self.report.manifests += 1;
             }
@@ -164,11 +163,11 @@ pub async fn copy_artifact(
     dst: &Registry,
     req: &CopyRequest,
     progress: &dyn Progress,
-) -> Result<CopyReport, WorkflowError> {
+) -> Result<CopyReport, ClientError> {
     let m = src
         .get_manifest(&req.src_repo, &req.src_ref, &[])
         .await
-        .map_err(|e| WorkflowError::client(format!("fetching {}", req.src_shown), e))?;
+        .map_err(|e| ClientError::context(format!("fetching {}", req.src_shown), e))?;
     let mut c = Copier {
         src,
         dst,
@@ -189,7 +188,7 @@ pub async fn copy_artifact(
         .put_manifest(&req.dst_repo, &req.dst_ref, &m.media_type, m.bytes.clone())
         .await
         .map_err(|e| {
-            WorkflowError::client(format!("pushing the manifest to {}", req.dst_shown), e)
+            ClientError::context(format!("pushing the manifest to {}", req.dst_shown), e)
         })?;
     let mut report = c.report;
     report.manifests += 1;

@@ -6,15 +6,15 @@ use std::path::Path;
 use ocireg_oci::{RepoName, Tag};
 use time::OffsetDateTime;
 
-use super::WorkflowError;
+use crate::error::ClientError;
 
-fn invalid(message: String) -> WorkflowError {
-    WorkflowError::Invalid(message)
+fn invalid(message: String) -> ClientError {
+    ClientError::Invalid(message)
 }
 
 /// The repository name below the namespace: `given` as is (validated), else `path`'s file name
 /// sanitised to the name grammar.
-pub fn artifact_name(given: Option<&str>, path: &Path) -> Result<String, WorkflowError> {
+pub fn artifact_name(given: Option<&str>, path: &Path) -> Result<String, ClientError> {
     if let Some(n) = given.filter(|n| !n.is_empty()) {
         if !RepoName::is_valid(n) {
             return Err(invalid(format!(
@@ -26,7 +26,7 @@ pub fn artifact_name(given: Option<&str>, path: &Path) -> Result<String, Workflo
     let base = match path.file_name() {
         Some(f) => f.to_string_lossy().into_owned(),
         None => std::fs::canonicalize(path)
-            .map_err(|e| WorkflowError::io(format!("cannot resolve {}", path.display()), e))?
+            .map_err(|e| ClientError::local_io(format!("cannot resolve {}", path.display()), e))?
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -94,7 +94,7 @@ pub fn render_tag(
     format: &str,
     version: Option<&str>,
     now: OffsetDateTime,
-) -> Result<Tag, WorkflowError> {
+) -> Result<Tag, ClientError> {
     let mut out = String::new();
     let mut rest = format;
     while let Some(open) = rest.find('{') {

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use ocireg_oci::{media_types, Descriptor, Digest, ParsedManifest, Reference, RepoName};
 use tokio::io::AsyncWriteExt;
 
+use super::display_reference;
 use super::progress::{finish, CountingWriter, Meter, Progress};
-use super::{display_reference, BoxError, WorkflowError};
 use crate::artifact::{
-    annotations, decide, pipe, unpack, unpack_staged, ArtifactError, ArtifactKind, BlobWriter,
-    Cache, CacheStats, PullDecision, PullPolicy, PullPolicyExt, RefLookup, StagedUnpack, TeeReader,
-    UnpackReport,
+    annotations, decide, pipe, unpack, unpack_staged, ArtifactKind, BlobWriter, Cache, CacheStats,
+    PullDecision, PullPolicy, PullPolicyExt, RefLookup, StagedUnpack, TeeReader, UnpackReport,
 };
-use crate::error::ClientError;
+use crate::error::{BoxError, ClientError};
 use crate::registry::Registry;
 
 /// Blocks of [`crate::artifact::PIPE_BLOCK`] bytes that may wait between the download and the
@@ -62,11 +61,11 @@ pub struct PullReport {
 }
 
 /// Fails early when `dest` exists and is not an empty directory; creates its parent.
-pub fn prepare_dest(dest: &Path) -> Result<(), WorkflowError> {
+pub fn prepare_dest(dest: &Path) -> Result<(), ClientError> {
     match fs::read_dir(dest) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(WorkflowError::Invalid(format!(
+                return Err(ClientError::Invalid(format!(
                     "{} exists and is not empty",
                     dest.display()
                 )));
@@ -74,17 +73,23 @@ pub fn prepare_dest(dest: &Path) -> Result<(), WorkflowError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent)
-                    .map_err(|e| WorkflowError::io(format!("creating {}", parent.display()), e))?;
+                fs::create_dir_all(parent).map_err(|e| {
+                    ClientError::local_io(format!("creating {}", parent.display()), e)
+                })?;
             }
         }
         Err(_) if dest.exists() => {
-            return Err(WorkflowError::Invalid(format!(
+            return Err(ClientError::Invalid(format!(
                 "{} exists and is not a directory",
                 dest.display()
             )))
         }
-        Err(e) => return Err(WorkflowError::io(format!("reading {}", dest.display()), e)),
+        Err(e) => {
+            return Err(ClientError::local_io(
+                format!("reading {}", dest.display()),
+                e,
+            ))
+        }
     }
     Ok(())
 }
@@ -99,11 +104,11 @@ struct Puller<'a, 'c> {
 }
 
 impl Puller<'_, '_> {
-    fn registry(&mut self) -> Result<Registry, WorkflowError> {
+    fn registry(&mut self) -> Result<Registry, ClientError> {
         if let Some(r) = &self.reg {
             return Ok(r.clone());
         }
-        let r = (self.connect)().map_err(WorkflowError::Connect)?;
+        let r = (self.connect)().map_err(ClientError::Connect)?;
         self.reg = Some(r.clone());
         Ok(r)
     }
@@ -113,7 +118,7 @@ impl Puller<'_, '_> {
     }
 
     /// Fetches the manifest from the registry and stores it (and the tag entry) in the cache.
-    async fn fetch_manifest(&mut self) -> Result<(Vec<u8>, Digest), WorkflowError> {
+    async fn fetch_manifest(&mut self) -> Result<(Vec<u8>, Digest), ClientError> {
         let (repo, reference) = (&self.req.repo, &self.req.reference);
         let accept = [media_types::OCI_MANIFEST, media_types::DOCKER_MANIFEST];
         let m = self
@@ -122,10 +127,10 @@ impl Puller<'_, '_> {
             .await
             .map_err(|e| {
                 let what = format!("{}/{repo}:{reference}", self.req.registry);
-                WorkflowError::client(format!("fetching the manifest of {what}"), e)
+                ClientError::context(format!("fetching the manifest of {what}"), e)
             })?;
         let bytes = m.bytes.to_vec();
-        tokio::task::block_in_place(|| -> Result<(), ArtifactError> {
+        tokio::task::block_in_place(|| -> Result<(), ClientError> {
             self.cache.put_blob(&bytes, &m.digest)?;
             if let Reference::Tag(t) = reference {
                 self.cache
@@ -138,7 +143,7 @@ impl Puller<'_, '_> {
 
     /// The manifest per the policy and the cache; returns it, its digest and whether it came
     /// from the cache.
-    async fn manifest(&mut self) -> Result<(Vec<u8>, Digest, bool), WorkflowError> {
+    async fn manifest(&mut self) -> Result<(Vec<u8>, Digest, bool), ClientError> {
         let (req, shown) = (self.req, self.shown());
         let lookup = match req.policy {
             PullPolicy::Always => RefLookup::Absent,
@@ -159,7 +164,7 @@ impl Puller<'_, '_> {
 
     /// The blob's path in the cache, fetching it when the policy asks for it or it is missing
     /// (or corrupt).
-    async fn blob(&mut self, d: &Descriptor, what: &str) -> Result<PathBuf, WorkflowError> {
+    async fn blob(&mut self, d: &Descriptor, what: &str) -> Result<PathBuf, ClientError> {
         if let Some(path) = self.cached(d)? {
             return Ok(path);
         }
@@ -171,7 +176,7 @@ impl Puller<'_, '_> {
 
     /// The blob's path in the cache when the policy lets the cache answer and it holds the blob
     /// (verified per `verify_cached`); `None` when it must be downloaded (an error with `never`).
-    fn cached(&self, d: &Descriptor) -> Result<Option<PathBuf>, WorkflowError> {
+    fn cached(&self, d: &Descriptor) -> Result<Option<PathBuf>, ClientError> {
         if self.req.policy.uses_cache() {
             if let Some(b) = tokio::task::block_in_place(|| self.cache.get_blob(&d.digest))? {
                 return Ok(Some(b.path));
@@ -189,17 +194,17 @@ impl Puller<'_, '_> {
         &mut self,
         d: &Descriptor,
         dest: &Path,
-    ) -> Result<UnpackReport, WorkflowError> {
+    ) -> Result<UnpackReport, ClientError> {
         // The download below verifies the digest of exactly these bytes: no second hash.
         let writer = tokio::task::block_in_place(|| self.cache.blob_writer(&d.digest, false))?;
         let (pipe_w, pipe_r) = pipe(PIPE_DEPTH);
         let (media_type, out) = (d.media_type.clone(), dest.to_path_buf());
         let job = tokio::task::spawn_blocking(
-            move || -> Result<(StagedUnpack, BlobWriter), ArtifactError> {
+            move || -> Result<(StagedUnpack, BlobWriter), ClientError> {
                 let mut tee = TeeReader::new(pipe_r, writer);
                 let staged = unpack_staged(&mut tee, &media_type, &out)?;
                 // Whatever follows the archive's end marker still belongs to the blob.
-                tee.drain().map_err(|e| ArtifactError::Io {
+                tee.drain().map_err(|e| ClientError::Io {
                     context: "cannot read the layer".to_owned(),
                     source: e,
                 })?;
@@ -224,24 +229,22 @@ impl Puller<'_, '_> {
         };
         let unpacked = job
             .await
-            .map_err(|e| WorkflowError::task("the unpacking task failed", e))?;
+            .map_err(|e| ClientError::task("the unpacking task failed", e))?;
         match (pulled, unpacked) {
             // The unpacker stopped reading (unsafe entry, ...): its error is the cause.
-            (Err(ClientError::Io { .. }), Err(ue)) | (Ok(_), Err(ue)) => {
-                Err(WorkflowError::ArtifactAt {
-                    context: format!("unpacking into {}", dest.display()),
-                    source: ue,
-                })
-            }
-            (Err(e), _) => Err(WorkflowError::client(
+            (Err(ClientError::Io { .. }), Err(ue)) | (Ok(_), Err(ue)) => Err(ClientError::context(
+                format!("unpacking into {}", dest.display()),
+                ue,
+            )),
+            (Err(e), _) => Err(ClientError::context(
                 format!("downloading blob {}", d.digest),
                 e,
             )),
             (Ok(n), Ok((staged, writer))) => {
-                ended.map_err(|e| WorkflowError::io("ending the layer stream", e))?;
+                ended.map_err(|e| ClientError::local_io("ending the layer stream", e))?;
                 check_size(d, n)?;
                 tokio::task::block_in_place(|| writer.commit(n))?;
-                Ok(tokio::task::block_in_place(|| staged.commit())?)
+                tokio::task::block_in_place(|| staged.commit())
             }
         }
     }
@@ -252,37 +255,37 @@ impl Puller<'_, '_> {
         &mut self,
         d: &Descriptor,
         meter: Option<Arc<dyn Meter>>,
-    ) -> Result<PathBuf, WorkflowError> {
+    ) -> Result<PathBuf, ClientError> {
         let tmp_dir = self.cache.root().join("tmp");
         let tmp = tempfile::Builder::new()
             .prefix("pull-")
             .tempfile_in(&tmp_dir)
             .map_err(|e| {
                 let what = format!("creating a temporary file in {}", tmp_dir.display());
-                WorkflowError::io(what, e)
+                ClientError::local_io(what, e)
             })?;
-        let write_err = |e| WorkflowError::io("writing the downloaded blob", e);
+        let write_err = |e| ClientError::local_io("writing the downloaded blob", e);
         let file = tokio::fs::File::from_std(tmp.as_file().try_clone().map_err(write_err)?);
         let mut w = tokio::io::BufWriter::with_capacity(1 << 20, CountingWriter::new(file, meter));
         let n = self
             .registry()?
             .pull_blob(&self.req.repo, &d.digest, &mut w)
             .await
-            .map_err(|e| WorkflowError::client(format!("downloading blob {}", d.digest), e))?;
+            .map_err(|e| ClientError::context(format!("downloading blob {}", d.digest), e))?;
         w.flush().await.map_err(write_err)?;
         check_size(d, n)?;
         let file = w.into_inner().into_inner();
         file.sync_all()
             .await
-            .map_err(|e| WorkflowError::io("syncing the downloaded blob", e))?;
+            .map_err(|e| ClientError::local_io("syncing the downloaded blob", e))?;
         drop(file);
         let dest = self.cache.blob_path(&d.digest);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)
-                .map_err(|e| WorkflowError::io(format!("creating {}", parent.display()), e))?;
+                .map_err(|e| ClientError::local_io(format!("creating {}", parent.display()), e))?;
         }
         tmp.persist(&dest)
-            .map_err(|e| WorkflowError::io(format!("storing {}", dest.display()), e.error))?;
+            .map_err(|e| ClientError::local_io(format!("storing {}", dest.display()), e.error))?;
         if let Some(dir) = dest.parent().and_then(|p| fs::File::open(p).ok()) {
             let _ = dir.sync_all();
         }
@@ -295,7 +298,7 @@ impl Puller<'_, '_> {
         &mut self,
         layer: &Descriptor,
         dest: &Path,
-    ) -> Result<(UnpackReport, bool), WorkflowError> {
+    ) -> Result<(UnpackReport, bool), ClientError> {
         let Some(layer_path) = self.cached(layer)? else {
             self.progress.status(&format!(
                 "downloading and unpacking into {} ...",
@@ -305,22 +308,23 @@ impl Puller<'_, '_> {
         };
         self.progress
             .status(&format!("unpacking into {} ...", dest.display()));
-        let report = tokio::task::block_in_place(|| -> Result<_, WorkflowError> {
-            let f = fs::File::open(&layer_path)
-                .map_err(|e| WorkflowError::io(format!("opening {}", layer_path.display()), e))?;
-            Ok(unpack(
+        let report = tokio::task::block_in_place(|| -> Result<_, ClientError> {
+            let f = fs::File::open(&layer_path).map_err(|e| {
+                ClientError::local_io(format!("opening {}", layer_path.display()), e)
+            })?;
+            unpack(
                 BufReader::with_capacity(1 << 20, f),
                 &layer.media_type,
                 dest,
-            )?)
+            )
         })?;
         Ok((report, true))
     }
 }
 
-fn check_size(d: &Descriptor, n: u64) -> Result<(), WorkflowError> {
+fn check_size(d: &Descriptor, n: u64) -> Result<(), ClientError> {
     if n != d.size {
-        return Err(WorkflowError::Invalid(format!(
+        return Err(ClientError::Invalid(format!(
             "blob {}: the manifest says {} bytes, got {n}",
             d.digest, d.size
         )));
@@ -332,16 +336,16 @@ fn check_size(d: &Descriptor, n: u64) -> Result<(), WorkflowError> {
 fn single_layer<'m>(
     parsed: &'m ParsedManifest,
     shown: &str,
-) -> Result<&'m Descriptor, WorkflowError> {
+) -> Result<&'m Descriptor, ClientError> {
     if parsed.kind.is_index() {
-        return Err(WorkflowError::Invalid(format!(
+        return Err(ClientError::Invalid(format!(
             "{shown} is an index ({}); pull one of its manifests by digest",
             parsed.media_type
         )));
     }
     match parsed.layers.as_slice() {
         [layer] => Ok(layer),
-        layers => Err(WorkflowError::Invalid(format!(
+        layers => Err(ClientError::Invalid(format!(
             "{shown} has {} layers; ocireg artifacts have exactly one",
             layers.len()
         ))),
@@ -363,7 +367,7 @@ pub async fn pull_artifact(
     cache: &Cache,
     connect: &mut Connect<'_>,
     progress: &dyn Progress,
-) -> Result<PullReport, WorkflowError> {
+) -> Result<PullReport, ClientError> {
     prepare_dest(&req.dest)?;
     let mut p = Puller {
         req,
@@ -375,7 +379,7 @@ pub async fn pull_artifact(
     let shown = p.shown();
     let (manifest, digest, manifest_cached) = p.manifest().await?;
     let parsed = ocireg_oci::parse_manifest(&manifest, None)
-        .map_err(|e| WorkflowError::Invalid(format!("manifest {digest} of {shown}: {e}")))?;
+        .map_err(|e| ClientError::Invalid(format!("manifest {digest} of {shown}: {e}")))?;
     let layer = single_layer(&parsed, &shown)?;
     if let Some(cfg) = &parsed.config {
         if cfg.digest.to_string() != media_types::OCI_EMPTY_JSON_DIGEST {

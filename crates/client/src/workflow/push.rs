@@ -10,11 +10,10 @@ use ocireg_oci::{media_types, Descriptor, Digest, Reference, RepoName, Tag};
 use serde_json::Value;
 use tokio::io::AsyncRead;
 
+use super::chain;
 use super::progress::{finish, CountingReader, Progress};
-use super::{chain, WorkflowError};
 use crate::artifact::{
-    annotations, pack, pack_to_writer, pipe, ArtifactError, Blob, PackOptions, PackedArtifact,
-    PackedStream,
+    annotations, pack, pack_to_writer, pipe, Blob, PackOptions, PackedArtifact, PackedStream,
 };
 use crate::error::ClientError;
 use crate::push::PushOutcome;
@@ -95,7 +94,7 @@ struct Target<'a> {
 
 impl Target<'_> {
     /// The overwrite rule.
-    async fn check_tag(&self, manifest: &Blob) -> Result<TagState, WorkflowError> {
+    async fn check_tag(&self, manifest: &Blob) -> Result<TagState, ClientError> {
         let (repo, r) = (&self.req.repo, Reference::Tag(self.req.tag.clone()));
         let Some(existing) = self.reg.head_manifest(repo, &r, &[]).await? else {
             return Ok(TagState::Push);
@@ -113,18 +112,18 @@ impl Target<'_> {
         if same_content(&current.bytes, &manifest.bytes) {
             return Ok(TagState::Unchanged(existing.digest));
         }
-        Err(WorkflowError::TagInUse {
+        Err(ClientError::TagInUse {
             shown: self.req.shown.clone(),
             existing: existing.digest,
         })
     }
 
-    async fn push_blob(&self, d: &Descriptor, source: BlobSource) -> Result<bool, WorkflowError> {
+    async fn push_blob(&self, d: &Descriptor, source: BlobSource) -> Result<bool, ClientError> {
         let outcome = self
             .reg
             .push_blob(&self.req.repo, &d.digest, d.size, source)
             .await
-            .map_err(|e| WorkflowError::client(format!("pushing blob {}", d.digest), e))?;
+            .map_err(|e| ClientError::context(format!("pushing blob {}", d.digest), e))?;
         Ok(outcome == PushOutcome::Uploaded)
     }
 
@@ -136,7 +135,7 @@ impl Target<'_> {
         manifest: &Blob,
         layer: Descriptor,
         mut uploaded: u32,
-    ) -> Result<PushReport, WorkflowError> {
+    ) -> Result<PushReport, ClientError> {
         if let TagState::Unchanged(digest) = self.check_tag(manifest).await? {
             return Ok(PushReport {
                 digest,
@@ -157,7 +156,7 @@ impl Target<'_> {
             )
             .await
             .map_err(|e| {
-                WorkflowError::client(format!("pushing the manifest to {}", self.req.shown), e)
+                ClientError::context(format!("pushing the manifest to {}", self.req.shown), e)
             })?;
         Ok(PushReport {
             digest,
@@ -169,12 +168,12 @@ impl Target<'_> {
 
     /// Packs into a temporary file, checks the tag, then pushes the blobs (skipping those the
     /// registry has; resumable chunked upload) and the manifest.
-    async fn push_packed(&self) -> Result<PushReport, WorkflowError> {
+    async fn push_packed(&self) -> Result<PushReport, ClientError> {
         let (path, opts) = (&self.req.path, &self.req.pack);
         let work = tempfile::Builder::new()
             .prefix("ocireg-push-")
             .tempdir()
-            .map_err(|e| WorkflowError::io("creating a temporary directory", e))?;
+            .map_err(|e| ClientError::local_io("creating a temporary directory", e))?;
         self.progress
             .status(&format!("packing {} ...", path.display()));
         let packed: PackedArtifact = tokio::task::block_in_place(|| pack(path, opts, work.path()))?;
@@ -193,7 +192,7 @@ impl Target<'_> {
                 let f = tokio::fs::File::open(&packed.layer.path)
                     .await
                     .map_err(|e| {
-                        WorkflowError::io(format!("opening {}", packed.layer.path.display()), e)
+                        ClientError::local_io(format!("opening {}", packed.layer.path.display()), e)
                     })?;
                 BlobSource::Reader(Box::new(CountingReader::new(f, m.clone())))
             }
@@ -215,9 +214,9 @@ impl Target<'_> {
             .status(&format!("packing and uploading {} ...", path.display()));
         let (writer, reader) = pipe(PIPE_DEPTH);
         let (src, o) = (path.clone(), opts.clone());
-        let job = tokio::task::spawn_blocking(move || -> Result<PackedStream, ArtifactError> {
+        let job = tokio::task::spawn_blocking(move || -> Result<PackedStream, ClientError> {
             let (packed, writer) = pack_to_writer(&src, &o, writer)?;
-            writer.finish().map_err(|e| ArtifactError::Io {
+            writer.finish().map_err(|e| ClientError::Io {
                 context: "cannot stream the layer".to_owned(),
                 source: e,
             })?;
@@ -235,15 +234,15 @@ impl Target<'_> {
         finish(meter.as_ref());
         let packed = job
             .await
-            .map_err(|e| WorkflowError::task("the packing task failed", e))?;
+            .map_err(|e| ClientError::task("the packing task failed", e))?;
         let (packed, (digest, size)) = match (packed, sent) {
             (Ok(p), Ok(s)) => (p, s),
             (Err(pe), Err(ue)) if is_broken_pipe(&pe) => return Err(upload_failure(ue)),
-            (Err(pe), _) => return Err(StreamFailure::Fatal(pe.into())),
+            (Err(pe), _) => return Err(StreamFailure::Fatal(pe)),
             (Ok(_), Err(ue)) => return Err(upload_failure(ue)),
         };
         if digest != packed.layer.digest || size != packed.layer.size {
-            return Err(StreamFailure::Fatal(WorkflowError::Invalid(format!(
+            return Err(StreamFailure::Fatal(ClientError::Invalid(format!(
                 "the streamed layer hashed to {digest} ({size} bytes) but the packer produced {} ({} bytes)",
                 packed.layer.digest,
                 packed.layer.size
@@ -258,13 +257,13 @@ impl Target<'_> {
 /// Why a streamed push failed: worth redoing through a packed file, or not.
 enum StreamFailure {
     /// The upload broke in a way the file-based push (full resume) may get past.
-    Upload(WorkflowError),
+    Upload(ClientError),
     /// Packing failed, the tag policy refused, or the registry refused: report it.
-    Fatal(WorkflowError),
+    Fatal(ClientError),
 }
 
-impl From<WorkflowError> for StreamFailure {
-    fn from(e: WorkflowError) -> Self {
+impl From<ClientError> for StreamFailure {
+    fn from(e: ClientError) -> Self {
         StreamFailure::Fatal(e)
     }
 }
@@ -281,13 +280,13 @@ fn worth_redoing(e: &ClientError) -> bool {
     }
 }
 
-fn is_broken_pipe(e: &ArtifactError) -> bool {
-    matches!(e, ArtifactError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+fn is_broken_pipe(e: &ClientError) -> bool {
+    matches!(e, ClientError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn upload_failure(e: ClientError) -> StreamFailure {
     let redo = worth_redoing(&e);
-    let e = WorkflowError::client("streaming the layer", e);
+    let e = ClientError::context("streaming the layer", e);
     if redo {
         StreamFailure::Upload(e)
     } else {
@@ -321,12 +320,12 @@ pub async fn push_artifact(
     reg: &Registry,
     req: &PushRequest,
     progress: &dyn Progress,
-) -> Result<PushReport, WorkflowError> {
+) -> Result<PushReport, ClientError> {
     let t = Target { reg, req, progress };
     let tag_in_use = reg
         .head_manifest(&req.repo, &Reference::Tag(req.tag.clone()), &[])
         .await
-        .map_err(|e| WorkflowError::client(format!("checking {}", req.shown), e))?
+        .map_err(|e| ClientError::context(format!("checking {}", req.shown), e))?
         .is_some();
     if tag_in_use {
         return t.push_packed().await;
