@@ -61,21 +61,6 @@ pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     Ok(if report.errors.is_empty() { 0 } else { 1 })
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn print_human(r: &GcReport, where_: &str, opts: &GcOptions) {
     let verb = if r.dry_run { "would remove" } else { "removed" };
     println!(
@@ -85,7 +70,7 @@ fn print_human(r: &GcReport, where_: &str, opts: &GcOptions) {
     println!(
         "  {verb} {} blobs ({}), {} blob links, {} manifests, {} upload sessions",
         r.blobs.len(),
-        human_bytes(r.bytes_freed),
+        crate::lifecycle_cmd::human_bytes(r.bytes_freed),
         r.links.len(),
         r.manifests.len(),
         r.uploads.len()

@@ -308,7 +308,8 @@ pub fn run_status(args: StatusArgs, global_config: Option<&Path>) -> anyhow::Res
     }
 }
 
-fn human_bytes(n: u64) -> String {
+/// `n` bytes in binary units, as the status and gc reports print them (`1.5 MiB`).
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;
