@@ -181,7 +181,10 @@ where
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     let plan = local_plan(doc);
-    let configured_root = plan.as_ref().ok().map(|p| p.settings.root_dir.clone());
+    let configured_root = plan
+        .as_ref()
+        .ok()
+        .map(|p| p.settings.root_dir().to_path_buf());
     let ask_server = match (root, &configured_root) {
         (Some(root), Some(conf)) => same_dir(root, conf),
         (Some(_), None) => false,

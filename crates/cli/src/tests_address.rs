@@ -39,7 +39,7 @@ fn check_local(name: &str, doc: &Document) {
     let plan = crate::lifecycle_cmd::plan(doc).unwrap_or_else(|e| panic!("{name}: up: {e}"));
     let probe = authority(&reqwest::Url::parse(&plan.settings.probe_url).unwrap());
     assert_eq!(
-        plan.settings.listen_port,
+        plan.settings.listen_port(),
         serve.port(),
         "{name}: up listens elsewhere"
     );

@@ -216,7 +216,7 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
     check_port_free(s)?;
     for dir in [
         s.data_dir.as_path(),
-        s.root_dir.as_path(),
+        s.root_dir(),
         parent(&s.log_file),
         parent(&s.config_path),
     ] {
@@ -299,7 +299,7 @@ fn prepare_launch(
                 "--listen".into(),
                 s.listen_addr().into(),
                 "--root".into(),
-                s.root_dir.clone().into_os_string(),
+                s.root_dir().as_os_str().to_owned(),
             ]
             .to_vec();
             Ok(Launch {
@@ -348,7 +348,7 @@ fn start(
         started_unix,
         config_path,
         log_file: s.log_file.clone(),
-        root_dir: s.root_dir.clone(),
+        root_dir: s.root_dir().to_path_buf(),
     };
     if let Err(e) = state::write(&s.state_file, &record) {
         let _ = process::signal(pid, rustix::process::Signal::KILL);

@@ -106,12 +106,6 @@ pub struct LocalSettings {
     pub binary_path: Option<PathBuf>,
     /// `local.auto_start`.
     pub auto_start: bool,
-    /// Storage root: `storage_config.rootdirectory`, else `<data_dir>/storage`.
-    pub root_dir: PathBuf,
-    /// Listen host (`http_config.listen_address`, else `127.0.0.1`).
-    pub listen_host: String,
-    /// Listen port (see `ocireg_config::listen_port` for which field wins).
-    pub listen_port: u16,
     /// Client-facing `endpoint:port` (the listen port).
     pub endpoint: String,
     /// `http(s)://host:port/v2/` where this machine reaches the registry (wildcard listen
@@ -132,9 +126,24 @@ pub struct LocalSettings {
 }
 
 impl LocalSettings {
+    /// Storage root: `storage_config.rootdirectory`, else `<data_dir>/storage`.
+    pub fn root_dir(&self) -> &Path {
+        &self.storage.root
+    }
+
+    /// Listen host (`http_config.listen_address`, else `127.0.0.1`).
+    pub fn listen_host(&self) -> &str {
+        &self.http.listen.host
+    }
+
+    /// Listen port (see `ocireg_config::listen_port` for which field wins).
+    pub fn listen_port(&self) -> u16 {
+        self.http.listen.port
+    }
+
     /// The listen address as `host:port` (IPv6 hosts bracketed).
     pub fn listen_addr(&self) -> String {
-        host_port(&self.listen_host, self.listen_port)
+        host_port(self.listen_host(), self.listen_port())
     }
 }
 
@@ -179,9 +188,6 @@ pub fn resolve(
         state_file: view.data_dir.join("registry-state.json"),
         probe_url: view.probe_url(),
         endpoint: host_port(&reg.endpoint, listen_port),
-        listen_host: view.http.listen.host.clone(),
-        listen_port,
-        root_dir: view.storage.root.clone(),
         auth,
         auth_without_user,
         config_path: view.config_path,
@@ -255,7 +261,7 @@ mod tests {
         assert_eq!(s.probe_url, "http://127.0.0.1:6001/v2/");
         // The listen port wins: local clients connect where the registry listens.
         assert_eq!(s.endpoint, "reg.test:6001");
-        assert_eq!(s.root_dir, PathBuf::from("/d/storage"));
+        assert_eq!(s.root_dir(), Path::new("/d/storage"));
         assert_eq!(s.log_file, PathBuf::from("/d/registry.log"));
         assert!(w.iter().any(|m| m.starts_with("registry.port")), "{w:?}");
         assert_eq!(host_port("::1", 5000), "[::1]:5000");

@@ -94,7 +94,7 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
     obj([
         (
             "filesystem",
-            obj([("rootdirectory", path_value(&s.root_dir))]),
+            obj([("rootdirectory", path_value(s.root_dir()))]),
         ),
         ("delete", obj([("enabled", Value::Bool(true))])),
         ("cache", obj([("blobdescriptor", Value::from("inmemory"))])),
@@ -142,7 +142,7 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
             obj([
                 (
                     "addr",
-                    Value::from(host_port(&s.listen_host, s.metrics_port)),
+                    Value::from(host_port(s.listen_host(), s.metrics_port)),
                 ),
                 (
                     "prometheus",

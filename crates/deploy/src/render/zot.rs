@@ -47,7 +47,7 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
     let st = &s.storage;
     let gc = st.gc_interval.filter(|_| f.gc_enabled);
     let mut m = Map::new();
-    m.insert("rootDirectory".into(), path_value(&s.root_dir));
+    m.insert("rootDirectory".into(), path_value(s.root_dir()));
     m.insert("dedupe".into(), Value::Bool(st.dedupe));
     m.insert("gc".into(), Value::Bool(gc.is_some()));
     if let Some(interval) = gc {
@@ -66,8 +66,8 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
 fn http(reg: &OCIRegistryConfig, s: &LocalSettings, w: &mut Warnings) -> Value {
     let h = &s.http;
     let mut m = Map::new();
-    m.insert("address".into(), Value::from(s.listen_host.as_str()));
-    m.insert("port".into(), Value::from(s.listen_port.to_string()));
+    m.insert("address".into(), Value::from(s.listen_host()));
+    m.insert("port".into(), Value::from(s.listen_port().to_string()));
     m.insert(
         "readTimeout".into(),
         Value::from(go_duration(h.read_timeout)),
