@@ -15,6 +15,15 @@
 //!   `DIGEST_INVALID` (400); invalid tag → `MANIFEST_INVALID` (400; the spec has no tag code);
 //!   malformed upload id → `BLOB_UPLOAD_UNKNOWN` (404); empty name, empty reference or any
 //!   other shape → 404 without a code.
+//! * Reads of what cannot exist ([`parse_request`] with `GET`/`HEAD`): a manifest, blob or tag
+//!   list whose name, tag or digest fails its grammar is not found, because the spec's answer
+//!   to a read of a missing manifest, blob or repository is `404` ("If the manifest is not found
+//!   in the repository, the response code MUST be `404 Not Found`", likewise for blobs and for
+//!   "an attempt to pull a nonexistent repository"): `NAME_UNKNOWN`, `MANIFEST_UNKNOWN` or
+//!   `BLOB_UNKNOWN`. Writes keep their 400 (a push of an invalid digest "SHOULD" get `400`).
+//!   Referrers keep their 400 too: "If the request is invalid, such as a `<digest>` with an
+//!   invalid syntax, a `400 Bad Request` MUST be returned", and the API must never answer 404.
+//!   A forbidden percent-escape stays 400 for every method: the path is refused unread.
 //! * `/v2/_catalog` is the catalog; `/v2/_ocireg` and `/v2/_ocireg/<rest>` are our extensions
 //!   (`path` = `<rest>`, decoded). Names cannot start with `_`, so these never clash.
 
@@ -251,8 +260,41 @@ fn session_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-'))
 }
 
-/// Parses a request path into an [`Endpoint`]; see the module docs for the exact policy.
+/// Parses a request path into an [`Endpoint`] as a write would see it (malformed names, tags and
+/// digests are 400s); see the module docs for the exact policy.
 pub fn parse_path(path: &str) -> Result<Endpoint, ApiError> {
+    parse(path, false)
+}
+
+/// Parses a request's path for `method`: like [`parse_path`], except that a `GET` or `HEAD` of a
+/// manifest, blob or tag list that cannot exist is a 404 of the endpoint's "unknown" code.
+pub fn parse_request(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
+    parse(path, method == Method::GET || method == Method::HEAD)
+}
+
+/// For a read, a grammar error in the name (`NAME_UNKNOWN`) or in the tag or digest (`unknown`)
+/// becomes a 404 of that code; errors without a spec code (unknown routes) stay as they are.
+fn unknown_on_read(read: bool, unknown: ErrorCode) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e.code {
+        Some(code) if read => {
+            let missing = if code == ErrorCode::NameInvalid {
+                ErrorCode::NameUnknown
+            } else {
+                unknown
+            };
+            ApiError {
+                detail: e.detail,
+                ..ApiError::new(
+                    missing,
+                    format!("{}: nothing can exist under it", e.message),
+                )
+            }
+        }
+        _ => e,
+    }
+}
+
+fn parse(path: &str, read: bool) -> Result<Endpoint, ApiError> {
     let path = path.split_once('?').map(|(p, _)| p).unwrap_or(path);
     let rest = match path.strip_prefix("/v2") {
         Some("") | Some("/") => return Ok(Endpoint::Base),
@@ -305,21 +347,25 @@ pub fn parse_path(path: &str) -> Result<Endpoint, ApiError> {
     }
     match penult {
         "tags" if last == "list" => Ok(Endpoint::Tags {
-            repo: repo_of(&segs[..n - 2])?,
+            repo: repo_of(&segs[..n - 2]).map_err(unknown_on_read(read, ErrorCode::NameUnknown))?,
         }),
         "manifests" => {
-            let repo = repo_of(&segs[..n - 2])?;
-            let reference = last.parse::<Reference>().map_err(ApiError::from)?;
+            let unknown = unknown_on_read(read, ErrorCode::ManifestUnknown);
+            let repo = repo_of(&segs[..n - 2]).map_err(&unknown)?;
+            let reference = last
+                .parse::<Reference>()
+                .map_err(|e| unknown(ApiError::from(e)))?;
             Ok(Endpoint::Manifest { repo, reference })
         }
         "blobs" if last == "uploads" => Ok(Endpoint::UploadStart {
             repo: repo_of(&segs[..n - 2])?,
         }),
         "blobs" => {
-            let repo = repo_of(&segs[..n - 2])?;
+            let unknown = unknown_on_read(read, ErrorCode::BlobUnknown);
+            let repo = repo_of(&segs[..n - 2]).map_err(&unknown)?;
             Ok(Endpoint::Blob {
                 repo,
-                digest: digest_of(last)?,
+                digest: digest_of(last).map_err(&unknown)?,
             })
         }
         "referrers" => {

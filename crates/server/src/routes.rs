@@ -38,7 +38,7 @@ pub(crate) struct Parsed(pub(crate) std::result::Result<Endpoint, ApiError>);
 
 /// The outermost layer: parses the path, once per request.
 async fn parse(mut req: Request, next: Next) -> Response {
-    let parsed = Parsed(ocireg_api::parse_path(req.uri().path()));
+    let parsed = Parsed(ocireg_api::parse_request(req.method(), req.uri().path()));
     req.extensions_mut().insert(parsed);
     next.run(req).await
 }
@@ -71,7 +71,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let endpoint = match parts.extensions.remove::<Parsed>() {
         Some(Parsed(endpoint)) => endpoint,
-        None => ocireg_api::parse_path(parts.uri.path()),
+        None => ocireg_api::parse_request(&parts.method, parts.uri.path()),
     };
     let mut req = Req {
         method: parts.method,

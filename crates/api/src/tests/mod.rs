@@ -1,5 +1,6 @@
 //! Unit tests of the public API.
 
 mod headers;
+mod reads;
 mod routes;
 mod urls;

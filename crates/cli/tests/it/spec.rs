@@ -10,5 +10,6 @@ mod discovery;
 mod hostile;
 mod hostile_bodies;
 mod manifests;
+mod not_found;
 mod referrers;
 mod uploads;
