@@ -66,6 +66,15 @@ impl Failure {
 
 impl From<StoreError> for Failure {
     fn from(err: StoreError) -> Self {
+        // No room on the storage: `507 Insufficient Storage` (RFC 4918), carrying the spec's
+        // `DENIED` (its table has no code for a full registry) and a message that says so.
+        if let Some(message) = err.storage_full() {
+            tracing::warn!(error = %err, "storage full");
+            return Self::spec(
+                StatusCode::INSUFFICIENT_STORAGE,
+                OciError::new(ErrorCode::Denied, message),
+            );
+        }
         match err.code() {
             Some(code) => {
                 let mut error = OciError::new(code, err.message());

@@ -151,6 +151,10 @@ async fn scrape(State(s): State<Scrape>, req: Request) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         r
     } else {
+        // A fresh free-space measurement for the gauges (a failed one leaves them out).
+        if let Err(e) = s.store.space().await {
+            tracing::warn!(error = %e, "measuring free space failed");
+        }
         // Usage sums the index under its lock: keep it off the async workers.
         let (metrics, store) = (s.metrics.clone(), s.store.clone());
         let text = match tokio::task::spawn_blocking(move || metrics.render(Some(&store))).await {

@@ -1,5 +1,6 @@
-//! `GET /v2/_ocireg/usage`: storage usage (`ocireg_store::Usage`) plus the configured quota
-//! limits (`null` without a quota) as JSON. With auth on, any authenticated user may call it.
+//! `GET /v2/_ocireg/usage`: storage usage (`ocireg_store::Usage`), the configured quota limits
+//! (`null` without a quota) and the storage's free space and reserve (`storage`; `null` where
+//! the driver cannot tell) as JSON. With auth on, any authenticated user may call it.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method};
@@ -27,12 +28,16 @@ pub(crate) async fn get(st: &AppState, req: Req) -> Result<Response> {
             ));
         }
     }
+    let space = st.store.space().await?.map(|s| {
+        json!({ "available_bytes": s.available, "capacity_bytes": s.total, "reserve_bytes": s.reserve })
+    });
     let usage = st.store.usage();
     let body = json!({
         "total_bytes": usage.total_bytes,
         "artifacts": usage.artifacts,
         "namespaces": usage.namespaces,
         "limits": st.store.quota(),
+        "storage": space,
     });
     let mut resp = if req.method == Method::HEAD {
         Response::new(Body::empty())

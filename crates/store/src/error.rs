@@ -110,6 +110,14 @@ pub enum StoreError {
         /// Who holds it (`process <pid>` when known).
         holder: String,
     },
+    /// No room for new bytes: the storage's free space is below the configured reserve (a
+    /// write that fails with `ENOSPC`/`EDQUOT` is an [`StoreError::Io`] that
+    /// [`StoreError::storage_full`] recognises too). The server answers `507`.
+    #[error("{message}")]
+    StorageFull {
+        /// Says the storage is full, how much is free and what the reserve is.
+        message: String,
+    },
     /// Anything else that is our fault (a background task panicked, corrupt metadata, ...).
     #[error("internal storage error: {0}")]
     Internal(String),
@@ -135,7 +143,9 @@ impl StoreError {
             StoreError::NameUnknown { .. } => Some(ErrorCode::NameUnknown),
             StoreError::Oci(e) => Some(e.code),
             StoreError::Body(_) => Some(ErrorCode::BlobUploadInvalid),
-            StoreError::QuotaExceeded { .. } => Some(ErrorCode::Denied),
+            StoreError::QuotaExceeded { .. } | StoreError::StorageFull { .. } => {
+                Some(ErrorCode::Denied)
+            }
         }
     }
 
@@ -162,6 +172,28 @@ impl StoreError {
             StoreError::NameUnknown { name } => Some(json!({ "name": name })),
             StoreError::Oci(e) => e.detail.clone(),
             StoreError::QuotaExceeded { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    /// When the error means storage has no room for the write (the reserve refused it, or the
+    /// filesystem answered `ENOSPC`/`EDQUOT`): a message for the client that names no storage
+    /// key. The write left nothing visible either way.
+    pub fn storage_full(&self) -> Option<String> {
+        use std::io::ErrorKind;
+        match self {
+            StoreError::StorageFull { message } => Some(message.clone()),
+            StoreError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+                ) =>
+            {
+                Some(format!(
+                    "the registry's storage is full ({source}); nothing was stored: free space \
+                     by deleting content and collecting garbage"
+                ))
+            }
             _ => None,
         }
     }

@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     pub gc_lock: tokio::sync::Mutex<()>,
     /// Digests just used or referenced by in-flight puts (GC keeps them).
     pub in_use: crate::inuse::InUse,
+    /// The free-space reserve.
+    pub space: crate::space::SpaceGuard,
 }
 
 impl Store {
@@ -125,6 +127,7 @@ impl Store {
                 quota: crate::quota::QuotaState::new(facts),
                 gc_lock: tokio::sync::Mutex::new(()),
                 in_use: crate::inuse::InUse::default(),
+                space: crate::space::SpaceGuard::default(),
             }),
         })
     }

@@ -78,6 +78,21 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     imp::raise_open_files_limit()
 }
 
+/// Size and free space of a filesystem, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes an unprivileged writer may still use (`f_bavail × f_frsize`).
+    pub available: u64,
+    /// The filesystem's size (`f_blocks × f_frsize`).
+    pub total: u64,
+}
+
+/// Size and free space of the filesystem holding `path` (`statvfs`). Other systems: fails with
+/// `Unsupported`.
+pub fn filesystem_space(path: &std::path::Path) -> io::Result<Space> {
+    imp::filesystem_space(path)
+}
+
 /// Keeps up to `trim_threshold` bytes of freed heap memory in each arena instead of handing it
 /// back to the kernel at once, serves allocations below `mmap_threshold` from the heap, and
 /// uses at most `arena_max` arenas (glibc `mallopt` of `M_TRIM_THRESHOLD`, `M_MMAP_THRESHOLD`,
@@ -181,6 +196,14 @@ mod imp {
         })
     }
 
+    pub(super) fn filesystem_space(path: &std::path::Path) -> io::Result<super::Space> {
+        let fs = rustix::fs::statvfs(path)?;
+        Ok(super::Space {
+            available: fs.f_bavail.saturating_mul(fs.f_frsize),
+            total: fs.f_blocks.saturating_mul(fs.f_frsize),
+        })
+    }
+
     pub(super) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
         match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(true),
@@ -246,6 +269,10 @@ mod imp {
         Ok(true)
     }
 
+    pub(super) fn filesystem_space(_path: &std::path::Path) -> io::Result<super::Space> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     pub(super) fn raise_open_files_limit() -> io::Result<u64> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
@@ -272,6 +299,18 @@ mod tests {
         );
         drop(first);
         assert!(try_lock_exclusive(&second).unwrap());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn filesystem_space_reports_size_and_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = filesystem_space(dir.path()).unwrap();
+        assert!(
+            before.total > 0 && before.available <= before.total,
+            "{before:?}"
+        );
+        assert!(filesystem_space(&dir.path().join("missing")).is_err());
     }
 
     #[cfg(target_os = "linux")]

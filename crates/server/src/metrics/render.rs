@@ -227,6 +227,26 @@ fn store_gauges(store: &Store, out: &mut Out) {
         "Repositories (with at least one tag, manifest or blob link).",
         store.repository_count() as u64,
     );
+    if let Some(space) = store.last_space() {
+        out.single(
+            "ocireg_storage_available_bytes",
+            "gauge",
+            "Free bytes on the storage's filesystem (new uploads stop at the reserve).",
+            space.available,
+        );
+        out.single(
+            "ocireg_storage_capacity_bytes",
+            "gauge",
+            "Size of the storage's filesystem.",
+            space.total,
+        );
+        out.single(
+            "ocireg_storage_reserve_bytes",
+            "gauge",
+            "Free space below which new uploads are refused (507).",
+            space.reserve,
+        );
+    }
     out.single(
         "ocireg_upload_sessions",
         "gauge",

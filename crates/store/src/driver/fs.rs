@@ -183,6 +183,16 @@ impl Driver for FsDriver {
         "filesystem"
     }
 
+    async fn space(&self) -> Result<Option<ocireg_sys::Space>> {
+        let root = self.inner.root.clone();
+        blocking(move || {
+            ocireg_sys::filesystem_space(&root)
+                .map(Some)
+                .map_err(|e| StoreError::io("statvfs", &root.display().to_string(), e))
+        })
+        .await
+    }
+
     async fn get_content(&self, key: &str) -> Result<Bytes> {
         let path = self.path(key)?;
         match tokio::fs::read(&path).await {

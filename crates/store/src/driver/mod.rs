@@ -54,6 +54,12 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// A short name for logs (`"filesystem"`, `"memory"`).
     fn name(&self) -> &'static str;
 
+    /// Size and free space of the storage, when the driver can tell (a filesystem can; an
+    /// object store has no such thing).
+    async fn space(&self) -> Result<Option<ocireg_sys::Space>> {
+        Ok(None)
+    }
+
     /// Reads a whole (small) object.
     async fn get_content(&self, key: &str) -> Result<Bytes>;
 

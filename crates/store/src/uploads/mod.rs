@@ -82,7 +82,9 @@ fn valid_id(id: &str) -> bool {
 impl Store {
     /// Starts an upload session; returns its id (32 hex characters, URL-safe). `owner` names
     /// who started it for the [`UploadWatch`]ers (the server passes the client's address).
+    /// Refused with `StorageFull` while free space is below the reserve (see `space.rs`).
     pub async fn upload_start(&self, repo: &RepoName, owner: Option<&str>) -> Result<String> {
+        self.check_room(None).await?;
         let id = new_session_id();
         let key = paths::upload(repo.as_str(), &id);
         // Scratch, not fsynced: a session lost in a crash is simply unknown afterwards (404;
@@ -155,11 +157,14 @@ impl Store {
         if chunk.len == Some(0) {
             return Ok(offset);
         }
+        // Before the body is read: a chunk that cannot fit is refused unread.
+        self.check_room(chunk.len).await?;
         let key = paths::upload(repo.as_str(), session);
         let Some(quota) = self.chunk_quota(repo, &key, offset, chunk.len)? else {
-            return self
+            let appended = self
                 .append_locked(guard, repo, session, chunk.body, alg)
                 .await;
+            return self.free_when_full(guard, &key, appended).await;
         };
         let body = quota.body.limit(chunk.body);
         let appended = self.append_locked(guard, repo, session, body, alg).await;
@@ -174,7 +179,23 @@ impl Store {
             Err(_) => self.inner.driver.stat(&key).await.ok().map(|m| m.size),
         };
         quota.settle(stored);
-        appended
+        self.free_when_full(guard, &key, appended).await
+    }
+
+    /// A write that found the storage full discards the session at once: its bytes are what
+    /// the device needs back, and the client cannot finish it anyway.
+    async fn free_when_full<T>(
+        &self,
+        guard: &mut OwnedMutexGuard<Session>,
+        key: &str,
+        outcome: Result<T>,
+    ) -> Result<T> {
+        if let Err(e) = &outcome {
+            if e.storage_full().is_some() {
+                self.end_session(guard, key, true).await;
+            }
+        }
+        outcome
     }
 
     /// Completes the locked session (its last chunk, if any, already appended).
@@ -253,7 +274,7 @@ impl Store {
                 self.end_session(guard, &data, true).await;
                 Err(e)
             }
-            Err(e) => Err(e),
+            Err(e) => self.free_when_full(guard, &data, Err(e)).await,
         }
     }
 
