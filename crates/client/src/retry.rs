@@ -46,12 +46,14 @@ pub(crate) fn wait_for(opts: &ClientOptions, n: u32, headers: Option<&HeaderMap>
     }
 }
 
-/// True for statuses worth retrying: 5xx (except 501 Not Implemented and 505) and 429.
+/// True for statuses worth retrying: 5xx and 429, except 501 Not Implemented, 505 and 507
+/// Insufficient Storage (a full registry does not empty itself within a backoff).
 pub(crate) fn retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS
         || (status.is_server_error()
             && status != StatusCode::NOT_IMPLEMENTED
-            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED)
+            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
+            && status != StatusCode::INSUFFICIENT_STORAGE)
 }
 
 /// The error chain of `e` as one line.
@@ -268,7 +270,7 @@ mod tests {
         for s in [429u16, 500, 502, 503, 504] {
             assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
         }
-        for s in [400u16, 401, 403, 404, 416, 501] {
+        for s in [400u16, 401, 403, 404, 416, 501, 507] {
             assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
         }
     }
