@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::raw;
+use crate::support::LocalConfig;
 use ocireg_test_support::{free_port, sha256_str as sha, Serve};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -30,36 +31,26 @@ fn serve(dir: &Path, run: u32) -> Serve {
 
 fn write_config(dir: &Path, port: u16) {
     let d = dir.to_str().unwrap();
-    fs::write(
-        dir.join("ocireg.yaml"),
-        format!(
-            r#"
-registry:
-  deployment: local
-  type: distribution
-  endpoint: localhost
-  namespaces:
-    custom:
-      team: team-artifacts
-  features:
-    quota_enabled: true
-    quota_config:
-      storage_limit_gb: 4
-      artifact_limit: 100
-      namespace_quotas:
-        team: {{ storage_limit_gb: 1, artifact_limit: 1 }}
-  local:
-    data_dir: {d}
-    config_path: {d}/c.yml
-    http_config:
-      listen_address: 127.0.0.1
-      listen_port: {port}
-    storage_config:
-      rootdirectory: {d}/root
-"#
-        ),
-    )
-    .unwrap();
+    let local = format!(
+        "http_config:
+  listen_address: 127.0.0.1
+  listen_port: {port}
+storage_config:
+  rootdirectory: DIR/root"
+    );
+    let config = LocalConfig {
+        kind: "distribution",
+        namespaces: "custom:\n  team: team-artifacts",
+        registry: "features:
+  quota_enabled: true
+  quota_config:
+    storage_limit_gb: 4
+    artifact_limit: 100
+    namespace_quotas:
+      team: { storage_limit_gb: 1, artifact_limit: 1 }",
+        local: &local,
+    };
+    fs::write(dir.join("ocireg.yaml"), config.render().replace("DIR", d)).unwrap();
 }
 
 fn push_blob(c: &Client, base: &str, repo: &str, data: &[u8]) -> String {

@@ -12,19 +12,13 @@ use crate::support::*;
 
 #[test]
 fn solo_mode_basic_auth() {
+    let config = LocalConfig {
+        registry:
+            "auth_required: true\nusername: solo\npassword_path: DIR/pw\nauth_token_path: DIR/token",
+        ..LocalConfig::default()
+    };
     let s = Serve::start(
-        r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  auth_required: true
-  username: solo
-  password_path: DIR/pw
-  auth_token_path: DIR/token
-  namespaces: {}
-  local: {data_dir: DIR, config_path: DIR/c.yml}
-"#,
+        &config.render(),
         &[("pw", "s3cret\n"), ("token", "static-token-1234\n")],
     );
     let r = push_blob(&s.base, "a/b", b"1", None);

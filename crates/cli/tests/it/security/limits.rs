@@ -10,20 +10,13 @@ use reqwest::StatusCode;
 
 use crate::support::*;
 
-const PLAIN: &str = r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    limits_config: LIMITS
-"#;
-
 pub(crate) fn serve_with_limits(limits: &str) -> Serve {
-    Serve::start(&PLAIN.replace("LIMITS", limits), &[])
+    let local = format!("limits_config: {limits}");
+    let config = LocalConfig {
+        local: &local,
+        ..LocalConfig::default()
+    };
+    Serve::start(&config.render(), &[])
 }
 
 /// A client whose connections come from another loopback address (a second "client").
