@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use crate::client_support::*;
+use crate::tampering::TamperingRegistry;
 use serde_json::Value;
 
 const KINDS: [(&str, &str, &str); 5] = [
@@ -334,18 +335,9 @@ fn login_logout_and_docker_config() {
     make_tree(&src, "login");
     let host = reg.host();
     // A wrong password is refused and nothing is stored.
-    let out = env.run_stdin(&["login", &host, "-u", USER, "--password-stdin"], "wrong\n");
-    assert!(!out.status.success());
+    assert!(!env.login(&host, "wrong\n").status.success());
     assert!(!env.credentials().exists());
-    let out = env.run_stdin(
-        &["login", &host, "-u", USER, "--password-stdin"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.login_ok(&host, &format!("{PASSWORD}\n"));
     assert_eq!(mode(&env.credentials()), 0o600);
     let text = fs::read_to_string(env.credentials()).unwrap();
     assert!(
@@ -384,6 +376,15 @@ fn tags_catalog_inspect_rm_copy() {
     let env = Env::new(reg.port, "", "");
     let src = env.path("src");
     make_tree(&src, "ops");
+    let a = push_two_versions_and_list_them(&env, &src);
+    inspect_shows_the_manifest(&env, &reg, &a);
+    let dst = copy_mounts_within_and_streams_across(&env, &reg, &dist, &src, &a);
+    rm_by_tag_then_by_digest(&env, &a, &dst);
+}
+
+/// Pushes `src` as `tool:1.0` (annotated) and another tree as `tool:2.0`; `tags` (whole and
+/// paged) and `catalog` list them. Returns the first push's report.
+fn push_two_versions_and_list_them(env: &Env, src: &std::path::Path) -> Value {
     let src2 = env.path("src2");
     make_tree(&src2, "ops2");
     let a = env.json(&[
@@ -414,6 +415,12 @@ fn tags_catalog_inspect_rm_copy() {
         cat["repositories"],
         serde_json::json!(["provisioning-extensions/tool"])
     );
+    a
+}
+
+/// `inspect` (JSON and text) shows the digest, media and artifact type, annotations, size and
+/// referrers of the pushed `a`.
+fn inspect_shows_the_manifest(env: &Env, reg: &Registry, a: &Value) {
     let ins = env.json(&["inspect", "provisioning-extensions/tool:1.0"]);
     assert_eq!(ins["digest"], a["digest"]);
     assert_eq!(
@@ -436,11 +443,20 @@ fn tags_catalog_inspect_rm_copy() {
         &format!("{}/provisioning-extensions/tool:1.0", reg.host()),
     ]);
     assert!(
-        text.contains(s(&a, "digest")) && text.contains("referrers"),
+        text.contains(s(a, "digest")) && text.contains("referrers"),
         "{text}"
     );
+}
 
-    // Copy within one registry: blobs are mounted.
+/// `copy` within one registry mounts the blobs; to the docker-registry (logged in) it streams
+/// them, and the copy pulls back as `src`. Returns the copy's reference there.
+fn copy_mounts_within_and_streams_across(
+    env: &Env,
+    reg: &Registry,
+    dist: &Registry,
+    src: &std::path::Path,
+    a: &Value,
+) -> String {
     let c = env.json(&[
         "copy",
         "provisioning-extensions/tool:1.0",
@@ -449,16 +465,7 @@ fn tags_catalog_inspect_rm_copy() {
     assert_eq!(c["digest"], a["digest"]);
     assert_eq!(c["blobs"]["streamed"], 0, "{c}");
     assert_eq!(c["blobs"]["mounted"], 2, "{c}");
-    // Copy to the docker-registry (logged in): blobs are streamed.
-    let out = env.run_stdin(
-        &["login", &dist.host(), "-u", USER, "--password-stdin"],
-        PASSWORD,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.login_ok(&dist.host(), PASSWORD);
     let dst = format!("{}/copied/tool:1.0", dist.host());
     let c = env.json(&[
         "copy",
@@ -469,112 +476,26 @@ fn tags_catalog_inspect_rm_copy() {
     assert_eq!(c["blobs"]["streamed"], 2, "{c}");
     let pulled = env.json(&["pull", &dst, "-o", "from-dist"]);
     assert_eq!(pulled["digest"], a["digest"]);
-    assert_same_tree(&src, &env.path("from-dist"));
+    assert_same_tree(src, &env.path("from-dist"));
+    dst
+}
 
-    // rm by tag, then by digest.
+/// `rm` by tag, then by digest, then of the copy `dst`; each is gone afterwards.
+fn rm_by_tag_then_by_digest(env: &Env, a: &Value, dst: &str) {
     let rm = env.json(&["rm", "provisioning-extensions/tool:2.0"]);
     assert!(rm["digest"].as_str().unwrap().starts_with("sha256:"));
     let tags = env.json(&["tags", "provisioning-extensions/tool"]);
     assert_eq!(tags["tags"], serde_json::json!(["1.0"]));
     env.fails(&["inspect", "provisioning-extensions/tool:2.0"]);
-    let d = s(&a, "digest");
+    let d = s(a, "digest");
     env.json(&["rm", &format!("provisioning-extensions/tool@{d}")]);
     env.fails(&["inspect", &format!("provisioning-extensions/tool@{d}")]);
-    env.json(&["rm", &dst]);
-    let err = env.fails(&["inspect", &dst]);
+    env.json(&["rm", dst]);
+    let err = env.fails(&["inspect", dst]);
     assert!(
         err.contains("404") || err.contains("MANIFEST_UNKNOWN"),
         "{err}"
     );
-}
-
-/// A one-artifact registry on 127.0.0.1 (plain HTTP/1.1, one request per connection) that can
-/// serve its layer with one content byte flipped: same size, a well-formed tar, wrong digest.
-struct TamperingRegistry {
-    port: u16,
-    corrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TamperingRegistry {
-    fn start(manifest: Vec<u8>, blobs: Vec<(String, Vec<u8>, Vec<u8>)>) -> TamperingRegistry {
-        use std::io::{BufRead, BufReader, Write};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let corrupt = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (corrupt.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut parts = first.split_whitespace();
-                let method = parts.next().unwrap_or("").to_owned();
-                let path = parts.next().unwrap_or("").to_owned();
-                let (status, ctype, body): (&str, &str, Vec<u8>) = if path == "/v2/" {
-                    ("200 OK", "application/json", b"{}".to_vec())
-                } else if path.ends_with("/manifests/1") {
-                    (
-                        "200 OK",
-                        "application/vnd.oci.image.manifest.v1+json",
-                        manifest.clone(),
-                    )
-                } else if let Some((_, good, bad)) = blobs
-                    .iter()
-                    .find(|(d, _, _)| path.ends_with(&format!("/blobs/{d}")))
-                {
-                    let b = if c.load(Ordering::SeqCst) { bad } else { good };
-                    ("200 OK", "application/octet-stream", b.clone())
-                } else {
-                    (
-                        "404 Not Found",
-                        "application/json",
-                        b"{\"errors\":[]}".to_vec(),
-                    )
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes());
-                if method != "HEAD" {
-                    let _ = conn.write_all(&body);
-                }
-            }
-        });
-        TamperingRegistry {
-            port,
-            corrupt,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TamperingRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Names in `dir` (empty when it does not exist).

@@ -192,6 +192,21 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
+    /// `ocireg login HOST -u USER --password-stdin` with `input` on stdin; returns the output.
+    pub fn login(&self, host: &str, input: &str) -> Output {
+        self.run_stdin(&["login", host, "-u", USER, "--password-stdin"], input)
+    }
+
+    /// [`Env::login`] that must succeed.
+    pub fn login_ok(&self, host: &str, input: &str) {
+        let out = self.login(host, input);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The pull cache of this environment (no `local` section: below HOME).
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join(".provisioning/oci-registry/cache")
