@@ -111,6 +111,30 @@ pub(crate) fn push_blob(
     req.send().unwrap()
 }
 
+/// A token from the registry's token endpoint for `user` asking for `scope`; asserts a 200.
+pub(crate) fn token(s: &Serve, user: &str, pass: &str, scope: &str) -> String {
+    let r = client()
+        .get(format!("{}/v2/_ocireg/token", s.base))
+        .query(&[("service", "ocireg"), ("scope", scope)])
+        .basic_auth(user, Some(pass))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "token for {user} ({scope})");
+    r.json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `GET /v2/` with `token` as the bearer.
+pub(crate) fn v2_with_bearer(s: &Serve, token: &str) -> reqwest::blocking::Response {
+    client()
+        .get(format!("{}/v2/", s.base))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+}
+
 pub(crate) fn challenge(r: &reqwest::blocking::Response) -> String {
     r.headers()
         .get("www-authenticate")

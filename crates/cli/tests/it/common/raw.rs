@@ -108,7 +108,8 @@ fn read_reply(s: &mut TcpStream, is_head: bool) -> Result<RawReply, String> {
     }
 }
 
-fn parse_status(head: &str) -> Result<u16, String> {
+/// The status code of the status line that starts `head`.
+pub(crate) fn parse_status(head: &str) -> Result<u16, String> {
     let line = head.lines().next().unwrap_or_default();
     let mut parts = line.split_whitespace();
     let proto = parts.next().unwrap_or_default();
@@ -171,7 +172,7 @@ fn read_body(
 }
 
 /// Decodes a complete chunked body, or None if more bytes are needed.
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = find(b, b"\r\n")?;
@@ -189,6 +190,7 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::common::raw::{dechunk, find, parse_status};
+
 /// One answer.
 pub(crate) struct Reply {
     pub(crate) status: u16,
@@ -45,10 +47,6 @@ pub(crate) fn exchange(
     let _ = s.shutdown(Shutdown::Both);
     let _ = writer.join();
     reply
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn read_reply(mut s: &TcpStream, is_head: bool, want_close: bool) -> Result<Reply, String> {
@@ -153,39 +151,6 @@ fn closes(mut s: &TcpStream) -> bool {
                 )
             }
         }
-    }
-}
-
-fn parse_status(head: &str) -> Result<u16, String> {
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    if !parts.next().unwrap_or_default().starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1 status line: {line:?}"));
-    }
-    parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line {line:?}"))
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let end = find(b, b"\r\n")?;
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&b[..end]).split(';').next()?.trim(),
-            16,
-        )
-        .ok()?;
-        b = &b[end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if b.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
     }
 }
 

@@ -55,28 +55,10 @@ fn solo_mode_basic_auth() {
 #[test]
 fn expired_tokens_are_refused() {
     let s = multi(1);
-    let r = client()
-        .get(format!("{}/v2/_ocireg/token", s.base))
-        .query(&[("service", "ocireg"), ("scope", "repository:team/app:pull")])
-        .basic_auth("alice", Some("alicepw"))
-        .send()
-        .unwrap();
-    let token = r.json::<serde_json::Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = client()
-        .get(format!("{}/v2/", s.base))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let token = token(&s, "alice", "alicepw", "repository:team/app:pull");
+    assert_eq!(v2_with_bearer(&s, &token).status(), StatusCode::OK);
     std::thread::sleep(Duration::from_millis(2100));
-    let r = client()
-        .get(format!("{}/v2/", s.base))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
+    let r = v2_with_bearer(&s, &token);
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge(&r).contains("error=\"invalid_token\""));
 }
