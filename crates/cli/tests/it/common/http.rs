@@ -138,6 +138,15 @@ impl Reply {
         );
         self
     }
+    /// Asserts that the status is one of `statuses`.
+    pub fn expect_in(self, statuses: &[u16], what: &str) -> Reply {
+        assert!(
+            statuses.contains(&self.status),
+            "{what}: expected HTTP {statuses:?}, got {}",
+            self.status
+        );
+        self
+    }
     /// Asserts an error status and that the body is the spec envelope containing `code`.
     pub fn expect_error(self, status: u16, code: &str, what: &str) -> Reply {
         self.expect_error_in(status, &[code], what)
@@ -253,30 +262,19 @@ pub fn put_manifest(
     )
 }
 
-/// GETs a path with optional Accept header.
+/// GETs a path, accepting every manifest type.
 pub fn get(srv: &Server, c: &Client, path: &str) -> Reply {
-    Reply::of(
-        c.get(srv.url(path))
-            .header(
-                "Accept",
-                [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
-            )
-            .send()
-            .unwrap(),
-    )
+    accepting_manifests(c.get(srv.url(path)))
 }
 
-/// HEADs a path.
+/// HEADs a path, accepting every manifest type.
 pub fn head(srv: &Server, c: &Client, path: &str) -> Reply {
-    Reply::of(
-        c.head(srv.url(path))
-            .header(
-                "Accept",
-                [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
-            )
-            .send()
-            .unwrap(),
-    )
+    accepting_manifests(c.head(srv.url(path)))
+}
+
+fn accepting_manifests(req: reqwest::blocking::RequestBuilder) -> Reply {
+    let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
+    Reply::of(req.header("Accept", accept).send().unwrap())
 }
 
 /// DELETEs a path.

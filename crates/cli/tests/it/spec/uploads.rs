@@ -424,11 +424,9 @@ fn mount_of_missing_blob_starts_an_upload() {
         "{}?mount={d}&from=mount/does-not-exist",
         srv.url("/v2/mount/dst3/blobs/uploads/")
     );
-    let r = Reply::of(c.post(&url).send().unwrap());
-    assert!(
-        r.status == 202 || r.status == 201,
-        "mount from unknown repo: expected 202 (upload session) or 201 (automatic discovery), got {}",
-        r.status
+    Reply::of(c.post(&url).send().unwrap()).expect_in(
+        &[202, 201],
+        "mount from unknown repo: 202 (upload session) or 201 (automatic discovery)",
     );
 }
 
@@ -478,18 +476,15 @@ fn patch_with_inconsistent_content_range() {
     {
         return;
     }
-    assert!(
-        r.status == 400 || r.status == 416,
-        "PATCH with Content-Range 0-9 and a 5-byte body: expected 400 or 416, got {}",
-        r.status
+    r.expect_in(
+        &[400, 416],
+        "PATCH with Content-Range 0-9 and a 5-byte body",
     );
     for bad in ["abc", "0-", "-4"] {
         let loc = start_upload(&srv, &c, "up/badrange");
-        let r = patch(&c, &loc, Some(bad), b"hello");
-        assert!(
-            r.status == 400 || r.status == 416,
-            "PATCH with malformed Content-Range {bad:?}: expected 400 or 416, got {}",
-            r.status
+        patch(&c, &loc, Some(bad), b"hello").expect_in(
+            &[400, 416],
+            &format!("PATCH with malformed Content-Range {bad:?}"),
         );
     }
 }
