@@ -10,8 +10,9 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::common::assert_success;
+pub use crate::common::random_bytes;
 use ocireg_test_support::{Distribution, Serve};
-use rand::RngCore;
 use serde_json::Value;
 
 /// The binary under test.
@@ -145,13 +146,7 @@ impl Env {
     /// Runs a command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ocireg {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, &format!("ocireg {args:?}"));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -217,13 +212,6 @@ impl Env {
         self.home
             .join(".provisioning/oci-registry/credentials.json")
     }
-}
-
-/// Random bytes.
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::thread_rng().fill_bytes(&mut v);
-    v
 }
 
 /// A source tree with nested directories, an empty file and directory, an executable, random

@@ -18,13 +18,7 @@ fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("{what}: cannot run {cmd:?}: {e} (run scripts/install-test-deps.sh)")
     });
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{cmd:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("{what}: {cmd:?}"));
     out.stdout
 }
 

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::common::raw::{dechunk, find, parse_status};
+use crate::common::raw::{dechunk, final_head};
 
 /// One answer.
 pub(crate) struct Reply {
@@ -56,14 +56,8 @@ fn read_reply(mut s: &TcpStream, is_head: bool, want_close: bool) -> Result<Repl
     let mut eof = false;
     // The head (skipping interim 1xx answers).
     let (status, headers, mut rest) = loop {
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let status = parse_status(&head)?;
-            if (100..200).contains(&status) {
-                buf.drain(..end + 4);
-                continue;
-            }
-            break (status, head, buf[end + 4..].to_vec());
+        if let Some(head) = final_head(&mut buf)? {
+            break head;
         }
         match s.read(&mut chunk) {
             Ok(0) => {

@@ -112,25 +112,20 @@ fn skopeo_pushes_through_the_token_flow() {
     let layout = oci_layout(s.dir.path());
     let src = format!("oci:{}:v1", layout.display());
     let dest = format!("docker://{}/team/app:v1", s.addr);
+    let copy = |creds: &str, dest: &str| {
+        skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &src,
+            dest,
+        ])
+    };
     // Wrong password: refused.
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:wrong",
-        &src,
-        &dest,
-    ]);
-    assert!(!out.status.success());
+    assert!(!copy("alice:wrong", &dest).status.success());
     // alice pushes team/app through the token flow.
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:alicepw",
-        &src,
-        &dest,
-    ]);
+    let out = copy("alice:alicepw", &dest);
     assert!(
         out.status.success(),
         "skopeo copy failed: {}\nserver log:\n{}",
@@ -139,15 +134,7 @@ fn skopeo_pushes_through_the_token_flow() {
     );
     // ... but not prod/app.
     let prod = format!("docker://{}/prod/app:v1", s.addr);
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:alicepw",
-        &src,
-        &prod,
-    ]);
-    assert!(!out.status.success());
+    assert!(!copy("alice:alicepw", &prod).status.success());
     // Anonymous inspect is refused; alice reads it back.
     let out = skopeo(&["inspect", "--tls-verify=false", "--no-creds", &dest]);
     assert!(!out.status.success());

@@ -81,6 +81,14 @@ fn setup() -> Option<(Referrers, reqwest::blocking::Client)> {
     Some((t, c))
 }
 
+impl Referrers {
+    /// The referrers of `subject` (checked to be an OCI index).
+    fn of(&self, c: &reqwest::blocking::Client, subject: &str, what: &str) -> Vec<Value> {
+        let path = format!("/v2/{}/referrers/{subject}", self.repo);
+        check_index(&get(&self.srv, c, &path).expect(200, what))
+    }
+}
+
 fn check_index(r: &Reply) -> Vec<Value> {
     assert_eq!(r.h("Content-Type"), OCI_INDEX, "referrers Content-Type");
     let v = r.json();
@@ -104,13 +112,7 @@ fn start() -> Option<(Server, reqwest::blocking::Client)> {
 #[test]
 fn referrers_list_all() {
     let Some((t, c)) = setup() else { return };
-    let r = get(
-        &t.srv,
-        &c,
-        &format!("/v2/{}/referrers/{}", t.repo, t.subject.digest),
-    )
-    .expect(200, "GET referrers");
-    let list = check_index(&r);
+    let list = t.of(&c, &t.subject.digest, "GET referrers");
     assert_eq!(list.len(), t.refs.len(), "referrers count: {list:?}");
     for (d, size, mt, at, ann) in &t.refs {
         let e = list
@@ -196,13 +198,7 @@ fn referrers_track_deletes_and_early_pushes() {
     let (gone, ..) = t.refs[0].clone();
     delete(&t.srv, &c, &format!("/v2/{}/manifests/{gone}", t.repo))
         .expect(202, "DELETE a referrer");
-    let r = get(
-        &t.srv,
-        &c,
-        &format!("/v2/{}/referrers/{}", t.repo, t.subject.digest),
-    )
-    .expect(200, "referrers");
-    let list = check_index(&r);
+    let list = t.of(&c, &t.subject.digest, "referrers");
     assert_eq!(
         list.len(),
         t.refs.len() - 1,
@@ -232,16 +228,12 @@ fn referrers_track_deletes_and_early_pushes() {
     let r = put_manifest(&t.srv, &c, t.repo, &sha256(&early), OCI_MANIFEST, &early)
         .expect(201, "early referrer");
     assert_eq!(r.h("OCI-Subject"), fd);
-    let r = get(&t.srv, &c, &format!("/v2/{}/referrers/{fd}", t.repo))
-        .expect(200, "referrers before subject");
-    assert_eq!(check_index(&r).len(), 1);
+    assert_eq!(t.of(&c, &fd, "referrers before subject").len(), 1);
     push_blob(&t.srv, &c, t.repo, &future_cfg);
     push_blob(&t.srv, &c, t.repo, &future);
     put_manifest(&t.srv, &c, t.repo, "future", OCI_MANIFEST, &future_manifest)
         .expect(201, "subject pushed late");
-    let r = get(&t.srv, &c, &format!("/v2/{}/referrers/{fd}", t.repo))
-        .expect(200, "referrers after subject");
-    let list = check_index(&r);
+    let list = t.of(&c, &fd, "referrers after subject");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["digest"], sha256(&early));
 }
