@@ -144,7 +144,7 @@ fn push_blob(c: &Client, base: &str, repo: &str, bytes: &[u8]) -> String {
     };
     let sep = if url.contains('?') { '&' } else { '?' };
     let url = format!("{url}{sep}digest={d}");
-    put_created(&c, &url, "application/octet-stream", bytes, "blob push");
+    put_created(c, &url, "application/octet-stream", bytes, "blob push");
     d
 }
 

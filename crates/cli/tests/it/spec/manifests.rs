@@ -254,7 +254,7 @@ fn manifest_referencing_unknown_blobs() {
     // A blob present only in another repository is unknown here.
     let elsewhere = random_bytes(64);
     push_blob(&srv, &c, "man/elsewhere", &elsewhere);
-    let cases: [(&str, &[u8], Vec<&[u8]>); 3] = [
+    let cases = [
         ("unknown layer", &config, vec![&layer, &missing]),
         ("unknown config", &missing, vec![&layer]),
         (
