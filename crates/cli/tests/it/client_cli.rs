@@ -45,8 +45,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 /// Pushes a tree of every kind and pulls each back byte-exact.
 fn round_trip_all_kinds(env: &Env) {
     for (i, (kind, ns, artifact_type)) in KINDS.iter().enumerate() {
-        let src = env.path(&format!("src-{i}"));
-        make_tree(&src, kind);
+        let src = env.tree_at(&format!("src-{i}"), kind);
         let pushed = env.json(&["push", kind, src.to_str().unwrap(), "thing:1.0"]);
         assert_eq!(s(&pushed, "repository"), format!("{ns}/thing"));
         assert_eq!(s(&pushed, "artifactType"), *artifact_type);
@@ -78,8 +77,7 @@ fn round_trip_every_kind_against_ocireg() {
     let env = Env::new(reg.port, "", "");
     round_trip_all_kinds(&env);
     // The default name is PATH's file name, sanitised; the text output names the reference.
-    let odd = env.path("My Odd_Name");
-    make_tree(&odd, "odd");
+    let odd = env.tree_at("My Odd_Name", "odd");
     let text = env.ok(&[
         "push",
         "extension",
@@ -101,8 +99,7 @@ fn round_trip_every_kind_against_distribution_with_htpasswd() {
     let reg = Registry::distribution();
     let env = Env::new(reg.port, "", "");
     // Without credentials the registry refuses.
-    let src = env.path("anon");
-    make_tree(&src, "anon");
+    let src = env.tree_at("anon", "anon");
     let out = env.run(&["push", "extension", src.to_str().unwrap(), "anon:1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -130,8 +127,7 @@ fn round_trip_every_kind_against_distribution_with_htpasswd() {
 fn overwrite_policy() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "one");
+    let src = env.tree_at("src", "one");
     let first = env.json(&["push", "extension", src.to_str().unwrap(), "app:v1"]);
     assert_eq!(first["unchanged"], false);
     std::thread::sleep(Duration::from_millis(1100)); // a new `created` time
@@ -157,8 +153,7 @@ fn overwrite_policy() {
 fn auto_tag_format() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "auto");
+    let src = env.tree_at("src", "auto");
     let p = env.json(&[
         "push",
         "kcl-package",
@@ -220,8 +215,7 @@ fn regex_lite(tag: &str) -> bool {
 fn pull_cache_hit_miss_and_never() {
     let mut reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "cache");
+    let src = env.tree_at("src", "cache");
     env.json(&["push", "test-image", src.to_str().unwrap(), "env:1"]);
     env.json(&["push", "test-image", src.to_str().unwrap(), "other:1"]);
     let first = env.json(&["pull", "provisioning-test/env:1", "-o", "a"]);
@@ -257,8 +251,7 @@ fn pull_cache_hit_miss_and_never() {
 fn pull_cache_expiry_and_corruption() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "pull_policy:\n  cache_ttl: 1\n");
-    let src = env.path("src");
-    make_tree(&src, "ttl");
+    let src = env.tree_at("src", "ttl");
     let pushed = env.json(&["push", "platform-image", src.to_str().unwrap(), "svc:1"]);
     env.json(&["pull", "provisioning-platform/svc:1", "-o", "a"]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -308,8 +301,7 @@ fn pull_cache_expiry_and_corruption() {
 fn require_signing_is_refused() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "push_policy:\n  require_signing: true\n");
-    let src = env.path("src");
-    make_tree(&src, "sig");
+    let src = env.tree_at("src", "sig");
     let err = env.fails(&["push", "extension", src.to_str().unwrap(), "signed:1"]);
     assert!(
         err.contains("require_signing") && err.contains("signing"),
@@ -331,8 +323,7 @@ fn mode(p: &std::path::Path) -> u32 {
 fn login_logout_and_docker_config() {
     let reg = Registry::distribution();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "login");
+    let src = env.tree_at("src", "login");
     let host = reg.host();
     // A wrong password is refused and nothing is stored.
     assert!(!env.login(&host, "wrong\n").status.success());
@@ -374,8 +365,7 @@ fn tags_catalog_inspect_rm_copy() {
     let reg = Registry::ocireg();
     let dist = Registry::distribution();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "ops");
+    let src = env.tree_at("src", "ops");
     let a = push_two_versions_and_list_them(&env, &src);
     inspect_shows_the_manifest(&env, &reg, &a);
     let dst = copy_mounts_within_and_streams_across(&env, &reg, &dist, &src, &a);
@@ -385,8 +375,7 @@ fn tags_catalog_inspect_rm_copy() {
 /// Pushes `src` as `tool:1.0` (annotated) and another tree as `tool:2.0`; `tags` (whole and
 /// paged) and `catalog` list them. Returns the first push's report.
 fn push_two_versions_and_list_them(env: &Env, src: &std::path::Path) -> Value {
-    let src2 = env.path("src2");
-    make_tree(&src2, "ops2");
+    let src2 = env.tree_at("src2", "ops2");
     let a = env.json(&[
         "push",
         "extension",

@@ -138,6 +138,13 @@ impl Env {
         c
     }
 
+    /// A fresh source tree at `rel` (see [`make_tree`]); `seed` makes its content.
+    pub fn tree_at(&self, rel: &str, seed: &str) -> PathBuf {
+        let dir = self.path(rel);
+        make_tree(&dir, seed);
+        dir
+    }
+
     /// Runs a command and returns its output (whatever the status).
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run ocireg")
