@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use crate::client_support::*;
+use crate::tampering::TamperingRegistry;
 use serde_json::Value;
 
 const KINDS: [(&str, &str, &str); 5] = [
@@ -44,8 +45,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 /// Pushes a tree of every kind and pulls each back byte-exact.
 fn round_trip_all_kinds(env: &Env) {
     for (i, (kind, ns, artifact_type)) in KINDS.iter().enumerate() {
-        let src = env.path(&format!("src-{i}"));
-        make_tree(&src, kind);
+        let src = env.tree_at(&format!("src-{i}"), kind);
         let pushed = env.json(&["push", kind, src.to_str().unwrap(), "thing:1.0"]);
         assert_eq!(s(&pushed, "repository"), format!("{ns}/thing"));
         assert_eq!(s(&pushed, "artifactType"), *artifact_type);
@@ -77,8 +77,7 @@ fn round_trip_every_kind_against_ocireg() {
     let env = Env::new(reg.port, "", "");
     round_trip_all_kinds(&env);
     // The default name is PATH's file name, sanitised; the text output names the reference.
-    let odd = env.path("My Odd_Name");
-    make_tree(&odd, "odd");
+    let odd = env.tree_at("My Odd_Name", "odd");
     let text = env.ok(&[
         "push",
         "extension",
@@ -100,8 +99,7 @@ fn round_trip_every_kind_against_distribution_with_htpasswd() {
     let reg = Registry::distribution();
     let env = Env::new(reg.port, "", "");
     // Without credentials the registry refuses.
-    let src = env.path("anon");
-    make_tree(&src, "anon");
+    let src = env.tree_at("anon", "anon");
     let out = env.run(&["push", "extension", src.to_str().unwrap(), "anon:1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -129,8 +127,7 @@ fn round_trip_every_kind_against_distribution_with_htpasswd() {
 fn overwrite_policy() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "one");
+    let src = env.tree_at("src", "one");
     let first = env.json(&["push", "extension", src.to_str().unwrap(), "app:v1"]);
     assert_eq!(first["unchanged"], false);
     std::thread::sleep(Duration::from_millis(1100)); // a new `created` time
@@ -156,8 +153,7 @@ fn overwrite_policy() {
 fn auto_tag_format() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "auto");
+    let src = env.tree_at("src", "auto");
     let p = env.json(&[
         "push",
         "kcl-package",
@@ -219,8 +215,7 @@ fn regex_lite(tag: &str) -> bool {
 fn pull_cache_hit_miss_and_never() {
     let mut reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "cache");
+    let src = env.tree_at("src", "cache");
     env.json(&["push", "test-image", src.to_str().unwrap(), "env:1"]);
     env.json(&["push", "test-image", src.to_str().unwrap(), "other:1"]);
     let first = env.json(&["pull", "provisioning-test/env:1", "-o", "a"]);
@@ -256,8 +251,7 @@ fn pull_cache_hit_miss_and_never() {
 fn pull_cache_expiry_and_corruption() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "pull_policy:\n  cache_ttl: 1\n");
-    let src = env.path("src");
-    make_tree(&src, "ttl");
+    let src = env.tree_at("src", "ttl");
     let pushed = env.json(&["push", "platform-image", src.to_str().unwrap(), "svc:1"]);
     env.json(&["pull", "provisioning-platform/svc:1", "-o", "a"]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -307,8 +301,7 @@ fn pull_cache_expiry_and_corruption() {
 fn require_signing_is_refused() {
     let reg = Registry::ocireg();
     let env = Env::new(reg.port, "", "push_policy:\n  require_signing: true\n");
-    let src = env.path("src");
-    make_tree(&src, "sig");
+    let src = env.tree_at("src", "sig");
     let err = env.fails(&["push", "extension", src.to_str().unwrap(), "signed:1"]);
     assert!(
         err.contains("require_signing") && err.contains("signing"),
@@ -330,22 +323,12 @@ fn mode(p: &std::path::Path) -> u32 {
 fn login_logout_and_docker_config() {
     let reg = Registry::distribution();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "login");
+    let src = env.tree_at("src", "login");
     let host = reg.host();
     // A wrong password is refused and nothing is stored.
-    let out = env.run_stdin(&["login", &host, "-u", USER, "--password-stdin"], "wrong\n");
-    assert!(!out.status.success());
+    assert!(!env.login(&host, "wrong\n").status.success());
     assert!(!env.credentials().exists());
-    let out = env.run_stdin(
-        &["login", &host, "-u", USER, "--password-stdin"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.login_ok(&host, &format!("{PASSWORD}\n"));
     assert_eq!(mode(&env.credentials()), 0o600);
     let text = fs::read_to_string(env.credentials()).unwrap();
     assert!(
@@ -382,10 +365,17 @@ fn tags_catalog_inspect_rm_copy() {
     let reg = Registry::ocireg();
     let dist = Registry::distribution();
     let env = Env::new(reg.port, "", "");
-    let src = env.path("src");
-    make_tree(&src, "ops");
-    let src2 = env.path("src2");
-    make_tree(&src2, "ops2");
+    let src = env.tree_at("src", "ops");
+    let a = push_two_versions_and_list_them(&env, &src);
+    inspect_shows_the_manifest(&env, &reg, &a);
+    let dst = copy_mounts_within_and_streams_across(&env, &reg, &dist, &src, &a);
+    rm_by_tag_then_by_digest(&env, &a, &dst);
+}
+
+/// Pushes `src` as `tool:1.0` (annotated) and another tree as `tool:2.0`; `tags` (whole and
+/// paged) and `catalog` list them. Returns the first push's report.
+fn push_two_versions_and_list_them(env: &Env, src: &std::path::Path) -> Value {
+    let src2 = env.tree_at("src2", "ops2");
     let a = env.json(&[
         "push",
         "extension",
@@ -414,6 +404,12 @@ fn tags_catalog_inspect_rm_copy() {
         cat["repositories"],
         serde_json::json!(["provisioning-extensions/tool"])
     );
+    a
+}
+
+/// `inspect` (JSON and text) shows the digest, media and artifact type, annotations, size and
+/// referrers of the pushed `a`.
+fn inspect_shows_the_manifest(env: &Env, reg: &Registry, a: &Value) {
     let ins = env.json(&["inspect", "provisioning-extensions/tool:1.0"]);
     assert_eq!(ins["digest"], a["digest"]);
     assert_eq!(
@@ -436,11 +432,20 @@ fn tags_catalog_inspect_rm_copy() {
         &format!("{}/provisioning-extensions/tool:1.0", reg.host()),
     ]);
     assert!(
-        text.contains(s(&a, "digest")) && text.contains("referrers"),
+        text.contains(s(a, "digest")) && text.contains("referrers"),
         "{text}"
     );
+}
 
-    // Copy within one registry: blobs are mounted.
+/// `copy` within one registry mounts the blobs; to the docker-registry (logged in) it streams
+/// them, and the copy pulls back as `src`. Returns the copy's reference there.
+fn copy_mounts_within_and_streams_across(
+    env: &Env,
+    reg: &Registry,
+    dist: &Registry,
+    src: &std::path::Path,
+    a: &Value,
+) -> String {
     let c = env.json(&[
         "copy",
         "provisioning-extensions/tool:1.0",
@@ -449,16 +454,7 @@ fn tags_catalog_inspect_rm_copy() {
     assert_eq!(c["digest"], a["digest"]);
     assert_eq!(c["blobs"]["streamed"], 0, "{c}");
     assert_eq!(c["blobs"]["mounted"], 2, "{c}");
-    // Copy to the docker-registry (logged in): blobs are streamed.
-    let out = env.run_stdin(
-        &["login", &dist.host(), "-u", USER, "--password-stdin"],
-        PASSWORD,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.login_ok(&dist.host(), PASSWORD);
     let dst = format!("{}/copied/tool:1.0", dist.host());
     let c = env.json(&[
         "copy",
@@ -469,112 +465,26 @@ fn tags_catalog_inspect_rm_copy() {
     assert_eq!(c["blobs"]["streamed"], 2, "{c}");
     let pulled = env.json(&["pull", &dst, "-o", "from-dist"]);
     assert_eq!(pulled["digest"], a["digest"]);
-    assert_same_tree(&src, &env.path("from-dist"));
+    assert_same_tree(src, &env.path("from-dist"));
+    dst
+}
 
-    // rm by tag, then by digest.
+/// `rm` by tag, then by digest, then of the copy `dst`; each is gone afterwards.
+fn rm_by_tag_then_by_digest(env: &Env, a: &Value, dst: &str) {
     let rm = env.json(&["rm", "provisioning-extensions/tool:2.0"]);
     assert!(rm["digest"].as_str().unwrap().starts_with("sha256:"));
     let tags = env.json(&["tags", "provisioning-extensions/tool"]);
     assert_eq!(tags["tags"], serde_json::json!(["1.0"]));
     env.fails(&["inspect", "provisioning-extensions/tool:2.0"]);
-    let d = s(&a, "digest");
+    let d = s(a, "digest");
     env.json(&["rm", &format!("provisioning-extensions/tool@{d}")]);
     env.fails(&["inspect", &format!("provisioning-extensions/tool@{d}")]);
-    env.json(&["rm", &dst]);
-    let err = env.fails(&["inspect", &dst]);
+    env.json(&["rm", dst]);
+    let err = env.fails(&["inspect", dst]);
     assert!(
         err.contains("404") || err.contains("MANIFEST_UNKNOWN"),
         "{err}"
     );
-}
-
-/// A one-artifact registry on 127.0.0.1 (plain HTTP/1.1, one request per connection) that can
-/// serve its layer with one content byte flipped: same size, a well-formed tar, wrong digest.
-struct TamperingRegistry {
-    port: u16,
-    corrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TamperingRegistry {
-    fn start(manifest: Vec<u8>, blobs: Vec<(String, Vec<u8>, Vec<u8>)>) -> TamperingRegistry {
-        use std::io::{BufRead, BufReader, Write};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let corrupt = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (corrupt.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut parts = first.split_whitespace();
-                let method = parts.next().unwrap_or("").to_owned();
-                let path = parts.next().unwrap_or("").to_owned();
-                let (status, ctype, body): (&str, &str, Vec<u8>) = if path == "/v2/" {
-                    ("200 OK", "application/json", b"{}".to_vec())
-                } else if path.ends_with("/manifests/1") {
-                    (
-                        "200 OK",
-                        "application/vnd.oci.image.manifest.v1+json",
-                        manifest.clone(),
-                    )
-                } else if let Some((_, good, bad)) = blobs
-                    .iter()
-                    .find(|(d, _, _)| path.ends_with(&format!("/blobs/{d}")))
-                {
-                    let b = if c.load(Ordering::SeqCst) { bad } else { good };
-                    ("200 OK", "application/octet-stream", b.clone())
-                } else {
-                    (
-                        "404 Not Found",
-                        "application/json",
-                        b"{\"errors\":[]}".to_vec(),
-                    )
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes());
-                if method != "HEAD" {
-                    let _ = conn.write_all(&body);
-                }
-            }
-        });
-        TamperingRegistry {
-            port,
-            corrupt,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TamperingRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Names in `dir` (empty when it does not exist).

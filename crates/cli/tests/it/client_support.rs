@@ -10,8 +10,9 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::common::assert_success;
+pub use crate::common::random_bytes;
 use ocireg_test_support::{Distribution, Serve};
-use rand::RngCore;
 use serde_json::Value;
 
 /// The binary under test.
@@ -137,6 +138,13 @@ impl Env {
         c
     }
 
+    /// A fresh source tree at `rel` (see [`make_tree`]); `seed` makes its content.
+    pub fn tree_at(&self, rel: &str, seed: &str) -> PathBuf {
+        let dir = self.path(rel);
+        make_tree(&dir, seed);
+        dir
+    }
+
     /// Runs a command and returns its output (whatever the status).
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run ocireg")
@@ -145,13 +153,7 @@ impl Env {
     /// Runs a command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ocireg {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, &format!("ocireg {args:?}"));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -192,6 +194,21 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
+    /// `ocireg login HOST -u USER --password-stdin` with `input` on stdin; returns the output.
+    pub fn login(&self, host: &str, input: &str) -> Output {
+        self.run_stdin(&["login", host, "-u", USER, "--password-stdin"], input)
+    }
+
+    /// [`Env::login`] that must succeed.
+    pub fn login_ok(&self, host: &str, input: &str) {
+        let out = self.login(host, input);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The pull cache of this environment (no `local` section: below HOME).
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join(".provisioning/oci-registry/cache")
@@ -202,13 +219,6 @@ impl Env {
         self.home
             .join(".provisioning/oci-registry/credentials.json")
     }
-}
-
-/// Random bytes.
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::thread_rng().fill_bytes(&mut v);
-    v
 }
 
 /// A source tree with nested directories, an empty file and directory, an executable, random

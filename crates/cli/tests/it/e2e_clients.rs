@@ -18,13 +18,7 @@ fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("{what}: cannot run {cmd:?}: {e} (run scripts/install-test-deps.sh)")
     });
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{cmd:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("{what}: {cmd:?}"));
     out.stdout
 }
 
@@ -166,134 +160,207 @@ fn read_layout(dir: &Path, tag: &str) -> (String, BTreeMap<String, Vec<u8>>) {
     (root, blobs)
 }
 
+/// The source layout of the skopeo test: a two-arch image, tagged `v1` (amd64) and `multi`
+/// (the index).
+struct TwoArch {
+    lay: Layout,
+    amd64_digest: String,
+    index_digest: String,
+    /// The amd64 manifest, its config and its layers.
+    amd64_blobs: Vec<String>,
+    /// The amd64 layers' descriptors.
+    amd64_layers: Vec<Value>,
+}
+
+impl TwoArch {
+    /// amd64: 4 layers, one of 3 MiB; arm64 shares the first layer and adds one.
+    fn write(src: &Path) -> TwoArch {
+        let mut lay = Layout::new(src);
+        let (amd64, amd_layers) =
+            lay.image("amd64", &[20_000, 3 * 1024 * 1024 + 7, 200_000, 512], &[]);
+        let (arm64, _) = lay.image("arm64", &[70_000], &amd_layers[..1]);
+        let index = serde_json::to_vec_pretty(&json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [amd64.clone(), arm64]
+        }))
+        .unwrap();
+        let index_len = index.len();
+        let index_digest = lay.add(index);
+        let multi = json!({"mediaType": OCI_INDEX, "digest": index_digest, "size": index_len});
+        lay.write_index(&[
+            ("v1".to_string(), amd64.clone()),
+            ("multi".to_string(), multi),
+        ]);
+        let amd64_digest = amd64["digest"].as_str().unwrap().to_string();
+        let amd64_manifest: Value = serde_json::from_slice(&lay.blobs[&amd64_digest]).unwrap();
+        let amd64_layers: Vec<Value> = amd_layers.iter().map(|l| l.0["digest"].clone()).collect();
+        let mut amd64_blobs: Vec<String> = vec![
+            amd64_digest.clone(),
+            amd64_manifest["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ];
+        amd64_blobs.extend(amd64_layers.iter().map(|d| d.as_str().unwrap().to_string()));
+        TwoArch {
+            lay,
+            amd64_digest,
+            index_digest,
+            amd64_blobs,
+            amd64_layers,
+        }
+    }
+
+    /// The layout as a skopeo `oci:` reference for `tag`.
+    fn oci(&self, tag: &str) -> String {
+        format!("oci:{}:{tag}", self.lay.dir.display())
+    }
+}
+
+/// skopeo against the registry at `host` (plain HTTP).
+struct Skopeo {
+    host: String,
+}
+
+impl Skopeo {
+    fn docker(&self, repo: &str, tag: &str) -> String {
+        format!("docker://{}/{repo}:{tag}", self.host)
+    }
+
+    /// `skopeo copy FLAGS FROM TO`.
+    fn copy(&self, flags: &[&str], from: &str, to: &str, what: &str) {
+        run(skopeo().arg("copy").args(flags).arg(from).arg(to), what);
+    }
+
+    /// `skopeo inspect --raw` of `repo:tag`: the manifest bytes as served.
+    fn raw(&self, repo: &str, tag: &str, what: &str) -> Vec<u8> {
+        run(
+            skopeo()
+                .args(["inspect", "--raw", "--tls-verify=false"])
+                .arg(self.docker(repo, tag)),
+            what,
+        )
+    }
+}
+
 #[test]
 fn skopeo_copies_a_multi_layer_image_in_and_out() {
     let srv = Server::start();
     let tmp = tempfile::tempdir().unwrap();
-    let host = srv.addr.to_string();
-    let src = tmp.path().join("src");
-    let mut lay = Layout::new(&src);
-    // amd64: 4 layers, one of 3 MiB; arm64 shares the first layer and adds one.
-    let (amd64, amd_layers) = lay.image("amd64", &[20_000, 3 * 1024 * 1024 + 7, 200_000, 512], &[]);
-    let (arm64, _) = lay.image("arm64", &[70_000], &amd_layers[..1]);
-    let index = serde_json::to_vec_pretty(&json!({
-        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [amd64.clone(), arm64.clone()]
-    }))
-    .unwrap();
-    let index_len = index.len();
-    let index_digest = lay.add(index);
-    let multi = json!({"mediaType": OCI_INDEX, "digest": index_digest, "size": index_len});
-    lay.write_index(&[
-        ("v1".to_string(), amd64.clone()),
-        ("multi".to_string(), multi),
-    ]);
-    let amd64_digest = amd64["digest"].as_str().unwrap().to_string();
-    let amd64_manifest: Value = serde_json::from_slice(&lay.blobs[&amd64_digest]).unwrap();
-    let mut amd64_blobs: Vec<String> = vec![
-        amd64_digest.clone(),
-        amd64_manifest["config"]["digest"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    ];
-    amd64_blobs.extend(
-        amd_layers
-            .iter()
-            .map(|l| l.0["digest"].as_str().unwrap().to_string()),
-    );
-
+    let img = TwoArch::write(&tmp.path().join("src"));
+    let sk = Skopeo {
+        host: srv.addr.to_string(),
+    };
     // Push the single image and the multi-arch index.
-    let oci = |tag: &str| format!("oci:{}:{tag}", src.display());
-    let dest = |repo: &str, tag: &str| format!("docker://{host}/{repo}:{tag}");
-    run(
-        skopeo()
-            .args(["copy", "--preserve-digests", "--dest-tls-verify=false"])
-            .arg(oci("v1"))
-            .arg(dest("e2e/img", "v1")),
+    sk.copy(
+        &["--preserve-digests", "--dest-tls-verify=false"],
+        &img.oci("v1"),
+        &sk.docker("e2e/img", "v1"),
         "skopeo copy oci -> registry (v1)",
     );
-    run(
-        skopeo()
-            .args([
-                "copy",
-                "--all",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-            ])
-            .arg(oci("multi"))
-            .arg(dest("e2e/img", "multi")),
+    sk.copy(
+        &["--all", "--preserve-digests", "--dest-tls-verify=false"],
+        &img.oci("multi"),
+        &sk.docker("e2e/img", "multi"),
         "skopeo copy --all oci -> registry (multi)",
     );
+    inspect_and_list_tags(&sk, &img);
+    copy_back_out(&sk, &img, tmp.path());
+    docker_schema2_conversion(&srv, &sk, &img);
 
-    // Inspect.
+    // Registry to registry (skopeo may cross-mount), then delete.
+    sk.copy(
+        &[
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ],
+        &sk.docker("e2e/img", "v1"),
+        &sk.docker("e2e/copy", "v1"),
+        "skopeo copy registry -> registry",
+    );
+    assert_eq!(
+        sha256(&sk.raw("e2e/copy", "v1", "inspect copy")),
+        img.amd64_digest
+    );
+    run(
+        skopeo()
+            .args(["delete", "--tls-verify=false"])
+            .arg(sk.docker("e2e/copy", "v1")),
+        "skopeo delete",
+    );
+    let c = client();
+    let amd64_digest = &img.amd64_digest;
+    get(&srv, &c, &format!("/v2/e2e/copy/manifests/{amd64_digest}"))
+        .expect(404, "deleted by skopeo");
+    get(&srv, &c, &format!("/v2/e2e/img/manifests/{amd64_digest}"))
+        .expect(200, "original untouched");
+}
+
+/// `skopeo inspect` (parsed and raw) and `list-tags` see what was pushed.
+fn inspect_and_list_tags(sk: &Skopeo, img: &TwoArch) {
     let out = run(
         skopeo()
             .args(["inspect", "--tls-verify=false"])
-            .arg(dest("e2e/img", "v1")),
+            .arg(sk.docker("e2e/img", "v1")),
         "skopeo inspect",
     );
     let info: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(info["Digest"], amd64_digest, "skopeo inspect Digest");
+    assert_eq!(info["Digest"], img.amd64_digest, "skopeo inspect Digest");
     assert_eq!(info["Architecture"], "amd64");
-    let want_layers: Vec<Value> = amd_layers.iter().map(|l| l.0["digest"].clone()).collect();
     assert_eq!(
         info["Layers"].as_array().unwrap(),
-        &want_layers,
+        &img.amd64_layers,
         "skopeo inspect Layers"
     );
-    let raw = run(
-        skopeo()
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(dest("e2e/img", "v1")),
-        "inspect --raw",
-    );
     assert_eq!(
-        raw, lay.blobs[&amd64_digest],
+        sk.raw("e2e/img", "v1", "inspect --raw"),
+        img.lay.blobs[&img.amd64_digest],
         "skopeo inspect --raw returns the exact manifest bytes"
     );
-    let raw = run(
-        skopeo()
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(dest("e2e/img", "multi")),
-        "inspect index",
-    );
-    assert_eq!(sha256(&raw), index_digest, "index pushed byte-exact");
+    let raw = sk.raw("e2e/img", "multi", "inspect index");
+    assert_eq!(sha256(&raw), img.index_digest, "index pushed byte-exact");
     let tags = run(
         skopeo()
             .args(["list-tags", "--tls-verify=false"])
-            .arg(format!("docker://{host}/e2e/img")),
+            .arg(format!("docker://{}/e2e/img", sk.host)),
         "skopeo list-tags",
     );
     let tags: Value = serde_json::from_slice(&tags).unwrap();
     let mut tags: Vec<String> = serde_json::from_value(tags["Tags"].clone()).unwrap();
     tags.sort();
     assert_eq!(tags, ["multi", "v1"]);
+}
 
-    // Copy back out into fresh layouts and compare every digest.
-    for (tag, root, all) in [("v1", &amd64_digest, false), ("multi", &index_digest, true)] {
-        let back = tmp.path().join(format!("back-{tag}"));
-        let mut cmd = skopeo();
-        cmd.args(["copy", "--preserve-digests", "--src-tls-verify=false"]);
+/// Copies `v1` and `multi` back out into fresh layouts under `tmp` and compares every digest.
+fn copy_back_out(sk: &Skopeo, img: &TwoArch, tmp: &Path) {
+    let cases = [
+        ("v1", &img.amd64_digest, false),
+        ("multi", &img.index_digest, true),
+    ];
+    for (tag, root, all) in cases {
+        let back = tmp.join(format!("back-{tag}"));
+        let mut flags = vec!["--preserve-digests", "--src-tls-verify=false"];
         if all {
-            cmd.arg("--all");
+            flags.push("--all");
         }
-        run(
-            cmd.arg(dest("e2e/img", tag))
-                .arg(format!("oci:{}:{tag}", back.display())),
+        sk.copy(
+            &flags,
+            &sk.docker("e2e/img", tag),
+            &format!("oci:{}:{tag}", back.display()),
             "skopeo copy registry -> oci",
         );
         let (got_root, got_blobs) = read_layout(&back, tag);
         assert_eq!(&got_root, root, "{tag}: root digest after the round trip");
         // v1: the amd64 manifest, its config and layers; multi: every blob of the layout.
         let expect: Vec<&String> = if all {
-            lay.blobs.keys().collect()
+            img.lay.blobs.keys().collect()
         } else {
-            amd64_blobs.iter().collect()
+            img.amd64_blobs.iter().collect()
         };
         for d in &expect {
             assert_eq!(
                 got_blobs.get(*d),
-                Some(&lay.blobs[*d]),
+                Some(&img.lay.blobs[*d]),
                 "{tag}: blob {d} after the round trip"
             );
         }
@@ -303,67 +370,32 @@ fn skopeo_copies_a_multi_layer_image_in_and_out() {
             "{tag}: blob count after the round trip"
         );
     }
+}
 
-    // Docker schema2: skopeo converts the manifest; the layers stay byte-identical.
-    run(
-        skopeo()
-            .args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
-            .arg(oci("v1"))
-            .arg(dest("e2e/docker", "v1")),
+/// Docker schema2: skopeo converts the manifest; the layers stay byte-identical.
+fn docker_schema2_conversion(srv: &Server, sk: &Skopeo, img: &TwoArch) {
+    sk.copy(
+        &["--format", "v2s2", "--dest-tls-verify=false"],
+        &img.oci("v1"),
+        &sk.docker("e2e/docker", "v1"),
         "skopeo copy --format v2s2",
     );
-    let raw = run(
-        skopeo()
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(dest("e2e/docker", "v1")),
-        "inspect v2s2",
-    );
+    let raw = sk.raw("e2e/docker", "v1", "inspect v2s2");
     let m: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(m["mediaType"], DOCKER_MANIFEST, "converted manifest type");
     let c = client();
-    let r = get(&srv, &c, "/v2/e2e/docker/manifests/v1").expect(200, "GET v2s2 manifest");
+    let r = get(srv, &c, "/v2/e2e/docker/manifests/v1").expect(200, "GET v2s2 manifest");
     assert_eq!(r.h("Content-Type"), DOCKER_MANIFEST);
     assert_eq!(r.body, raw);
     for l in m["layers"].as_array().unwrap() {
         let d = l["digest"].as_str().unwrap();
         assert!(
-            lay.blobs.contains_key(d),
+            img.lay.blobs.contains_key(d),
             "v2s2 layer {d} is one of the original layers"
         );
-        let b = get(&srv, &c, &format!("/v2/e2e/docker/blobs/{d}")).expect(200, "v2s2 layer");
-        assert_eq!(b.body, lay.blobs[d]);
+        let b = get(srv, &c, &format!("/v2/e2e/docker/blobs/{d}")).expect(200, "v2s2 layer");
+        assert_eq!(b.body, img.lay.blobs[d]);
     }
-
-    // Registry to registry (skopeo may cross-mount), then delete.
-    run(
-        skopeo()
-            .args([
-                "copy",
-                "--preserve-digests",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-            ])
-            .arg(dest("e2e/img", "v1"))
-            .arg(dest("e2e/copy", "v1")),
-        "skopeo copy registry -> registry",
-    );
-    let raw = run(
-        skopeo()
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(dest("e2e/copy", "v1")),
-        "inspect copy",
-    );
-    assert_eq!(sha256(&raw), amd64_digest);
-    run(
-        skopeo()
-            .args(["delete", "--tls-verify=false"])
-            .arg(dest("e2e/copy", "v1")),
-        "skopeo delete",
-    );
-    get(&srv, &c, &format!("/v2/e2e/copy/manifests/{amd64_digest}"))
-        .expect(404, "deleted by skopeo");
-    get(&srv, &c, &format!("/v2/e2e/img/manifests/{amd64_digest}"))
-        .expect(200, "original untouched");
 }
 
 #[test]

@@ -210,6 +210,9 @@ fn stored_digests(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Artifacts shared between the threads of the race.
+type Shared = Arc<Mutex<Vec<Artifact>>>;
+
 #[test]
 fn gc_never_races_pushes_and_collects_everything_unreferenced() {
     let secs: u64 = std::env::var("OCIREG_GC_RACE_SECS")
@@ -220,15 +223,55 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
     let root = work.path().join("storage");
     let cfg = write_config(work.path(), &root, free_port(), 1);
     let srv = Arc::new(serve(&cfg, work.path()));
-    let shared: Vec<Vec<u8>> = (0..24).map(|_| random_bytes(30_000)).collect();
-    let tagged: Arc<Mutex<Vec<Artifact>>> = Arc::default();
-    let removed: Arc<Mutex<Vec<Artifact>>> = Arc::default();
+    let tagged: Shared = Arc::default();
+    let removed: Shared = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let until = Instant::now() + Duration::from_secs(secs);
 
-    let pushers: Vec<_> = (0..3)
+    let pushers = spawn_pushers(&srv, &tagged, &stop, until);
+    let deleter = spawn_deleter(&srv, &tagged, &removed, until);
+    let deletes = deleter.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let pushes: usize = pushers.into_iter().map(|p| p.join().unwrap()).sum();
+    let tagged = tagged.lock().unwrap().clone();
+    let removed = removed.lock().unwrap().clone();
+    assert!(
+        pushes > 10 && deletes > 2,
+        "too little traffic: {pushes} pushes, {deletes} deletes"
+    );
+
+    assert_tagged_pull_back(&srv, &tagged);
+    let stored = wait_until_only_live_blobs_are_stored(&root, &tagged);
+    // The removed artifacts' unique blobs answer 404.
+    let c = client();
+    for a in removed.iter().take(20) {
+        let unique = sha256(&a.blobs[2]);
+        let r = c
+            .get(srv.url(&format!("/v2/{}/blobs/{unique}", a.repo)))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{}:{} {unique}", a.repo, a.tag);
+    }
+    let runs = assert_gc_ran_and_removed_blobs(&srv, secs);
+    eprintln!(
+        "{pushes} pushes, {deletes} deletes, {runs} GC runs, {} tagged, {} blobs stored",
+        tagged.len(),
+        stored.len()
+    );
+}
+
+/// Three threads push artifacts (over 24 shared layers) into `tagged` until `until` or `stop`;
+/// each returns how many it pushed. Every push must succeed.
+fn spawn_pushers(
+    srv: &Arc<Serve>,
+    tagged: &Shared,
+    stop: &Arc<AtomicBool>,
+    until: Instant,
+) -> Vec<std::thread::JoinHandle<usize>> {
+    let shared: Vec<Vec<u8>> = (0..24).map(|_| random_bytes(30_000)).collect();
+    (0..3)
         .map(|p| {
-            let (srv, tagged, stop) = (Arc::clone(&srv), Arc::clone(&tagged), Arc::clone(&stop));
+            let (srv, tagged, stop) = (Arc::clone(srv), Arc::clone(tagged), Arc::clone(stop));
             let shared = shared.clone();
             std::thread::spawn(move || {
                 let c = client();
@@ -243,56 +286,57 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
                 n
             })
         })
-        .collect();
-    let deleter = {
-        let (srv, tagged, removed) = (Arc::clone(&srv), Arc::clone(&tagged), Arc::clone(&removed));
-        std::thread::spawn(move || {
-            let c = client();
-            let mut n = 0;
-            while Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(10));
-                let victim = {
-                    // Keep few artifacts tagged, so shared layers often lose every reference
-                    // in a repository and are then pushed (or checked) again.
-                    // The pausing pusher's artifacts go at once (most of the time).
-                    let mut t = tagged.lock().unwrap();
-                    let paused = t.iter().position(|a| a.repo == "race/r0");
-                    let at = match paused {
-                        Some(at) if rand::thread_rng().gen_bool(0.8) => at,
-                        _ if t.len() < 6 => continue,
-                        _ => rand::thread_rng().gen_range(0..t.len()),
-                    };
-                    t.swap_remove(at)
-                };
-                // Untag (the manifest becomes untagged garbage, young ones still count) or
-                // delete by digest; the pausing pusher's artifacts always by digest, so their
-                // shared layers lose every reference between pushes.
-                let by_tag = n % 2 == 0 && victim.repo != "race/r0";
-                let reference = if by_tag { &victim.tag } else { &victim.digest };
-                let r = c
-                    .delete(srv.url(&format!("/v2/{}/manifests/{reference}", victim.repo)))
-                    .send()
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 202, "DELETE {reference}");
-                removed.lock().unwrap().push(victim);
-                n += 1;
-            }
-            n
-        })
-    };
-    let deletes = deleter.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    let pushes: usize = pushers.into_iter().map(|p| p.join().unwrap()).sum();
-    let tagged = tagged.lock().unwrap().clone();
-    let removed = removed.lock().unwrap().clone();
-    assert!(
-        pushes > 10 && deletes > 2,
-        "too little traffic: {pushes} pushes, {deletes} deletes"
-    );
+        .collect()
+}
 
-    // Every still-tagged artifact pulls back byte-exact.
+/// A thread that moves artifacts from `tagged` to `removed` until `until`, deleting each by tag
+/// or by digest; returns how many it deleted.
+fn spawn_deleter(
+    srv: &Arc<Serve>,
+    tagged: &Shared,
+    removed: &Shared,
+    until: Instant,
+) -> std::thread::JoinHandle<usize> {
+    let (srv, tagged, removed) = (Arc::clone(srv), Arc::clone(tagged), Arc::clone(removed));
+    std::thread::spawn(move || {
+        let c = client();
+        let mut n = 0;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            let victim = {
+                // Keep few artifacts tagged, so shared layers often lose every reference
+                // in a repository and are then pushed (or checked) again.
+                // The pausing pusher's artifacts go at once (most of the time).
+                let mut t = tagged.lock().unwrap();
+                let paused = t.iter().position(|a| a.repo == "race/r0");
+                let at = match paused {
+                    Some(at) if rand::thread_rng().gen_bool(0.8) => at,
+                    _ if t.len() < 6 => continue,
+                    _ => rand::thread_rng().gen_range(0..t.len()),
+                };
+                t.swap_remove(at)
+            };
+            // Untag (the manifest becomes untagged garbage, young ones still count) or
+            // delete by digest; the pausing pusher's artifacts always by digest, so their
+            // shared layers lose every reference between pushes.
+            let by_tag = n % 2 == 0 && victim.repo != "race/r0";
+            let reference = if by_tag { &victim.tag } else { &victim.digest };
+            let r = c
+                .delete(srv.url(&format!("/v2/{}/manifests/{reference}", victim.repo)))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202, "DELETE {reference}");
+            removed.lock().unwrap().push(victim);
+            n += 1;
+        }
+        n
+    })
+}
+
+/// Every still-tagged artifact pulls back byte-exact.
+fn assert_tagged_pull_back(srv: &Serve, tagged: &[Artifact]) {
     let c = client();
-    for a in &tagged {
+    for a in tagged {
         let r = c
             .get(srv.url(&format!("/v2/{}/manifests/{}", a.repo, a.tag)))
             .header("Accept", OCI_MANIFEST)
@@ -312,18 +356,21 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
             assert_eq!(got.as_ref(), b.as_slice());
         }
     }
+}
 
-    // After the grace period and a GC cycle, storage holds exactly what tagged artifacts use.
+/// After the grace period and a GC cycle, storage holds exactly what tagged artifacts use;
+/// returns the stored digests.
+fn wait_until_only_live_blobs_are_stored(root: &Path, tagged: &[Artifact]) -> BTreeSet<String> {
     let mut live: BTreeSet<String> = BTreeSet::new();
-    for a in &tagged {
+    for a in tagged {
         live.insert(a.digest.clone());
         live.extend(a.blobs.iter().map(|b| sha256(b)));
     }
     let deadline = Instant::now() + Duration::from_secs(GRACE_SECS + 15);
-    let mut stored = stored_digests(&root);
+    let mut stored = stored_digests(root);
     while stored != live && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        stored = stored_digests(&root);
+        stored = stored_digests(root);
     }
     let missing: Vec<_> = live.difference(&stored).collect();
     let extra: Vec<_> = stored.difference(&live).collect();
@@ -337,15 +384,12 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
         extra.len(),
         extra.iter().take(5).collect::<Vec<_>>()
     );
-    // The removed artifacts' unique blobs answer 404.
-    for a in removed.iter().take(20) {
-        let unique = sha256(&a.blobs[2]);
-        let r = c
-            .get(srv.url(&format!("/v2/{}/blobs/{unique}", a.repo)))
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 404, "{}:{} {unique}", a.repo, a.tag);
-    }
+    stored
+}
+
+/// The log shows a GC run about every other second of the `secs` race, and that GC removed
+/// blobs; returns the number of runs.
+fn assert_gc_ran_and_removed_blobs(srv: &Serve, secs: u64) -> usize {
     let log = srv.log_text();
     let runs = log.matches("garbage collection finished").count();
     let total = |key: &str| -> u64 {
@@ -365,11 +409,7 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
         total(" blobs=") > 0,
         "GC removed nothing while artifacts were deleted"
     );
-    eprintln!(
-        "{pushes} pushes, {deletes} deletes, {runs} GC runs, {} tagged, {} blobs stored",
-        tagged.len(),
-        stored.len()
-    );
+    runs
 }
 
 /// A temp work directory with `home/` made, and where the storage root goes (`storage/`).

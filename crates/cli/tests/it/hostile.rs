@@ -15,39 +15,35 @@ use crate::support::*;
 use base64::Engine as _;
 use corpus::{Case, Kind};
 
-const NO_AUTH: &str = r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    http_config: {read_timeout: 5, write_timeout: 5, idle_timeout: 5}
-"#;
+/// Short timeouts, so that a case that stalls the server shows as a timeout, not a hang.
+const HTTP_CONFIG: &str = "http_config: {read_timeout: 5, write_timeout: 5, idle_timeout: 5}";
 
-const WITH_AUTH: &str = r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  auth_required: true
-  username: admin
-  password_path: DIR/admin.pw
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    http_config: {read_timeout: 5, write_timeout: 5, idle_timeout: 5}
-    auth_config:
-      htpasswd_path: DIR/htpasswd
-      max_failed_logins: 0
-      access:
-        - repositories: ["hostile/**"]
-          read: ["*"]
-          write: [admin]
-"#;
+/// The corpus server's config: with `auth`, an admin login and `reader` who may only read.
+fn corpus_config(auth: bool) -> String {
+    if !auth {
+        return LocalConfig {
+            local: HTTP_CONFIG,
+            ..LocalConfig::default()
+        }
+        .render();
+    }
+    let local = format!(
+        r#"{HTTP_CONFIG}
+auth_config:
+  htpasswd_path: DIR/htpasswd
+  max_failed_logins: 0
+  access:
+    - repositories: ["hostile/**"]
+      read: ["*"]
+      write: [admin]"#
+    );
+    LocalConfig {
+        registry: ADMIN_AUTH,
+        local: &local,
+        ..LocalConfig::default()
+    }
+    .render()
+}
 
 /// What the placeholders of the corpus expand to on one server.
 pub(crate) struct Fixture {
@@ -188,9 +184,12 @@ fn run_case(case: &Case, fx: &Fixture) -> Result<(), String> {
     Ok(())
 }
 
-fn run_corpus(config: &str, auth: bool) {
+fn run_corpus(auth: bool) {
     let users = htpasswd_line("reader", "readerpw");
-    let s = Serve::start(config, &[("admin.pw", "adminpw\n"), ("htpasswd", &users)]);
+    let s = Serve::start(
+        &corpus_config(auth),
+        &[("admin.pw", "adminpw\n"), ("htpasswd", &users)],
+    );
     let fx = Fixture::new(&s, auth);
     let cases = corpus::load();
     let mut ran = 0;
@@ -245,10 +244,10 @@ fn tail(s: &str, n: usize) -> &str {
 
 #[test]
 fn corpus_with_auth_off() {
-    run_corpus(NO_AUTH, false);
+    run_corpus(false);
 }
 
 #[test]
 fn corpus_with_auth_on() {
-    run_corpus(WITH_AUTH, true);
+    run_corpus(true);
 }

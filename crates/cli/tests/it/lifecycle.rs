@@ -72,6 +72,13 @@ impl Env {
         cmd.output().unwrap()
     }
 
+    /// Runs `ocireg ARGS` and asserts its exit code.
+    fn run_code(&self, args: &[&str], code: i32) -> Output {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+        out
+    }
+
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -136,14 +143,20 @@ fn push_blob(c: &Client, base: &str, repo: &str, bytes: &[u8]) -> String {
         location
     };
     let sep = if url.contains('?') { '&' } else { '?' };
-    let done = c
-        .put(format!("{url}{sep}digest={d}"))
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
+    let url = format!("{url}{sep}digest={d}");
+    put_created(c, &url, "application/octet-stream", bytes, "blob push");
+    d
+}
+
+/// PUTs `body` as `content_type` and asserts 201 Created.
+fn put_created(c: &Client, url: &str, content_type: &str, body: &[u8], what: &str) {
+    let r = c
+        .put(url)
+        .header("content-type", content_type)
+        .body(body.to_vec())
         .send()
         .unwrap();
-    assert_eq!(done.status().as_u16(), 201, "blob push");
-    d
+    assert_eq!(r.status().as_u16(), 201, "{what}");
 }
 
 /// Pushes a config blob, a layer and a manifest under `tag`; returns the manifest bytes.
@@ -162,13 +175,13 @@ fn push_image(base: &str, repo: &str, tag: &str) -> (Vec<u8>, Vec<u8>) {
                     "digest": layer_digest, "size": layer.len()}]
     }))
     .unwrap();
-    let put = c
-        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.clone())
-        .send()
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 201, "manifest push");
+    put_created(
+        &c,
+        &format!("{base}/v2/{repo}/manifests/{tag}"),
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+        "manifest push",
+    );
     (manifest, layer)
 }
 
@@ -205,10 +218,37 @@ fn wait_dead(pid: i32) {
     panic!("pid {pid} still alive");
 }
 
+/// The image every lifecycle test pushes and pulls.
+const REPO: &str = "provisioning-extensions/app";
+
 /// The whole flow; `expect_builtin`: served by the built-in engine rather than the binary.
 fn lifecycle_flow(env: &Env, expect_builtin: bool) {
-    let up = env.run(&["up"]);
-    assert_eq!(up.status.code(), Some(0), "{}", show(&up));
+    let first_pid = up_starts_distribution(env, expect_builtin);
+    let (manifest, layer) = push_image(&env.base(), REPO, "v1");
+    pull_image(&env.base(), REPO, "v1", &manifest, &layer);
+    client_pushes_and_pulls_an_extension(env);
+    status_reports_the_running_registry(env, first_pid, expect_builtin, layer.len());
+
+    let again = env.run_code(&["up"], 0);
+    assert!(
+        text(&again.stdout).contains("already running"),
+        "{}",
+        show(&again)
+    );
+    assert_eq!(env.pid(), first_pid);
+
+    let second_pid = crash_and_restart(env, first_pid);
+    pull_image(&env.base(), REPO, "v1", &manifest, &layer);
+
+    let logs = env.run_code(&["logs", "-n", "3"], 0);
+    let lines = text(&logs.stdout);
+    assert!(!lines.is_empty() && lines.lines().count() <= 3, "{lines}");
+    down_stops_it(env, second_pid);
+}
+
+/// `ocireg up` starts distribution (natively or in the built-in engine); returns its pid.
+fn up_starts_distribution(env: &Env, expect_builtin: bool) -> i32 {
+    let up = env.run_code(&["up"], 0);
     let out = text(&up.stdout);
     assert!(out.contains("started distribution"), "{}", show(&up));
     assert_eq!(
@@ -217,42 +257,39 @@ fn lifecycle_flow(env: &Env, expect_builtin: bool) {
         "{}",
         show(&up)
     );
-    let first_pid = env.pid();
     assert_eq!(
         env.state().unwrap()["engine"],
         if expect_builtin { "built-in" } else { "native" }
     );
+    env.pid()
+}
 
-    let (manifest, layer) = push_image(&env.base(), "provisioning-extensions/app", "v1");
-    pull_image(
-        &env.base(),
-        "provisioning-extensions/app",
-        "v1",
-        &manifest,
-        &layer,
-    );
-
-    // The same through the client: `ocireg push` an extension, `ocireg pull` it back byte-exact.
+/// `ocireg push` an extension, `ocireg pull` it back byte-exact.
+fn client_pushes_and_pulls_an_extension(env: &Env) {
     let src = env.dir.path().join("ext-src");
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("main.k"), b"schema A:\n    x: int = 1\n").unwrap();
     std::fs::write(src.join("sub/data.bin"), vec![7u8; 300_000]).unwrap();
-    let push = env.run(&[
-        "push",
-        "extension",
-        src.to_str().unwrap(),
-        "client-ext:v1",
-        "--quiet",
-    ]);
-    assert_eq!(push.status.code(), Some(0), "{}", show(&push));
+    env.run_code(
+        &[
+            "push",
+            "extension",
+            src.to_str().unwrap(),
+            "client-ext:v1",
+            "--quiet",
+        ],
+        0,
+    );
     let out_dir = env.dir.path().join("ext-out");
-    let pull = env.run(&[
-        "pull",
-        "provisioning-extensions/client-ext:v1",
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert_eq!(pull.status.code(), Some(0), "{}", show(&pull));
+    env.run_code(
+        &[
+            "pull",
+            "provisioning-extensions/client-ext:v1",
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
+        0,
+    );
     assert_eq!(
         std::fs::read(out_dir.join("sub/data.bin")).unwrap(),
         vec![7u8; 300_000]
@@ -261,13 +298,16 @@ fn lifecycle_flow(env: &Env, expect_builtin: bool) {
         std::fs::read(out_dir.join("main.k")).unwrap(),
         b"schema A:\n    x: int = 1\n"
     );
+}
 
-    let status = env.run(&["status"]);
-    assert_eq!(status.status.code(), Some(0), "{}", show(&status));
+/// `ocireg status` (text and JSON) shows the registry running under `pid`, what serves it and
+/// at least `stored` bytes of storage.
+fn status_reports_the_running_registry(env: &Env, pid: i32, builtin: bool, stored: usize) {
+    let status = env.run_code(&["status"], 0);
     let s = text(&status.stdout);
     assert!(s.contains("state:     running"), "{s}");
-    assert!(s.contains(&format!("pid:       {first_pid}")), "{s}");
-    if expect_builtin {
+    assert!(s.contains(&format!("pid:       {pid}")), "{s}");
+    if builtin {
         assert!(s.contains("built-in engine"), "{s}");
         assert!(
             s.contains(&format!("version:   ocireg {}", env!("CARGO_PKG_VERSION"))),
@@ -282,66 +322,48 @@ fn lifecycle_flow(env: &Env, expect_builtin: bool) {
     let json = env.run(&["status", "--json"]);
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["status"]["state"], "running");
-    assert_eq!(v["status"]["pid"], first_pid);
-    assert!(v["status"]["storage_bytes"].as_u64().unwrap() >= layer.len() as u64);
+    assert_eq!(v["status"]["pid"], pid);
+    assert!(v["status"]["storage_bytes"].as_u64().unwrap() >= stored as u64);
+}
 
-    let again = env.run(&["up"]);
-    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
-    assert!(
-        text(&again.stdout).contains("already running"),
-        "{}",
-        show(&again)
-    );
-    assert_eq!(env.pid(), first_pid);
-
-    // Crash the child.
+/// kill -9 of `pid`: `status` reports the crash; `up` restarts over the stale pid file and
+/// returns the new pid.
+fn crash_and_restart(env: &Env, pid: i32) -> i32 {
     Command::new("kill")
-        .args(["-9", &first_pid.to_string()])
+        .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
-    wait_dead(first_pid);
-    let crashed = env.run(&["status"]);
-    assert_eq!(crashed.status.code(), Some(1), "{}", show(&crashed));
+    wait_dead(pid);
+    let crashed = env.run_code(&["status"], 1);
     let c = text(&crashed.stdout);
     assert!(c.contains("crashed"), "{c}");
     assert!(c.contains("last log lines:"), "{c}");
     let cj: Value = serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
     assert_eq!(cj["status"]["state"], "crashed");
 
-    // Restart over the stale pid file; the pushed image is still there.
-    let restart = env.run(&["up"]);
-    assert_eq!(restart.status.code(), Some(0), "{}", show(&restart));
+    let restart = env.run_code(&["up"], 0);
     assert!(
         text(&restart.stderr).contains("stale pid file"),
         "{}",
         show(&restart)
     );
     let second_pid = env.pid();
-    assert_ne!(second_pid, first_pid);
-    pull_image(
-        &env.base(),
-        "provisioning-extensions/app",
-        "v1",
-        &manifest,
-        &layer,
-    );
+    assert_ne!(second_pid, pid);
+    second_pid
+}
 
-    let logs = env.run(&["logs", "-n", "3"]);
-    assert_eq!(logs.status.code(), Some(0), "{}", show(&logs));
-    let lines = text(&logs.stdout);
-    assert!(!lines.is_empty() && lines.lines().count() <= 3, "{lines}");
-
-    let down = env.run(&["down"]);
-    assert_eq!(down.status.code(), Some(0), "{}", show(&down));
+/// `ocireg down` stops `pid` and removes the pid file; `status` and a second `down` say it is
+/// not running.
+fn down_stops_it(env: &Env, pid: i32) {
+    let down = env.run_code(&["down"], 0);
     assert!(
         text(&down.stdout).contains("stopped distribution"),
         "{}",
         show(&down)
     );
-    wait_dead(second_pid);
+    wait_dead(pid);
     assert!(env.state().is_none(), "pid file removed");
-    let stopped = env.run(&["status"]);
-    assert_eq!(stopped.status.code(), Some(3), "{}", show(&stopped));
+    let stopped = env.run_code(&["status"], 3);
     assert!(text(&stopped.stdout).contains("not running"));
     let down_again = env.run(&["down"]);
     assert_eq!(down_again.status.code(), Some(0));
@@ -373,27 +395,23 @@ fn port_taken_by_another_process_is_a_clear_error_and_loses_nothing() {
     let keep = env.data().join("storage/keep.txt");
     std::fs::create_dir_all(keep.parent().unwrap()).unwrap();
     std::fs::write(&keep, "precious").unwrap();
-    let up = env.run(&["up"]);
-    assert_eq!(up.status.code(), Some(1), "{}", show(&up));
+    let up = env.run_code(&["up"], 1);
     assert!(text(&up.stderr).contains("already in use"), "{}", show(&up));
     assert!(env.state().is_none(), "no pid file written");
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "precious");
     drop(squatter);
     // Once the port is free, `up` works.
-    let up = env.run(&["up"]);
-    assert_eq!(up.status.code(), Some(0), "{}", show(&up));
+    env.run_code(&["up"], 0);
 }
 
 #[test]
 fn harbor_cannot_be_local_and_missing_binary_path_is_an_error() {
     let env = Env::new("harbor", None, None);
-    let up = env.run(&["up"]);
-    assert_eq!(up.status.code(), Some(1), "{}", show(&up));
+    let up = env.run_code(&["up"], 1);
     assert!(text(&up.stderr).contains("remote-only"), "{}", show(&up));
 
     let env = Env::new("zot", Some("/nonexistent/zot"), None);
-    let up = env.run(&["up"]);
-    assert_eq!(up.status.code(), Some(1), "{}", show(&up));
+    let up = env.run_code(&["up"], 1);
     assert!(
         text(&up.stderr).contains("/nonexistent/zot"),
         "{}",
@@ -405,13 +423,11 @@ fn harbor_cannot_be_local_and_missing_binary_path_is_an_error() {
 #[test]
 fn config_render_prints_the_native_config() {
     let env = Env::new("distribution", Some(DOCKER_REGISTRY), None);
-    let zot = env.run(&["config", "render", "--type", "zot"]);
-    assert_eq!(zot.status.code(), Some(0), "{}", show(&zot));
+    let zot = env.run_code(&["config", "render", "--type", "zot"], 0);
     let v: Value = serde_json::from_slice(&zot.stdout).unwrap();
     assert_eq!(v["http"]["port"], env.port.to_string());
     assert!(text(&zot.stderr).contains("rendered as zot"));
-    let dist = env.run(&["config", "render"]);
-    assert_eq!(dist.status.code(), Some(0), "{}", show(&dist));
+    let dist = env.run_code(&["config", "render"], 0);
     assert!(text(&dist.stdout).contains(&format!("addr: 127.0.0.1:{}", env.port)));
     assert!(env.state().is_none(), "render starts nothing");
 }
@@ -420,8 +436,7 @@ fn config_render_prints_the_native_config() {
 fn status_of_disabled_and_unreachable_remote() {
     let env = Env::new("distribution", None, None);
     env.write_config("zot", "disabled", None);
-    let st = env.run(&["status"]);
-    assert_eq!(st.status.code(), Some(0), "{}", show(&st));
+    let st = env.run_code(&["status"], 0);
     assert!(text(&st.stdout).contains("disabled"));
 
     // A remote registry nobody listens on.
@@ -431,8 +446,7 @@ fn status_of_disabled_and_unreachable_remote() {
         env.port
     );
     std::fs::write(env.config(), yaml).unwrap();
-    let st = env.run(&["status", "--json"]);
-    assert_eq!(st.status.code(), Some(1), "{}", show(&st));
+    let st = env.run_code(&["status", "--json"], 1);
     let v: Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["deployment"], "remote");
     assert_eq!(v["status"]["reachable"], false);

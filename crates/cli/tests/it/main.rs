@@ -6,6 +6,7 @@
 mod client_support;
 mod common;
 mod support;
+mod tampering;
 
 mod client_cli;
 mod crash;

@@ -165,25 +165,26 @@ fn requests(e: &prom::Exposition, ep: &str, method: &str, status: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-#[test]
-fn metrics_count_what_was_done() {
-    let s = Serve::start(
-        &config(
-            "  zot_features: {metrics_enabled: true, metrics_port: 0}\n",
-            "",
-        ),
-        &[],
-    );
-    let metrics = s.metrics_url();
-    let c = client();
-    let repo = "provisioning-extensions/net/vpc";
+/// The byte counts of the operations [`do_known_operations`] sent.
+struct Done {
+    /// Blob bytes uploaded (monolithic and chunked).
+    uploaded: usize,
+    /// Manifest bytes PUT.
+    manifest_bytes: usize,
+    /// Blob bytes served by the GETs.
+    blob_bytes_out: usize,
+    /// Body bytes of the manifest 404s.
+    not_found: usize,
+}
+
+/// Uploads two blobs in monolithic POSTs and one in a chunked-encoding PATCH session (POST,
+/// PATCH, PUT); returns the blobs `(config, small, big)`.
+fn upload_three_blobs(c: &Client, s: &Serve, repo: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let config = br#"{"os":"linux"}"#.to_vec();
     let small: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
-
-    // Uploads: two monolithic POSTs, one chunked-encoding PATCH session (POST, PATCH, PUT).
-    push_blob(&c, &s.base, repo, &config, None);
-    push_blob(&c, &s.base, repo, &small, None);
+    push_blob(c, &s.base, repo, &config, None);
+    push_blob(c, &s.base, repo, &small, None);
     let r = c
         .post(s.url(&format!("/v2/{repo}/blobs/uploads/")))
         .send()
@@ -215,8 +216,14 @@ fn metrics_count_what_was_done() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    (config, small, big)
+}
 
-    // N = 4 manifest PUTs.
+/// The operations whose counts [`metrics_count_what_was_done`] checks: 3 uploads, N = 4
+/// manifest PUTs, M = 3 GETs of the big blob and 2 of the small one, 3 unknown tags, 1 unknown
+/// repository's tag list and one path outside the API.
+fn do_known_operations(c: &Client, s: &Serve, repo: &str) -> Done {
+    let (config, small, big) = upload_three_blobs(c, s, repo);
     let mut manifest_bytes = 0;
     for i in 0..4 {
         let body = serde_json::to_vec(&json!({
@@ -238,7 +245,6 @@ fn metrics_count_what_was_done() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 201);
     }
-    // M = 3 GETs of the big blob (streamed), 2 of the small one.
     for (data, times) in [(&big, 3), (&small, 2)] {
         for _ in 0..times {
             let r = c
@@ -249,7 +255,6 @@ fn metrics_count_what_was_done() {
             assert_eq!(r.bytes().unwrap().len(), data.len());
         }
     }
-    // 404s: 3 unknown tags, 1 unknown repository's tag list; one path outside the API.
     let mut not_found = 0;
     for t in ["a", "b", "c"] {
         let r = c
@@ -263,19 +268,47 @@ fn metrics_count_what_was_done() {
     assert_eq!(r.status().as_u16(), 404);
     let r = c.get(s.url("/not-the-api")).send().unwrap();
     assert_eq!(r.status().as_u16(), 404);
+    Done {
+        uploaded: config.len() + small.len() + big.len(),
+        manifest_bytes,
+        blob_bytes_out: 3 * big.len() + 2 * small.len(),
+        not_found,
+    }
+}
+
+#[test]
+fn metrics_count_what_was_done() {
+    let s = Serve::start(
+        &config(
+            "  zot_features: {metrics_enabled: true, metrics_port: 0}\n",
+            "",
+        ),
+        &[],
+    );
+    let metrics = s.metrics_url();
+    let c = client();
+    let done = do_known_operations(&c, &s, "provisioning-extensions/net/vpc");
 
     let e = scrape(&c, &metrics);
-    assert_eq!(requests(&e, "upload", "POST", "201"), 2.0);
-    assert_eq!(requests(&e, "upload", "POST", "202"), 1.0);
-    assert_eq!(requests(&e, "upload", "PATCH", "202"), 1.0);
-    assert_eq!(requests(&e, "upload", "PUT", "201"), 1.0);
-    assert_eq!(requests(&e, "manifest", "PUT", "201"), 4.0);
-    assert_eq!(requests(&e, "blob", "GET", "200"), 5.0);
-    assert_eq!(requests(&e, "manifest", "GET", "404"), 3.0);
-    assert_eq!(requests(&e, "tags", "GET", "404"), 1.0);
-    assert_eq!(requests(&e, "invalid", "GET", "404"), 1.0);
-    // The harness's readiness probe is not there: no GET /v2/ was sent.
-    assert_eq!(requests(&e, "base", "GET", "200"), 0.0);
+    for (ep, method, status, count) in [
+        ("upload", "POST", "201", 2.0),
+        ("upload", "POST", "202", 1.0),
+        ("upload", "PATCH", "202", 1.0),
+        ("upload", "PUT", "201", 1.0),
+        ("manifest", "PUT", "201", 4.0),
+        ("blob", "GET", "200", 5.0),
+        ("manifest", "GET", "404", 3.0),
+        ("tags", "GET", "404", 1.0),
+        ("invalid", "GET", "404", 1.0),
+        // The harness's readiness probe is not there: no GET /v2/ was sent.
+        ("base", "GET", "200", 0.0),
+    ] {
+        assert_eq!(
+            requests(&e, ep, method, status),
+            count,
+            "{method} {ep} answered {status}"
+        );
+    }
     assert_eq!(e.sum("ocireg_http_requests_total", &[]), 19.0);
     assert_eq!(
         e.sum("ocireg_http_request_duration_seconds_count", &[]),
@@ -284,19 +317,19 @@ fn metrics_count_what_was_done() {
     let bytes = |name: &str, ep: &str| e.value(name, &[("endpoint", ep)]).unwrap() as usize;
     assert_eq!(
         bytes("ocireg_http_request_bytes_total", "upload"),
-        config.len() + small.len() + big.len()
+        done.uploaded
     );
     assert_eq!(
         bytes("ocireg_http_request_bytes_total", "manifest"),
-        manifest_bytes
+        done.manifest_bytes
     );
     assert_eq!(
         bytes("ocireg_http_response_bytes_total", "blob"),
-        3 * big.len() + 2 * small.len()
+        done.blob_bytes_out
     );
     assert_eq!(
         bytes("ocireg_http_response_bytes_total", "manifest"),
-        not_found
+        done.not_found
     );
     // Store gauges.
     assert_eq!(e.value("ocireg_repositories", &[]), Some(1.0));
@@ -309,10 +342,7 @@ fn metrics_count_what_was_done() {
         Some(4.0)
     );
     let stored = e.value("ocireg_storage_bytes", &[]).unwrap() as usize;
-    assert_eq!(
-        stored,
-        config.len() + small.len() + big.len() + manifest_bytes
-    );
+    assert_eq!(stored, done.uploaded + done.manifest_bytes);
     assert_eq!(e.value("ocireg_upload_sessions", &[]), Some(0.0));
     assert_eq!(e.value("ocireg_gc_runs_total", &[]), Some(0.0));
     // Scraping is not counted; other paths on the metrics port are 404.
@@ -404,8 +434,14 @@ fn json_repos(out: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn search_filters_pages_and_respects_read_access() {
+const ALICE: Option<(&str, &str)> = Some(("alice", "alicepw"));
+const BOB: Option<(&str, &str)> = Some(("bob", "bobpw"));
+const VPC: &str = "provisioning-extensions/aws/vpc";
+
+/// A search server where only bob may read or write `secret/**`, holding two versions of an
+/// extension and a KCL package (pushed by alice) and a secret extension (pushed by bob);
+/// returns it and the digests of the extension's versions 1.0.0 and 1.1.0.
+fn serve_search_fixture(c: &Client) -> (Serve, String, String) {
     let users = htpasswd_line("alice", "alicepw") + &htpasswd_line("bob", "bobpw");
     let auth = "  auth_required: true\n  username: admin\n  password_path: DIR/admin.pw\n";
     let cfg = config("  zot_features: {metrics_enabled: false}\n", auth).replace(
@@ -421,48 +457,37 @@ fn search_filters_pages_and_respects_read_access() {
             ("htpasswd", &users),
         ],
     );
-    let c = client();
-    let alice = Some(("alice", "alicepw"));
-    let bob = Some(("bob", "bobpw"));
     let ann = |v: &str| json!({"org.opencontainers.image.version": v, "team": "net"});
-    let (vpc1, _) = push_artifact(
-        &c,
-        &s.base,
-        "provisioning-extensions/aws/vpc",
-        "1.0.0",
-        EXT,
-        ann("1.0.0"),
-        alice,
-    );
-    let (vpc2, _) = push_artifact(
-        &c,
-        &s.base,
-        "provisioning-extensions/aws/vpc",
-        "1.1.0",
-        EXT,
-        ann("1.1.0"),
-        alice,
-    );
-    push_artifact(
-        &c,
-        &s.base,
-        "provisioning-kcl/netlib",
-        "0.3.0",
-        KCL,
-        json!({"team": "net"}),
-        alice,
-    );
-    push_artifact(
-        &c,
-        &s.base,
-        "secret/aws-keys",
-        "1.0.0",
-        EXT,
-        ann("1.0.0"),
-        bob,
-    );
+    let pushes = [
+        (VPC, "1.0.0", EXT, ann("1.0.0"), ALICE),
+        (VPC, "1.1.0", EXT, ann("1.1.0"), ALICE),
+        (
+            "provisioning-kcl/netlib",
+            "0.3.0",
+            KCL,
+            json!({"team": "net"}),
+            ALICE,
+        ),
+        ("secret/aws-keys", "1.0.0", EXT, ann("1.0.0"), BOB),
+    ];
+    let digests: Vec<String> = pushes
+        .into_iter()
+        .map(|(repo, tag, ty, ann, who)| push_artifact(c, &s.base, repo, tag, ty, ann, who).0)
+        .collect();
+    (s, digests[0].clone(), digests[1].clone())
+}
 
-    // Over HTTP: bob sees the secret repository, alice never does, on any page.
+#[test]
+fn search_filters_pages_and_respects_read_access() {
+    let c = client();
+    let (s, vpc1, vpc2) = serve_search_fixture(&c);
+    http_search_respects_read_access(&c, &s);
+    cli_search_as_alice_and_bob(&s);
+    cli_search_filters(&s, &vpc1, &vpc2);
+}
+
+/// Over HTTP: bob sees the secret repository, alice never does, on any page.
+fn http_search_respects_read_access(c: &Client, s: &Serve) {
     let search = |who: Option<(&str, &str)>, q: &str| -> reqwest::blocking::Response {
         let mut req = c.get(s.url(&format!("/v2/_ocireg/search?{q}")));
         if let Some((u, p)) = who {
@@ -474,27 +499,14 @@ fn search_filters_pages_and_respects_read_access() {
         assert_eq!(r.status().as_u16(), 200);
         json_repos(&r.text().unwrap())
     };
-    assert_eq!(
-        repos(search(bob, "q=aws")),
-        [
-            "provisioning-extensions/aws/vpc",
-            "provisioning-extensions/aws/vpc",
-            "secret/aws-keys"
-        ]
-    );
-    assert_eq!(
-        repos(search(alice, "q=aws")),
-        [
-            "provisioning-extensions/aws/vpc",
-            "provisioning-extensions/aws/vpc"
-        ]
-    );
+    assert_eq!(repos(search(BOB, "q=aws")), [VPC, VPC, "secret/aws-keys"]);
+    assert_eq!(repos(search(ALICE, "q=aws")), [VPC, VPC]);
     assert_eq!(search(None, "q=aws").status().as_u16(), 401);
     // Paging as alice over HTTP with Link: 3 readable hits, one per page.
     let mut path = "/v2/_ocireg/search?n=1".to_owned();
     let mut seen = Vec::new();
     loop {
-        let r = search(alice, path.split_once('?').unwrap().1);
+        let r = search(ALICE, path.split_once('?').unwrap().1);
         assert_eq!(r.status().as_u16(), 200);
         let link = r
             .headers()
@@ -516,75 +528,63 @@ fn search_filters_pages_and_respects_read_access() {
         }
         assert!(seen.len() < 10);
     }
-    assert_eq!(
-        seen,
-        [
-            "provisioning-extensions/aws/vpc",
-            "provisioning-extensions/aws/vpc",
-            "provisioning-kcl/netlib"
-        ]
-    );
+    assert_eq!(seen, [VPC, VPC, "provisioning-kcl/netlib"]);
+}
 
-    // `ocireg search` as alice and bob.
-    let out = cli_search(&s, "alice", &["--json"]);
+/// `ocireg search` as alice and bob; one page at a time with -n / --last.
+fn cli_search_as_alice_and_bob(s: &Serve) {
+    let out = cli_search(s, "alice", &["--json"]);
     assert_eq!(json_repos(&out).len(), 3);
     assert!(!out.contains("secret/"), "{out}");
-    let out = cli_search(&s, "bob", &["aws", "--json"]);
-    assert_eq!(
-        json_repos(&out),
-        [
-            "provisioning-extensions/aws/vpc",
-            "provisioning-extensions/aws/vpc",
-            "secret/aws-keys"
-        ]
-    );
-    // Filters: tag, annotation, artifact type; text output names repository, digest and tags.
-    let out = cli_search(&s, "alice", &["--tag", "1.1.0"]);
-    assert_eq!(
-        out.trim(),
-        format!(
-            "{}/provisioning-extensions/aws/vpc@{vpc2} tags=1.1.0 artifactType={EXT} size={}",
-            s.host(),
-            {
-                let v: Value =
-                    serde_json::from_str(&cli_search(&s, "alice", &["--tag", "1.1.0", "--json"]))
-                        .unwrap();
-                v["results"][0]["size"].as_u64().unwrap()
-            }
-        )
-    );
-    let out = cli_search(
-        &s,
-        "alice",
-        &["-a", "org.opencontainers.image.version=1.0.0", "--json"],
-    );
-    let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["results"].as_array().unwrap().len(), 1);
-    assert_eq!(v["results"][0]["digest"], vpc1.as_str());
-    assert_eq!(v["results"][0]["tags"], json!(["1.0.0"]));
-    assert_eq!(v["results"][0]["annotations"]["team"], "net");
-    let out = cli_search(
-        &s,
-        "bob",
-        &["-a", "team=net", "--artifact-type", KCL, "--json"],
-    );
-    assert_eq!(json_repos(&out), ["provisioning-kcl/netlib"]);
-    let out = cli_search(
-        &s,
-        "alice",
-        &["--artifact-type", "application/none", "--json"],
-    );
-    assert_eq!(json_repos(&out).len(), 0);
-    // One page at a time with -n / --last.
-    let out = cli_search(&s, "alice", &["-n", "2"]);
+    let out = cli_search(s, "bob", &["aws", "--json"]);
+    assert_eq!(json_repos(&out), [VPC, VPC, "secret/aws-keys"]);
+    let out = cli_search(s, "alice", &["-n", "2"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     let cursor = lines[2]
         .strip_prefix("(more: --last ")
         .and_then(|l| l.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{out}"));
-    let out = cli_search(&s, "alice", &["-n", "2", "--last", cursor, "--json"]);
+    let out = cli_search(s, "alice", &["-n", "2", "--last", cursor, "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json_repos(&out), ["provisioning-kcl/netlib"]);
     assert_eq!(v["more"], false);
+}
+
+/// `ocireg search` filters by tag, annotation and artifact type; its text output names the
+/// repository, digest and tags.
+fn cli_search_filters(s: &Serve, vpc1: &str, vpc2: &str) {
+    let out = cli_search(s, "alice", &["--tag", "1.1.0"]);
+    let v: Value =
+        serde_json::from_str(&cli_search(s, "alice", &["--tag", "1.1.0", "--json"])).unwrap();
+    let size = v["results"][0]["size"].as_u64().unwrap();
+    assert_eq!(
+        out.trim(),
+        format!(
+            "{}/{VPC}@{vpc2} tags=1.1.0 artifactType={EXT} size={size}",
+            s.host()
+        )
+    );
+    let out = cli_search(
+        s,
+        "alice",
+        &["-a", "org.opencontainers.image.version=1.0.0", "--json"],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    assert_eq!(v["results"][0]["digest"], vpc1);
+    assert_eq!(v["results"][0]["tags"], json!(["1.0.0"]));
+    assert_eq!(v["results"][0]["annotations"]["team"], "net");
+    let out = cli_search(
+        s,
+        "bob",
+        &["-a", "team=net", "--artifact-type", KCL, "--json"],
+    );
+    assert_eq!(json_repos(&out), ["provisioning-kcl/netlib"]);
+    let out = cli_search(
+        s,
+        "alice",
+        &["--artifact-type", "application/none", "--json"],
+    );
+    assert_eq!(json_repos(&out).len(), 0);
 }

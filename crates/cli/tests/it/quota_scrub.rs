@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::raw;
+use crate::support::LocalConfig;
 use ocireg_test_support::{free_port, sha256_str as sha, Serve};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -30,36 +31,26 @@ fn serve(dir: &Path, run: u32) -> Serve {
 
 fn write_config(dir: &Path, port: u16) {
     let d = dir.to_str().unwrap();
-    fs::write(
-        dir.join("ocireg.yaml"),
-        format!(
-            r#"
-registry:
-  deployment: local
-  type: distribution
-  endpoint: localhost
-  namespaces:
-    custom:
-      team: team-artifacts
-  features:
-    quota_enabled: true
-    quota_config:
-      storage_limit_gb: 4
-      artifact_limit: 100
-      namespace_quotas:
-        team: {{ storage_limit_gb: 1, artifact_limit: 1 }}
-  local:
-    data_dir: {d}
-    config_path: {d}/c.yml
-    http_config:
-      listen_address: 127.0.0.1
-      listen_port: {port}
-    storage_config:
-      rootdirectory: {d}/root
-"#
-        ),
-    )
-    .unwrap();
+    let local = format!(
+        "http_config:
+  listen_address: 127.0.0.1
+  listen_port: {port}
+storage_config:
+  rootdirectory: DIR/root"
+    );
+    let config = LocalConfig {
+        kind: "distribution",
+        namespaces: "custom:\n  team: team-artifacts",
+        registry: "features:
+  quota_enabled: true
+  quota_config:
+    storage_limit_gb: 4
+    artifact_limit: 100
+    namespace_quotas:
+      team: { storage_limit_gb: 1, artifact_limit: 1 }",
+        local: &local,
+    };
+    fs::write(dir.join("ocireg.yaml"), config.render().replace("DIR", d)).unwrap();
 }
 
 fn push_blob(c: &Client, base: &str, repo: &str, data: &[u8]) -> String {
@@ -151,6 +142,15 @@ fn assert_blob_refused(c: &Client, s: &Serve, repo: &str, digest: &str) {
     assert_eq!(r.status().as_u16(), 404, "HEAD {path}");
 }
 
+/// The registry's usage report.
+fn usage(c: &Client, s: &Serve) -> Value {
+    c.get(s.url("/v2/_ocireg/usage"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 #[test]
 fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,22 +160,37 @@ fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
     let s = serve(dir.path(), 0);
 
     // Usage and limits are visible.
-    let usage: Value = c
-        .get(s.url("/v2/_ocireg/usage"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let usage_before = usage(&c, &s);
     assert_eq!(
-        usage["limits"]["namespaces"]["team-artifacts"]["artifact_limit"], 1,
-        "{usage}"
+        usage_before["limits"]["namespaces"]["team-artifacts"]["artifact_limit"], 1,
+        "{usage_before}"
     );
-    assert_eq!(usage["limits"]["storage_limit_bytes"], 4u64 << 30);
+    assert_eq!(usage_before["limits"]["storage_limit_bytes"], 4u64 << 30);
+    team_quota_is_enforced(&c, &s, &root);
 
-    // Namespace artifact limit: the first artifact fits, the second is DENIED.
-    let (r, _, _) = push_image(&c, &s.base, "team-artifacts/app", "v1", 1);
+    // Other namespaces are not limited by it.
+    let (r, layer, layer_digest) = push_image(&c, &s.base, "other/app", "v1", 3);
     assert_eq!(r.status().as_u16(), 201);
-    let (r, _, _) = push_image(&c, &s.base, "team-artifacts/app", "v2", 2);
+    let (r, _, second_digest) = push_image(&c, &s.base, "other/lib", "v1", 4);
+    assert_eq!(r.status().as_u16(), 201);
+    let usage_after = usage(&c, &s);
+    assert_eq!(
+        usage_after["namespaces"]["other"]["artifacts"], 2,
+        "{usage_after}"
+    );
+    assert_eq!(usage_after["namespaces"]["team-artifacts"]["artifacts"], 1);
+
+    scrub_through_the_server(dir.path(), &c, &s, &layer_digest, &second_digest);
+    drop(s);
+    scrub_without_a_server(dir.path(), &c, &layer, &layer_digest, &second_digest);
+}
+
+/// The `team-artifacts` namespace: its artifact limit 1 lets the first image in and denies the
+/// second; its storage limit (1 GiB) refuses an upload announcing 2 GiB before its body.
+fn team_quota_is_enforced(c: &Client, s: &Serve, root: &Path) {
+    let (r, _, _) = push_image(c, &s.base, "team-artifacts/app", "v1", 1);
+    assert_eq!(r.status().as_u16(), 201);
+    let (r, _, _) = push_image(c, &s.base, "team-artifacts/app", "v2", 2);
     assert_eq!(r.status().as_u16(), 403);
     let (code, message) = error_code(&r.json().unwrap());
     assert_eq!(code, "DENIED");
@@ -189,7 +204,6 @@ fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 
-    // Namespace storage limit (1 GiB): an upload announcing 2 GiB is refused before its body.
     let digest = sha(b"never sent");
     let reply = raw::send(
         s.base.strip_prefix("http://").unwrap().parse().unwrap(),
@@ -211,63 +225,52 @@ fn quota_denied_over_http_and_scrub_quarantines_flipped_blobs() {
         ),
         "{message}"
     );
-    assert!(!blob_path(&root, &digest).exists());
+    assert!(!blob_path(root, &digest).exists());
+}
 
-    // Other namespaces are not limited by it.
-    let (r, layer, layer_digest) = push_image(&c, &s.base, "other/app", "v1", 3);
-    assert_eq!(r.status().as_u16(), 201);
-    let (r, _, second_digest) = push_image(&c, &s.base, "other/lib", "v1", 4);
-    assert_eq!(r.status().as_u16(), 201);
-    let usage: Value = c
-        .get(s.url("/v2/_ocireg/usage"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(usage["namespaces"]["other"]["artifacts"], 2, "{usage}");
-    assert_eq!(usage["namespaces"]["team-artifacts"]["artifacts"], 1);
-
-    // Scrub through the running server.
-    flip(&blob_path(&root, &layer_digest));
-    let (status, report) = scrub(dir.path());
+/// Scrub while the server runs: the flipped layer of `other/app` is quarantined and refused,
+/// the intact layer of `other/lib` still served.
+fn scrub_through_the_server(dir: &Path, c: &Client, s: &Serve, flipped: &str, intact: &str) {
+    flip(&blob_path(&dir.join("root"), flipped));
+    let (status, report) = scrub(dir);
     assert_eq!(status, 1, "{report}");
     let findings = report["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{report}");
-    assert_eq!(findings[0]["expected"], layer_digest.as_str());
+    assert_eq!(findings[0]["expected"], flipped);
     assert_eq!(findings[0]["repositories"], json!(["other/app"]));
     assert!(findings[0]["quarantined_to"]
         .as_str()
         .unwrap()
         .starts_with("quarantine/"));
-    assert_blob_refused(&c, &s, "other/app", &layer_digest);
-    // Intact data is still served.
+    assert_blob_refused(c, s, "other/app", flipped);
     let r = c
-        .get(s.url(&format!("/v2/other/lib/blobs/{second_digest}")))
+        .get(s.url(&format!("/v2/other/lib/blobs/{intact}")))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(s
         .log_text()
         .contains("scrub: stored object does not match its digest"));
+}
 
-    // Without a server: in-process; the finding holds after a restart.
-    drop(s);
-    flip(&blob_path(&root, &second_digest));
-    let (status, report) = scrub(dir.path());
+/// Scrub in-process (no server) finds the second flipped blob; both findings hold after a
+/// restart, and pushing `layer` again restores it.
+fn scrub_without_a_server(dir: &Path, c: &Client, layer: &[u8], first: &str, second: &str) {
+    flip(&blob_path(&dir.join("root"), second));
+    let (status, report) = scrub(dir);
     assert_eq!(status, 1, "{report}");
-    assert_eq!(report["findings"][0]["expected"], second_digest.as_str());
+    assert_eq!(report["findings"][0]["expected"], second);
     assert_eq!(report["findings"][0]["repositories"], json!(["other/lib"]));
-    let s = serve(dir.path(), 1);
-    assert_blob_refused(&c, &s, "other/app", &layer_digest);
-    assert_blob_refused(&c, &s, "other/lib", &second_digest);
-    // Pushing the content again restores it.
-    push_blob(&c, &s.base, "other/app", &layer);
+    let s = serve(dir, 1);
+    assert_blob_refused(c, &s, "other/app", first);
+    assert_blob_refused(c, &s, "other/lib", second);
+    push_blob(c, &s.base, "other/app", layer);
     let r = c
-        .get(s.url(&format!("/v2/other/app/blobs/{layer_digest}")))
+        .get(s.url(&format!("/v2/other/app/blobs/{first}")))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.bytes().unwrap().as_ref(), layer.as_slice());
-    let (status, report) = scrub(dir.path());
+    assert_eq!(r.bytes().unwrap().as_ref(), layer);
+    let (status, report) = scrub(dir);
     assert_eq!(status, 0, "{report}");
 }

@@ -111,6 +111,30 @@ pub(crate) fn push_blob(
     req.send().unwrap()
 }
 
+/// A token from the registry's token endpoint for `user` asking for `scope`; asserts a 200.
+pub(crate) fn token(s: &Serve, user: &str, pass: &str, scope: &str) -> String {
+    let r = client()
+        .get(format!("{}/v2/_ocireg/token", s.base))
+        .query(&[("service", "ocireg"), ("scope", scope)])
+        .basic_auth(user, Some(pass))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "token for {user} ({scope})");
+    r.json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `GET /v2/` with `token` as the bearer.
+pub(crate) fn v2_with_bearer(s: &Serve, token: &str) -> reqwest::blocking::Response {
+    client()
+        .get(format!("{}/v2/", s.base))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+}
+
 pub(crate) fn challenge(r: &reqwest::blocking::Response) -> String {
     r.headers()
         .get("www-authenticate")
@@ -123,32 +147,78 @@ pub(crate) fn error_code(r: reqwest::blocking::Response) -> String {
     v["errors"][0]["code"].as_str().unwrap().to_owned()
 }
 
-const MULTI: &str = r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  auth_required: true
-  username: admin
-  password_path: DIR/admin.pw
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    auth_config:
-      htpasswd_path: DIR/htpasswd
-      token_expiry: TOKEN_EXPIRY
-      access:
-        - repositories: ["prod/**"]
-          read: ["*"]
-          write: [WRITER]
-"#;
+/// The config document of a local deployment served from `DIR` (see [`Serve::start`]). Each
+/// text field holds YAML lines as they stand inside their section; `render` indents them.
+pub(crate) struct LocalConfig<'a> {
+    /// `zot` or `distribution`.
+    pub(crate) kind: &'a str,
+    /// More keys of `registry:`, e.g. [`ADMIN_AUTH`] or TLS paths.
+    pub(crate) registry: &'a str,
+    /// The value of `registry.namespaces` (a flow value, or block lines).
+    pub(crate) namespaces: &'a str,
+    /// More keys of `registry.local:` after `data_dir` and `config_path`.
+    pub(crate) local: &'a str,
+}
 
-/// [`MULTI`] with its token expiry and its one writer of `prod/**` filled in.
+impl Default for LocalConfig<'_> {
+    fn default() -> Self {
+        LocalConfig {
+            kind: "zot",
+            registry: "",
+            namespaces: "{}",
+            local: "",
+        }
+    }
+}
+
+/// `registry:` keys that require a login, the admin's password read from `DIR/admin.pw`.
+pub(crate) const ADMIN_AUTH: &str =
+    "auth_required: true\nusername: admin\npassword_path: DIR/admin.pw";
+
+/// `lines` with every line indented by `by` spaces.
+fn indent(lines: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    lines
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{pad}{l}\n"))
+        .collect()
+}
+
+impl LocalConfig<'_> {
+    pub(crate) fn render(&self) -> String {
+        let namespaces = if self.namespaces.contains('\n') {
+            format!("\n{}", indent(self.namespaces, 4))
+        } else {
+            format!(" {}\n", self.namespaces)
+        };
+        format!(
+            "registry:\n  deployment: local\n  type: {}\n  endpoint: localhost\n{}  namespaces:{namespaces}  local:\n    data_dir: DIR\n    config_path: DIR/c.yml\n{}",
+            self.kind,
+            indent(self.registry, 2),
+            indent(self.local, 4),
+        )
+    }
+}
+
+/// The multi-user config: admin login, users from `DIR/htpasswd`, tokens valid `expiry`
+/// seconds, everyone reads `prod/**` and `writer` alone writes it.
 pub(crate) fn multi_config(expiry: u32, writer: &str) -> String {
-    MULTI
-        .replace("TOKEN_EXPIRY", &expiry.to_string())
-        .replace("WRITER", writer)
+    let local = format!(
+        r#"auth_config:
+  htpasswd_path: DIR/htpasswd
+  token_expiry: {expiry}
+  access:
+    - repositories: ["prod/**"]
+      read: ["*"]
+      write: [{writer}]"#
+    );
+    LocalConfig {
+        registry: ADMIN_AUTH,
+        local: &local,
+        ..LocalConfig::default()
+    }
+    .render()
 }
 
 pub(crate) fn multi(expiry: u32) -> Serve {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::client;
+use crate::support::{client, LocalConfig, ADMIN_AUTH};
 use ocireg_test_support::{free_port, sha256_str as sha, Serve};
 use sha2::Digest as _;
 
@@ -197,33 +197,22 @@ fn write_config(dir: &Path, port: u16) {
     let d = dir.to_str().unwrap();
     fs::write(dir.join("admin.pw"), "adminpw\n").unwrap();
     fs::write(dir.join("hook.key"), format!("{SECRET}\n")).unwrap();
-    fs::write(
-        dir.join("ocireg.yaml"),
-        format!(
-            r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  auth_required: true
-  username: admin
-  password_path: {d}/admin.pw
-  namespaces: {{}}
-  features:
-    webhook_enabled: true
-    webhook_endpoints: ["http://127.0.0.1:{port}/hook"]
-  local:
-    data_dir: {d}
-    config_path: {d}/c.yml
-    ops_config:
-      webhook_secret_path: {d}/hook.key
-      webhook_timeout: 2
-      webhook_retry_delay: 1
-      webhook_retry_max_delay: 1
-"#
-        ),
-    )
-    .unwrap();
+    let registry = format!(
+        r#"{ADMIN_AUTH}
+features:
+  webhook_enabled: true
+  webhook_endpoints: ["http://127.0.0.1:{port}/hook"]"#
+    );
+    let config = LocalConfig {
+        registry: &registry,
+        local: "ops_config:
+  webhook_secret_path: DIR/hook.key
+  webhook_timeout: 2
+  webhook_retry_delay: 1
+  webhook_retry_max_delay: 1",
+        ..LocalConfig::default()
+    };
+    fs::write(dir.join("ocireg.yaml"), config.render().replace("DIR", d)).unwrap();
 }
 
 #[test]

@@ -138,14 +138,27 @@ impl Reply {
         );
         self
     }
+    /// Asserts that the status is one of `statuses`.
+    pub fn expect_in(self, statuses: &[u16], what: &str) -> Reply {
+        assert!(
+            statuses.contains(&self.status),
+            "{what}: expected HTTP {statuses:?}, got {}",
+            self.status
+        );
+        self
+    }
     /// Asserts an error status and that the body is the spec envelope containing `code`.
     pub fn expect_error(self, status: u16, code: &str, what: &str) -> Reply {
+        self.expect_error_in(status, &[code], what)
+    }
+    /// Asserts an error status and that the body is the spec envelope containing one of `codes`.
+    pub fn expect_error_in(self, status: u16, codes: &[&str], what: &str) -> Reply {
         let r = self.expect(status, what);
-        let codes = error_codes(&r.body)
+        let got = error_codes(&r.body)
             .unwrap_or_else(|e| panic!("{what}: error body is not the spec envelope: {e}"));
         assert!(
-            codes.iter().any(|c| c == code),
-            "{what}: expected error code {code}, got {codes:?}"
+            got.iter().any(|c| codes.contains(&c.as_str())),
+            "{what}: expected an error code in {codes:?}, got {got:?}"
         );
         r
     }
@@ -209,14 +222,26 @@ pub fn push_blob(srv: &Server, c: &Client, repo: &str, data: &[u8]) -> String {
 /// Pushes a blob with POST then PUT under the given digest (sha256 or sha512).
 pub fn push_blob_as(srv: &Server, c: &Client, repo: &str, data: &[u8], digest: &str) {
     let loc = start_upload(srv, c, repo);
+    put_upload(c, &loc, digest, data).expect(201, "PUT blob");
+}
+
+/// The closing PUT of the upload session at `loc` carrying `data` as an octet stream under
+/// `digest`; returns the reply (not checked).
+pub fn put_upload(c: &Client, loc: &str, digest: &str, data: &[u8]) -> Reply {
     Reply::of(
-        c.put(with_query(&loc, "digest", digest))
+        c.put(with_query(loc, "digest", digest))
             .header("Content-Type", "application/octet-stream")
             .body(data.to_vec())
             .send()
             .unwrap(),
     )
-    .expect(201, "PUT blob");
+}
+
+/// Asserts that `GET /v2/REPO/blobs/DIGEST` answers 200 with exactly `data`.
+pub fn assert_blob(srv: &Server, c: &Client, repo: &str, digest: &str, data: &[u8]) {
+    let r = get(srv, c, &format!("/v2/{repo}/blobs/{digest}"))
+        .expect(200, &format!("GET blob {digest} in {repo}"));
+    assert!(r.body == data, "blob {digest} in {repo}: bytes differ");
 }
 
 /// PUTs a manifest; returns the reply (not checked).
@@ -237,30 +262,19 @@ pub fn put_manifest(
     )
 }
 
-/// GETs a path with optional Accept header.
+/// GETs a path, accepting every manifest type.
 pub fn get(srv: &Server, c: &Client, path: &str) -> Reply {
-    Reply::of(
-        c.get(srv.url(path))
-            .header(
-                "Accept",
-                [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
-            )
-            .send()
-            .unwrap(),
-    )
+    accepting_manifests(c.get(srv.url(path)))
 }
 
-/// HEADs a path.
+/// HEADs a path, accepting every manifest type.
 pub fn head(srv: &Server, c: &Client, path: &str) -> Reply {
-    Reply::of(
-        c.head(srv.url(path))
-            .header(
-                "Accept",
-                [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
-            )
-            .send()
-            .unwrap(),
-    )
+    accepting_manifests(c.head(srv.url(path)))
+}
+
+fn accepting_manifests(req: reqwest::blocking::RequestBuilder) -> Reply {
+    let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
+    Reply::of(req.header("Accept", accept).send().unwrap())
 }
 
 /// DELETEs a path.

@@ -199,6 +199,17 @@ impl Server {
     }
 }
 
+/// Asserts that a finished command (`what`) succeeded; shows its status and output otherwise.
+pub fn assert_success(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// How many regular files under `dir` hold exactly `data` (layout-agnostic dedupe check).
 pub fn count_copies(dir: &Path, data: &[u8]) -> usize {
     let mut n = 0;

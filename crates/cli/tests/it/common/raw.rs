@@ -74,16 +74,8 @@ fn read_reply(s: &mut TcpStream, is_head: bool) -> Result<RawReply, String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     loop {
-        // Skip interim 1xx responses.
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let status = parse_status(&head)?;
-            if (100..200).contains(&status) {
-                buf.drain(..end + 4);
-                continue;
-            }
+        if let Some((status, head, rest)) = final_head(&mut buf)? {
             let headers = parse_headers(&head);
-            let rest = buf[end + 4..].to_vec();
             let body = read_body(s, rest, &headers, is_head, status)?;
             return Ok(RawReply {
                 status,
@@ -108,6 +100,22 @@ fn read_reply(s: &mut TcpStream, is_head: bool) -> Result<RawReply, String> {
     }
 }
 
+/// The final response head in `buf` once it has fully arrived: its status, its text and the
+/// bytes after it. Interim 1xx heads before it are dropped from `buf`.
+pub(crate) fn final_head(buf: &mut Vec<u8>) -> Result<Option<(u16, String, Vec<u8>)>, String> {
+    while let Some(end) = find(buf, b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let status = parse_status(&head)?;
+        if (100..200).contains(&status) {
+            buf.drain(..end + 4);
+            continue;
+        }
+        return Ok(Some((status, head, buf[end + 4..].to_vec())));
+    }
+    Ok(None)
+}
+
+/// The status code of the status line that starts `head`.
 fn parse_status(head: &str) -> Result<u16, String> {
     let line = head.lines().next().unwrap_or_default();
     let mut parts = line.split_whitespace();
@@ -171,7 +179,7 @@ fn read_body(
 }
 
 /// Decodes a complete chunked body, or None if more bytes are needed.
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = find(b, b"\r\n")?;

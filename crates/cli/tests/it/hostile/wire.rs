@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::common::raw::{dechunk, final_head};
+
 /// One answer.
 pub(crate) struct Reply {
     pub(crate) status: u16,
@@ -47,10 +49,6 @@ pub(crate) fn exchange(
     reply
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 fn read_reply(mut s: &TcpStream, is_head: bool, want_close: bool) -> Result<Reply, String> {
     let started = Instant::now();
     let mut buf = Vec::new();
@@ -58,14 +56,8 @@ fn read_reply(mut s: &TcpStream, is_head: bool, want_close: bool) -> Result<Repl
     let mut eof = false;
     // The head (skipping interim 1xx answers).
     let (status, headers, mut rest) = loop {
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let status = parse_status(&head)?;
-            if (100..200).contains(&status) {
-                buf.drain(..end + 4);
-                continue;
-            }
-            break (status, head, buf[end + 4..].to_vec());
+        if let Some(head) = final_head(&mut buf)? {
+            break head;
         }
         match s.read(&mut chunk) {
             Ok(0) => {
@@ -153,39 +145,6 @@ fn closes(mut s: &TcpStream) -> bool {
                 )
             }
         }
-    }
-}
-
-fn parse_status(head: &str) -> Result<u16, String> {
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    if !parts.next().unwrap_or_default().starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1 status line: {line:?}"));
-    }
-    parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line {line:?}"))
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let end = find(b, b"\r\n")?;
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&b[..end]).split(';').next()?.trim(),
-            16,
-        )
-        .ok()?;
-        b = &b[end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if b.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
     }
 }
 

@@ -12,19 +12,13 @@ use crate::support::*;
 
 #[test]
 fn solo_mode_basic_auth() {
+    let config = LocalConfig {
+        registry:
+            "auth_required: true\nusername: solo\npassword_path: DIR/pw\nauth_token_path: DIR/token",
+        ..LocalConfig::default()
+    };
     let s = Serve::start(
-        r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  auth_required: true
-  username: solo
-  password_path: DIR/pw
-  auth_token_path: DIR/token
-  namespaces: {}
-  local: {data_dir: DIR, config_path: DIR/c.yml}
-"#,
+        &config.render(),
         &[("pw", "s3cret\n"), ("token", "static-token-1234\n")],
     );
     let r = push_blob(&s.base, "a/b", b"1", None);
@@ -61,28 +55,10 @@ registry:
 #[test]
 fn expired_tokens_are_refused() {
     let s = multi(1);
-    let r = client()
-        .get(format!("{}/v2/_ocireg/token", s.base))
-        .query(&[("service", "ocireg"), ("scope", "repository:team/app:pull")])
-        .basic_auth("alice", Some("alicepw"))
-        .send()
-        .unwrap();
-    let token = r.json::<serde_json::Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = client()
-        .get(format!("{}/v2/", s.base))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let token = token(&s, "alice", "alicepw", "repository:team/app:pull");
+    assert_eq!(v2_with_bearer(&s, &token).status(), StatusCode::OK);
     std::thread::sleep(Duration::from_millis(2100));
-    let r = client()
-        .get(format!("{}/v2/", s.base))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
+    let r = v2_with_bearer(&s, &token);
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge(&r).contains("error=\"invalid_token\""));
 }
@@ -136,25 +112,20 @@ fn skopeo_pushes_through_the_token_flow() {
     let layout = oci_layout(s.dir.path());
     let src = format!("oci:{}:v1", layout.display());
     let dest = format!("docker://{}/team/app:v1", s.addr);
+    let copy = |creds: &str, dest: &str| {
+        skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &src,
+            dest,
+        ])
+    };
     // Wrong password: refused.
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:wrong",
-        &src,
-        &dest,
-    ]);
-    assert!(!out.status.success());
+    assert!(!copy("alice:wrong", &dest).status.success());
     // alice pushes team/app through the token flow.
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:alicepw",
-        &src,
-        &dest,
-    ]);
+    let out = copy("alice:alicepw", &dest);
     assert!(
         out.status.success(),
         "skopeo copy failed: {}\nserver log:\n{}",
@@ -163,15 +134,7 @@ fn skopeo_pushes_through_the_token_flow() {
     );
     // ... but not prod/app.
     let prod = format!("docker://{}/prod/app:v1", s.addr);
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:alicepw",
-        &src,
-        &prod,
-    ]);
-    assert!(!out.status.success());
+    assert!(!copy("alice:alicepw", &prod).status.success());
     // Anonymous inspect is refused; alice reads it back.
     let out = skopeo(&["inspect", "--tls-verify=false", "--no-creds", &dest]);
     assert!(!out.status.success());

@@ -5,25 +5,18 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::Duration;
 
-use reqwest::blocking::Client;
+use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 
 use crate::support::*;
 
-const PLAIN: &str = r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    limits_config: LIMITS
-"#;
-
 pub(crate) fn serve_with_limits(limits: &str) -> Serve {
-    Serve::start(&PLAIN.replace("LIMITS", limits), &[])
+    let local = format!("limits_config: {limits}");
+    let config = LocalConfig {
+        local: &local,
+        ..LocalConfig::default()
+    };
+    Serve::start(&config.render(), &[])
 }
 
 /// A client whose connections come from another loopback address (a second "client").
@@ -49,6 +42,20 @@ pub(crate) fn assert_too_many(r: reqwest::blocking::Response) -> u64 {
     assert!(after >= 1);
     assert_eq!(error_code(r), "TOOMANYREQUESTS");
     after
+}
+
+/// Sends `GET /v2/` until one is refused, at most `max` passing; returns how many passed and
+/// the refusal.
+pub(crate) fn until_refused(c: &Client, base: &str, max: usize) -> (usize, Response) {
+    let mut passed = 0;
+    loop {
+        let r = c.get(format!("{base}/v2/")).send().unwrap();
+        if r.status() != StatusCode::OK {
+            return (passed, r);
+        }
+        passed += 1;
+        assert!(passed <= max, "no 429 after {passed} requests");
+    }
 }
 
 fn start_session(c: &Client, base: &str, repo: &str) -> reqwest::blocking::Response {
@@ -120,15 +127,7 @@ fn rate_limit_answers_429_then_recovers() {
     let s = serve_with_limits("{rate_limit_rps: 2, rate_limit_burst: 4}");
     let c = client();
     // The burst passes; the bucket then empties (a slow machine may refill a token or two).
-    let mut passed = 0;
-    let refused = loop {
-        let r = c.get(format!("{}/v2/", s.base)).send().unwrap();
-        if r.status() != StatusCode::OK {
-            break r;
-        }
-        passed += 1;
-        assert!(passed <= 8, "no 429 after {passed} requests");
-    };
+    let (passed, refused) = until_refused(&c, &s.base, 8);
     assert!(passed >= 4, "refused after {passed} requests");
     assert_eq!(assert_too_many(refused), 1);
     // Other clients are not throttled.
@@ -211,19 +210,22 @@ fn names_longer_than_the_limit_are_name_invalid() {
     let c = client();
     let ok = "abcdefghij/klmnopqrs"; // 20 characters
     let long = "abcdefghij/klmnopqrst"; // 21
-    let r = c
-        .get(format!("{}/v2/{ok}/tags/list", s.base))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(r), "NAME_UNKNOWN");
+    let tags_list = |repo: &str| {
+        let r = c
+            .get(format!("{}/v2/{repo}/tags/list", s.base))
+            .send()
+            .unwrap();
+        (r.status(), error_code(r))
+    };
+    assert_eq!(
+        tags_list(ok),
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN".to_owned())
+    );
     assert_eq!(push_blob(&s.base, ok, b"fits", None).status(), 201);
-    let r = c
-        .get(format!("{}/v2/{long}/tags/list", s.base))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(r), "NAME_INVALID");
+    assert_eq!(
+        tags_list(long),
+        (StatusCode::BAD_REQUEST, "NAME_INVALID".to_owned())
+    );
     let r = push_blob(&s.base, long, b"too long", None);
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r), "NAME_INVALID");

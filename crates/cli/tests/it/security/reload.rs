@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::limits::{assert_too_many, serve_with_limits};
+use super::limits::{assert_too_many, serve_with_limits, until_refused};
 use crate::support::*;
 
 /// The multi-user config (token expiry 300 s, the default) with `writer` allowed to push.
@@ -46,18 +46,12 @@ fn keep_alive_get(c: &mut TcpStream) -> String {
     }
 }
 
-fn token(s: &Serve, user: &str, pass: &str) -> String {
-    let r = client()
-        .get(format!("{}/v2/_ocireg/token", s.base))
-        .query(&[("service", "ocireg"), ("scope", "repository:team/app:pull")])
-        .basic_auth(user, Some(pass))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<serde_json::Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// Asserts the status of each blob push `(repository, data, user, password, expected)`.
+fn assert_pushes(s: &Serve, cases: &[(&str, &[u8], &str, &str, StatusCode)]) {
+    for (repo, data, user, pass, want) in cases {
+        let got = push_blob(&s.base, repo, data, Some((user, pass))).status();
+        assert_eq!(got, *want, "{user} pushes to {repo}");
+    }
 }
 
 #[test]
@@ -68,18 +62,14 @@ fn sighup_reloads_users_and_access_rules() {
         &[("admin.pw", "adminpw\n"), ("htpasswd", &users)],
     );
     let pid = s.pid();
-    let before = token(&s, "alice", "alicepw");
-    assert_eq!(
-        push_blob(&s.base, "team/x", b"1", Some(("carol", "carolpw"))).status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        push_blob(&s.base, "prod/app", b"1", Some(("alice", "alicepw"))).status(),
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        push_blob(&s.base, "prod/app", b"1", Some(("bob", "bobpw"))).status(),
-        StatusCode::CREATED
+    let before = token(&s, "alice", "alicepw", "repository:team/app:pull");
+    assert_pushes(
+        &s,
+        &[
+            ("team/x", b"1", "carol", "carolpw", StatusCode::UNAUTHORIZED),
+            ("prod/app", b"1", "alice", "alicepw", StatusCode::FORBIDDEN),
+            ("prod/app", b"1", "bob", "bobpw", StatusCode::CREATED),
+        ],
     );
     let mut held = TcpStream::connect(&s.addr).unwrap();
     held.set_read_timeout(Some(Duration::from_secs(10)))
@@ -92,28 +82,19 @@ fn sighup_reloads_users_and_access_rules() {
     s.write("ocireg.yaml", &config("alice"));
     s.sighup_and_wait("config reloaded");
 
-    assert_eq!(
-        push_blob(&s.base, "team/x", b"2", Some(("carol", "carolpw"))).status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        push_blob(&s.base, "prod/app", b"2", Some(("alice", "alicepw"))).status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        push_blob(&s.base, "prod/app", b"3", Some(("bob", "bobpw"))).status(),
-        StatusCode::UNAUTHORIZED
+    assert_pushes(
+        &s,
+        &[
+            ("team/x", b"2", "carol", "carolpw", StatusCode::CREATED),
+            ("prod/app", b"2", "alice", "alicepw", StatusCode::CREATED),
+            ("prod/app", b"3", "bob", "bobpw", StatusCode::UNAUTHORIZED),
+        ],
     );
     // Same process, the connection opened before the reload still works, and a token issued
     // before it is still valid (the in-memory signing key is kept).
     assert_eq!(s.pid(), pid);
     assert!(keep_alive_get(&mut held).starts_with("HTTP/1.1 401"));
-    let r = client()
-        .get(format!("{}/v2/", s.base))
-        .bearer_auth(&before)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(v2_with_bearer(&s, &before).status(), StatusCode::OK);
 }
 
 #[test]
@@ -181,14 +162,6 @@ fn sighup_applies_new_limits() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r), "NAME_INVALID");
     // The bucket (2) empties within a few requests.
-    let mut passed = 0;
-    let refused = loop {
-        let r = c.get(format!("{}/v2/", s.base)).send().unwrap();
-        if r.status() != StatusCode::OK {
-            break r;
-        }
-        passed += 1;
-        assert!(passed <= 5, "no 429 after {passed} requests");
-    };
+    let (_, refused) = until_refused(&c, &s.base, 5);
     assert_too_many(refused);
 }

@@ -9,20 +9,11 @@ use crate::support::*;
 #[test]
 fn slow_loris_is_cut_off_while_others_are_served() {
     use std::io::{Read, Write};
-    let s = Serve::start(
-        r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  namespaces: {}
-  local:
-    data_dir: DIR
-    config_path: DIR/c.yml
-    http_config: {read_timeout: 2, write_timeout: 5, idle_timeout: 5}
-"#,
-        &[],
-    );
+    let config = LocalConfig {
+        local: "http_config: {read_timeout: 2, write_timeout: 5, idle_timeout: 5}",
+        ..LocalConfig::default()
+    };
+    let s = Serve::start(&config.render(), &[]);
     let addr = s.addr.clone();
     let started = std::time::Instant::now();
     let loris = std::thread::spawn(move || {

@@ -46,29 +46,29 @@ fn served_cn(addr: &str, pki: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A fresh [`pki`] whose server certificate is named `first`, and a server serving TLS with it;
+/// with `client_certs`, clients must present a certificate signed by its CA.
+fn serve_tls(client_certs: bool) -> (tempfile::TempDir, Serve) {
+    let pki_dir = tempfile::tempdir().unwrap();
+    pki(pki_dir.path(), "first");
+    let p = pki_dir.path().display();
+    let mut registry =
+        format!("tls_enabled: true\ntls_cert_path: {p}/server.pem\ntls_key_path: {p}/server.key");
+    if client_certs {
+        registry += &format!("\nca_cert_path: {p}/ca.crt");
+    }
+    let config = LocalConfig {
+        registry: &registry,
+        ..LocalConfig::default()
+    };
+    let s = Serve::start(&config.render(), &[]);
+    (pki_dir, s)
+}
+
 #[test]
 fn tls_with_client_certificates_and_reload() {
-    let pki_dir = tempfile::tempdir().unwrap();
+    let (pki_dir, s) = serve_tls(true);
     let p = pki_dir.path();
-    pki(p, "first");
-    let s = Serve::start(
-        &format!(
-            r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  tls_enabled: true
-  tls_cert_path: {p}/server.pem
-  tls_key_path: {p}/server.key
-  ca_cert_path: {p}/ca.crt
-  namespaces: {{}}
-  local: {{data_dir: DIR, config_path: DIR/c.yml}}
-"#,
-            p = p.display()
-        ),
-        &[],
-    );
     assert!(s.base.starts_with("https://127.0.0.1:"), "{}", s.base);
     let ca = reqwest::Certificate::from_pem(&fs::read(p.join("ca.crt")).unwrap()).unwrap();
     let mut ident = fs::read(p.join("client.crt")).unwrap();
@@ -122,26 +122,8 @@ registry:
 
 #[test]
 fn sighup_forces_a_certificate_reload() {
-    let pki_dir = tempfile::tempdir().unwrap();
+    let (pki_dir, s) = serve_tls(false);
     let p = pki_dir.path();
-    pki(p, "first");
-    let s = Serve::start(
-        &format!(
-            r#"
-registry:
-  deployment: local
-  type: zot
-  endpoint: localhost
-  tls_enabled: true
-  tls_cert_path: {p}/server.pem
-  tls_key_path: {p}/server.key
-  namespaces: {{}}
-  local: {{data_dir: DIR, config_path: DIR/c.yml}}
-"#,
-            p = p.display()
-        ),
-        &[],
-    );
     assert!(served_cn(&s.addr, p).contains("first"));
     // New files with the old modification times: the periodic check sees no change...
     let keep = |name: &str| {

@@ -27,6 +27,37 @@ fn push_config_and_layer(
     (config, layer)
 }
 
+/// Asserts that `GET /v2/REPO/manifests/REFERENCE` answers 200 with exactly `want`.
+fn assert_manifest(
+    srv: &Server,
+    c: &reqwest::blocking::Client,
+    repo: &str,
+    reference: &str,
+    want: &[u8],
+    what: &str,
+) {
+    let got = get(srv, c, &format!("/v2/{repo}/manifests/{reference}")).expect(200, what);
+    assert!(
+        got.body == want,
+        "{what}: GET {reference} returned other bytes"
+    );
+}
+
+/// Asserts that `GET /v2/REPO/manifests/REFERENCE` answers 404 `MANIFEST_UNKNOWN`.
+fn assert_manifest_unknown(
+    srv: &Server,
+    c: &reqwest::blocking::Client,
+    repo: &str,
+    reference: &str,
+    what: &str,
+) {
+    get(srv, c, &format!("/v2/{repo}/manifests/{reference}")).expect_error(
+        404,
+        "MANIFEST_UNKNOWN",
+        what,
+    );
+}
+
 #[test]
 fn manifest_put_get_head_by_tag_and_digest() {
     let srv = Server::start();
@@ -99,28 +130,13 @@ fn manifest_put_get_head_by_tag_and_digest() {
     let r =
         put_manifest(&srv, &c, repo, &d2, OCI_MANIFEST, &m2).expect(201, "PUT manifest by digest");
     assert_eq!(r.h("Docker-Content-Digest"), d2);
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/{d2}"))
-            .expect(200, "GET by digest")
-            .body,
-        m2
-    );
+    assert_manifest(&srv, &c, repo, &d2, &m2, "GET by digest");
 
     // Retagging: the tag moves to the new manifest.
     put_manifest(&srv, &c, repo, "v1", OCI_MANIFEST, &m2)
         .expect(201, "PUT another manifest to the same tag");
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/v1"))
-            .expect(200, "GET moved tag")
-            .body,
-        m2
-    );
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/{d}"))
-            .expect(200, "old one by digest")
-            .body,
-        m
-    );
+    assert_manifest(&srv, &c, repo, "v1", &m2, "GET moved tag");
+    assert_manifest(&srv, &c, repo, &d, &m, "old one by digest");
 }
 
 #[test]
@@ -165,14 +181,10 @@ fn manifest_unknown() {
         "DELETE unknown digest",
     );
     // Unknown repository.
-    let r = get(&srv, &c, "/v2/man/no-such-repo/manifests/latest")
-        .expect(404, "GET manifest in unknown repo");
-    let codes = error_codes(&r.body).expect("error envelope");
-    assert!(
-        codes
-            .iter()
-            .any(|c| c == "MANIFEST_UNKNOWN" || c == "NAME_UNKNOWN"),
-        "unknown repo manifest: {codes:?}"
+    get(&srv, &c, "/v2/man/no-such-repo/manifests/latest").expect_error_in(
+        404,
+        &["MANIFEST_UNKNOWN", "NAME_UNKNOWN"],
+        "GET manifest in unknown repo",
     );
 }
 
@@ -186,21 +198,9 @@ fn delete_manifest_by_digest_removes_tags() {
     let keep = push_image(&srv, &c, repo, "keep", 1);
     delete(&srv, &c, &format!("/v2/{repo}/manifests/{}", img.digest))
         .expect(202, "DELETE manifest by digest");
-    get(&srv, &c, &format!("/v2/{repo}/manifests/{}", img.digest)).expect_error(
-        404,
-        "MANIFEST_UNKNOWN",
-        "GET deleted digest",
-    );
-    get(&srv, &c, &format!("/v2/{repo}/manifests/one")).expect_error(
-        404,
-        "MANIFEST_UNKNOWN",
-        "GET tag of deleted manifest",
-    );
-    get(&srv, &c, &format!("/v2/{repo}/manifests/two")).expect_error(
-        404,
-        "MANIFEST_UNKNOWN",
-        "GET 2nd tag of deleted manifest",
-    );
+    assert_manifest_unknown(&srv, &c, repo, &img.digest, "GET deleted digest");
+    assert_manifest_unknown(&srv, &c, repo, "one", "GET tag of deleted manifest");
+    assert_manifest_unknown(&srv, &c, repo, "two", "GET 2nd tag of deleted manifest");
     let tags = get(&srv, &c, &format!("/v2/{repo}/tags/list"))
         .expect(200, "tags list")
         .json();
@@ -210,12 +210,7 @@ fn delete_manifest_by_digest_removes_tags() {
         vec!["keep".to_string()],
         "tags after deleting a manifest by digest"
     );
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/keep"))
-            .expect(200, "other tag")
-            .body,
-        keep.manifest
-    );
+    assert_manifest(&srv, &c, repo, "keep", &keep.manifest, "other tag");
 }
 
 #[test]
@@ -232,23 +227,15 @@ fn delete_manifest_by_tag() {
         return;
     }
     r.expect(202, "DELETE by tag");
-    get(&srv, &c, &format!("/v2/{repo}/manifests/a")).expect_error(
-        404,
-        "MANIFEST_UNKNOWN",
-        "GET deleted tag",
-    );
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/b"))
-            .expect(200, "other tag")
-            .body,
-        img.manifest
-    );
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/{}", img.digest))
-            .expect(200, "by digest")
-            .body,
-        img.manifest,
-        "deleting a tag keeps the manifest"
+    assert_manifest_unknown(&srv, &c, repo, "a", "GET deleted tag");
+    assert_manifest(&srv, &c, repo, "b", &img.manifest, "other tag");
+    assert_manifest(
+        &srv,
+        &c,
+        repo,
+        &img.digest,
+        &img.manifest,
+        "deleting a tag keeps the manifest",
     );
     delete(&srv, &c, &format!("/v2/{repo}/manifests/a")).expect_error(
         404,
@@ -264,41 +251,33 @@ fn manifest_referencing_unknown_blobs() {
     let repo = "man/blobunknown";
     let (config, layer) = push_config_and_layer(&srv, &c, repo);
     let missing = random_bytes(100);
-    let bad_layer = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": desc(OCI_CONFIG, &config),
-        "layers": [desc(OCI_LAYER, &layer), desc(OCI_LAYER, &missing)]
-    }))
-    .unwrap();
-    put_manifest(&srv, &c, repo, "bad", OCI_MANIFEST, &bad_layer).expect_error(
-        400,
-        "MANIFEST_BLOB_UNKNOWN",
-        "unknown layer",
-    );
-    let bad_config = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": desc(OCI_CONFIG, &missing), "layers": [desc(OCI_LAYER, &layer)]
-    }))
-    .unwrap();
-    put_manifest(&srv, &c, repo, "bad", OCI_MANIFEST, &bad_config).expect_error(
-        400,
-        "MANIFEST_BLOB_UNKNOWN",
-        "unknown config",
-    );
-    get(&srv, &c, &format!("/v2/{repo}/manifests/bad")).expect(404, "rejected manifest not tagged");
     // A blob present only in another repository is unknown here.
     let elsewhere = random_bytes(64);
     push_blob(&srv, &c, "man/elsewhere", &elsewhere);
-    let other_repo = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": desc(OCI_CONFIG, &config), "layers": [desc(OCI_LAYER, &elsewhere)]
-    }))
-    .unwrap();
-    put_manifest(&srv, &c, repo, "bad", OCI_MANIFEST, &other_repo).expect_error(
-        400,
-        "MANIFEST_BLOB_UNKNOWN",
-        "layer that exists only in another repository",
-    );
+    let cases = [
+        ("unknown layer", &config, vec![&layer, &missing]),
+        ("unknown config", &missing, vec![&layer]),
+        (
+            "layer that exists only in another repository",
+            &config,
+            vec![&elsewhere],
+        ),
+    ];
+    for (what, config, layers) in cases {
+        let m = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": desc(OCI_CONFIG, config),
+            "layers": layers.iter().map(|l| desc(OCI_LAYER, l)).collect::<Vec<_>>()
+        }))
+        .unwrap();
+        put_manifest(&srv, &c, repo, "bad", OCI_MANIFEST, &m).expect_error(
+            400,
+            "MANIFEST_BLOB_UNKNOWN",
+            what,
+        );
+        get(&srv, &c, &format!("/v2/{repo}/manifests/bad"))
+            .expect(404, "rejected manifest not tagged");
+    }
 }
 
 #[test]
@@ -517,12 +496,7 @@ fn large_manifests() {
     // Spec: registries SHOULD accept manifests of at least 4 megabytes.
     let ok = make(3_900_000);
     put_manifest(&srv, &c, repo, "big", OCI_MANIFEST, &ok).expect(201, "PUT 3.9 MB manifest");
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/{repo}/manifests/big"))
-            .expect(200, "GET big")
-            .body,
-        ok
-    );
+    assert_manifest(&srv, &c, repo, "big", &ok, "GET big");
     // Far over any sane limit: rejected (413 preferred), not stored, server fine.
     let huge = make(64 * 1024 * 1024);
     let head_line = format!(

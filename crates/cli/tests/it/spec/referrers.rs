@@ -20,10 +20,10 @@ fn subject_desc(img: &PushedImage) -> Value {
 }
 
 /// A subject image plus three referrers: an artifact with artifactType, an image manifest without
-/// artifactType (its config mediaType stands in), and an index with artifactType.
-fn setup() -> Referrers {
-    let srv = Server::start();
-    let c = client();
+/// artifactType (its config mediaType stands in), and an index with artifactType; and a client.
+/// None on the reference registry (see [`start`]).
+fn setup() -> Option<(Referrers, reqwest::blocking::Client)> {
+    let (srv, c) = start()?;
     let repo = "ref/app";
     let subject = push_image(&srv, &c, repo, "v1", 1);
     push_blob(&srv, &c, repo, b"{}");
@@ -72,11 +72,20 @@ fn setup() -> Referrers {
         "OCI-Subject on an index with subject"
     );
     refs.push((sha256(&idx), idx.len(), OCI_INDEX, Some(SIG), ann));
-    Referrers {
+    let t = Referrers {
         srv,
         repo,
         subject,
         refs,
+    };
+    Some((t, c))
+}
+
+impl Referrers {
+    /// The referrers of `subject` (checked to be an OCI index).
+    fn of(&self, c: &reqwest::blocking::Client, subject: &str, what: &str) -> Vec<Value> {
+        let path = format!("/v2/{}/referrers/{subject}", self.repo);
+        check_index(&get(&self.srv, c, &path).expect(200, what))
     }
 }
 
@@ -91,20 +100,19 @@ fn check_index(r: &Reply) -> Vec<Value> {
         .clone()
 }
 
+/// A server and a client, or None (said on stderr) on the reference registry, which has no
+/// referrers API.
+fn start() -> Option<(Server, reqwest::blocking::Client)> {
+    if skip_on_reference("v1.1-only: referrers API") {
+        return None;
+    }
+    Some((Server::start(), client()))
+}
+
 #[test]
 fn referrers_list_all() {
-    if skip_on_reference("v1.1-only: referrers API") {
-        return;
-    }
-    let t = setup();
-    let c = client();
-    let r = get(
-        &t.srv,
-        &c,
-        &format!("/v2/{}/referrers/{}", t.repo, t.subject.digest),
-    )
-    .expect(200, "GET referrers");
-    let list = check_index(&r);
+    let Some((t, c)) = setup() else { return };
+    let list = t.of(&c, &t.subject.digest, "GET referrers");
     assert_eq!(list.len(), t.refs.len(), "referrers count: {list:?}");
     for (d, size, mt, at, ann) in &t.refs {
         let e = list
@@ -125,11 +133,7 @@ fn referrers_list_all() {
 
 #[test]
 fn referrers_filter_by_artifact_type() {
-    if skip_on_reference("v1.1-only: referrers API") {
-        return;
-    }
-    let t = setup();
-    let c = client();
+    let Some((t, c)) = setup() else { return };
     for (at, want) in [
         (SBOM, 1usize),
         (CFG_TYPE, 1),
@@ -158,11 +162,7 @@ fn referrers_filter_by_artifact_type() {
 
 #[test]
 fn referrers_of_unknown_subject_is_empty() {
-    if skip_on_reference("v1.1-only: referrers API") {
-        return;
-    }
-    let srv = Server::start();
-    let c = client();
+    let Some((srv, c)) = start() else { return };
     push_image(&srv, &c, "ref/empty", "v1", 1);
     let d = sha256(b"no such subject");
     let r = get(&srv, &c, &format!("/v2/ref/empty/referrers/{d}"))
@@ -170,21 +170,13 @@ fn referrers_of_unknown_subject_is_empty() {
     assert!(check_index(&r).is_empty());
     // A repository that does not exist: 200 empty or 404 NAME_UNKNOWN are both defensible;
     // a 5xx is not.
-    let r = get(&srv, &c, &format!("/v2/ref/no-repo/referrers/{d}"));
-    assert!(
-        r.status == 200 || r.status == 404,
-        "referrers in an unknown repo: got {}",
-        r.status
-    );
+    get(&srv, &c, &format!("/v2/ref/no-repo/referrers/{d}"))
+        .expect_in(&[200, 404], "referrers in an unknown repo");
 }
 
 #[test]
 fn referrers_invalid_digest_is_400() {
-    if skip_on_reference("v1.1-only: referrers API") {
-        return;
-    }
-    let srv = Server::start();
-    let c = client();
+    let Some((srv, c)) = start() else { return };
     push_image(&srv, &c, "ref/bad", "v1", 1);
     for bad in [
         "sha256:XYZ",
@@ -192,39 +184,21 @@ fn referrers_invalid_digest_is_400() {
         "sha256:abc",
         "md5:d41d8cd98f00b204e9800998ecf8427e",
     ] {
-        let r = get(&srv, &c, &format!("/v2/ref/bad/referrers/{bad}"));
-        assert_eq!(
-            r.status, 400,
-            "referrers/{bad}: expected 400, got {}",
-            r.status
-        );
-        let codes = error_codes(&r.body).expect("error envelope");
-        assert!(
-            codes
-                .iter()
-                .any(|c| c == "DIGEST_INVALID" || c == "UNSUPPORTED"),
-            "referrers/{bad}: {codes:?}"
+        get(&srv, &c, &format!("/v2/ref/bad/referrers/{bad}")).expect_error_in(
+            400,
+            &["DIGEST_INVALID", "UNSUPPORTED"],
+            &format!("referrers/{bad}"),
         );
     }
 }
 
 #[test]
 fn referrers_track_deletes_and_early_pushes() {
-    if skip_on_reference("v1.1-only: referrers API") {
-        return;
-    }
-    let t = setup();
-    let c = client();
+    let Some((t, c)) = setup() else { return };
     let (gone, ..) = t.refs[0].clone();
     delete(&t.srv, &c, &format!("/v2/{}/manifests/{gone}", t.repo))
         .expect(202, "DELETE a referrer");
-    let r = get(
-        &t.srv,
-        &c,
-        &format!("/v2/{}/referrers/{}", t.repo, t.subject.digest),
-    )
-    .expect(200, "referrers");
-    let list = check_index(&r);
+    let list = t.of(&c, &t.subject.digest, "referrers");
     assert_eq!(
         list.len(),
         t.refs.len() - 1,
@@ -254,27 +228,19 @@ fn referrers_track_deletes_and_early_pushes() {
     let r = put_manifest(&t.srv, &c, t.repo, &sha256(&early), OCI_MANIFEST, &early)
         .expect(201, "early referrer");
     assert_eq!(r.h("OCI-Subject"), fd);
-    let r = get(&t.srv, &c, &format!("/v2/{}/referrers/{fd}", t.repo))
-        .expect(200, "referrers before subject");
-    assert_eq!(check_index(&r).len(), 1);
+    assert_eq!(t.of(&c, &fd, "referrers before subject").len(), 1);
     push_blob(&t.srv, &c, t.repo, &future_cfg);
     push_blob(&t.srv, &c, t.repo, &future);
     put_manifest(&t.srv, &c, t.repo, "future", OCI_MANIFEST, &future_manifest)
         .expect(201, "subject pushed late");
-    let r = get(&t.srv, &c, &format!("/v2/{}/referrers/{fd}", t.repo))
-        .expect(200, "referrers after subject");
-    let list = check_index(&r);
+    let list = t.of(&c, &fd, "referrers after subject");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["digest"], sha256(&early));
 }
 
 #[test]
 fn referrers_are_scoped_to_the_repository() {
-    if skip_on_reference("v1.1-only: referrers API") {
-        return;
-    }
-    let t = setup();
-    let c = client();
+    let Some((t, c)) = setup() else { return };
     // Push the same subject into a second repository (mount its blobs) without referrers.
     let other = "ref/other";
     for b in std::iter::once(&t.subject.config).chain(t.subject.layers.iter()) {

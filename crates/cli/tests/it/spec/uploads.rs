@@ -14,6 +14,20 @@ fn patch(c: &reqwest::blocking::Client, url: &str, range: Option<&str>, body: &[
     Reply::of(req.send().unwrap())
 }
 
+/// Neither the digest a refused upload claimed nor the digest of the bytes it sent is visible.
+fn assert_not_committed(
+    srv: &Server,
+    c: &reqwest::blocking::Client,
+    repo: &str,
+    claimed: &str,
+    data: &[u8],
+) {
+    head(srv, c, &format!("/v2/{repo}/blobs/{claimed}"))
+        .expect(404, "claimed digest must not exist");
+    head(srv, c, &format!("/v2/{repo}/blobs/{}", sha256(data)))
+        .expect(404, "actual digest must not exist");
+}
+
 #[test]
 fn monolithic_post_then_put() {
     let srv = Server::start();
@@ -31,14 +45,7 @@ fn monolithic_post_then_put() {
     );
     let data = random_bytes(100_000);
     let d = sha256(&data);
-    let r = Reply::of(
-        c.put(with_query(&loc, "digest", &d))
-            .header("Content-Type", "application/octet-stream")
-            .body(data.clone())
-            .send()
-            .unwrap(),
-    )
-    .expect(201, "PUT upload with digest");
+    let r = put_upload(&c, &loc, &d, &data).expect(201, "PUT upload with digest");
     assert_eq!(r.h("Docker-Content-Digest"), d);
     let blob_loc = srv.resolve(&r.h("Location"));
     assert_eq!(
@@ -70,23 +77,25 @@ fn empty_blob_upload() {
     );
 }
 
+/// A whole blob in one `POST ?digest=` to `up/single`.
+fn single_post(srv: &Server, c: &reqwest::blocking::Client, digest: &str, data: &[u8]) -> Reply {
+    let url = with_query(&srv.url("/v2/up/single/blobs/uploads/"), "digest", digest);
+    Reply::of(
+        c.post(url)
+            .header("Content-Type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn single_post_upload() {
     let srv = Server::start();
     let c = client();
     let data = random_bytes(20_000);
     let d = sha256(&data);
-    let r = Reply::of(
-        c.post(with_query(
-            &srv.url("/v2/up/single/blobs/uploads/"),
-            "digest",
-            &d,
-        ))
-        .header("Content-Type", "application/octet-stream")
-        .body(data.clone())
-        .send()
-        .unwrap(),
-    );
+    let r = single_post(&srv, &c, &d, &data);
     if r.status == 202
         && skip_on_reference("single-request POST ?digest= is optional (MAY); ocireg supports it")
     {
@@ -109,22 +118,12 @@ fn single_post_upload() {
     // Wrong digest in the single POST: rejected, not visible under either digest.
     let other = random_bytes(500);
     let claimed = sha256(b"not the content");
-    Reply::of(
-        c.post(with_query(
-            &srv.url("/v2/up/single/blobs/uploads/"),
-            "digest",
-            &claimed,
-        ))
-        .header("Content-Type", "application/octet-stream")
-        .body(other.clone())
-        .send()
-        .unwrap(),
-    )
-    .expect_error(400, "DIGEST_INVALID", "single POST with wrong digest");
-    head(&srv, &c, &format!("/v2/up/single/blobs/{claimed}"))
-        .expect(404, "claimed digest not visible");
-    head(&srv, &c, &format!("/v2/up/single/blobs/{}", sha256(&other)))
-        .expect(404, "actual digest not visible");
+    single_post(&srv, &c, &claimed, &other).expect_error(
+        400,
+        "DIGEST_INVALID",
+        "single POST with wrong digest",
+    );
+    assert_not_committed(&srv, &c, "up/single", &claimed, &other);
 }
 
 #[test]
@@ -135,14 +134,7 @@ fn chunked_upload_with_status_and_out_of_order() {
     let d = sha256(&data);
     let (a, b, rest) = (&data[..65536], &data[65536..2 * 65536], &data[2 * 65536..]);
 
-    let r = Reply::of(
-        c.post(srv.url("/v2/up/chunked/blobs/uploads/"))
-            .header("Content-Length", "0")
-            .send()
-            .unwrap(),
-    )
-    .expect(202, "POST chunked upload");
-    let first_loc = srv.resolve(&r.h("Location"));
+    let first_loc = start_upload(&srv, &c, "up/chunked");
 
     let r = patch(&c, &first_loc, Some("0-65535"), a).expect(202, "PATCH first chunk");
     assert_eq!(r.h("Range"), "0-65535", "Range after first chunk");
@@ -248,12 +240,7 @@ fn chunked_upload_all_patches_then_empty_put() {
     )
     .expect(201, "closing PUT without body");
     assert_eq!(r.h("Docker-Content-Digest"), d);
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/up/chunked2/blobs/{d}"))
-            .expect(200, "GET")
-            .body,
-        data
-    );
+    assert_blob(&srv, &c, "up/chunked2", &d, &data);
 }
 
 #[test]
@@ -271,12 +258,7 @@ fn streamed_patch_without_content_range() {
     assert_eq!(r.h("Range"), "0-199999");
     let loc = srv.resolve(&r.h("Location"));
     Reply::of(c.put(with_query(&loc, "digest", &d)).send().unwrap()).expect(201, "closing PUT");
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/up/stream/blobs/{d}"))
-            .expect(200, "GET")
-            .body,
-        data
-    );
+    assert_blob(&srv, &c, "up/stream", &d, &data);
 }
 
 #[test]
@@ -345,22 +327,12 @@ fn wrong_digest_on_put_is_rejected_and_not_visible() {
     let data = random_bytes(10_000);
     let claimed = sha256(b"something else");
     let loc = start_upload(&srv, &c, "up/wrong");
-    Reply::of(
-        c.put(with_query(&loc, "digest", &claimed))
-            .header("Content-Type", "application/octet-stream")
-            .body(data.clone())
-            .send()
-            .unwrap(),
-    )
-    .expect_error(
+    put_upload(&c, &loc, &claimed, &data).expect_error(
         400,
         "DIGEST_INVALID",
         "PUT with a digest that does not match",
     );
-    head(&srv, &c, &format!("/v2/up/wrong/blobs/{claimed}"))
-        .expect(404, "claimed digest must not exist");
-    head(&srv, &c, &format!("/v2/up/wrong/blobs/{}", sha256(&data)))
-        .expect(404, "actual digest must not exist");
+    assert_not_committed(&srv, &c, "up/wrong", &claimed, &data);
 
     // Chunked variant: the mismatch is found at the closing PUT.
     let loc = start_upload(&srv, &c, "up/wrong");
@@ -371,10 +343,7 @@ fn wrong_digest_on_put_is_rejected_and_not_visible() {
         "DIGEST_INVALID",
         "closing PUT with a wrong digest",
     );
-    head(&srv, &c, &format!("/v2/up/wrong/blobs/{claimed}"))
-        .expect(404, "claimed digest must not exist");
-    head(&srv, &c, &format!("/v2/up/wrong/blobs/{}", sha256(&data)))
-        .expect(404, "actual digest must not exist");
+    assert_not_committed(&srv, &c, "up/wrong", &claimed, &data);
 }
 
 #[test]
@@ -382,18 +351,10 @@ fn put_without_digest_or_with_malformed_digest() {
     let srv = Server::start();
     let c = client();
     let loc = start_upload(&srv, &c, "up/nodigest");
-    let r = Reply::of(c.put(&loc).body(b"abc".to_vec()).send().unwrap());
-    assert_eq!(
-        r.status, 400,
-        "closing PUT without ?digest=: expected 400, got {}",
-        r.status
-    );
-    let codes = error_codes(&r.body).expect("error envelope");
-    assert!(
-        codes
-            .iter()
-            .any(|c| c == "DIGEST_INVALID" || c == "BLOB_UPLOAD_INVALID"),
-        "closing PUT without digest: {codes:?}"
+    Reply::of(c.put(&loc).body(b"abc".to_vec()).send().unwrap()).expect_error_in(
+        400,
+        &["DIGEST_INVALID", "BLOB_UPLOAD_INVALID"],
+        "closing PUT without ?digest=",
     );
     for bad in [
         "sha256:XYZ",
@@ -402,23 +363,16 @@ fn put_without_digest_or_with_malformed_digest() {
         "nonsense",
     ] {
         let loc = start_upload(&srv, &c, "up/nodigest");
-        let r = Reply::of(
+        Reply::of(
             c.put(with_query(&loc, "digest", bad))
                 .body(b"abc".to_vec())
                 .send()
                 .unwrap(),
-        );
-        assert_eq!(
-            r.status, 400,
-            "closing PUT with digest {bad}: expected 400, got {}",
-            r.status
-        );
-        let codes = error_codes(&r.body).expect("error envelope");
-        assert!(
-            codes
-                .iter()
-                .any(|c| c == "DIGEST_INVALID" || c == "UNSUPPORTED"),
-            "closing PUT with digest {bad}: expected DIGEST_INVALID, got {codes:?}"
+        )
+        .expect_error_in(
+            400,
+            &["DIGEST_INVALID", "UNSUPPORTED"],
+            &format!("closing PUT with digest {bad}"),
         );
     }
 }
@@ -439,8 +393,7 @@ fn cross_repository_mount() {
         format!("/v2/mount/dst/blobs/{d}")
     );
     assert_eq!(r.h("Docker-Content-Digest"), d);
-    let r = get(&srv, &c, &format!("/v2/mount/dst/blobs/{d}")).expect(200, "GET mounted blob");
-    assert_eq!(r.body, data);
+    assert_blob(&srv, &c, "mount/dst", &d, &data);
 }
 
 #[test]
@@ -464,23 +417,16 @@ fn mount_of_missing_blob_starts_an_upload() {
             .unwrap(),
     )
     .expect(201, "PUT into the session the mount opened");
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/mount/dst2/blobs/{d}"))
-            .expect(200, "GET")
-            .body,
-        data
-    );
+    assert_blob(&srv, &c, "mount/dst2", &d, &data);
 
     // Mount from a repository that does not exist.
     let url = format!(
         "{}?mount={d}&from=mount/does-not-exist",
         srv.url("/v2/mount/dst3/blobs/uploads/")
     );
-    let r = Reply::of(c.post(&url).send().unwrap());
-    assert!(
-        r.status == 202 || r.status == 201,
-        "mount from unknown repo: expected 202 (upload session) or 201 (automatic discovery), got {}",
-        r.status
+    Reply::of(c.post(&url).send().unwrap()).expect_in(
+        &[202, 201],
+        "mount from unknown repo: 202 (upload session) or 201 (automatic discovery)",
     );
 }
 
@@ -504,12 +450,7 @@ fn mount_without_from_uses_automatic_content_discovery() {
         location_path(&srv, &r.h("Location")),
         format!("/v2/mount/auto-dst/blobs/{d}")
     );
-    assert_eq!(
-        get(&srv, &c, &format!("/v2/mount/auto-dst/blobs/{d}"))
-            .expect(200, "GET")
-            .body,
-        data
-    );
+    assert_blob(&srv, &c, "mount/auto-dst", &d, &data);
     // A digest nobody has: an upload session.
     let url = format!(
         "{}?mount={}",
@@ -535,18 +476,15 @@ fn patch_with_inconsistent_content_range() {
     {
         return;
     }
-    assert!(
-        r.status == 400 || r.status == 416,
-        "PATCH with Content-Range 0-9 and a 5-byte body: expected 400 or 416, got {}",
-        r.status
+    r.expect_in(
+        &[400, 416],
+        "PATCH with Content-Range 0-9 and a 5-byte body",
     );
     for bad in ["abc", "0-", "-4"] {
         let loc = start_upload(&srv, &c, "up/badrange");
-        let r = patch(&c, &loc, Some(bad), b"hello");
-        assert!(
-            r.status == 400 || r.status == 416,
-            "PATCH with malformed Content-Range {bad:?}: expected 400 or 416, got {}",
-            r.status
+        patch(&c, &loc, Some(bad), b"hello").expect_in(
+            &[400, 416],
+            &format!("PATCH with malformed Content-Range {bad:?}"),
         );
     }
 }
