@@ -11,6 +11,7 @@ mod tampering;
 mod client_cli;
 mod crash;
 mod e2e_clients;
+mod full_disk;
 mod gc_race;
 mod hostile;
 mod kcl_diff;

@@ -1,0 +1,247 @@
+//! A full disk, end to end, on a 24 MiB tmpfs the test mounts itself (mounting needs root, which
+//! CI has; without it the test says it was skipped and why): `507` with a message that says so,
+//! a failed upload's bytes freed at once, new uploads refused below the free-space reserve while
+//! manifests, deletes and GC keep working, and recovery by delete + GC without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::blocking::{Body, Client, Response};
+use serde_json::{json, Value};
+
+use crate::support::{client, sha, LocalConfig};
+
+const MIB: u64 = 1 << 20;
+
+/// A tmpfs mounted on a fresh directory, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (with the reason on stderr) where this process may not mount.
+    fn mount(size_mib: u64) -> Option<Tmpfs> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let root = status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+        if !root {
+            eprintln!("SKIPPED full_disk: mounting a small tmpfs needs root (CI runs as root)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED full_disk: mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Bytes in the upload sessions' data files under `root`.
+fn upload_bytes(root: &Path) -> u64 {
+    walkdir(root)
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "_uploads"))
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Asserts a `507` whose spec envelope says the storage is full.
+fn assert_full(r: Response, what: &str) {
+    assert_eq!(r.status().as_u16(), 507, "{what}");
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], "DENIED", "{what}: {body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("storage is full"), "{what}: {message}");
+}
+
+struct Registry {
+    base: String,
+    http: Client,
+}
+
+impl Registry {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn start_upload(&self, repo: &str) -> Response {
+        self.http
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .send()
+            .unwrap()
+    }
+
+    fn push_blob(&self, repo: &str, data: &[u8]) -> Response {
+        let url = self.url(&format!("/v2/{repo}/blobs/uploads/?digest={}", sha(data)));
+        self.http.post(url).body(data.to_vec()).send().unwrap()
+    }
+
+    fn put_manifest(&self, repo: &str, tag: &str, body: &[u8]) -> Response {
+        self.http
+            .put(self.url(&format!("/v2/{repo}/manifests/{tag}")))
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(body.to_vec())
+            .send()
+            .unwrap()
+    }
+
+    fn storage(&self) -> Value {
+        let usage: Value = self
+            .http
+            .get(self.url("/v2/_ocireg/usage"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        usage["storage"].clone()
+    }
+}
+
+/// A manifest of one `layer` (the empty JSON config), pushed and tagged `repo:v1`.
+fn push_image(reg: &Registry, repo: &str, layer: &[u8]) -> (Vec<u8>, String) {
+    let config = b"{}";
+    for blob in [&config[..], layer] {
+        assert_eq!(reg.push_blob(repo, blob).status().as_u16(), 201);
+    }
+    let desc = |media: &str, data: &[u8]| json!({"mediaType": media, "digest": sha(data), "size": data.len()});
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc("application/vnd.oci.image.config.v1+json", config),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", layer)],
+    }))
+    .unwrap();
+    let r = reg.put_manifest(repo, "v1", &manifest);
+    assert_eq!(r.status().as_u16(), 201);
+    let digest = sha(&manifest);
+    (manifest, digest)
+}
+
+#[test]
+fn a_full_disk_refuses_uploads_frees_their_bytes_and_recovers_by_delete_and_gc() {
+    let Some(disk) = Tmpfs::mount(24) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let config = LocalConfig {
+        local: "ops_config: {gc_grace_period: 0}",
+        ..LocalConfig::default()
+    }
+    .render()
+    .replace("DIR", work.path().to_str().unwrap());
+    std::fs::write(work.path().join("ocireg.yaml"), config).unwrap();
+    let root = disk.path().join("root");
+    let log = work.path().join("server.log");
+    let proc = ocireg_test_support::Serve::builder()
+        .config(work.path().join("ocireg.yaml"))
+        .listen("127.0.0.1:0")
+        .root(&root)
+        .home(work.path())
+        .log(&log)
+        .start();
+    let reg = Registry {
+        base: proc.base.clone(),
+        http: client(),
+    };
+    let (manifest, digest) = push_image(
+        &reg,
+        "full/a",
+        &crate::common::random_bytes(10 * MIB as usize),
+    );
+
+    // A declared length that cannot fit is refused before its body is read.
+    let big = crate::common::random_bytes(40 * MIB as usize);
+    assert_full(
+        reg.push_blob("full/b", &big),
+        "40 MiB push with a Content-Length",
+    );
+    assert_eq!(upload_bytes(&root), 0, "the refused push left bytes");
+
+    // A chunked body meets ENOSPC: its session's bytes are freed at once, the session is gone.
+    let r = reg.start_upload("full/b");
+    assert_eq!(r.status().as_u16(), 202);
+    let location = reg.url(r.headers()["location"].to_str().unwrap());
+    let chunked = Body::new(std::io::Cursor::new(big[..20 * MIB as usize].to_vec()));
+    let r = reg.http.patch(&location).body(chunked).send().unwrap();
+    assert_full(r, "20 MiB chunked PATCH onto 14 MiB of free space");
+    assert_eq!(upload_bytes(&root), 0, "the failed upload's bytes stay");
+    assert_eq!(
+        reg.http.get(&location).send().unwrap().status().as_u16(),
+        404
+    );
+
+    // Below the reserve: new uploads refused up front; manifests, deletes and GC still work.
+    let free = reg.storage()["available_bytes"].as_u64().unwrap();
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![1u8; (free - 100 * 1024) as usize]).unwrap();
+    assert_full(reg.start_upload("full/c"), "upload start below the reserve");
+    let storage = reg.storage();
+    assert!(
+        storage["available_bytes"].as_u64() < storage["reserve_bytes"].as_u64(),
+        "{storage}"
+    );
+    let r = reg.put_manifest("full/a", "v2", &manifest);
+    assert_eq!(r.status().as_u16(), 201, "a tag below the reserve");
+    let r = reg
+        .http
+        .delete(reg.url(&format!("/v2/full/a/manifests/{digest}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "a delete below the reserve");
+    let r = reg.http.post(reg.url("/v2/_ocireg/gc")).send().unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "GC below the reserve: {:?}",
+        r.text()
+    );
+
+    // Recovered without a restart: the 10 MiB layer is gone and uploads work again.
+    let storage = reg.storage();
+    assert!(
+        storage["available_bytes"].as_u64().unwrap() > 9 * MIB,
+        "{storage}"
+    );
+    let small = crate::common::random_bytes(MIB as usize);
+    assert_eq!(reg.push_blob("full/c", &small).status().as_u16(), 201);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("below twice the reserve").count(),
+        1,
+        "one low-space warning:\n{text}"
+    );
+    drop(proc);
+}
