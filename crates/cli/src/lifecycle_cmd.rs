@@ -344,6 +344,23 @@ fn print_usage(usage: Option<&serde_json::Value>) {
         of(limits.and_then(|l| num(l, "storage_limit_bytes")), true),
         of(limits.and_then(|l| num(l, "artifact_limit")), false),
     );
+    if let Some(space) = u.get("storage").filter(|s| !s.is_null()) {
+        let (free, reserve) = (
+            num(space, "available_bytes").unwrap_or(0),
+            num(space, "reserve_bytes").unwrap_or(0),
+        );
+        let warning = if free < reserve {
+            " — below the reserve: new uploads are refused (delete content and run `ocireg gc`)"
+        } else {
+            ""
+        };
+        println!(
+            "storage:   {} free of {} (uploads stop at {} free){warning}",
+            human_bytes(free),
+            human_bytes(num(space, "capacity_bytes").unwrap_or(0)),
+            human_bytes(reserve),
+        );
+    }
     if let Some(namespaces) = u.get("namespaces").and_then(serde_json::Value::as_object) {
         for (ns, n) in namespaces {
             let limit = limits
