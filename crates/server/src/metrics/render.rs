@@ -1,10 +1,11 @@
 //! The Prometheus text exposition format (version 0.0.4): one `# HELP` and `# TYPE` line per
 //! family, then its samples. Label values and help texts are escaped as the format requires.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ocireg_store::{Store, StoreStats};
+use ocireg_store::{NamespaceUsage, Store, StoreStats};
 
 use super::labels::{slot_status, EndpointLabel, MethodLabel, METHODS, STATUS_SLOTS};
 use super::{Metrics, DURATION_BUCKETS};
@@ -43,6 +44,20 @@ impl Out {
     fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
         self.family(name, kind, help);
         self.sample(name, &[], &value.to_string());
+    }
+
+    /// A gauge family with one sample per namespace.
+    fn per_namespace(
+        &mut self,
+        name: &str,
+        help: &str,
+        namespaces: &BTreeMap<String, NamespaceUsage>,
+        value: impl Fn(&NamespaceUsage) -> u64,
+    ) {
+        self.family(name, "gauge", help);
+        for (ns, u) in namespaces {
+            self.sample(name, &[("namespace", ns)], &value(u).to_string());
+        }
     }
 }
 
@@ -201,26 +216,24 @@ fn store_gauges(store: &Store, out: &mut Out) {
         "Physical bytes of the data referenced by repositories (shared data counted once).",
         usage.total_bytes,
     );
-    let name = "ocireg_namespace_storage_bytes";
-    out.family(
-        name,
-        "gauge",
+    out.per_namespace(
+        "ocireg_namespace_storage_bytes",
         "Bytes of the distinct blobs and manifests linked in a namespace's repositories.",
+        &usage.namespaces,
+        |u| u.bytes,
     );
-    for (ns, u) in &usage.namespaces {
-        out.sample(name, &[("namespace", ns)], &u.bytes.to_string());
-    }
     out.single(
         "ocireg_artifacts",
         "gauge",
         "Artifacts (manifest revisions, image index children excepted) in all repositories.",
         usage.artifacts,
     );
-    let name = "ocireg_namespace_artifacts";
-    out.family(name, "gauge", "Artifacts in a namespace's repositories.");
-    for (ns, u) in &usage.namespaces {
-        out.sample(name, &[("namespace", ns)], &u.artifacts.to_string());
-    }
+    out.per_namespace(
+        "ocireg_namespace_artifacts",
+        "Artifacts in a namespace's repositories.",
+        &usage.namespaces,
+        |u| u.artifacts,
+    );
     out.single(
         "ocireg_repositories",
         "gauge",
