@@ -101,6 +101,20 @@ impl MethodLabel {
     }
 }
 
+/// The dense index of an (endpoint, method) pair in the per-pair series.
+pub(crate) fn pair_index(ep: EndpointLabel, method: MethodLabel) -> usize {
+    ep as usize * METHODS + method as usize
+}
+
+/// Every (endpoint, method) pair with its [`pair_index`], in index order.
+pub(crate) fn pairs() -> impl Iterator<Item = (EndpointLabel, MethodLabel, usize)> {
+    EndpointLabel::ALL.into_iter().flat_map(|ep| {
+        MethodLabel::ALL
+            .into_iter()
+            .map(move |method| (ep, method, pair_index(ep, method)))
+    })
+}
+
 /// The slot of a status code.
 pub(crate) fn status_slot(status: u16) -> usize {
     if (STATUS_MIN..=STATUS_MAX).contains(&status) {
@@ -129,6 +143,9 @@ mod tests {
         }
         for (i, m) in MethodLabel::ALL.iter().enumerate() {
             assert_eq!(*m as usize, i);
+        }
+        for (i, (_, _, pair)) in pairs().enumerate() {
+            assert_eq!(pair, i);
         }
     }
 

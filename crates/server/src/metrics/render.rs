@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ocireg_store::{NamespaceUsage, Store, StoreStats};
 
-use super::labels::{slot_status, EndpointLabel, MethodLabel, METHODS, STATUS_SLOTS};
+use super::labels::{pairs, slot_status, EndpointLabel, STATUS_SLOTS};
 use super::{Metrics, DURATION_BUCKETS};
 
 /// A text exposition being written.
@@ -127,26 +127,23 @@ fn requests(m: &Metrics, out: &mut Out) {
         "counter",
         "HTTP requests answered by the registry API, by endpoint kind, method and status.",
     );
-    for ep in EndpointLabel::ALL {
-        for method in MethodLabel::ALL {
-            let base = (ep as usize * METHODS + method as usize) * STATUS_SLOTS;
-            for slot in 0..STATUS_SLOTS {
-                let n = load(&m.inner.requests[base + slot]);
-                if n == 0 {
-                    continue;
-                }
-                let status =
-                    slot_status(slot).map_or_else(|| "other".to_owned(), |s| s.to_string());
-                out.sample(
-                    name,
-                    &[
-                        ("endpoint", ep.as_str()),
-                        ("method", method.as_str()),
-                        ("status", &status),
-                    ],
-                    &n.to_string(),
-                );
+    for (ep, method, pair) in pairs() {
+        let base = pair * STATUS_SLOTS;
+        for slot in 0..STATUS_SLOTS {
+            let n = load(&m.inner.requests[base + slot]);
+            if n == 0 {
+                continue;
             }
+            let status = slot_status(slot).map_or_else(|| "other".to_owned(), |s| s.to_string());
+            out.sample(
+                name,
+                &[
+                    ("endpoint", ep.as_str()),
+                    ("method", method.as_str()),
+                    ("status", &status),
+                ],
+                &n.to_string(),
+            );
         }
     }
 }
@@ -160,30 +157,28 @@ fn durations(m: &Metrics, out: &mut Out) {
     );
     let bucket_name = format!("{name}_bucket");
     let les: Vec<String> = DURATION_BUCKETS.iter().map(|b| float(*b)).collect();
-    for ep in EndpointLabel::ALL {
-        for method in MethodLabel::ALL {
-            let h = &m.inner.durations[ep as usize * METHODS + method as usize];
-            let counts: Vec<u64> = h.buckets.iter().map(load).collect();
-            let count: u64 = counts.iter().sum();
-            if count == 0 {
-                continue;
-            }
-            let (e, me) = (ep.as_str(), method.as_str());
-            let mut cumulative = 0;
-            for (i, n) in counts.iter().enumerate() {
-                cumulative += n;
-                let le = les.get(i).map_or("+Inf", String::as_str);
-                out.sample(
-                    &bucket_name,
-                    &[("endpoint", e), ("method", me), ("le", le)],
-                    &cumulative.to_string(),
-                );
-            }
-            let sum = load(&h.sum_nanos) as f64 / 1e9;
-            let labels = [("endpoint", e), ("method", me)];
-            out.sample(&format!("{name}_sum"), &labels, &float(sum));
-            out.sample(&format!("{name}_count"), &labels, &count.to_string());
+    for (ep, method, pair) in pairs() {
+        let h = &m.inner.durations[pair];
+        let counts: Vec<u64> = h.buckets.iter().map(load).collect();
+        let count: u64 = counts.iter().sum();
+        if count == 0 {
+            continue;
         }
+        let (e, me) = (ep.as_str(), method.as_str());
+        let mut cumulative = 0;
+        for (i, n) in counts.iter().enumerate() {
+            cumulative += n;
+            let le = les.get(i).map_or("+Inf", String::as_str);
+            out.sample(
+                &bucket_name,
+                &[("endpoint", e), ("method", me), ("le", le)],
+                &cumulative.to_string(),
+            );
+        }
+        let sum = load(&h.sum_nanos) as f64 / 1e9;
+        let labels = [("endpoint", e), ("method", me)];
+        out.sample(&format!("{name}_sum"), &labels, &float(sum));
+        out.sample(&format!("{name}_count"), &labels, &count.to_string());
     }
 }
 
