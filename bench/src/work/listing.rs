@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Result};
+use bytes::Bytes;
 use serde_json::json;
 
-use super::{base_image, Ctx};
+use super::{base_image, Blob, Ctx};
 use crate::clients::{self, Op, Until};
 use crate::http::{manifest, Listing};
 use crate::report::Measure;
@@ -22,6 +23,35 @@ fn setup_measure(label: String, p_ok: usize, total: usize, secs: f64) -> Measure
     let rate = (p_ok > 0 && secs > 0.0).then(|| p_ok as f64 / secs);
     Measure::new(label, "setup ops/s", true, rate)
         .with(json!({"ok": p_ok, "wanted": total, "secs": secs}))
+}
+
+/// The image a listing setup shares: a config and a layer in `repo`, and a manifest naming
+/// them (`note` keeps its bytes apart from other workloads').
+struct SetupImage {
+    config: Blob,
+    layer: Blob,
+    body: Bytes,
+    digest: Arc<String>,
+}
+
+/// Pushes the [`SetupImage`] (from `seed`) into `repo`; `None` once a failure is recorded as
+/// the `note` setup's.
+async fn setup_image(ctx: &Ctx, repo: &str, seed: u64, note: &str) -> Option<SetupImage> {
+    let (config, layer) = match base_image(ctx, repo, seed).await {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.errors.record(&format!("{note} setup"), &e);
+            return None;
+        }
+    };
+    let body = manifest(config.desc(), &[layer.desc()], note);
+    let digest = Arc::new(sha256_digest(&body));
+    Some(SetupImage {
+        config,
+        layer,
+        body,
+        digest,
+    })
 }
 
 /// The untimed setup: `op` once for each index `0..total` by the plan's setup clients. Returns
@@ -143,15 +173,9 @@ where
 /// Creates `plan.tags` tags on one manifest, then times `tags/list` in full and with n=1000.
 pub async fn tags(ctx: &Ctx) -> Vec<Measure> {
     let total = ctx.plan.tags;
-    let (config, layer) = match base_image(ctx, TAG_REPO, 2).await {
-        Ok(b) => b,
-        Err(e) => {
-            ctx.errors.record("tags setup", &e);
-            return Vec::new();
-        }
+    let Some(SetupImage { body, digest, .. }) = setup_image(ctx, TAG_REPO, 2, "tags").await else {
+        return Vec::new();
     };
-    let body = manifest(config.desc(), &[layer.desc()], "tags");
-    let digest = Arc::new(sha256_digest(&body));
     let reg = ctx.reg.clone();
     let op: Op<String> = Arc::new(move |_c, i| {
         let (reg, body, digest) = (reg.clone(), body.clone(), digest.clone());
@@ -183,16 +207,11 @@ pub async fn tags(ctx: &Ctx) -> Vec<Measure> {
 /// times `_catalog` in full (server's default page size, following Link) and with n=1000.
 pub async fn catalog(ctx: &Ctx) -> Vec<Measure> {
     let total = ctx.plan.repos;
-    let (config, layer) = match base_image(ctx, CATALOG_BASE, 3).await {
-        Ok(b) => b,
-        Err(e) => {
-            ctx.errors.record("catalog setup", &e);
-            return Vec::new();
-        }
+    let Some(image) = setup_image(ctx, CATALOG_BASE, 3, "catalog").await else {
+        return Vec::new();
     };
-    let body = manifest(config.desc(), &[layer.desc()], "catalog");
-    let digest = Arc::new(sha256_digest(&body));
-    let (config, layer) = (Arc::new(config), Arc::new(layer));
+    let (body, digest) = (image.body, image.digest);
+    let (config, layer) = (Arc::new(image.config), Arc::new(image.layer));
     let reg = ctx.reg.clone();
     let op: Op<String> = Arc::new(move |_c, i| {
         let (reg, body, digest, config, layer) = (
