@@ -124,8 +124,8 @@ impl FsDriver {
     }
 
     /// Runs `op` on the blocking pool to write or delete `key` outside the journal, after
-    /// settling the journal there; `op` gets the root's state, the path and `key`, whose name
-    /// it gives `action` in an I/O error.
+    /// settling the journal there; `op` gets the root's state and the key's path, and its I/O
+    /// error is reported as `action` on `key`.
     async fn write_outside_journal<T, F>(&self, key: &str, action: &'static str, op: F) -> Result<T>
     where
         F: FnOnce(&Inner, &Path) -> io::Result<T> + Send + 'static,
