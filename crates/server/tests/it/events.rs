@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use ocireg_auth::*;
-use ocireg_server::{app, EventSink, ManifestAction, ManifestEvent, ServerOptions};
+use ocireg_server::{app, EventSink, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_webhook::{Action, Event};
 
 use common::{basic, sha};
 
@@ -19,12 +20,12 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 #[derive(Debug, Default)]
 struct Recorder {
-    events: Mutex<Vec<ManifestEvent>>,
+    events: Mutex<Vec<Event>>,
     fail: AtomicBool,
 }
 
 impl EventSink for Recorder {
-    fn manifest_event(&self, ev: ManifestEvent) -> BoxFuture<'_, Result<(), String>> {
+    fn manifest_event(&self, ev: Event) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             if self.fail.load(Ordering::SeqCst) {
                 return Err("disk full".into());
@@ -148,7 +149,7 @@ async fn one_event_per_successful_push_and_delete() {
         summary,
         vec![
             (
-                ManifestAction::Push,
+                Action::Push,
                 repo.clone(),
                 Some("v1".into()),
                 d1.clone(),
@@ -157,7 +158,7 @@ async fn one_event_per_successful_push_and_delete() {
                 admin.clone()
             ),
             (
-                ManifestAction::Push,
+                Action::Push,
                 repo.clone(),
                 None,
                 d2.clone(),
@@ -166,7 +167,7 @@ async fn one_event_per_successful_push_and_delete() {
                 admin.clone()
             ),
             (
-                ManifestAction::Delete,
+                Action::Delete,
                 repo.clone(),
                 Some("v1".into()),
                 d1,
@@ -175,7 +176,7 @@ async fn one_event_per_successful_push_and_delete() {
                 admin.clone()
             ),
             (
-                ManifestAction::Delete,
+                Action::Delete,
                 repo,
                 None,
                 d2,
@@ -205,6 +206,6 @@ async fn a_failing_sink_does_not_fail_the_push() {
     );
     let got = rec.events.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].action, ManifestAction::Delete);
+    assert_eq!(got[0].action, Action::Delete);
     assert_eq!(got[0].actor, None, "auth off: no actor");
 }
