@@ -11,8 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use http::StatusCode;
 use ocireg_auth::*;
-use ocireg_server::{app, ServerOptions};
-use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_server::ServerOptions;
 
 use common::{basic, sha};
 
@@ -33,11 +32,6 @@ fn auth(tokens: bool) -> Arc<Auth> {
     };
     Arc::new(
         Auth::new(AuthOptions {
-            single_user: Some(SingleUser {
-                name: "admin".into(),
-                password: Some(Secret::new("adminpw")),
-                token: None,
-            }),
             htpasswd: Some(users),
             acl: Acl::new(vec![rule, public], &BTreeMap::new(), Vec::<String>::new()),
             token: tokens.then(|| TokenOptions {
@@ -48,23 +42,18 @@ fn auth(tokens: bool) -> Arc<Auth> {
                 realm: None,
             }),
             max_failed_logins: 4,
-            failed_login_window: Duration::from_secs(60),
+            ..common::admin_only()
         })
         .unwrap(),
     )
 }
 
 async fn server(tokens: bool) -> axum::Router {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    app(
-        store,
-        ServerOptions {
-            auth: Some(auth(tokens)),
-            ..ServerOptions::default()
-        },
-    )
+    let opts = ServerOptions {
+        auth: Some(auth(tokens)),
+        ..ServerOptions::default()
+    };
+    common::memory_app(opts).await.0
 }
 
 struct Resp {
@@ -114,6 +103,17 @@ async fn push_blob(app: &axum::Router, repo: &str, authz: Option<&str>, data: &[
 
 const PEER: &str = "10.0.0.9:4000";
 
+/// `GET path` from [`PEER`] with no body.
+async fn get(app: &axum::Router, path: &str, authz: Option<&str>) -> Resp {
+    call(app, "GET", path, authz, b"", PEER).await
+}
+
+/// `GET /v2/` as alice with `pass` from `peer`.
+async fn alice_logs_in(app: &axum::Router, pass: &str, peer: &str) -> Resp {
+    let authz = basic("alice", pass);
+    call(app, "GET", "/v2/", Some(&authz), b"", peer).await
+}
+
 #[tokio::test]
 async fn basic_mode_challenges_and_refusals() {
     let app = server(false).await;
@@ -154,30 +154,14 @@ async fn basic_mode_challenges_and_refusals() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Base endpoint needs a login; anonymous reads of public/** work.
-    let r = call(&app, "GET", "/v2/", None, b"", PEER).await;
+    let r = get(&app, "/v2/", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let dz = sha(b"z");
-    let r = call(
-        &app,
-        "GET",
-        &format!("/v2/public/app/blobs/{dz}"),
-        None,
-        b"",
-        PEER,
-    )
-    .await;
+    let r = get(&app, &format!("/v2/public/app/blobs/{dz}"), None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, "z");
     // Catalog: only what the caller may read.
-    let r = call(
-        &app,
-        "GET",
-        "/v2/_catalog",
-        Some(&basic("admin", "adminpw")),
-        b"",
-        PEER,
-    )
-    .await;
+    let r = get(&app, "/v2/_catalog", Some(&basic("admin", "adminpw"))).await;
     assert_eq!(r.status, StatusCode::OK);
     let all: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(
@@ -185,15 +169,7 @@ async fn basic_mode_challenges_and_refusals() {
         serde_json::json!(["prod/app", "public/app", "team/app"])
     );
     // Token endpoint is off in Basic mode.
-    let r = call(
-        &app,
-        "GET",
-        "/v2/_ocireg/token",
-        Some(&basic("bob", "bobpw")),
-        b"",
-        PEER,
-    )
-    .await;
+    let r = get(&app, "/v2/_ocireg/token", Some(&basic("bob", "bobpw"))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -201,38 +177,14 @@ async fn basic_mode_challenges_and_refusals() {
 async fn failed_logins_rate_limited() {
     let app = server(false).await;
     for _ in 0..4 {
-        let r = call(
-            &app,
-            "GET",
-            "/v2/",
-            Some(&basic("alice", "bad")),
-            b"",
-            "10.9.9.9:1",
-        )
-        .await;
+        let r = alice_logs_in(&app, "bad", "10.9.9.9:1").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = call(
-        &app,
-        "GET",
-        "/v2/",
-        Some(&basic("alice", "alicepw")),
-        b"",
-        "10.9.9.9:2",
-    )
-    .await;
+    let r = alice_logs_in(&app, "alicepw", "10.9.9.9:2").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(error_code(&r), "TOOMANYREQUESTS");
     assert!(r.headers.get("retry-after").is_some());
-    let r = call(
-        &app,
-        "GET",
-        "/v2/",
-        Some(&basic("alice", "alicepw")),
-        b"",
-        "10.9.9.8:2",
-    )
-    .await;
+    let r = alice_logs_in(&app, "alicepw", "10.9.9.8:2").await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -247,10 +199,10 @@ async fn token_flow() {
     );
     // Wrong password at the token endpoint: 401.
     let q = "/v2/_ocireg/token?service=ocireg&scope=repository:team/app:pull,push";
-    let r = call(&app, "GET", q, Some(&basic("alice", "bad")), b"", PEER).await;
+    let r = get(&app, q, Some(&basic("alice", "bad"))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Right password: a token; push with it.
-    let r = call(&app, "GET", q, Some(&basic("alice", "alicepw")), b"", PEER).await;
+    let r = get(&app, q, Some(&basic("alice", "alicepw"))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let token = v["token"].as_str().unwrap().to_owned();
@@ -269,7 +221,7 @@ async fn token_flow() {
     );
     // Asking for push on prod/** narrows to pull; pushing with it is 403 (ACL says no).
     let q2 = "/v2/_ocireg/token?service=ocireg&scope=repository%3Aprod%2Fapp%3Apull%2Cpush";
-    let r = call(&app, "GET", q2, Some(&basic("alice", "alicepw")), b"", PEER).await;
+    let r = get(&app, q2, Some(&basic("alice", "alicepw"))).await;
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let t2 = v["token"].as_str().unwrap();
     let claims = t2.split('.').nth(1).unwrap();
@@ -283,17 +235,14 @@ async fn token_flow() {
     let r = push_blob(&app, "prod/app", Some(&format!("Bearer {t2}")), b"q").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // A garbage token: 401 invalid_token.
-    let r = call(&app, "GET", "/v2/", Some("Bearer abc.def.ghi"), b"", PEER).await;
+    let r = get(&app, "/v2/", Some("Bearer abc.def.ghi")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(challenge(&r).contains("invalid_token"));
     // Wrong service: 400.
-    let r = call(
+    let r = get(
         &app,
-        "GET",
         "/v2/_ocireg/token?service=x",
         Some(&basic("alice", "alicepw")),
-        b"",
-        PEER,
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -301,12 +250,9 @@ async fn token_flow() {
 
 #[tokio::test]
 async fn no_auth_by_default() {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    let app = app(store, ServerOptions::default());
+    let (app, _) = common::memory_app(ServerOptions::default()).await;
     let r = push_blob(&app, "team/app", None, b"x").await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = call(&app, "GET", "/v2/_ocireg/token", None, b"", PEER).await;
+    let r = get(&app, "/v2/_ocireg/token", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

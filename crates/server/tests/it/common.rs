@@ -1,11 +1,12 @@
 //! Helpers shared by the server's in-process tests.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use ocireg_auth::{Acl, Auth, AuthOptions, Htpasswd, Secret, SingleUser};
+use ocireg_server::{app, ServerOptions};
+use ocireg_store::{MemoryDriver, Store, StoreOptions};
 
 pub use ocireg_test_support::sha256_str as sha;
 
@@ -17,22 +18,44 @@ pub fn basic(user: &str, pass: &str) -> String {
     )
 }
 
-/// Basic auth with the seed's single user `admin`/`adminpw` (an admin) and the htpasswd user
-/// `bob`/`bobpw` (read and write, no delete, no admin operations); no token service.
+/// A store over a fresh in-memory driver.
+pub async fn memory_store(opts: StoreOptions) -> Store {
+    Store::open(Arc::new(MemoryDriver::new()), opts)
+        .await
+        .unwrap()
+}
+
+/// The app over a fresh in-memory store with default store options, and that store.
+pub async fn memory_app(opts: ServerOptions) -> (axum::Router, Store) {
+    let store = memory_store(StoreOptions::default()).await;
+    (app(store.clone(), opts), store)
+}
+
+/// Basic auth with only the seed's single user `admin`/`adminpw` (an admin): no htpasswd
+/// users, no rules, no token service, no failed-login limit.
+pub fn admin_only() -> AuthOptions {
+    AuthOptions {
+        single_user: Some(SingleUser {
+            name: "admin".into(),
+            password: Some(Secret::new("adminpw")),
+            token: None,
+        }),
+        htpasswd: None,
+        acl: Acl::default(),
+        token: None,
+        max_failed_logins: 0,
+        failed_login_window: Duration::from_secs(60),
+    }
+}
+
+/// [`admin_only`] plus the htpasswd user `bob`/`bobpw` (read and write, no delete, no admin
+/// operations).
 pub fn admin_and_bob() -> Arc<Auth> {
     let users = Htpasswd::parse(&format!("bob:{}\n", bcrypt::hash("bobpw", 4).unwrap())).unwrap();
     Arc::new(
         Auth::new(AuthOptions {
-            single_user: Some(SingleUser {
-                name: "admin".into(),
-                password: Some(Secret::new("adminpw")),
-                token: None,
-            }),
             htpasswd: Some(users),
-            acl: Acl::new(vec![], &BTreeMap::new(), Vec::<String>::new()),
-            token: None,
-            max_failed_logins: 0,
-            failed_login_window: Duration::from_secs(60),
+            ..admin_only()
         })
         .unwrap(),
     )

@@ -8,15 +8,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use ocireg_auth::*;
-use ocireg_server::{app, ServerOptions};
-use ocireg_store::{GcOptions, GcReport, MemoryDriver, Store, StoreOptions};
+use ocireg_server::ServerOptions;
+use ocireg_store::{GcOptions, GcReport, Store};
 
 use common::{admin_and_bob, basic, sha};
 
 async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store) {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
     let opts = ServerOptions {
         auth,
         gc: GcOptions {
@@ -25,7 +22,7 @@ async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store) {
         },
         ..ServerOptions::default()
     };
-    (app(store.clone(), opts), store)
+    common::memory_app(opts).await
 }
 
 async fn call(
