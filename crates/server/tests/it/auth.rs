@@ -2,7 +2,6 @@
 //! filtering. The app is driven with `tower::ServiceExt::oneshot`.
 
 use crate::common;
-use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,20 +15,9 @@ use ocireg_server::ServerOptions;
 use common::{basic, sha};
 
 fn auth(tokens: bool) -> Arc<Auth> {
-    let h = |p| bcrypt::hash(p, 4).unwrap();
-    let users = Htpasswd::parse(&format!("alice:{}\nbob:{}\n", h("alicepw"), h("bobpw"))).unwrap();
-    let rule = Rule {
-        patterns: vec![RepoPattern::new("prod/**").unwrap()],
-        read: vec![Principal::Authenticated],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
-    let public = Rule {
-        patterns: vec![RepoPattern::new("public/**").unwrap()],
-        read: vec![Principal::Anonymous],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
+    let users = common::alice_and_bob();
+    let rule = common::bob_writes("prod/**", Principal::Authenticated);
+    let public = common::bob_writes("public/**", Principal::Anonymous);
     Arc::new(
         Auth::new(AuthOptions {
             htpasswd: Some(users),
@@ -70,10 +58,8 @@ async fn call(
     body: &[u8],
     peer: &str,
 ) -> Resp {
-    let r = router::call(method, path)
-        .header_opt("authorization", authz)
+    let r = common::request(method, path, authz, body)
         .peer(Some(peer))
-        .body(body.to_vec())
         .send(app)
         .await;
     Resp {

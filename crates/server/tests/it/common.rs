@@ -4,9 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use ocireg_auth::{Acl, Auth, AuthOptions, Htpasswd, Secret, SingleUser};
+use ocireg_auth::{
+    Acl, Auth, AuthOptions, Htpasswd, Principal, RepoPattern, Rule, Secret, SingleUser,
+};
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_test_support::router;
 
 pub use ocireg_test_support::sha256_str as sha;
 
@@ -16,6 +19,30 @@ pub fn basic(user: &str, pass: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
+}
+
+/// `method path` with optional credentials and a body, from the default peer.
+pub fn request(method: &str, path: &str, authz: Option<&str>, body: &[u8]) -> router::Call {
+    router::call(method, path)
+        .header_opt("authorization", authz)
+        .body(body.to_vec())
+}
+
+/// The htpasswd users `alice`/`alicepw` and `bob`/`bobpw`.
+pub fn alice_and_bob() -> Htpasswd {
+    let h = |p| bcrypt::hash(p, 4).unwrap();
+    Htpasswd::parse(&format!("alice:{}\nbob:{}\n", h("alicepw"), h("bobpw"))).unwrap()
+}
+
+/// A rule on repositories matching `pattern`: `read` may read, only bob may write, nobody but
+/// admins may delete.
+pub fn bob_writes(pattern: &str, read: Principal) -> Rule {
+    Rule {
+        patterns: vec![RepoPattern::new(pattern).unwrap()],
+        read: vec![read],
+        write: vec![Principal::User("bob".into())],
+        delete: vec![],
+    }
 }
 
 /// A store over a fresh in-memory driver.

@@ -1,7 +1,6 @@
 //! `POST /v2/_ocireg/gc` on the in-process app: admin-only with auth, flags, the JSON report.
 
 use crate::common;
-use ocireg_test_support::router;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +31,7 @@ async fn call(
     authz: Option<&str>,
     body: &[u8],
 ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-    let r = router::call(method, path)
-        .header_opt("authorization", authz)
-        .body(body.to_vec())
-        .send(app)
-        .await;
+    let r = common::request(method, path, authz, body).send(app).await;
     (r.status, r.headers, r.body.to_vec())
 }
 

@@ -3,7 +3,6 @@
 //! off switch, and read-access filtering with auth.
 
 use crate::common;
-use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,11 +34,9 @@ async fn call(
     body: Vec<u8>,
     ctype: Option<&str>,
 ) -> Resp {
-    let r = router::call(method, path)
+    let r = common::request(method, path, authz, &body)
         .host(Some("reg.test"))
-        .header_opt("authorization", authz)
         .header_opt("content-type", ctype)
-        .body(body)
         .send(app)
         .await;
     Resp {
@@ -341,20 +338,9 @@ async fn search_can_be_switched_off() {
 }
 
 fn auth() -> Arc<Auth> {
-    let h = |p| bcrypt::hash(p, 4).unwrap();
-    let users = Htpasswd::parse(&format!("alice:{}\nbob:{}\n", h("alicepw"), h("bobpw"))).unwrap();
-    let secret = Rule {
-        patterns: vec![RepoPattern::new("provisioning-kcl/**").unwrap()],
-        read: vec![Principal::User("bob".into())],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
-    let public = Rule {
-        patterns: vec![RepoPattern::new("team/**").unwrap()],
-        read: vec![Principal::Anonymous],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
+    let users = common::alice_and_bob();
+    let secret = common::bob_writes("provisioning-kcl/**", Principal::User("bob".into()));
+    let public = common::bob_writes("team/**", Principal::Anonymous);
     Arc::new(
         Auth::new(AuthOptions {
             single_user: None,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream;
 use ocireg_oci::{Algorithm, Digest, Reference, RepoName};
-use ocireg_store::{ByteStream, Driver, FsDriver, MemoryDriver, Store, StoreOptions};
+use ocireg_store::{ByteStream, Chunk, Driver, FsDriver, MemoryDriver, Store, StoreOptions};
 use serde_json::{json, Value};
 
 /// A store over one of the drivers, reopenable on the same storage.
@@ -141,6 +141,21 @@ pub async fn collect(mut s: ByteStream) -> Vec<u8> {
         out.extend_from_slice(&chunk.unwrap());
     }
     out
+}
+
+/// Starts an upload session in `r` with `first` as its first chunk; returns the session id.
+pub async fn upload_with_first_chunk(store: &Store, r: &RepoName, first: &[u8]) -> String {
+    let id = store.upload_start(r, None).await.unwrap();
+    store
+        .upload_append(r, &id, Chunk::new(body(first)).at(0))
+        .await
+        .unwrap();
+    id
+}
+
+/// The whole content of blob `d` as served from repository `name`.
+pub async fn read_blob(store: &Store, name: &str, d: &Digest) -> Vec<u8> {
+    collect(store.blob_read(&repo(name), d, None).await.unwrap().body).await
 }
 
 /// Pushes a blob with a single request and returns its digest.

@@ -571,6 +571,66 @@ async fn stale_upload_sessions_are_purged() {
     assert_eq!(StoreStats::get(&store.stats().gc_uploads_removed), 1);
 }
 
+/// One image pushed by [`push_until`]: repository, tag and the blobs it needs (none once it
+/// was untagged).
+type PushedImage = (String, String, Vec<Vec<u8>>);
+
+/// Runs GC with `grace` in a loop until `until`; returns how many runs there were.
+async fn gc_until(store: Store, grace: Duration, until: std::time::Instant) -> u32 {
+    let mut runs = 0u32;
+    while std::time::Instant::now() < until {
+        let o = GcOptions {
+            grace_period: grace,
+            ..opts(true)
+        };
+        store.gc(&o).await.unwrap();
+        runs += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runs
+}
+
+/// Pusher `p` pushes images reusing `shared_layers` until `until`, untagging every other one
+/// right away.
+async fn push_until(
+    store: Store,
+    p: u64,
+    shared_layers: Vec<Vec<u8>>,
+    until: std::time::Instant,
+) -> Vec<PushedImage> {
+    let mut pushed: Vec<PushedImage> = Vec::new();
+    let mut i = 0u64;
+    while std::time::Instant::now() < until {
+        let config = bytes(100, 1000 + p * 100_000 + i);
+        let unique = bytes(700, 2000 + p * 100_000 + i);
+        let sl = &shared_layers[(i % 4) as usize];
+        let name = format!("r{}", i % 2);
+        let t = format!("p{p}-{i}");
+        push_blob(&store, &name, &config).await;
+        push_blob(&store, &name, sl).await;
+        push_blob(&store, &name, &unique).await;
+        let m = image_manifest(&config, &[sl, &unique], json!({}));
+        store
+            .manifest_put(&repo(&name), &tag(&t), None, Bytes::from(m))
+            .await
+            .unwrap();
+        pushed.push((name, t, vec![config, sl.clone(), unique]));
+        if i % 2 == 1 {
+            store
+                .manifest_delete(
+                    &repo(&pushed[pushed.len() - 2].0),
+                    &tag(&pushed[pushed.len() - 2].1),
+                )
+                .await
+                .unwrap();
+            let gone = pushed.len() - 2;
+            pushed[gone].2.clear();
+        }
+        i += 1;
+    }
+    pushed
+}
+
 /// Pushers reuse shared blobs and put manifests while a deleter untags and GC runs in a loop
 /// with a short grace period: no push may fail, and every tagged image stays whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -580,59 +640,10 @@ async fn concurrent_pushes_never_lose_blobs() {
     let grace = Duration::from_millis(300);
     let until = std::time::Instant::now() + Duration::from_secs(3);
     let shared_layers: Vec<Vec<u8>> = (0..4).map(|i| bytes(2000, 90 + i)).collect();
-    let gc_store = store.clone();
-    let gc_task = tokio::spawn(async move {
-        let mut runs = 0u32;
-        while std::time::Instant::now() < until {
-            let o = GcOptions {
-                grace_period: grace,
-                ..opts(true)
-            };
-            gc_store.gc(&o).await.unwrap();
-            runs += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        runs
-    });
-    let mut pushers = Vec::new();
-    for p in 0..3u64 {
-        let store = store.clone();
-        let shared_layers = shared_layers.clone();
-        pushers.push(tokio::spawn(async move {
-            let mut pushed = Vec::new();
-            let mut i = 0u64;
-            while std::time::Instant::now() < until {
-                let config = bytes(100, 1000 + p * 100_000 + i);
-                let unique = bytes(700, 2000 + p * 100_000 + i);
-                let sl = &shared_layers[(i % 4) as usize];
-                let name = format!("r{}", i % 2);
-                let t = format!("p{p}-{i}");
-                push_blob(&store, &name, &config).await;
-                push_blob(&store, &name, sl).await;
-                push_blob(&store, &name, &unique).await;
-                let m = image_manifest(&config, &[sl, &unique], json!({}));
-                store
-                    .manifest_put(&repo(&name), &tag(&t), None, Bytes::from(m))
-                    .await
-                    .unwrap();
-                pushed.push((name, t, vec![config, sl.clone(), unique]));
-                // Untag every other image right away.
-                if i % 2 == 1 {
-                    store
-                        .manifest_delete(
-                            &repo(&pushed[pushed.len() - 2].0),
-                            &tag(&pushed[pushed.len() - 2].1),
-                        )
-                        .await
-                        .unwrap();
-                    let gone = pushed.len() - 2;
-                    pushed[gone].2.clear();
-                }
-                i += 1;
-            }
-            pushed
-        }));
-    }
+    let gc_task = tokio::spawn(gc_until(store.clone(), grace, until));
+    let pushers: Vec<_> = (0..3u64)
+        .map(|p| tokio::spawn(push_until(store.clone(), p, shared_layers.clone(), until)))
+        .collect();
     let mut tagged = Vec::new();
     for p in pushers {
         tagged.extend(p.await.unwrap().into_iter().filter(|x| !x.2.is_empty()));
