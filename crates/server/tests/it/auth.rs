@@ -11,6 +11,7 @@ use base64::Engine;
 use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::ServerOptions;
+use ocireg_test_support::router::Resp;
 
 use common::{basic, sha};
 
@@ -44,12 +45,6 @@ async fn server(tokens: bool) -> axum::Router {
     common::memory_app(opts).await.0
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -58,15 +53,10 @@ async fn call(
     body: &[u8],
     peer: &str,
 ) -> Resp {
-    let r = common::request(method, path, authz, body)
+    common::request(method, path, authz, body)
         .peer(Some(peer))
         .send(app)
-        .await;
-    Resp {
-        status: r.status,
-        body: r.text(),
-        headers: r.headers,
-    }
+        .await
 }
 
 fn challenge(r: &Resp) -> String {
@@ -77,7 +67,7 @@ fn challenge(r: &Resp) -> String {
 }
 
 fn error_code(r: &Resp) -> String {
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     v["errors"][0]["code"].as_str().unwrap().to_owned()
 }
 
@@ -117,7 +107,7 @@ async fn basic_mode_challenges_and_refusals() {
     assert!(challenge(&r).starts_with("Basic "));
     // Right password: created.
     let r = push_blob(&app, "team/app", Some(&basic("alice", "alicepw")), b"x").await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     // alice may read prod/** but not write there: 403 DENIED; bob may.
     let r = push_blob(&app, "prod/app", Some(&basic("alice", "alicepw")), b"y").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -145,11 +135,11 @@ async fn basic_mode_challenges_and_refusals() {
     let dz = sha(b"z");
     let r = get(&app, &format!("/v2/public/app/blobs/{dz}"), None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, "z");
+    assert_eq!(r.text(), "z");
     // Catalog: only what the caller may read.
     let r = get(&app, "/v2/_catalog", Some(&basic("admin", "adminpw"))).await;
     assert_eq!(r.status, StatusCode::OK);
-    let all: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
         all["repositories"],
         serde_json::json!(["prod/app", "public/app", "team/app"])
@@ -189,13 +179,13 @@ async fn token_flow() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Right password: a token; push with it.
     let r = get(&app, q, Some(&basic("alice", "alicepw"))).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let token = v["token"].as_str().unwrap().to_owned();
     assert!(v["expires_in"].as_u64().unwrap() > 0);
     let bearer = format!("Bearer {token}");
     let r = push_blob(&app, "team/app", Some(&bearer), b"x").await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     // Same token on another repository: 401 insufficient_scope naming the needed scope.
     let r = push_blob(&app, "team/other", Some(&bearer), b"x").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -208,7 +198,7 @@ async fn token_flow() {
     // Asking for push on prod/** narrows to pull; pushing with it is 403 (ACL says no).
     let q2 = "/v2/_ocireg/token?service=ocireg&scope=repository%3Aprod%2Fapp%3Apull%2Cpush";
     let r = get(&app, q2, Some(&basic("alice", "alicepw"))).await;
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let t2 = v["token"].as_str().unwrap();
     let claims = t2.split('.').nth(1).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(

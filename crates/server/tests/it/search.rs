@@ -11,6 +11,7 @@ use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_test_support::router::Resp;
 use serde_json::{json, Value};
 
 use common::{basic, sha};
@@ -20,12 +21,6 @@ const KCL: &str = "application/vnd.provisioning.kcl-package.v1";
 const SBOM: &str = "application/spdx+json";
 const EMPTY: &[u8] = b"{}";
 
-struct Resp {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    json: Value,
-}
-
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -34,22 +29,17 @@ async fn call(
     body: Vec<u8>,
     ctype: Option<&str>,
 ) -> Resp {
-    let r = common::request(method, path, authz, &body)
+    common::request(method, path, authz, &body)
         .host(Some("reg.test"))
         .header_opt("content-type", ctype)
         .send(app)
-        .await;
-    Resp {
-        status: r.status,
-        json: r.json(),
-        headers: r.headers,
-    }
+        .await
 }
 
 async fn push_blob(app: &axum::Router, repo: &str, data: &[u8], authz: Option<&str>) {
     let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha(data));
     let r = call(app, "POST", &path, authz, data.to_vec(), None).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
 }
 
 /// Pushes an artifact manifest (empty config, one layer) under `tag` (or by digest when `None`);
@@ -89,14 +79,14 @@ async fn push_artifact(
         Some("application/vnd.oci.image.manifest.v1+json"),
     )
     .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     digest
 }
 
 /// The hits of one search request, as (repository, tags) pairs.
 fn hits(r: &Resp) -> Vec<(String, Vec<String>)> {
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["results"]
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    r.json()["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -131,20 +121,20 @@ async fn all_pages(app: &axum::Router, first: &str, authz: Option<&str>) -> (Vec
     let mut pages = 0;
     loop {
         let r = call(app, "GET", &path, authz, Vec::new(), None).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json());
         pages += 1;
-        out.extend(r.json["results"].as_array().unwrap().iter().cloned());
+        out.extend(r.json()["results"].as_array().unwrap().iter().cloned());
         match r.headers.get("link") {
             None => {
-                assert!(r.json.get("next").is_none());
+                assert!(r.json().get("next").is_none());
                 return (out, pages);
             }
             Some(link) => {
                 let link = link.to_str().unwrap();
                 path = ocireg_api::parse_link_next(link).unwrap();
-                let next = r.json["next"].as_str().unwrap();
+                let next = r.json()["next"].as_str().unwrap().to_owned();
                 assert!(
-                    path.ends_with(&ocireg_api::encode_query_value(next)),
+                    path.ends_with(&ocireg_api::encode_query_value(&next)),
                     "{path} vs {next}"
                 );
             }
@@ -225,7 +215,7 @@ async fn check_name_filter(app: &axum::Router, d: &BTreeMap<&str, String>) {
             ))
             .collect::<Vec<_>>()
     );
-    let first = &r.json["results"][0];
+    let first = &r.json()["results"][0];
     assert_eq!(first["digest"], want[0].0.as_str());
     assert_eq!(first["artifactType"], EXT);
     assert_eq!(
@@ -279,14 +269,14 @@ async fn check_tag_annotation_and_type_filters(app: &axum::Router, d: &BTreeMap<
         vec![("team/app".to_owned(), vec![])],
         "the untagged referrer"
     );
-    assert_eq!(r.json["results"][0]["digest"], d["sbom"].as_str());
+    assert_eq!(r.json()["results"][0]["digest"], d["sbom"].as_str());
 }
 
 /// Everything, then page by page: the same hits in the same order, no repeats; filters survive
 /// in the Link; n=0 finds nothing, a bad n is 400, and only GET is allowed.
 async fn check_pagination(app: &axum::Router) {
     let everything = search(app, "n=1000", None).await;
-    let all: Vec<Value> = everything.json["results"].as_array().unwrap().clone();
+    let all: Vec<Value> = everything.json()["results"].as_array().unwrap().clone();
     assert_eq!(all.len(), 6);
     assert!(everything.headers.get("link").is_none());
     let keys: Vec<(String, String)> = all
@@ -334,7 +324,7 @@ async fn search_can_be_switched_off() {
     let (app, _) = common::memory_app(opts).await;
     let r = search(&app, "q=x", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.json["errors"][0]["code"], "UNSUPPORTED");
+    assert_eq!(r.json()["errors"][0]["code"], "UNSUPPORTED");
 }
 
 fn auth() -> Arc<Auth> {

@@ -64,6 +64,12 @@ impl Harness {
             .map(|m| m.key)
             .collect()
     }
+
+    /// True when the shared blob store holds an object with this content's digest.
+    pub async fn holds_blob(&self, data: &[u8]) -> bool {
+        let hex = sha256(data).hex().to_owned();
+        self.keys("blobs").await.iter().any(|k| k.ends_with(&hex))
+    }
 }
 
 pub fn dedupe() -> StoreOptions {
@@ -141,6 +147,21 @@ pub async fn collect(mut s: ByteStream) -> Vec<u8> {
         out.extend_from_slice(&chunk.unwrap());
     }
     out
+}
+
+/// A filesystem driver over a fresh temporary directory (removed when the guard drops).
+pub async fn fresh_fs_driver() -> (tempfile::TempDir, FsDriver) {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = FsDriver::open(dir.path()).await.unwrap();
+    (dir, driver)
+}
+
+/// Writes `data` at `key` with a plain (unjournaled) put.
+pub async fn put(driver: &dyn Driver, key: &str, data: &'static [u8]) {
+    driver
+        .put_content(key, Bytes::from_static(data))
+        .await
+        .unwrap();
 }
 
 /// Starts an upload session in `r` with `first` as its first chunk; returns the session id.

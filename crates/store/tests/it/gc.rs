@@ -87,11 +87,12 @@ fn shared(d: &Digest, len: usize) -> (String, String, u64) {
     (d.to_string(), "shared".into(), len as u64)
 }
 
-/// Pushes config + layers and a manifest under `reference`; returns (digest, bytes).
+/// Pushes config + layers and a manifest tagged `tag_name`, or by its own digest when `None`;
+/// returns (digest, bytes).
 async fn put_image(
     store: &Store,
     name: &str,
-    reference: ocireg_oci::Reference,
+    tag_name: Option<&str>,
     config: &[u8],
     layers: &[&[u8]],
     extra: serde_json::Value,
@@ -101,6 +102,7 @@ async fn put_image(
         push_blob(store, name, l).await;
     }
     let m = image_manifest(config, layers, extra);
+    let reference = tag_name.map_or_else(|| by_digest(&sha256(&m)), tag);
     let put = store
         .manifest_put(&repo(name), &reference, None, Bytes::from(m.clone()))
         .await
@@ -126,8 +128,8 @@ async fn shared_blobs_survive_while_any_repository_links_them() {
         bytes(101, 4),
         bytes(3001, 5),
     );
-    let (ma, ma_bytes) = put_image(&store, "a", tag("v1"), &ca, &[&s, &ua], json!({})).await;
-    put_image(&store, "b", tag("v1"), &cb, &[&s, &ub], json!({})).await;
+    let (ma, ma_bytes) = put_image(&store, "a", Some("v1"), &ca, &[&s, &ua], json!({})).await;
+    put_image(&store, "b", Some("v1"), &cb, &[&s, &ub], json!({})).await;
     store
         .manifest_delete(&repo("a"), &by_digest(&ma))
         .await
@@ -179,24 +181,8 @@ async fn index_children_live_through_their_index() {
     let mut h = Harness::fs(dedupe()).await;
     let store = h.open().await;
     let blobs: Vec<Vec<u8>> = (0..6).map(|i| bytes(500 + i, 10 + i as u64)).collect();
-    let (m1, m1b) = put_image(
-        &store,
-        "idx",
-        by_digest(&sha256(&image_manifest(&blobs[0], &[&blobs[1]], json!({})))),
-        &blobs[0],
-        &[&blobs[1]],
-        json!({}),
-    )
-    .await;
-    let (m2, m2b) = put_image(
-        &store,
-        "idx",
-        by_digest(&sha256(&image_manifest(&blobs[2], &[&blobs[3]], json!({})))),
-        &blobs[2],
-        &[&blobs[3]],
-        json!({}),
-    )
-    .await;
+    let (m1, m1b) = put_image(&store, "idx", None, &blobs[0], &[&blobs[1]], json!({})).await;
+    let (m2, m2b) = put_image(&store, "idx", None, &blobs[2], &[&blobs[3]], json!({})).await;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -216,16 +202,7 @@ async fn index_children_live_through_their_index() {
         .await
         .unwrap();
     // An unrelated untagged manifest.
-    let lone = image_manifest(&blobs[4], &[&blobs[5]], json!({}));
-    let (m3, _) = put_image(
-        &store,
-        "idx",
-        by_digest(&sha256(&lone)),
-        &blobs[4],
-        &[&blobs[5]],
-        json!({}),
-    )
-    .await;
+    let (m3, lone) = put_image(&store, "idx", None, &blobs[4], &[&blobs[5]], json!({})).await;
     let store = aged(&mut h).await;
     let report = store.gc(&opts(true)).await.unwrap();
     assert_eq!(
@@ -270,7 +247,7 @@ async fn referrers_of_live_manifests_stay() {
     let (img, img_bytes) = put_image(
         &store,
         "ref",
-        tag("v1"),
+        Some("v1"),
         &bytes(200, 30),
         &[&bytes(900, 31)],
         json!({}),
@@ -278,16 +255,7 @@ async fn referrers_of_live_manifests_stay() {
     .await;
     let sig_blob = bytes(64, 32);
     let subject = json!({"subject": {"mediaType": OCI_MANIFEST, "digest": img.to_string(), "size": img_bytes.len()}, "artifactType": "application/vnd.example.sig"});
-    let sig = image_manifest(b"{}", &[&sig_blob], subject.clone());
-    let (sig_d, _) = put_image(
-        &store,
-        "ref",
-        by_digest(&sha256(&sig)),
-        b"{}",
-        &[&sig_blob],
-        subject,
-    )
-    .await;
+    let (sig_d, _) = put_image(&store, "ref", None, b"{}", &[&sig_blob], subject).await;
     let store = aged(&mut h).await;
     let report = store.gc(&opts(true)).await.unwrap();
     assert!(
@@ -328,16 +296,7 @@ async fn untagged_manifests_are_kept_unless_asked() {
     let mut h = Harness::fs(dedupe()).await;
     let store = h.open().await;
     let (config, layer) = (bytes(150, 40), bytes(2500, 41));
-    let m = image_manifest(&config, &[&layer], json!({}));
-    let (d, _) = put_image(
-        &store,
-        "u",
-        by_digest(&sha256(&m)),
-        &config,
-        &[&layer],
-        json!({}),
-    )
-    .await;
+    let (d, m) = put_image(&store, "u", None, &config, &[&layer], json!({})).await;
     let store = aged(&mut h).await;
     let report = store.gc(&opts(false)).await.unwrap();
     assert!(report.blobs.is_empty() && report.manifests.is_empty());
@@ -426,7 +385,7 @@ async fn dedupe_off_removes_each_copy() {
     let (config, layer) = (bytes(120, 60), bytes(10_000, 61));
     let mut manifests = Vec::new();
     for name in ["x", "y"] {
-        let (d, m) = put_image(&store, name, tag("v1"), &config, &[&layer], json!({})).await;
+        let (d, m) = put_image(&store, name, Some("v1"), &config, &[&layer], json!({})).await;
         manifests.push((name, d, m));
     }
     // Two copies of the layer on disk, none shared.
