@@ -7,20 +7,13 @@ mod common;
 use bytes::Bytes;
 use common::roundtrip::{full_round_trip, push_referrers, push_subject};
 use common::*;
-use ocireg_client::{ClientError, ClientOptions, Credentials};
+use ocireg_client::{ClientError, Credentials};
 use ocireg_oci::{media_types, Reference};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip() {
     let reg = start_ocireg();
-    let client = reg.client(
-        Credentials::Anonymous,
-        ClientOptions {
-            chunk_size: 1024 * 1024,
-            monolithic_threshold: 1024 * 1024,
-            ..fast_options()
-        },
-    );
+    let client = reg.client(Credentials::Anonymous, small_chunks());
     let work = tempfile::tempdir().unwrap();
     full_round_trip(&client, &Credentials::Anonymous, work.path(), true).await;
 }

@@ -35,6 +35,16 @@ pub fn fast_options() -> ClientOptions {
     }
 }
 
+/// [`fast_options`] with 1 MiB chunks and monolithic threshold, so that blobs of a few MiB
+/// go up in several chunks.
+pub fn small_chunks() -> ClientOptions {
+    ClientOptions {
+        chunk_size: 1024 * 1024,
+        monolithic_threshold: 1024 * 1024,
+        ..fast_options()
+    }
+}
+
 /// A repository name.
 pub fn repo(s: &str) -> RepoName {
     s.parse().unwrap()
@@ -151,6 +161,25 @@ pub fn start_distribution(o: &DistOptions) -> TestRegistry {
         addr: d.addr,
         proc: Proc::Distribution(d),
     }
+}
+
+/// Distribution as [`start_distribution`] with `base`, serving TLS with a certificate signed by
+/// a fresh test CA (`ca_signed`) or a self-signed one; the directory holds the PKI files.
+pub fn start_distribution_tls(
+    base: DistOptions,
+    ca_signed: bool,
+) -> (tempfile::TempDir, TlsFiles, TestRegistry) {
+    let pki = tempfile::tempdir().unwrap();
+    let tls = if ca_signed {
+        make_ca_signed(pki.path())
+    } else {
+        make_self_signed(pki.path())
+    };
+    let reg = start_distribution(&DistOptions {
+        tls: Some(tls.clone()),
+        ..base
+    });
+    (pki, tls, reg)
 }
 
 /// An OCI image manifest over the given config and layer blobs.
