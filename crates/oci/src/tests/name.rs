@@ -1,5 +1,5 @@
-use crate::tests::Rng;
 use crate::{Digest, ErrorCode, Reference, RepoName, Tag};
+use ocireg_test_support::xorshift::Rng;
 
 #[test]
 fn valid_names() {

@@ -8,6 +8,9 @@ use ocireg_oci::{Algorithm, Digest, Reference, RepoName};
 use ocireg_store::{ByteStream, Chunk, Driver, FsDriver, MemoryDriver, Store, StoreOptions};
 use serde_json::{json, Value};
 
+/// Deterministic pseudo-random bytes.
+pub use ocireg_test_support::xorshift::bytes;
+
 /// A store over one of the drivers, reopenable on the same storage.
 pub struct Harness {
     pub driver: Arc<dyn Driver>,
@@ -97,21 +100,6 @@ pub fn sha256(data: &[u8]) -> Digest {
 
 pub fn sha512(data: &[u8]) -> Digest {
     Digest::compute(Algorithm::Sha512, data)
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// The data as a stream of uneven chunks.
