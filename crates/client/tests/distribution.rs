@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::roundtrip::{full_round_trip, push_referrers, push_subject};
+use common::roundtrip::{full_round_trip, only_referrer_of_type, push_referrers, push_subject};
 use common::*;
 use ocireg_client::{ClientError, ClientOptions, Credentials, Registry};
 
@@ -81,13 +81,10 @@ async fn referrers_use_the_tag_schema_on_distribution_2_8() {
     let all = client.referrers(&r, &subject_digest, None).await.unwrap();
     let got: Vec<_> = all.iter().map(|d| d.digest.clone()).collect();
     assert_eq!(got, ids);
-    let sigs = client
-        .referrers(&r, &subject_digest, Some("application/vnd.example.sig"))
-        .await
-        .unwrap();
-    assert_eq!(sigs.len(), 1);
-    assert_eq!(sigs[0].digest, ids[1]);
-    assert_eq!(sigs[0].annotations.as_ref().unwrap()["n"], "1");
+    let sig =
+        only_referrer_of_type(&client, &r, &subject_digest, "application/vnd.example.sig").await;
+    assert_eq!(sig.digest, ids[1]);
+    assert_eq!(sig.annotations.as_ref().unwrap()["n"], "1");
     let tags = client.tags(&r).await.unwrap();
     let fallback = ocireg_client::referrers_tag(&subject_digest).unwrap();
     assert!(tags.contains(&fallback.as_str().to_owned()), "{tags:?}");

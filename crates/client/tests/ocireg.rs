@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::roundtrip::{full_round_trip, push_referrers, push_subject};
+use common::roundtrip::{full_round_trip, only_referrer_of_type, push_referrers, push_subject};
 use common::*;
 use ocireg_client::{ClientError, Credentials};
 use ocireg_oci::{media_types, Reference};
@@ -45,13 +45,9 @@ async fn referrers_api_and_blob_delete() {
     got.sort();
     ids.sort();
     assert_eq!(got, ids);
-    let sbom = client
-        .referrers(&r, &sd, Some("application/vnd.example.sbom"))
-        .await
-        .unwrap();
-    assert_eq!(sbom.len(), 1);
+    let sbom = only_referrer_of_type(&client, &r, &sd, "application/vnd.example.sbom").await;
     assert_eq!(
-        sbom[0].artifact_type.as_deref(),
+        sbom.artifact_type.as_deref(),
         Some("application/vnd.example.sbom")
     );
     // The registry answered OCI-Subject, so no fallback tag was written.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ocireg_client::{BlobSource, ClientOptions, Credentials, PushOutcome, Registry};
-use ocireg_oci::{media_types, ErrorCode, Reference};
+use ocireg_oci::{media_types, Descriptor, ErrorCode, Reference};
 
 use super::*;
 
@@ -15,6 +15,30 @@ struct Pushed {
     file_digest: Digest,
     reader_data: Vec<u8>,
     reader_digest: Digest,
+}
+
+/// The one referrer of `subject` in `r` with `artifact_type`.
+pub async fn only_referrer_of_type(
+    reg: &Registry,
+    r: &RepoName,
+    subject: &Digest,
+    artifact_type: &str,
+) -> Descriptor {
+    let found = reg
+        .referrers(r, subject, Some(artifact_type))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{artifact_type}: {found:?}");
+    found.into_iter().next().unwrap()
+}
+
+/// A client like `reg` (same registry, options and `creds`) asking for `n` entries per page.
+fn with_page_size(reg: &Registry, creds: &Credentials, n: usize) -> Registry {
+    let opts = ClientOptions {
+        page_size: Some(n),
+        ..reg.options().clone()
+    };
+    Registry::new(reg.base_url().as_str(), creds.clone(), opts).unwrap()
 }
 
 /// Small blob (monolithic), large file (chunked), large reader (chunked, buffered chunk).
@@ -141,15 +165,7 @@ async fn tags_paginated(
         .await
         .unwrap();
     }
-    let paged = Registry::new(
-        reg.base_url().as_str(),
-        creds.clone(),
-        ClientOptions {
-            page_size: Some(2),
-            ..reg.options().clone()
-        },
-    )
-    .unwrap();
+    let paged = with_page_size(reg, creds, 2);
     if sorted_tag_pages {
         assert_eq!(paged.tags(r).await.unwrap(), vec!["a", "b", "c", "d", "v1"]);
         let (first, more) = paged.tags_page(r, Some(2), None).await.unwrap();
@@ -190,15 +206,7 @@ async fn mount_and_catalog(reg: &Registry, creds: &Credentials, r: &RepoName, p:
     assert!(!reg.mount_blob(&other, &missing, r).await.unwrap());
     let catalog = reg.catalog().await.unwrap();
     assert_eq!(catalog, vec!["team/app", "team/other"]);
-    let one_per_page = Registry::new(
-        reg.base_url().as_str(),
-        creds.clone(),
-        ClientOptions {
-            page_size: Some(1),
-            ..reg.options().clone()
-        },
-    )
-    .unwrap();
+    let one_per_page = with_page_size(reg, creds, 1);
     assert_eq!(one_per_page.catalog().await.unwrap(), catalog);
 }
 
