@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ocireg_oci::{Digest, ErrorCode};
+use ocireg_oci::{Digest, ErrorCode, Reference, RepoName};
 use ocireg_store::{paths, Chunk, GcOptions, GcReport, Store, StoreOptions, StoreStats};
 use serde_json::json;
 
@@ -52,6 +52,21 @@ fn age_files(dir: &Path, by: Duration) {
 async fn aged(h: &mut Harness) -> Store {
     age_files(h.dir.as_ref().unwrap().path(), 2 * HOUR);
     h.open().await
+}
+
+/// Deletes the manifest `reference` in `r`, ages the storage past the grace period and runs
+/// GC (`opts(delete_untagged)`) on a reopened store; returns that store and the report.
+async fn delete_then_collect(
+    h: &mut Harness,
+    store: &Store,
+    r: &RepoName,
+    reference: &Reference,
+    delete_untagged: bool,
+) -> (Store, GcReport) {
+    store.manifest_delete(r, reference).await.unwrap();
+    let store = aged(h).await;
+    let report = store.gc(&opts(delete_untagged)).await.unwrap();
+    (store, report)
 }
 
 fn root(h: &Harness) -> &Path {
@@ -130,12 +145,8 @@ async fn shared_blobs_survive_while_any_repository_links_them() {
     );
     let (ma, ma_bytes) = put_image(&store, "a", Some("v1"), &ca, &[&s, &ua], json!({})).await;
     put_image(&store, "b", Some("v1"), &cb, &[&s, &ub], json!({})).await;
-    store
-        .manifest_delete(&repo("a"), &by_digest(&ma))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(false)).await.unwrap();
+    let (store, report) =
+        delete_then_collect(&mut h, &store, &repo("a"), &by_digest(&ma), false).await;
     let expected_links: BTreeSet<_> = [&ca, &s, &ua]
         .iter()
         .map(|d| ("a".to_owned(), sha256(d).to_string()))
@@ -227,12 +238,8 @@ async fn index_children_live_through_their_index() {
             .unwrap();
     }
     // Untag the index: everything goes.
-    store
-        .manifest_delete(&repo("idx"), &tag("multi"))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(true)).await.unwrap();
+    let (store, report) =
+        delete_then_collect(&mut h, &store, &repo("idx"), &tag("multi"), true).await;
     assert_eq!(report.manifests.len(), 3, "{report:?}");
     assert_eq!(report.blobs.len(), 4 + 3);
     assert!(store.catalog(None, None).await.unwrap().is_empty());
@@ -267,12 +274,7 @@ async fn referrers_of_live_manifests_stay() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].digest, sig_d);
     // Without a tag on the subject, the signature goes with it.
-    store
-        .manifest_delete(&repo("ref"), &tag("v1"))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(true)).await.unwrap();
+    let (store, report) = delete_then_collect(&mut h, &store, &repo("ref"), &tag("v1"), true).await;
     let expected: BTreeSet<_> = [
         ("ref".to_owned(), img.to_string()),
         ("ref".to_owned(), sig_d.to_string()),
@@ -394,12 +396,8 @@ async fn dedupe_off_removes_each_copy() {
     assert!(exists(&h, &paths::local_data("y", &sha256(&layer))));
     // y keeps its image; x's goes.
     let (_, dx, mx) = &manifests[0];
-    store
-        .manifest_delete(&repo("x"), &by_digest(dx))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(false)).await.unwrap();
+    let (store, report) =
+        delete_then_collect(&mut h, &store, &repo("x"), &by_digest(dx), false).await;
     let expected: BTreeSet<_> = [
         (
             sha256(&config).to_string(),
@@ -419,12 +417,7 @@ async fn dedupe_off_removes_each_copy() {
     assert!(readable(&store, "y", &layer).await);
     // Now y's too: its copies are freed separately.
     let (_, dy, my) = &manifests[1];
-    store
-        .manifest_delete(&repo("y"), &by_digest(dy))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(false)).await.unwrap();
+    let (_, report) = delete_then_collect(&mut h, &store, &repo("y"), &by_digest(dy), false).await;
     assert_eq!(report.blobs.len(), 3);
     assert!(report.blobs.iter().all(|b| b.repo == "y"));
     assert_eq!(
