@@ -1,5 +1,6 @@
-use crate::{Digest, ErrorCode, Reference, RepoName, Tag};
 use ocireg_test_support::xorshift::Rng;
+
+use crate::{Digest, ErrorCode, Reference, RepoName, Tag};
 
 #[test]
 fn valid_names() {
