@@ -24,6 +24,15 @@ pub use ocireg_test_support::tls::{make_ca_signed, make_self_signed};
 #[allow(unused_imports)]
 pub use ocireg_test_support::{free_port, TlsFiles, TokenAuth};
 
+/// A server task of a test, aborted when its owner drops.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Options for tests: short timeouts and fast retries.
 pub fn fast_options() -> ClientOptions {
     ClientOptions {
