@@ -6,12 +6,10 @@ use ocireg_test_support::router;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use ocireg_auth::*;
-use ocireg_server::{app, EventSink, ServerOptions};
-use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_auth::Auth;
+use ocireg_server::{EventSink, ServerOptions};
 use ocireg_webhook::{Action, Event};
 
 use common::{basic, sha};
@@ -37,33 +35,14 @@ impl EventSink for Recorder {
 }
 
 async fn server(with_auth: bool) -> (axum::Router, Arc<Recorder>) {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    let auth = with_auth.then(|| {
-        Arc::new(
-            Auth::new(AuthOptions {
-                single_user: Some(SingleUser {
-                    name: "admin".into(),
-                    password: Some(Secret::new("adminpw")),
-                    token: None,
-                }),
-                htpasswd: None,
-                acl: Acl::default(),
-                token: None,
-                max_failed_logins: 0,
-                failed_login_window: Duration::from_secs(60),
-            })
-            .unwrap(),
-        )
-    });
+    let auth = with_auth.then(|| Arc::new(Auth::new(common::admin_only()).unwrap()));
     let rec = Arc::new(Recorder::default());
     let opts = ServerOptions {
         auth,
         events: Some(rec.clone()),
         ..ServerOptions::default()
     };
-    (app(store, opts), rec)
+    (common::memory_app(opts).await.0, rec)
 }
 
 async fn call(app: &axum::Router, method: &str, path: &str, ct: Option<&str>, body: &[u8]) -> u16 {
