@@ -41,18 +41,30 @@ impl<T> Phase<T> {
     }
 }
 
-/// Runs `clients` tasks that each repeat `op` until `duration` has passed or `max_ops`
-/// operations (over all clients) have started. With `indexed`, operation numbers are global
-/// indices `0..max_ops` handed out once each (for setups that must create exactly N things).
-async fn run<T: Send + 'static>(
+/// When a phase ends, and how its operations are numbered.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// After `duration`, or once `max_ops` operations (over all clients) have started; each
+    /// client numbers its own operations from 0.
+    Timed { duration: Duration, max_ops: usize },
+    /// Once the global indices `0..total` have each been handed out (for setups that must
+    /// create exactly N things), or at `timeout`.
+    Each { total: usize, timeout: Duration },
+}
+
+/// Runs `clients` tasks that each repeat `op` until the phase ends; failures are counted and
+/// recorded in `errors` as `what`.
+pub async fn run<T: Send + 'static>(
     clients: usize,
-    duration: Duration,
-    max_ops: usize,
-    indexed: bool,
+    until: Until,
     errors: Arc<Errors>,
     what: &'static str,
     op: Op<T>,
 ) -> Phase<T> {
+    let (duration, max_ops, indexed) = match until {
+        Until::Timed { duration, max_ops } => (duration, max_ops, false),
+        Until::Each { total, timeout } => (timeout, total, true),
+    };
     let started = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut handles = Vec::with_capacity(clients);
@@ -108,30 +120,6 @@ async fn run<T: Send + 'static>(
     out
 }
 
-/// `clients` clients repeating `op` for `duration` (at most `max_ops` operations in all).
-pub async fn timed<T: Send + 'static>(
-    clients: usize,
-    duration: Duration,
-    max_ops: usize,
-    errors: Arc<Errors>,
-    what: &'static str,
-    op: Op<T>,
-) -> Phase<T> {
-    run(clients, duration, max_ops, false, errors, what, op).await
-}
-
-/// `clients` clients performing operations `0..total` once each (stopping at `timeout`).
-pub async fn indexed<T: Send + 'static>(
-    clients: usize,
-    total: usize,
-    timeout: Duration,
-    errors: Arc<Errors>,
-    what: &'static str,
-    op: Op<T>,
-) -> Phase<T> {
-    run(clients, timeout, total, true, errors, what, op).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +135,11 @@ mod tests {
                 Ok(i)
             })
         });
-        let p = indexed(4, 100, Duration::from_secs(10), errors.clone(), "t", op).await;
+        let until = Until::Each {
+            total: 100,
+            timeout: Duration::from_secs(10),
+        };
+        let p = run(4, until, errors.clone(), "t", op).await;
         let mut ok = p.ok.clone();
         ok.sort_unstable();
         assert_eq!(ok.len(), 90);
@@ -168,7 +160,11 @@ mod tests {
                 Ok(())
             })
         });
-        let p = timed(3, Duration::from_millis(100), usize::MAX, errors, "t", op).await;
+        let until = Until::Timed {
+            duration: Duration::from_millis(100),
+            max_ops: usize::MAX,
+        };
+        let p = run(3, until, errors, "t", op).await;
         assert!(p.elapsed < Duration::from_secs(2));
         assert!(!p.ok.is_empty() && p.ok.len() < 200);
     }

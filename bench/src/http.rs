@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, RANGE};
-use reqwest::{Client, Method, Response, StatusCode};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -49,6 +49,19 @@ async fn expect(resp: Response, want: StatusCode, what: &str) -> Result<Response
     bail!("{what}: expected {want}, got {status}: {}", body.trim())
 }
 
+/// Sends `req` and checks that the answer has status `want` (`what` names it in errors).
+async fn send(req: RequestBuilder, want: StatusCode, what: &str) -> Result<Response> {
+    expect(req.send().await?, want, what).await
+}
+
+/// Checks an answer's `Docker-Content-Digest`, when it has one, against `digest`.
+fn check_digest_header(r: &Response, digest: &str, what: &str) -> Result<()> {
+    if let Some(d) = header(r.headers(), "docker-content-digest") {
+        ensure!(d == digest, "{what}: Docker-Content-Digest {d} != {digest}");
+    }
+    Ok(())
+}
+
 impl Registry {
     /// A client for the registry at `base` (e.g. `http://127.0.0.1:5000/`).
     pub fn new(base: &str, small_timeout: Duration, big_timeout: Duration) -> Result<Self> {
@@ -80,17 +93,15 @@ impl Registry {
 
     /// `GET /v2/` answers 200.
     pub async fn ping(&self) -> Result<()> {
-        let r = self.client.get(self.url("/v2/")?).send().await?;
-        expect(r, StatusCode::OK, "GET /v2/").await.map(drop)
+        let req = self.client.get(self.url("/v2/")?);
+        send(req, StatusCode::OK, "GET /v2/").await.map(drop)
     }
 
     async fn start_upload(&self, repo: &str) -> Result<Url> {
-        let r = self
+        let req = self
             .client
-            .post(self.url(&format!("/v2/{repo}/blobs/uploads/"))?)
-            .send()
-            .await?;
-        let r = expect(r, StatusCode::ACCEPTED, "POST upload").await?;
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/"))?);
+        let r = send(req, StatusCode::ACCEPTED, "POST upload").await?;
         self.location(&r)
     }
 
@@ -104,14 +115,8 @@ impl Registry {
                 .body(b),
             None => req.header(CONTENT_LENGTH, 0),
         };
-        let r = expect(req.send().await?, StatusCode::CREATED, "PUT upload").await?;
-        if let Some(d) = header(r.headers(), "docker-content-digest") {
-            ensure!(
-                d == digest,
-                "PUT upload: Docker-Content-Digest {d} != {digest}"
-            );
-        }
-        Ok(())
+        let r = send(req, StatusCode::CREATED, "PUT upload").await?;
+        check_digest_header(&r, digest, "PUT upload")
     }
 
     /// Pushes `data` with POST + one PUT carrying the whole body.
@@ -133,17 +138,15 @@ impl Registry {
         while off < data.len() {
             let end = (off + chunk.max(1)).min(data.len());
             let part = data.slice(off..end);
-            let r = self
+            let req = self
                 .client
                 .patch(loc.clone())
                 .timeout(self.big_timeout)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header("content-range", format!("{}-{}", off, end - 1))
                 .header(CONTENT_LENGTH, part.len())
-                .body(part)
-                .send()
-                .await?;
-            let r = expect(r, StatusCode::ACCEPTED, "PATCH chunk").await?;
+                .body(part);
+            let r = send(req, StatusCode::ACCEPTED, "PATCH chunk").await?;
             let range = header(r.headers(), RANGE.as_str()).unwrap_or_default();
             let want = format!("0-{}", end - 1);
             ensure!(
@@ -182,12 +185,10 @@ impl Registry {
 
     /// `HEAD` a blob; returns its `Content-Length`.
     pub async fn head_blob(&self, repo: &str, digest: &str) -> Result<u64> {
-        let r = self
+        let req = self
             .client
-            .head(self.url(&format!("/v2/{repo}/blobs/{digest}"))?)
-            .send()
-            .await?;
-        let r = expect(r, StatusCode::OK, "HEAD blob").await?;
+            .head(self.url(&format!("/v2/{repo}/blobs/{digest}"))?);
+        let r = send(req, StatusCode::OK, "HEAD blob").await?;
         header(r.headers(), CONTENT_LENGTH.as_str())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| anyhow!("HEAD blob: no Content-Length"))
@@ -196,8 +197,8 @@ impl Registry {
     /// Downloads a blob, hashing it as it streams; fails unless size and sha256 match.
     pub async fn pull_blob(&self, repo: &str, digest: &str, size: u64) -> Result<()> {
         let u = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
-        let r = self.client.get(u).timeout(self.big_timeout).send().await?;
-        let mut r = expect(r, StatusCode::OK, "GET blob").await?;
+        let req = self.client.get(u).timeout(self.big_timeout);
+        let mut r = send(req, StatusCode::OK, "GET blob").await?;
         let mut h = Sha256::new();
         let mut n = 0u64;
         while let Some(c) = r.chunk().await? {
@@ -221,32 +222,22 @@ impl Registry {
         body: Bytes,
         digest: &str,
     ) -> Result<()> {
-        let r = self
+        let req = self
             .client
             .put(self.url(&format!("/v2/{repo}/manifests/{reference}"))?)
             .header(CONTENT_TYPE, OCI_MANIFEST)
-            .body(body)
-            .send()
-            .await?;
-        let r = expect(r, StatusCode::CREATED, "PUT manifest").await?;
-        if let Some(d) = header(r.headers(), "docker-content-digest") {
-            ensure!(
-                d == digest,
-                "PUT manifest: Docker-Content-Digest {d} != {digest}"
-            );
-        }
-        Ok(())
+            .body(body);
+        let r = send(req, StatusCode::CREATED, "PUT manifest").await?;
+        check_digest_header(&r, digest, "PUT manifest")
     }
 
     /// GETs a manifest; checks 200, the media type and that the bytes hash to `digest`.
     pub async fn get_manifest(&self, repo: &str, reference: &str, digest: &str) -> Result<()> {
-        let r = self
+        let req = self
             .client
             .get(self.url(&format!("/v2/{repo}/manifests/{reference}"))?)
-            .header(ACCEPT, OCI_MANIFEST)
-            .send()
-            .await?;
-        let r = expect(r, StatusCode::OK, "GET manifest").await?;
+            .header(ACCEPT, OCI_MANIFEST);
+        let r = send(req, StatusCode::OK, "GET manifest").await?;
         let ct = header(r.headers(), CONTENT_TYPE.as_str())
             .unwrap_or_default()
             .to_string();
@@ -282,14 +273,12 @@ impl Registry {
                 out.pages < max_pages,
                 "listing: more than {max_pages} pages"
             );
-            let r = self
+            let req = self
                 .client
                 .request(Method::GET, url.clone())
-                .timeout(self.big_timeout)
-                .send()
-                .await?;
+                .timeout(self.big_timeout);
             out.pages += 1;
-            let r = expect(r, StatusCode::OK, "GET list").await?;
+            let r = send(req, StatusCode::OK, "GET list").await?;
             let next = header(r.headers(), LINK.as_str())
                 .map(parse_link)
                 .transpose()?;

@@ -68,20 +68,9 @@ fn tag(name: &str) -> Result<Reference> {
     Ok(Reference::Tag(name.parse().context("tag")?))
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
+/// Deterministic pseudo-random bytes (the fixture the store's tests use).
 fn bytes(len: usize, seed: u64) -> Bytes {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    ocireg_test_support::xorshift::bytes(len, seed).into()
 }
 
 /// The data as a stream of `frame`-byte pieces, as a request body arrives.

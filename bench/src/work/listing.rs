@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Result};
+use bytes::Bytes;
 use serde_json::json;
 
-use super::{base_image, Ctx};
-use crate::clients::{self, Op};
+use super::{base_image, Blob, Ctx};
+use crate::clients::{self, Op, Until};
 use crate::http::{manifest, Listing};
 use crate::report::Measure;
 use crate::stats::sha256_digest;
@@ -22,6 +23,63 @@ fn setup_measure(label: String, p_ok: usize, total: usize, secs: f64) -> Measure
     let rate = (p_ok > 0 && secs > 0.0).then(|| p_ok as f64 / secs);
     Measure::new(label, "setup ops/s", true, rate)
         .with(json!({"ok": p_ok, "wanted": total, "secs": secs}))
+}
+
+/// The image a listing setup shares: a config and a layer in `repo`, and a manifest naming
+/// them (`note` keeps its bytes apart from other workloads').
+struct SetupImage {
+    config: Blob,
+    layer: Blob,
+    body: Bytes,
+    digest: Arc<String>,
+}
+
+/// Pushes the [`SetupImage`] (from `seed`) into `repo`; `None` once a failure is recorded as
+/// the `note` setup's.
+async fn setup_image(ctx: &Ctx, repo: &str, seed: u64, note: &str) -> Option<SetupImage> {
+    let (config, layer) = match base_image(ctx, repo, seed).await {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.errors.record(&format!("{note} setup"), &e);
+            return None;
+        }
+    };
+    let body = manifest(config.desc(), &[layer.desc()], note);
+    let digest = Arc::new(sha256_digest(&body));
+    Some(SetupImage {
+        config,
+        layer,
+        body,
+        digest,
+    })
+}
+
+/// The untimed setup: `op` once for each index `0..total` by the plan's setup clients. Returns
+/// what it created, sorted, and the setup's measure.
+async fn run_setup(
+    ctx: &Ctx,
+    what: &'static str,
+    label: String,
+    total: usize,
+    op: Op<String>,
+) -> (Vec<String>, Measure) {
+    let until = Until::Each {
+        total,
+        timeout: SETUP_TIMEOUT,
+    };
+    let p = clients::run(
+        ctx.plan.setup_concurrency,
+        until,
+        ctx.errors.clone(),
+        what,
+        op,
+    )
+    .await;
+    let secs = p.elapsed.as_secs_f64();
+    let mut created = p.ok;
+    created.sort();
+    let measure = setup_measure(label, created.len(), total, secs);
+    (created, measure)
 }
 
 /// Checks that `items` has no duplicates and that its entries with `prefix` are exactly
@@ -92,18 +150,32 @@ where
     }))
 }
 
+/// Times `list` in full (`None`) and in pages of the plan's page size, one measure each.
+async fn full_and_paged<F, Fut>(
+    ctx: &Ctx,
+    what: &'static str,
+    expected: &[String],
+    prefix: &str,
+    label: impl Fn(Option<usize>) -> String,
+    list: F,
+) -> Vec<Measure>
+where
+    F: Fn(Option<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<Listing>>,
+{
+    let mut out = Vec::new();
+    for n in [None, Some(ctx.plan.page_size)] {
+        out.push(timed_listing(ctx, label(n), what, expected, prefix, || list(n)).await);
+    }
+    out
+}
+
 /// Creates `plan.tags` tags on one manifest, then times `tags/list` in full and with n=1000.
 pub async fn tags(ctx: &Ctx) -> Vec<Measure> {
     let total = ctx.plan.tags;
-    let (config, layer) = match base_image(ctx, TAG_REPO, 2).await {
-        Ok(b) => b,
-        Err(e) => {
-            ctx.errors.record("tags setup", &e);
-            return Vec::new();
-        }
+    let Some(SetupImage { body, digest, .. }) = setup_image(ctx, TAG_REPO, 2, "tags").await else {
+        return Vec::new();
     };
-    let body = manifest(config.desc(), &[layer.desc()], "tags");
-    let digest = Arc::new(sha256_digest(&body));
     let reg = ctx.reg.clone();
     let op: Op<String> = Arc::new(move |_c, i| {
         let (reg, body, digest) = (reg.clone(), body.clone(), digest.clone());
@@ -113,39 +185,21 @@ pub async fn tags(ctx: &Ctx) -> Vec<Measure> {
             Ok(tag)
         })
     });
-    let errs = ctx.errors.clone();
-    let p = clients::indexed(
-        ctx.plan.setup_concurrency,
-        total,
-        SETUP_TIMEOUT,
-        errs,
-        "tags setup",
-        op,
-    )
-    .await;
-    let secs = p.elapsed.as_secs_f64();
-    let mut expected = p.ok;
-    expected.sort();
-    let mut out = vec![setup_measure(
-        format!("tag listing setup: {total} tag PUTs, 16 clients"),
-        expected.len(),
-        total,
-        secs,
-    )];
+    let label = format!("tag listing setup: {total} tag PUTs, 16 clients");
+    let (expected, setup) = run_setup(ctx, "tags setup", label, total, op).await;
     let path = format!("/v2/{TAG_REPO}/tags/list");
     let max_pages = total + 10;
-    for n in [None, Some(ctx.plan.page_size)] {
-        let label = match n {
-            None => format!("tags/list of {total} tags, full"),
-            Some(n) => format!("tags/list of {total} tags, n={n} pages"),
-        };
-        let reg = ctx.reg.clone();
-        let m = timed_listing(ctx, label, "tags/list", &expected, "", || {
-            reg.list_all(&path, "tags", n, max_pages)
+    let label = |n: Option<usize>| match n {
+        None => format!("tags/list of {total} tags, full"),
+        Some(n) => format!("tags/list of {total} tags, n={n} pages"),
+    };
+    let mut out = vec![setup];
+    out.extend(
+        full_and_paged(ctx, "tags/list", &expected, "", label, |n| {
+            ctx.reg.list_all(&path, "tags", n, max_pages)
         })
-        .await;
-        out.push(m);
-    }
+        .await,
+    );
     out
 }
 
@@ -153,16 +207,11 @@ pub async fn tags(ctx: &Ctx) -> Vec<Measure> {
 /// times `_catalog` in full (server's default page size, following Link) and with n=1000.
 pub async fn catalog(ctx: &Ctx) -> Vec<Measure> {
     let total = ctx.plan.repos;
-    let (config, layer) = match base_image(ctx, CATALOG_BASE, 3).await {
-        Ok(b) => b,
-        Err(e) => {
-            ctx.errors.record("catalog setup", &e);
-            return Vec::new();
-        }
+    let Some(image) = setup_image(ctx, CATALOG_BASE, 3, "catalog").await else {
+        return Vec::new();
     };
-    let body = manifest(config.desc(), &[layer.desc()], "catalog");
-    let digest = Arc::new(sha256_digest(&body));
-    let (config, layer) = (Arc::new(config), Arc::new(layer));
+    let (body, digest) = (image.body, image.digest);
+    let (config, layer) = (Arc::new(image.config), Arc::new(image.layer));
     let reg = ctx.reg.clone();
     let op: Op<String> = Arc::new(move |_c, i| {
         let (reg, body, digest, config, layer) = (
@@ -182,42 +231,25 @@ pub async fn catalog(ctx: &Ctx) -> Vec<Measure> {
             Ok(repo)
         })
     });
-    let errs = ctx.errors.clone();
-    let p = clients::indexed(
-        ctx.plan.setup_concurrency,
-        total,
-        SETUP_TIMEOUT,
-        errs,
-        "catalog setup",
-        op,
-    )
-    .await;
-    let secs = p.elapsed.as_secs_f64();
-    let mut expected = p.ok;
-    expected.sort();
+    let label = format!("catalog setup: {total} repos (2 mounts + 1 manifest each)");
+    let (expected, setup) = run_setup(ctx, "catalog setup", label, total, op).await;
     if expected.is_empty() {
         ctx.errors
             .record("catalog", &anyhow!("no repository was created"));
     }
-    let mut out = vec![setup_measure(
-        format!("catalog setup: {total} repos (2 mounts + 1 manifest each)"),
-        expected.len(),
-        total,
-        secs,
-    )];
     let max_pages = total + 1000;
-    for n in [None, Some(ctx.plan.page_size)] {
-        let label = match n {
-            None => format!("_catalog of {total} repos, full (default page size)"),
-            Some(n) => format!("_catalog of {total} repos, n={n} pages"),
-        };
-        let reg = ctx.reg.clone();
-        let m = timed_listing(ctx, label, "_catalog", &expected, CATALOG_PREFIX, || {
-            reg.list_all("/v2/_catalog", "repositories", n, max_pages)
+    let label = |n: Option<usize>| match n {
+        None => format!("_catalog of {total} repos, full (default page size)"),
+        Some(n) => format!("_catalog of {total} repos, n={n} pages"),
+    };
+    let mut out = vec![setup];
+    out.extend(
+        full_and_paged(ctx, "_catalog", &expected, CATALOG_PREFIX, label, |n| {
+            ctx.reg
+                .list_all("/v2/_catalog", "repositories", n, max_pages)
         })
-        .await;
-        out.push(m);
-    }
+        .await,
+    );
     out
 }
 

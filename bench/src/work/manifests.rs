@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{base_image, Ctx};
-use crate::clients::{self, Op, Phase};
+use crate::clients::{self, Op, Phase, Until};
 use crate::http::manifest;
 use crate::report::Measure;
 use crate::stats::{latency, sha256_digest, Rng};
@@ -21,6 +21,23 @@ fn measures<T>(label: String, p: &mut Phase<T>) -> Vec<Measure> {
         Measure::new(label.clone(), "p50 ms", false, any.then_some(l.p50_ms)),
         Measure::new(label, "p99 ms", false, any.then_some(l.p99_ms)),
     ]
+}
+
+/// One timed phase of `op` by `level` clients; its measures go to `out` as `what`.
+async fn timed_phase<T: Send + 'static>(
+    ctx: &Ctx,
+    level: usize,
+    what: &'static str,
+    op: Op<T>,
+    out: &mut Vec<Measure>,
+) -> Phase<T> {
+    let until = Until::Timed {
+        duration: ctx.plan.manifest_phase,
+        max_ops: ctx.plan.manifest_max_ops,
+    };
+    let mut p = clients::run(level, until, ctx.errors.clone(), what, op).await;
+    out.extend(measures(format!("{what} by tag, {level} clients"), &mut p));
+    p
 }
 
 /// For each level: a PUT phase of distinct manifests under distinct tags, then a GET phase of
@@ -48,20 +65,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Measure> {
                 Ok((tag, digest))
             })
         });
-        let errs = ctx.errors.clone();
-        let mut p = clients::timed(
-            level,
-            plan.manifest_phase,
-            plan.manifest_max_ops,
-            errs,
-            "manifest PUT",
-            put,
-        )
-        .await;
-        out.extend(measures(
-            format!("manifest PUT by tag, {level} clients"),
-            &mut p,
-        ));
+        let mut p = timed_phase(ctx, level, "manifest PUT", put, &mut out).await;
         let pushed = Arc::new(std::mem::take(&mut p.ok));
         if pushed.is_empty() {
             ctx.errors.record(
@@ -79,20 +83,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Measure> {
                 reg.get_manifest(REPO, tag, digest).await
             })
         });
-        let errs = ctx.errors.clone();
-        let mut g = clients::timed(
-            level,
-            plan.manifest_phase,
-            plan.manifest_max_ops,
-            errs,
-            "manifest GET",
-            get,
-        )
-        .await;
-        out.extend(measures(
-            format!("manifest GET by tag, {level} clients"),
-            &mut g,
-        ));
+        timed_phase(ctx, level, "manifest GET", get, &mut out).await;
     }
     out
 }

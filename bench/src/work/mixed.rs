@@ -7,7 +7,7 @@ use anyhow::{anyhow, Result};
 use serde_json::json;
 
 use super::{Blob, Ctx};
-use crate::clients::{self, Op};
+use crate::clients::{self, Op, Until};
 use crate::http::{manifest, Registry};
 use crate::report::Measure;
 use crate::stats::{latency, sha256_digest, Rng};
@@ -99,16 +99,11 @@ pub async fn run(ctx: &Ctx) -> Vec<Measure> {
             reg.pull_blob(&pick.repo, &pick.blob, pick.size).await
         })
     });
-    let errs = ctx.errors.clone();
-    let mut p = clients::timed(
-        plan.mixed_clients,
-        plan.mixed_duration,
-        10_000_000,
-        errs,
-        "mixed",
-        op,
-    )
-    .await;
+    let until = Until::Timed {
+        duration: plan.mixed_duration,
+        max_ops: 10_000_000,
+    };
+    let mut p = clients::run(plan.mixed_clients, until, ctx.errors.clone(), "mixed", op).await;
     let l = latency(&mut p.latencies);
     let label = format!(
         "mixed: {} clients push+pull, {:.0} s",

@@ -10,6 +10,7 @@ pub use error::ApiError;
 pub use headers::{format_upload_range, parse_content_range, parse_range, parse_upload_range};
 pub use routes::{
     parse_path, parse_request, required_access, required_action, Access, Action, Endpoint,
+    API_METHODS,
 };
 pub use urls::{
     blob_path, catalog_path, encode_query_value, link_header, manifest_path, parse_link_next,

@@ -99,7 +99,7 @@ impl Endpoint {
     }
 
     /// The methods the endpoint answers (anything else → 405 `UNSUPPORTED`). Extensions list
-    /// every method here; the extension handler decides.
+    /// every method of [`API_METHODS`]; the extension handler decides.
     pub fn allowed_methods(&self) -> &'static [Method] {
         const READ: &[Method] = &[Method::GET, Method::HEAD];
         match self {
@@ -109,14 +109,7 @@ impl Endpoint {
             Endpoint::Blob { .. } => &[Method::GET, Method::HEAD, Method::DELETE],
             Endpoint::UploadStart { .. } => &[Method::POST],
             Endpoint::Upload { .. } => &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
-            Endpoint::Extension { .. } => &[
-                Method::GET,
-                Method::HEAD,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ],
+            Endpoint::Extension { .. } => API_METHODS,
         }
     }
 
@@ -125,6 +118,16 @@ impl Endpoint {
         self.allowed_methods().contains(method)
     }
 }
+
+/// Every method some endpoint answers.
+pub const API_METHODS: &[Method] = &[
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+];
 
 /// What a request does to its repository, for authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::roundtrip::{full_round_trip, push_referrers, push_subject};
+use common::roundtrip::{full_round_trip, only_referrer_of_type, push_referrers, push_subject};
 use common::*;
 use ocireg_client::{ClientError, ClientOptions, Credentials, Registry};
 
@@ -28,12 +28,7 @@ fn htpasswd_opts() -> DistOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn htpasswd_round_trip() {
     let reg = start_distribution(&htpasswd_opts());
-    let opts = ClientOptions {
-        chunk_size: 1024 * 1024,
-        monolithic_threshold: 1024 * 1024,
-        ..fast_options()
-    };
-    let client = reg.client(user(), opts);
+    let client = reg.client(user(), small_chunks());
     let work = tempfile::tempdir().unwrap();
     full_round_trip(&client, &user(), work.path(), false).await;
 }
@@ -86,13 +81,10 @@ async fn referrers_use_the_tag_schema_on_distribution_2_8() {
     let all = client.referrers(&r, &subject_digest, None).await.unwrap();
     let got: Vec<_> = all.iter().map(|d| d.digest.clone()).collect();
     assert_eq!(got, ids);
-    let sigs = client
-        .referrers(&r, &subject_digest, Some("application/vnd.example.sig"))
-        .await
-        .unwrap();
-    assert_eq!(sigs.len(), 1);
-    assert_eq!(sigs[0].digest, ids[1]);
-    assert_eq!(sigs[0].annotations.as_ref().unwrap()["n"], "1");
+    let sig =
+        only_referrer_of_type(&client, &r, &subject_digest, "application/vnd.example.sig").await;
+    assert_eq!(sig.digest, ids[1]);
+    assert_eq!(sig.annotations.as_ref().unwrap()["n"], "1");
     let tags = client.tags(&r).await.unwrap();
     let fallback = ocireg_client::referrers_tag(&subject_digest).unwrap();
     assert!(tags.contains(&fallback.as_str().to_owned()), "{tags:?}");
@@ -100,18 +92,11 @@ async fn referrers_use_the_tag_schema_on_distribution_2_8() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_test_ca_and_htpasswd() {
-    let pki = tempfile::tempdir().unwrap();
-    let tls = make_ca_signed(pki.path());
-    let reg = start_distribution(&DistOptions {
-        tls: Some(tls.clone()),
-        ..htpasswd_opts()
-    });
+    let (_pki, tls, reg) = start_distribution_tls(htpasswd_opts(), true);
     assert!(reg.url.starts_with("https://"));
     let opts = ClientOptions {
         ca_cert_path: Some(tls.ca.clone()),
-        chunk_size: 1024 * 1024,
-        monolithic_threshold: 1024 * 1024,
-        ..fast_options()
+        ..small_chunks()
     };
     let client = reg.client(user(), opts);
     let work = tempfile::tempdir().unwrap();
@@ -138,12 +123,7 @@ async fn tls_with_test_ca_and_htpasswd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_signed_needs_verify_ssl_off() {
-    let pki = tempfile::tempdir().unwrap();
-    let tls = make_self_signed(pki.path());
-    let reg = start_distribution(&DistOptions {
-        tls: Some(tls),
-        ..htpasswd_opts()
-    });
+    let (_pki, _, reg) = start_distribution_tls(htpasswd_opts(), false);
     let err = reg.client(user(), fast_options()).ping().await.unwrap_err();
     assert!(matches!(err, ClientError::Tls { .. }), "{err:?}");
 

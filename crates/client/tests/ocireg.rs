@@ -5,22 +5,15 @@
 mod common;
 
 use bytes::Bytes;
-use common::roundtrip::{full_round_trip, push_referrers, push_subject};
+use common::roundtrip::{full_round_trip, only_referrer_of_type, push_referrers, push_subject};
 use common::*;
-use ocireg_client::{ClientError, ClientOptions, Credentials};
+use ocireg_client::{ClientError, Credentials};
 use ocireg_oci::{media_types, Reference};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip() {
     let reg = start_ocireg();
-    let client = reg.client(
-        Credentials::Anonymous,
-        ClientOptions {
-            chunk_size: 1024 * 1024,
-            monolithic_threshold: 1024 * 1024,
-            ..fast_options()
-        },
-    );
+    let client = reg.client(Credentials::Anonymous, small_chunks());
     let work = tempfile::tempdir().unwrap();
     full_round_trip(&client, &Credentials::Anonymous, work.path(), true).await;
 }
@@ -52,13 +45,9 @@ async fn referrers_api_and_blob_delete() {
     got.sort();
     ids.sort();
     assert_eq!(got, ids);
-    let sbom = client
-        .referrers(&r, &sd, Some("application/vnd.example.sbom"))
-        .await
-        .unwrap();
-    assert_eq!(sbom.len(), 1);
+    let sbom = only_referrer_of_type(&client, &r, &sd, "application/vnd.example.sbom").await;
     assert_eq!(
-        sbom[0].artifact_type.as_deref(),
+        sbom.artifact_type.as_deref(),
         Some("application/vnd.example.sbom")
     );
     // The registry answered OCI-Subject, so no fallback tag was written.

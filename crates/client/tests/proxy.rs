@@ -10,12 +10,7 @@ use ocireg_client::{ClientOptions, Credentials};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_proxy_tunnels_with_connect_and_no_proxy_bypasses_it() {
-    let pki = tempfile::tempdir().unwrap();
-    let tls = make_ca_signed(pki.path());
-    let reg = start_distribution(&DistOptions {
-        tls: Some(tls.clone()),
-        ..DistOptions::default()
-    });
+    let (_pki, tls, reg) = start_distribution_tls(DistOptions::default(), true);
     let tls_opts = ClientOptions {
         ca_cert_path: Some(tls.ca.clone()),
         ..fast_options()

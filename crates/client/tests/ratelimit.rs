@@ -7,23 +7,33 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use ocireg_client::{ClientOptions, Credentials, RateOptions};
+use ocireg_client::{ClientOptions, Credentials, RateOptions, Registry};
+
+/// An anonymous client of `reg` limited to `requests_per_second` with `burst`, and pulls to
+/// `pull_limit` per second.
+fn limited_client(
+    reg: &TestRegistry,
+    requests_per_second: u32,
+    burst: u32,
+    pull_limit: Option<u32>,
+) -> Registry {
+    let rate = RateOptions {
+        requests_per_second,
+        burst,
+        pull_limit,
+        push_limit: None,
+    };
+    let opts = ClientOptions {
+        rate: Some(rate),
+        ..fast_options()
+    };
+    reg.client(Credentials::Anonymous, opts)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_bucket_rate_and_burst() {
     let reg = start_ocireg();
-    let client = reg.client(
-        Credentials::Anonymous,
-        ClientOptions {
-            rate: Some(RateOptions {
-                requests_per_second: 10,
-                burst: 4,
-                pull_limit: None,
-                push_limit: None,
-            }),
-            ..fast_options()
-        },
-    );
+    let client = limited_client(&reg, 10, 4, None);
     let start = Instant::now();
     for _ in 0..4 {
         client.ping().await.unwrap();
@@ -43,18 +53,7 @@ async fn global_bucket_rate_and_burst() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_limit_applies_to_pulls_only() {
     let reg = start_ocireg();
-    let client = reg.client(
-        Credentials::Anonymous,
-        ClientOptions {
-            rate: Some(RateOptions {
-                requests_per_second: 100,
-                burst: 1,
-                pull_limit: Some(4),
-                push_limit: None,
-            }),
-            ..fast_options()
-        },
-    );
+    let client = limited_client(&reg, 100, 1, Some(4));
     let r = repo("limited");
     let d = sha256(b"x");
     let start = Instant::now();

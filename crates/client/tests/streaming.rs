@@ -12,7 +12,7 @@ use common::*;
 use ocireg_client::artifact::{
     pack, pack_to_writer, pipe, ArtifactKind, PackOptions, PackedStream,
 };
-use ocireg_client::{ClientOptions, Credentials, Registry};
+use ocireg_client::{Credentials, Registry};
 use ocireg_oci::{Digest, RepoName};
 
 fn tree(dir: &Path) {
@@ -45,14 +45,6 @@ async fn stream_push(
     });
     let (digest, size) = reg.push_blob_streaming(r, rd).await.unwrap();
     (job.await.unwrap(), digest, size)
-}
-
-fn small_chunks() -> ClientOptions {
-    ClientOptions {
-        chunk_size: 1024 * 1024,
-        monolithic_threshold: 1024 * 1024,
-        ..fast_options()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,64 +108,30 @@ fn registry_deployment_config() {
 
 #[test]
 fn registry_auth_and_tls() {
+    let schema = "OCIRegistryConfig";
     let a = "auth_required: Authentication config required when auth enabled";
-    assert_eq!(
-        errs("OCIRegistryConfig", reg(json!({"auth_required": true}))),
-        [a]
-    );
-    assert_eq!(
-        errs(
-            "OCIRegistryConfig",
-            reg(json!({"auth_required": true, "username": null}))
-        ),
-        [a]
-    );
-    assert_eq!(
-        errs(
-            "OCIRegistryConfig",
-            reg(json!({"auth_required": true, "password_path": "/p"}))
-        ),
-        [a]
-    );
-    ok(
-        "OCIRegistryConfig",
-        reg(json!({"auth_required": true, "username": "u"})),
-    );
-    ok(
-        "OCIRegistryConfig",
-        reg(json!({"auth_required": true, "auth_token_path": "/t"})),
-    );
-    ok(
-        "OCIRegistryConfig",
-        reg(json!({"auth_required": true, "username": ""})),
-    );
     let t = "tls_enabled: TLS cert/key required for local TLS";
-    assert_eq!(
-        errs("OCIRegistryConfig", reg(json!({"tls_enabled": true}))),
-        [t]
-    );
-    assert_eq!(
-        errs(
-            "OCIRegistryConfig",
-            reg(json!({"tls_enabled": true, "tls_cert_path": "c"}))
-        ),
-        [t]
-    );
-    assert_eq!(
-        errs(
-            "OCIRegistryConfig",
-            reg(json!({"tls_enabled": true, "tls_key_path": "k"}))
-        ),
-        [t]
-    );
-    ok(
-        "OCIRegistryConfig",
-        reg(json!({"tls_enabled": true, "tls_cert_path": "c", "tls_key_path": "k"})),
-    );
-    ok(
-        "OCIRegistryConfig",
-        reg(json!({"tls_enabled": true, "deployment": "remote", "remote": {}})),
-    );
+    let refused = [
+        (json!({"auth_required": true}), a),
+        (json!({"auth_required": true, "username": null}), a),
+        (json!({"auth_required": true, "password_path": "/p"}), a),
+        (json!({"tls_enabled": true}), t),
+        (json!({"tls_enabled": true, "tls_cert_path": "c"}), t),
+        (json!({"tls_enabled": true, "tls_key_path": "k"}), t),
+    ];
+    for (extra, want) in refused {
+        assert_eq!(errs(schema, reg(extra.clone())), [want], "{extra}");
+    }
+    let accepted = [
+        json!({"auth_required": true, "username": "u"}),
+        json!({"auth_required": true, "auth_token_path": "/t"}),
+        json!({"auth_required": true, "username": ""}),
+        json!({"tls_enabled": true, "tls_cert_path": "c", "tls_key_path": "k"}),
+        json!({"tls_enabled": true, "deployment": "remote", "remote": {}}),
+    ];
+    for extra in accepted {
+        ok(schema, reg(extra));
+    }
 }
 
 #[test]

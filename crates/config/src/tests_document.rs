@@ -129,26 +129,22 @@ push_policy.compression_level: Compression level must be 0-9"
 
 #[test]
 fn missing_and_wrong_root() {
-    assert_eq!(
-        err_lines(load_str("{}", Format::Json)),
-        "registry: required field missing"
-    );
-    assert_eq!(
-        err_lines(load_str("", Format::Yaml)),
-        "the document root must be a map with a `registry` key, got null"
-    );
-    assert_eq!(
-        err_lines(load_str("[1]", Format::Json)),
-        "the document root must be a map with a `registry` key, got list"
-    );
-    assert_eq!(
-        err_lines(load_str("registry: {}", Format::Yaml)),
-        "registry.deployment: required field missing\nregistry.type: required field missing\nregistry.endpoint: required field missing\nregistry.namespaces: required field missing"
-    );
-    assert_eq!(
-        err_lines(load_str("registry: 5", Format::Yaml)),
-        "registry: expected OCIRegistryConfig, got int"
-    );
+    let root = "the document root must be a map with a `registry` key, got";
+    let required = ["deployment", "type", "endpoint", "namespaces"]
+        .map(|f| format!("registry.{f}: required field missing"))
+        .join("\n");
+    let no_registry = "registry: required field missing";
+    let not_a_map = "registry: expected OCIRegistryConfig, got int";
+    let cases = [
+        ("{}", Format::Json, no_registry.to_owned()),
+        ("", Format::Yaml, format!("{root} null")),
+        ("[1]", Format::Json, format!("{root} list")),
+        ("registry: {}", Format::Yaml, required),
+        ("registry: 5", Format::Yaml, not_a_map.to_owned()),
+    ];
+    for (text, format, want) in cases {
+        assert_eq!(err_lines(load_str(text, format)), want, "{text:?}");
+    }
 }
 
 #[test]

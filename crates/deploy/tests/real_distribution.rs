@@ -158,18 +158,14 @@ fn tls_auth_and_webhooks_config_is_accepted_by_docker_registry() {
         challenge.starts_with("Basic realm=\"ocireg\""),
         "{challenge}"
     );
-    let ok = client()
-        .get(&url)
-        .basic_auth("alice", Some("s3cret"))
-        .send()
-        .unwrap();
-    assert_eq!(ok.status().as_u16(), 200);
-    let bad = client()
-        .get(&url)
-        .basic_auth("alice", Some("nope"))
-        .send()
-        .unwrap();
-    assert_eq!(bad.status().as_u16(), 401);
+    for (password, status) in [("s3cret", 200), ("nope", 401)] {
+        let resp = client()
+            .get(&url)
+            .basic_auth("alice", Some(password))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "password {password}");
+    }
 }
 
 /// Stops the registry `up` started, whatever happens in the test.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocireg_config::WebhookView;
-use ocireg_server::{EventSink, ManifestAction, ManifestEvent};
-use ocireg_webhook::{Action, Event, Notifier, NotifierOptions, Secret, Url};
+use ocireg_server::EventSink;
+use ocireg_webhook::{Event, Notifier, NotifierOptions, Secret, Url};
 
 use crate::EngineError;
 
@@ -24,24 +24,9 @@ struct Sink(Arc<Notifier>);
 impl EventSink for Sink {
     fn manifest_event(
         &self,
-        ev: ManifestEvent,
+        event: Event,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move {
-            let action = match ev.action {
-                ManifestAction::Push => Action::Push,
-                ManifestAction::Delete => Action::Delete,
-            };
-            let mut event = Event::new(
-                action,
-                ev.repository.as_str(),
-                ev.digest.to_string(),
-                ev.media_type,
-                ev.size,
-            );
-            event.tag = ev.tag.map(|t| t.as_str().to_owned());
-            event.actor = ev.actor;
-            self.0.enqueue(&event).await.map_err(|e| e.to_string())
-        })
+        Box::pin(async move { self.0.enqueue(&event).await.map_err(|e| e.to_string()) })
     }
 }
 

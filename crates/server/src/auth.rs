@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use ocireg_api::{Access, Endpoint};
@@ -167,11 +166,7 @@ pub(crate) async fn token(
     tracing::debug!(user = caller.user().unwrap_or("anonymous"), "token issued");
     let body = serde_json::to_string(&issued)
         .map_err(|e| Failure::Internal(format!("encoding a token answer: {e}")))?;
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut resp = crate::routes::json_response(body);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -1,5 +1,5 @@
 //! Manifest events (for webhooks): after a successful manifest push or delete, and before the
-//! response is sent, the handler hands one [`ManifestEvent`] to the configured [`EventSink`].
+//! response is sent, the handler hands one webhook [`Event`] to the configured [`EventSink`].
 //!
 //! The sink answers once the event is durable, so an acknowledged push always has a durable
 //! event. If the sink fails, the manifest change has already happened and is durable: the request
@@ -9,42 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::BoxFuture;
 use ocireg_auth::Caller;
-use ocireg_oci::{Digest, Reference, RepoName, Tag};
+use ocireg_oci::{Digest, Reference, RepoName};
+use ocireg_webhook::{Action, Event};
 
 use crate::AppState;
-
-/// What happened to a manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ManifestAction {
-    /// A manifest was stored (by tag or by digest).
-    Push,
-    /// A manifest (by digest) or a tag was deleted.
-    Delete,
-}
-
-/// One manifest push or delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestEvent {
-    /// Push or delete.
-    pub action: ManifestAction,
-    /// The repository.
-    pub repository: RepoName,
-    /// The tag, when the request named one.
-    pub tag: Option<Tag>,
-    /// The manifest's digest (for a tag delete: the digest the tag pointed to).
-    pub digest: Digest,
-    /// The manifest's media type.
-    pub media_type: String,
-    /// The manifest's size in bytes.
-    pub size: u64,
-    /// The authenticated user (`None` when auth is off or the caller is anonymous).
-    pub actor: Option<String>,
-}
 
 /// Receives manifest events; `Ok` only once the event is durable.
 pub trait EventSink: Send + Sync + std::fmt::Debug {
     /// Records one event.
-    fn manifest_event(&self, ev: ManifestEvent) -> BoxFuture<'_, Result<(), String>>;
+    fn manifest_event(&self, ev: Event) -> BoxFuture<'_, Result<(), String>>;
 }
 
 static LOST: AtomicU64 = AtomicU64::new(0);
@@ -81,15 +54,8 @@ pub(crate) async fn pushed(st: &AppState, details: Option<(String, u64)>, put: P
     let Some((media_type, size)) = details else {
         return;
     };
-    let ev = ManifestEvent {
-        action: ManifestAction::Push,
-        repository: put.repo.clone(),
-        tag: tag_of(put.reference),
-        digest: put.digest.clone(),
-        media_type,
-        size,
-        actor: actor(put.caller),
-    };
+    let manifest = (put.digest, media_type, size);
+    let ev = event(Action::Push, put.repo, put.reference, put.caller, manifest);
     emit(st, ev).await;
 }
 
@@ -115,34 +81,39 @@ pub(crate) async fn deleted(
     let Some((digest, media_type, size)) = details else {
         return;
     };
-    let ev = ManifestEvent {
-        action: ManifestAction::Delete,
-        repository: repo.clone(),
-        tag: tag_of(reference),
-        digest,
-        media_type,
-        size,
-        actor: actor(caller),
-    };
+    let ev = event(
+        Action::Delete,
+        repo,
+        reference,
+        caller,
+        (&digest, media_type, size),
+    );
     emit(st, ev).await;
 }
 
-fn tag_of(reference: &Reference) -> Option<Tag> {
-    match reference {
-        Reference::Tag(t) => Some(t.clone()),
+/// The event of `action` on the manifest `reference` names in `repo`: its digest, media type
+/// and size (for a tag delete: the manifest the tag pointed to).
+fn event(
+    action: Action,
+    repo: &RepoName,
+    reference: &Reference,
+    caller: Option<&Caller>,
+    (digest, media_type, size): (&Digest, String, u64),
+) -> Event {
+    let mut ev = Event::new(action, repo.as_str(), digest.to_string(), media_type, size);
+    ev.tag = match reference {
+        Reference::Tag(t) => Some(t.as_str().to_owned()),
         Reference::Digest(_) => None,
-    }
+    };
+    ev.actor = caller.and_then(Caller::user).map(str::to_owned);
+    ev
 }
 
-fn actor(caller: Option<&Caller>) -> Option<String> {
-    caller.and_then(Caller::user).map(str::to_owned)
-}
-
-async fn emit(st: &AppState, ev: ManifestEvent) {
+async fn emit(st: &AppState, ev: Event) {
     let Some(sink) = &st.opts.events else {
         return;
     };
-    let (repo, digest) = (ev.repository.to_string(), ev.digest.to_string());
+    let (repo, digest) = (ev.repository.clone(), ev.digest.clone());
     if let Err(err) = sink.manifest_event(ev).await {
         LOST.fetch_add(1, Ordering::Relaxed);
         tracing::error!(

@@ -35,7 +35,7 @@ use std::time::Duration;
 use ocireg_store::Store;
 
 pub use conn::serve;
-pub use events::{lost_events, EventSink, ManifestAction, ManifestEvent};
+pub use events::{lost_events, EventSink};
 pub use limits::Limits;
 pub use metrics::{serve_metrics, Metrics};
 pub use reload::Reloader;

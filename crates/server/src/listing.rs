@@ -1,21 +1,13 @@
 //! Listings: tags (sorted, `n`/`last`/`Link` pagination), the catalog, and the referrers API.
 
-use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use ocireg_oci::{media_types, Digest, RepoName};
 use serde_json::json;
 
 use crate::error::{Failure, Result};
-use crate::routes::Req;
+use crate::routes::{json_response, typed_response, Req};
 use crate::AppState;
-
-fn json_response(value: &serde_json::Value, content_type: &'static str) -> Response {
-    let mut resp = Response::new(Body::from(value.to_string()));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
 
 /// Asks the store for one more than a page to know whether a `Link` to the next page is due.
 /// Returns the page and, when more follow, the last entry of the page.
@@ -48,10 +40,7 @@ pub(crate) async fn tags(st: &AppState, repo: &RepoName, req: Req) -> Result<Res
             .await?
     };
     let (items, more) = page(items, p.n);
-    let mut resp = json_response(
-        &json!({ "name": repo.as_str(), "tags": items }),
-        "application/json",
-    );
+    let mut resp = json_response(json!({ "name": repo.as_str(), "tags": items }).to_string());
     if let Some(last) = more {
         set_link(&mut resp, ocireg_api::tags_path(repo, p.n, Some(&last)));
     }
@@ -76,7 +65,7 @@ pub(crate) async fn catalog(st: &AppState, req: Req) -> Result<Response> {
             .await?
     };
     let (items, more) = page(items, p.n);
-    let mut resp = json_response(&json!({ "repositories": items }), "application/json");
+    let mut resp = json_response(json!({ "repositories": items }).to_string());
     if let Some(last) = more {
         set_link(&mut resp, ocireg_api::catalog_path(p.n, Some(&last)));
     }
@@ -99,7 +88,7 @@ pub(crate) async fn referrers(
         "mediaType": media_types::OCI_INDEX,
         "manifests": found,
     });
-    let mut resp = json_response(&body, media_types::OCI_INDEX);
+    let mut resp = typed_response(body.to_string(), media_types::OCI_INDEX);
     if artifact_type.is_some() {
         resp.headers_mut().insert(
             "OCI-Filters-Applied",

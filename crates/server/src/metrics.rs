@@ -111,7 +111,7 @@ impl Metrics {
 
     /// Records one finished request.
     fn observe(&self, r: &record::Finished) {
-        let em = r.endpoint as usize * METHODS + r.method as usize;
+        let em = labels::pair_index(r.endpoint, r.method);
         let slot = em * STATUS_SLOTS + labels::status_slot(r.status);
         let reg = &self.inner;
         reg.requests[slot].fetch_add(1, Ordering::Relaxed);

@@ -155,14 +155,24 @@ async fn route(st: &AppState, ep: Endpoint, req: Req) -> Result<Response> {
 
 /// `GET /v2/`: the API version check.
 fn base(head: bool) -> Response {
-    let mut resp = if head {
-        Response::new(Body::empty())
+    json_response(if head {
+        Body::empty()
     } else {
-        Response::new(Body::from("{}"))
-    };
+        Body::from("{}")
+    })
+}
+
+/// A `200 OK` carrying `body` as `content_type`.
+pub(crate) fn typed_response(body: impl Into<Body>, content_type: &'static str) -> Response {
+    let mut resp = Response::new(body.into());
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(content_type),
     );
     resp
+}
+
+/// A `200 OK` carrying `body` as `application/json`.
+pub(crate) fn json_response(body: impl Into<Body>) -> Response {
+    typed_response(body, "application/json")
 }

@@ -7,7 +7,6 @@
 //! match), `artifactType` (exact), `n` (page size, default [`DEFAULT_PAGE`], at most
 //! [`MAX_PAGE`]), `last` (the `next` cursor of the previous page).
 
-use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use ocireg_oci::ErrorCode;
@@ -133,11 +132,7 @@ pub(crate) async fn get(st: &AppState, req: Req) -> Result<Response> {
     if let Some(next) = &page.next {
         body["next"] = Value::String(next.clone());
     }
-    let mut resp = Response::new(Body::from(body.to_string()));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut resp = crate::routes::json_response(body.to_string());
     if let Some(next) = &page.next {
         if let Ok(v) = HeaderValue::from_str(&ocireg_api::link_header(&next_path(&q, next))) {
             resp.headers_mut().insert(header::LINK, v);

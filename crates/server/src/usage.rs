@@ -3,7 +3,7 @@
 //! the driver cannot tell) as JSON. With auth on, any authenticated user may call it.
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::Method;
 use axum::response::Response;
 use ocireg_auth::Refusal;
 use serde_json::json;
@@ -39,14 +39,11 @@ pub(crate) async fn get(st: &AppState, req: Req) -> Result<Response> {
         "limits": st.store.quota(),
         "storage": space,
     });
-    let mut resp = if req.method == Method::HEAD {
-        Response::new(Body::empty())
-    } else {
-        Response::new(Body::from(body.to_string()))
-    };
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    Ok(crate::routes::json_response(
+        if req.method == Method::HEAD {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        },
+    ))
 }

@@ -14,6 +14,7 @@ use ocireg_oci::{
 use crate::error::{Result, StoreError};
 use crate::index::{tag_page, ManifestMeta, Repo};
 use crate::paths::{self, DataLoc};
+use crate::quota::RevisionFacts;
 use crate::store::{ManifestPut, Store, StoredManifest};
 
 /// The digest a put of `body` under `reference` stores it as: the reference's own digest,
@@ -135,8 +136,15 @@ impl Store {
         let loc = existing_loc.unwrap_or_else(|| self.write_loc());
         // Quota (artifacts and bytes) of a new revision: refused before anything is written.
         let size = body.len() as u64;
+        let stored = RevisionFacts {
+            repo: name,
+            digest: &digest,
+            loc,
+            parsed: &parsed,
+            size,
+        };
         let _quota = match existing_loc {
-            None => self.manifest_quota(name, &digest, loc, &parsed, size)?,
+            None => self.manifest_quota(&stored)?,
             Some(_) => None,
         };
         let mut bytes_group = Vec::new();
@@ -176,7 +184,7 @@ impl Store {
         if !groups.is_empty() {
             driver.put_ordered(groups).await?;
         }
-        self.note_manifest(name, &digest, loc, &parsed, size);
+        self.note_manifest(&stored);
 
         index.write(name, |r| {
             r.manifests.insert(digest.clone(), Some(Arc::clone(&meta)));

@@ -25,6 +25,7 @@ use crate::paths::DataLoc;
 use crate::store::Store;
 
 pub(crate) use facts::{scan, Facts};
+pub(crate) use push::RevisionFacts;
 
 /// Storage and artifact limits (from `registry.features.quota_config`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod prom;
 pub mod router;
 pub mod serve;
 pub mod tls;
+pub mod xorshift;
 
 pub use bin::ocireg_bin;
 pub use digest::{sha256_hex, sha256_str};

@@ -29,26 +29,30 @@ pub fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
-/// `openssl req -x509` for a P-256 key: a self-signed certificate `NAME.crt` / `NAME.key`.
-fn self_signed_pair(dir: &Path, name: &str, subject: &str, exts: &[&str]) {
-    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
-    let mut args = vec![
+/// The arguments of `openssl req` for a fresh P-256 key written to `key`, a request (or with
+/// `-x509`, a certificate) for `subject` written to `out`.
+fn p256_request<'a>(key: &'a str, out: &'a str, subject: &'a str) -> Vec<&'a str> {
+    vec![
         "req",
-        "-x509",
         "-newkey",
         "ec",
         "-pkeyopt",
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-keyout",
-        &key,
+        key,
         "-out",
-        &crt,
-        "-days",
-        "2",
+        out,
         "-subj",
         subject,
-    ];
+    ]
+}
+
+/// `openssl req -x509` for a P-256 key: a self-signed certificate `NAME.crt` / `NAME.key`.
+fn self_signed_pair(dir: &Path, name: &str, subject: &str, exts: &[&str]) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    let mut args = p256_request(&key, &crt, subject);
+    args.extend(["-x509", "-days", "2"]);
     for e in exts {
         args.extend(["-addext", e]);
     }
@@ -65,23 +69,7 @@ pub fn ca_sign(dir: &Path, name: &str, subject: &str, ext: &str) -> (PathBuf, Pa
         format!("{name}.ext"),
     );
     fs::write(dir.join(&extf), ext).unwrap();
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subject,
-        ],
-        dir,
-    );
+    openssl(&p256_request(&key, &csr, subject), dir);
     openssl(
         &[
             "x509",

@@ -1,6 +1,6 @@
 use ocireg_oci::ErrorCode;
+use ocireg_test_support::xorshift::Rng;
 
-use crate::tests::urls::Rng;
 use crate::{format_upload_range, parse_content_range, parse_range, parse_upload_range};
 
 #[test]

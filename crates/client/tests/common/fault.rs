@@ -16,6 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::AbortOnDrop;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ProxyBody = BoxBody<Bytes, BoxError>;
 
@@ -100,13 +102,7 @@ pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: AbortOnDrop,
 }
 
 impl FaultProxy {
@@ -141,7 +137,7 @@ impl FaultProxy {
         FaultProxy {
             url: format!("http://{addr}"),
             state,
-            task,
+            _task: AbortOnDrop(task),
         }
     }
 
@@ -345,13 +341,7 @@ pub struct ForwardProxy {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     targets: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ForwardProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: AbortOnDrop,
 }
 
 impl ForwardProxy {
@@ -375,7 +365,7 @@ impl ForwardProxy {
         ForwardProxy {
             url: format!("http://{addr}"),
             targets,
-            task,
+            _task: AbortOnDrop(task),
         }
     }
 

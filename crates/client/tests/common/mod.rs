@@ -24,6 +24,15 @@ pub use ocireg_test_support::tls::{make_ca_signed, make_self_signed};
 #[allow(unused_imports)]
 pub use ocireg_test_support::{free_port, TlsFiles, TokenAuth};
 
+/// A server task of a test, aborted when its owner drops.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Options for tests: short timeouts and fast retries.
 pub fn fast_options() -> ClientOptions {
     ClientOptions {
@@ -32,6 +41,16 @@ pub fn fast_options() -> ClientOptions {
         retry_delay: Duration::from_millis(50),
         retry_backoff: 2.0,
         ..ClientOptions::default()
+    }
+}
+
+/// [`fast_options`] with 1 MiB chunks and monolithic threshold, so that blobs of a few MiB
+/// go up in several chunks.
+pub fn small_chunks() -> ClientOptions {
+    ClientOptions {
+        chunk_size: 1024 * 1024,
+        monolithic_threshold: 1024 * 1024,
+        ..fast_options()
     }
 }
 
@@ -151,6 +170,25 @@ pub fn start_distribution(o: &DistOptions) -> TestRegistry {
         addr: d.addr,
         proc: Proc::Distribution(d),
     }
+}
+
+/// Distribution as [`start_distribution`] with `base`, serving TLS with a certificate signed by
+/// a fresh test CA (`ca_signed`) or a self-signed one; the directory holds the PKI files.
+pub fn start_distribution_tls(
+    base: DistOptions,
+    ca_signed: bool,
+) -> (tempfile::TempDir, TlsFiles, TestRegistry) {
+    let pki = tempfile::tempdir().unwrap();
+    let tls = if ca_signed {
+        make_ca_signed(pki.path())
+    } else {
+        make_self_signed(pki.path())
+    };
+    let reg = start_distribution(&DistOptions {
+        tls: Some(tls.clone()),
+        ..base
+    });
+    (pki, tls, reg)
 }
 
 /// An OCI image manifest over the given config and layer blobs.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ocireg_client::{BlobSource, ClientOptions, Credentials, PushOutcome, Registry};
-use ocireg_oci::{media_types, ErrorCode, Reference};
+use ocireg_oci::{media_types, Descriptor, ErrorCode, Reference};
 
 use super::*;
 
@@ -17,30 +17,43 @@ struct Pushed {
     reader_digest: Digest,
 }
 
+/// The one referrer of `subject` in `r` with `artifact_type`.
+pub async fn only_referrer_of_type(
+    reg: &Registry,
+    r: &RepoName,
+    subject: &Digest,
+    artifact_type: &str,
+) -> Descriptor {
+    let found = reg
+        .referrers(r, subject, Some(artifact_type))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{artifact_type}: {found:?}");
+    found.into_iter().next().unwrap()
+}
+
+/// A client like `reg` (same registry, options and `creds`) asking for `n` entries per page.
+fn with_page_size(reg: &Registry, creds: &Credentials, n: usize) -> Registry {
+    let opts = ClientOptions {
+        page_size: Some(n),
+        ..reg.options().clone()
+    };
+    Registry::new(reg.base_url().as_str(), creds.clone(), opts).unwrap()
+}
+
 /// Small blob (monolithic), large file (chunked), large reader (chunked, buffered chunk).
 async fn push_three_ways(reg: &Registry, r: &RepoName, work: &std::path::Path) -> Pushed {
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let config_digest = sha256(&config);
-    let out = reg
-        .push_blob(
-            r,
-            &config_digest,
-            config.len() as u64,
-            config.clone().into(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(out, PushOutcome::Uploaded);
-    let again = reg
-        .push_blob(
-            r,
-            &config_digest,
-            config.len() as u64,
-            config.clone().into(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(again, PushOutcome::Existed);
+    // The second push finds the blob there.
+    for want in [PushOutcome::Uploaded, PushOutcome::Existed] {
+        let size = config.len() as u64;
+        let out = reg
+            .push_blob(r, &config_digest, size, config.clone().into())
+            .await
+            .unwrap();
+        assert_eq!(out, want);
+    }
 
     let (file, file_digest) = write_blob_file(work, "layer.bin", 5 * 1024 * 1024 + 17, 1);
     reg.push_blob(
@@ -152,15 +165,7 @@ async fn tags_paginated(
         .await
         .unwrap();
     }
-    let paged = Registry::new(
-        reg.base_url().as_str(),
-        creds.clone(),
-        ClientOptions {
-            page_size: Some(2),
-            ..reg.options().clone()
-        },
-    )
-    .unwrap();
+    let paged = with_page_size(reg, creds, 2);
     if sorted_tag_pages {
         assert_eq!(paged.tags(r).await.unwrap(), vec!["a", "b", "c", "d", "v1"]);
         let (first, more) = paged.tags_page(r, Some(2), None).await.unwrap();
@@ -201,15 +206,7 @@ async fn mount_and_catalog(reg: &Registry, creds: &Credentials, r: &RepoName, p:
     assert!(!reg.mount_blob(&other, &missing, r).await.unwrap());
     let catalog = reg.catalog().await.unwrap();
     assert_eq!(catalog, vec!["team/app", "team/other"]);
-    let one_per_page = Registry::new(
-        reg.base_url().as_str(),
-        creds.clone(),
-        ClientOptions {
-            page_size: Some(1),
-            ..reg.options().clone()
-        },
-    )
-    .unwrap();
+    let one_per_page = with_page_size(reg, creds, 1);
     assert_eq!(one_per_page.catalog().await.unwrap(), catalog);
 }
 

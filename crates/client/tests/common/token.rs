@@ -15,6 +15,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 use std::io::Write;
 
+use super::AbortOnDrop;
+
 /// One token request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
@@ -116,13 +118,7 @@ pub struct TokenServer {
     /// The realm, `http://127.0.0.1:PORT/token`.
     pub realm: String,
     log: Arc<Mutex<Vec<TokenRequest>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: AbortOnDrop,
 }
 
 impl TokenServer {
@@ -156,7 +152,7 @@ impl TokenServer {
         TokenServer {
             realm: format!("http://{addr}/token"),
             log,
-            task,
+            _task: AbortOnDrop(task),
         }
     }
 

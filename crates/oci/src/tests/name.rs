@@ -1,4 +1,5 @@
-use crate::tests::Rng;
+use ocireg_test_support::xorshift::Rng;
+
 use crate::{Digest, ErrorCode, Reference, RepoName, Tag};
 
 #[test]

@@ -15,35 +15,60 @@ const STATUS_MAX: u16 = 599;
 /// Status slots: one per code in `STATUS_MIN..=STATUS_MAX`, plus one for anything else.
 pub(crate) const STATUS_SLOTS: usize = (STATUS_MAX - STATUS_MIN) as usize + 2;
 
-/// The `endpoint` label: the kind of API resource, derived from [`ocireg_api::Endpoint`] (never
-/// the raw path, which would make one series per repository).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EndpointLabel {
-    Base = 0,
-    Catalog = 1,
-    Tags = 2,
-    Manifest = 3,
-    Blob = 4,
-    Upload = 5,
-    Referrers = 6,
-    Extension = 7,
-    Invalid = 8,
+/// Declares a label set from one list: an enum whose variants index a dense array in the
+/// order listed, `ALL` (every label, in index order; its length is the set's size constant)
+/// and `as_str` (the label value).
+macro_rules! label_set {
+    ($(#[$doc:meta])* $name:ident, $count:ident; $($variant:ident => $value:literal,)+) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $name {
+            $($variant,)+
+        }
+
+        impl $name {
+            /// All labels, in index order.
+            pub(crate) const ALL: [$name; $count] = [$($name::$variant,)+];
+
+            /// The label value.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $value,)+
+                }
+            }
+        }
+    };
+}
+
+label_set! {
+    /// The `endpoint` label: the kind of API resource, derived from [`ocireg_api::Endpoint`]
+    /// (never the raw path, which would make one series per repository).
+    EndpointLabel, ENDPOINTS;
+    Base => "base",
+    Catalog => "catalog",
+    Tags => "tags",
+    Manifest => "manifest",
+    Blob => "blob",
+    Upload => "upload",
+    Referrers => "referrers",
+    Extension => "extension",
+    Invalid => "invalid",
+}
+
+label_set! {
+    /// The `method` label: the methods the API uses, anything else is `other`.
+    MethodLabel, METHODS;
+    Get => "GET",
+    Head => "HEAD",
+    Put => "PUT",
+    Post => "POST",
+    Patch => "PATCH",
+    Delete => "DELETE",
+    Options => "OPTIONS",
+    Other => "other",
 }
 
 impl EndpointLabel {
-    /// All labels, in index order.
-    pub(crate) const ALL: [EndpointLabel; ENDPOINTS] = [
-        EndpointLabel::Base,
-        EndpointLabel::Catalog,
-        EndpointLabel::Tags,
-        EndpointLabel::Manifest,
-        EndpointLabel::Blob,
-        EndpointLabel::Upload,
-        EndpointLabel::Referrers,
-        EndpointLabel::Extension,
-        EndpointLabel::Invalid,
-    ];
-
     /// The label of a parsed request path (a path that does not parse is `invalid`).
     pub(crate) fn of(ep: &Result<Endpoint, ApiError>) -> EndpointLabel {
         match ep {
@@ -58,49 +83,9 @@ impl EndpointLabel {
             Err(_) => EndpointLabel::Invalid,
         }
     }
-
-    /// The label value.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            EndpointLabel::Base => "base",
-            EndpointLabel::Catalog => "catalog",
-            EndpointLabel::Tags => "tags",
-            EndpointLabel::Manifest => "manifest",
-            EndpointLabel::Blob => "blob",
-            EndpointLabel::Upload => "upload",
-            EndpointLabel::Referrers => "referrers",
-            EndpointLabel::Extension => "extension",
-            EndpointLabel::Invalid => "invalid",
-        }
-    }
-}
-
-/// The `method` label: the methods the API uses, anything else is `other`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MethodLabel {
-    Get = 0,
-    Head = 1,
-    Put = 2,
-    Post = 3,
-    Patch = 4,
-    Delete = 5,
-    Options = 6,
-    Other = 7,
 }
 
 impl MethodLabel {
-    /// All labels, in index order.
-    pub(crate) const ALL: [MethodLabel; METHODS] = [
-        MethodLabel::Get,
-        MethodLabel::Head,
-        MethodLabel::Put,
-        MethodLabel::Post,
-        MethodLabel::Patch,
-        MethodLabel::Delete,
-        MethodLabel::Options,
-        MethodLabel::Other,
-    ];
-
     /// The label of a request method.
     pub(crate) fn of(m: &Method) -> MethodLabel {
         match *m {
@@ -114,20 +99,20 @@ impl MethodLabel {
             _ => MethodLabel::Other,
         }
     }
+}
 
-    /// The label value.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            MethodLabel::Get => "GET",
-            MethodLabel::Head => "HEAD",
-            MethodLabel::Put => "PUT",
-            MethodLabel::Post => "POST",
-            MethodLabel::Patch => "PATCH",
-            MethodLabel::Delete => "DELETE",
-            MethodLabel::Options => "OPTIONS",
-            MethodLabel::Other => "other",
-        }
-    }
+/// The dense index of an (endpoint, method) pair in the per-pair series.
+pub(crate) fn pair_index(ep: EndpointLabel, method: MethodLabel) -> usize {
+    ep as usize * METHODS + method as usize
+}
+
+/// Every (endpoint, method) pair with its [`pair_index`], in index order.
+pub(crate) fn pairs() -> impl Iterator<Item = (EndpointLabel, MethodLabel, usize)> {
+    EndpointLabel::ALL.into_iter().flat_map(|ep| {
+        MethodLabel::ALL
+            .into_iter()
+            .map(move |method| (ep, method, pair_index(ep, method)))
+    })
 }
 
 /// The slot of a status code.
@@ -158,6 +143,9 @@ mod tests {
         }
         for (i, m) in MethodLabel::ALL.iter().enumerate() {
             assert_eq!(*m as usize, i);
+        }
+        for (i, (_, _, pair)) in pairs().enumerate() {
+            assert_eq!(pair, i);
         }
     }
 

@@ -46,9 +46,9 @@ pub(crate) async fn record(
     };
     let read = Arc::new(AtomicU64::new(0));
     let req = req.map(|inner| {
-        Body::new(CountIn {
+        Body::new(Counted {
             inner,
-            read: Arc::clone(&read),
+            tally: Arc::clone(&read),
         })
     });
     let resp = next.run(req).await;
@@ -62,11 +62,13 @@ pub(crate) async fn record(
     };
     resp.map(|inner| {
         let expected = http_body::Body::size_hint(&inner).exact();
-        Body::new(CountOut {
+        Body::new(Counted {
             inner,
-            sent: 0,
-            expected,
-            pending: Some(pending),
+            tally: Sent {
+                sent: 0,
+                expected,
+                pending: Some(pending),
+            },
         })
     })
 }
@@ -81,65 +83,21 @@ struct Pending {
     read: Arc<AtomicU64>,
 }
 
-/// A request body that counts the bytes the handler reads.
-struct CountIn {
+/// What a [`Counted`] body does with the data passing through it.
+trait Tally: Send + Unpin + 'static {
+    /// A frame went by carrying `len` data bytes; `at_end` when the inner body has no more.
+    fn frame(&mut self, len: u64, at_end: bool);
+    /// The inner body ended or failed.
+    fn end(&mut self);
+}
+
+/// A body that passes the inner body through and tells its tally about every frame.
+struct Counted<T> {
     inner: Body,
-    read: Arc<AtomicU64>,
+    tally: T,
 }
 
-impl http_body::Body for CountIn {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.read.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A response body that counts the bytes sent and records the request when it ends.
-struct CountOut {
-    inner: Body,
-    sent: u64,
-    /// The body's exact length when known: reaching it ends the request (the client may have
-    /// everything before the stream reports its end).
-    expected: Option<u64>,
-    pending: Option<Pending>,
-}
-
-impl CountOut {
-    fn finish(&mut self) {
-        if let Some(p) = self.pending.take() {
-            p.metrics.observe(&Finished {
-                endpoint: p.endpoint,
-                method: p.method,
-                status: p.status,
-                elapsed: p.started.elapsed(),
-                request_bytes: p.read.load(Ordering::Relaxed),
-                response_bytes: self.sent,
-            });
-        }
-    }
-}
-
-impl http_body::Body for CountOut {
+impl<T: Tally> http_body::Body for Counted<T> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -151,14 +109,10 @@ impl http_body::Body for CountOut {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.sent += data.len() as u64;
-                }
-                if this.inner.is_end_stream() || this.expected == Some(this.sent) {
-                    this.finish();
-                }
+                let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+                this.tally.frame(len, this.inner.is_end_stream());
             }
-            Poll::Ready(None | Some(Err(_))) => this.finish(),
+            Poll::Ready(None | Some(Err(_))) => this.tally.end(),
             Poll::Pending => {}
         }
         polled
@@ -173,7 +127,53 @@ impl http_body::Body for CountOut {
     }
 }
 
-impl Drop for CountOut {
+/// The request body's tally: the bytes the handler read.
+impl Tally for Arc<AtomicU64> {
+    fn frame(&mut self, len: u64, _at_end: bool) {
+        self.fetch_add(len, Ordering::Relaxed);
+    }
+
+    fn end(&mut self) {}
+}
+
+/// The response body's tally: counts the bytes sent and records the request when it ends.
+struct Sent {
+    sent: u64,
+    /// The body's exact length when known: reaching it ends the request (the client may have
+    /// everything before the stream reports its end).
+    expected: Option<u64>,
+    pending: Option<Pending>,
+}
+
+impl Sent {
+    fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.metrics.observe(&Finished {
+                endpoint: p.endpoint,
+                method: p.method,
+                status: p.status,
+                elapsed: p.started.elapsed(),
+                request_bytes: p.read.load(Ordering::Relaxed),
+                response_bytes: self.sent,
+            });
+        }
+    }
+}
+
+impl Tally for Sent {
+    fn frame(&mut self, len: u64, at_end: bool) {
+        self.sent += len;
+        if at_end || self.expected == Some(self.sent) {
+            self.finish();
+        }
+    }
+
+    fn end(&mut self) {
+        self.finish();
+    }
+}
+
+impl Drop for Sent {
     fn drop(&mut self) {
         self.finish();
     }

@@ -1,12 +1,13 @@
 //! The Prometheus text exposition format (version 0.0.4): one `# HELP` and `# TYPE` line per
 //! family, then its samples. Label values and help texts are escaped as the format requires.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ocireg_store::{Store, StoreStats};
+use ocireg_store::{NamespaceUsage, Store, StoreStats};
 
-use super::labels::{slot_status, EndpointLabel, MethodLabel, METHODS, STATUS_SLOTS};
+use super::labels::{pairs, slot_status, EndpointLabel, STATUS_SLOTS};
 use super::{Metrics, DURATION_BUCKETS};
 
 /// A text exposition being written.
@@ -43,6 +44,20 @@ impl Out {
     fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
         self.family(name, kind, help);
         self.sample(name, &[], &value.to_string());
+    }
+
+    /// A gauge family with one sample per namespace.
+    fn per_namespace(
+        &mut self,
+        name: &str,
+        help: &str,
+        namespaces: &BTreeMap<String, NamespaceUsage>,
+        value: impl Fn(&NamespaceUsage) -> u64,
+    ) {
+        self.family(name, "gauge", help);
+        for (ns, u) in namespaces {
+            self.sample(name, &[("namespace", ns)], &value(u).to_string());
+        }
     }
 }
 
@@ -112,26 +127,23 @@ fn requests(m: &Metrics, out: &mut Out) {
         "counter",
         "HTTP requests answered by the registry API, by endpoint kind, method and status.",
     );
-    for ep in EndpointLabel::ALL {
-        for method in MethodLabel::ALL {
-            let base = (ep as usize * METHODS + method as usize) * STATUS_SLOTS;
-            for slot in 0..STATUS_SLOTS {
-                let n = load(&m.inner.requests[base + slot]);
-                if n == 0 {
-                    continue;
-                }
-                let status =
-                    slot_status(slot).map_or_else(|| "other".to_owned(), |s| s.to_string());
-                out.sample(
-                    name,
-                    &[
-                        ("endpoint", ep.as_str()),
-                        ("method", method.as_str()),
-                        ("status", &status),
-                    ],
-                    &n.to_string(),
-                );
+    for (ep, method, pair) in pairs() {
+        let base = pair * STATUS_SLOTS;
+        for slot in 0..STATUS_SLOTS {
+            let n = load(&m.inner.requests[base + slot]);
+            if n == 0 {
+                continue;
             }
+            let status = slot_status(slot).map_or_else(|| "other".to_owned(), |s| s.to_string());
+            out.sample(
+                name,
+                &[
+                    ("endpoint", ep.as_str()),
+                    ("method", method.as_str()),
+                    ("status", &status),
+                ],
+                &n.to_string(),
+            );
         }
     }
 }
@@ -145,30 +157,28 @@ fn durations(m: &Metrics, out: &mut Out) {
     );
     let bucket_name = format!("{name}_bucket");
     let les: Vec<String> = DURATION_BUCKETS.iter().map(|b| float(*b)).collect();
-    for ep in EndpointLabel::ALL {
-        for method in MethodLabel::ALL {
-            let h = &m.inner.durations[ep as usize * METHODS + method as usize];
-            let counts: Vec<u64> = h.buckets.iter().map(load).collect();
-            let count: u64 = counts.iter().sum();
-            if count == 0 {
-                continue;
-            }
-            let (e, me) = (ep.as_str(), method.as_str());
-            let mut cumulative = 0;
-            for (i, n) in counts.iter().enumerate() {
-                cumulative += n;
-                let le = les.get(i).map_or("+Inf", String::as_str);
-                out.sample(
-                    &bucket_name,
-                    &[("endpoint", e), ("method", me), ("le", le)],
-                    &cumulative.to_string(),
-                );
-            }
-            let sum = load(&h.sum_nanos) as f64 / 1e9;
-            let labels = [("endpoint", e), ("method", me)];
-            out.sample(&format!("{name}_sum"), &labels, &float(sum));
-            out.sample(&format!("{name}_count"), &labels, &count.to_string());
+    for (ep, method, pair) in pairs() {
+        let h = &m.inner.durations[pair];
+        let counts: Vec<u64> = h.buckets.iter().map(load).collect();
+        let count: u64 = counts.iter().sum();
+        if count == 0 {
+            continue;
         }
+        let (e, me) = (ep.as_str(), method.as_str());
+        let mut cumulative = 0;
+        for (i, n) in counts.iter().enumerate() {
+            cumulative += n;
+            let le = les.get(i).map_or("+Inf", String::as_str);
+            out.sample(
+                &bucket_name,
+                &[("endpoint", e), ("method", me), ("le", le)],
+                &cumulative.to_string(),
+            );
+        }
+        let sum = load(&h.sum_nanos) as f64 / 1e9;
+        let labels = [("endpoint", e), ("method", me)];
+        out.sample(&format!("{name}_sum"), &labels, &float(sum));
+        out.sample(&format!("{name}_count"), &labels, &count.to_string());
     }
 }
 
@@ -201,26 +211,24 @@ fn store_gauges(store: &Store, out: &mut Out) {
         "Physical bytes of the data referenced by repositories (shared data counted once).",
         usage.total_bytes,
     );
-    let name = "ocireg_namespace_storage_bytes";
-    out.family(
-        name,
-        "gauge",
+    out.per_namespace(
+        "ocireg_namespace_storage_bytes",
         "Bytes of the distinct blobs and manifests linked in a namespace's repositories.",
+        &usage.namespaces,
+        |u| u.bytes,
     );
-    for (ns, u) in &usage.namespaces {
-        out.sample(name, &[("namespace", ns)], &u.bytes.to_string());
-    }
     out.single(
         "ocireg_artifacts",
         "gauge",
         "Artifacts (manifest revisions, image index children excepted) in all repositories.",
         usage.artifacts,
     );
-    let name = "ocireg_namespace_artifacts";
-    out.family(name, "gauge", "Artifacts in a namespace's repositories.");
-    for (ns, u) in &usage.namespaces {
-        out.sample(name, &[("namespace", ns)], &u.artifacts.to_string());
-    }
+    out.per_namespace(
+        "ocireg_namespace_artifacts",
+        "Artifacts in a namespace's repositories.",
+        &usage.namespaces,
+        |u| u.artifacts,
+    );
     out.single(
         "ocireg_repositories",
         "gauge",

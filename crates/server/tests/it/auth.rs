@@ -2,7 +2,6 @@
 //! filtering. The app is driven with `tower::ServiceExt::oneshot`.
 
 use crate::common;
-use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,33 +10,17 @@ use std::time::Duration;
 use base64::Engine;
 use http::StatusCode;
 use ocireg_auth::*;
-use ocireg_server::{app, ServerOptions};
-use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_server::ServerOptions;
+use ocireg_test_support::router::Resp;
 
 use common::{basic, sha};
 
 fn auth(tokens: bool) -> Arc<Auth> {
-    let h = |p| bcrypt::hash(p, 4).unwrap();
-    let users = Htpasswd::parse(&format!("alice:{}\nbob:{}\n", h("alicepw"), h("bobpw"))).unwrap();
-    let rule = Rule {
-        patterns: vec![RepoPattern::new("prod/**").unwrap()],
-        read: vec![Principal::Authenticated],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
-    let public = Rule {
-        patterns: vec![RepoPattern::new("public/**").unwrap()],
-        read: vec![Principal::Anonymous],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
+    let users = common::alice_and_bob();
+    let rule = common::bob_writes("prod/**", Principal::Authenticated);
+    let public = common::bob_writes("public/**", Principal::Anonymous);
     Arc::new(
         Auth::new(AuthOptions {
-            single_user: Some(SingleUser {
-                name: "admin".into(),
-                password: Some(Secret::new("adminpw")),
-                token: None,
-            }),
             htpasswd: Some(users),
             acl: Acl::new(vec![rule, public], &BTreeMap::new(), Vec::<String>::new()),
             token: tokens.then(|| TokenOptions {
@@ -48,29 +31,18 @@ fn auth(tokens: bool) -> Arc<Auth> {
                 realm: None,
             }),
             max_failed_logins: 4,
-            failed_login_window: Duration::from_secs(60),
+            ..common::admin_only()
         })
         .unwrap(),
     )
 }
 
 async fn server(tokens: bool) -> axum::Router {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    app(
-        store,
-        ServerOptions {
-            auth: Some(auth(tokens)),
-            ..ServerOptions::default()
-        },
-    )
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
+    let opts = ServerOptions {
+        auth: Some(auth(tokens)),
+        ..ServerOptions::default()
+    };
+    common::memory_app(opts).await.0
 }
 
 async fn call(
@@ -81,17 +53,10 @@ async fn call(
     body: &[u8],
     peer: &str,
 ) -> Resp {
-    let r = router::call(method, path)
-        .header_opt("authorization", authz)
+    common::request(method, path, authz, body)
         .peer(Some(peer))
-        .body(body.to_vec())
         .send(app)
-        .await;
-    Resp {
-        status: r.status,
-        body: r.text(),
-        headers: r.headers,
-    }
+        .await
 }
 
 fn challenge(r: &Resp) -> String {
@@ -102,7 +67,7 @@ fn challenge(r: &Resp) -> String {
 }
 
 fn error_code(r: &Resp) -> String {
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     v["errors"][0]["code"].as_str().unwrap().to_owned()
 }
 
@@ -113,6 +78,17 @@ async fn push_blob(app: &axum::Router, repo: &str, authz: Option<&str>, data: &[
 }
 
 const PEER: &str = "10.0.0.9:4000";
+
+/// `GET path` from [`PEER`] with no body.
+async fn get(app: &axum::Router, path: &str, authz: Option<&str>) -> Resp {
+    call(app, "GET", path, authz, b"", PEER).await
+}
+
+/// `GET /v2/` as alice with `pass` from `peer`.
+async fn alice_logs_in(app: &axum::Router, pass: &str, peer: &str) -> Resp {
+    let authz = basic("alice", pass);
+    call(app, "GET", "/v2/", Some(&authz), b"", peer).await
+}
 
 #[tokio::test]
 async fn basic_mode_challenges_and_refusals() {
@@ -131,7 +107,7 @@ async fn basic_mode_challenges_and_refusals() {
     assert!(challenge(&r).starts_with("Basic "));
     // Right password: created.
     let r = push_blob(&app, "team/app", Some(&basic("alice", "alicepw")), b"x").await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     // alice may read prod/** but not write there: 403 DENIED; bob may.
     let r = push_blob(&app, "prod/app", Some(&basic("alice", "alicepw")), b"y").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -154,46 +130,22 @@ async fn basic_mode_challenges_and_refusals() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Base endpoint needs a login; anonymous reads of public/** work.
-    let r = call(&app, "GET", "/v2/", None, b"", PEER).await;
+    let r = get(&app, "/v2/", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let dz = sha(b"z");
-    let r = call(
-        &app,
-        "GET",
-        &format!("/v2/public/app/blobs/{dz}"),
-        None,
-        b"",
-        PEER,
-    )
-    .await;
+    let r = get(&app, &format!("/v2/public/app/blobs/{dz}"), None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, "z");
+    assert_eq!(r.text(), "z");
     // Catalog: only what the caller may read.
-    let r = call(
-        &app,
-        "GET",
-        "/v2/_catalog",
-        Some(&basic("admin", "adminpw")),
-        b"",
-        PEER,
-    )
-    .await;
+    let r = get(&app, "/v2/_catalog", Some(&basic("admin", "adminpw"))).await;
     assert_eq!(r.status, StatusCode::OK);
-    let all: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
         all["repositories"],
         serde_json::json!(["prod/app", "public/app", "team/app"])
     );
     // Token endpoint is off in Basic mode.
-    let r = call(
-        &app,
-        "GET",
-        "/v2/_ocireg/token",
-        Some(&basic("bob", "bobpw")),
-        b"",
-        PEER,
-    )
-    .await;
+    let r = get(&app, "/v2/_ocireg/token", Some(&basic("bob", "bobpw"))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -201,38 +153,14 @@ async fn basic_mode_challenges_and_refusals() {
 async fn failed_logins_rate_limited() {
     let app = server(false).await;
     for _ in 0..4 {
-        let r = call(
-            &app,
-            "GET",
-            "/v2/",
-            Some(&basic("alice", "bad")),
-            b"",
-            "10.9.9.9:1",
-        )
-        .await;
+        let r = alice_logs_in(&app, "bad", "10.9.9.9:1").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = call(
-        &app,
-        "GET",
-        "/v2/",
-        Some(&basic("alice", "alicepw")),
-        b"",
-        "10.9.9.9:2",
-    )
-    .await;
+    let r = alice_logs_in(&app, "alicepw", "10.9.9.9:2").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(error_code(&r), "TOOMANYREQUESTS");
     assert!(r.headers.get("retry-after").is_some());
-    let r = call(
-        &app,
-        "GET",
-        "/v2/",
-        Some(&basic("alice", "alicepw")),
-        b"",
-        "10.9.9.8:2",
-    )
-    .await;
+    let r = alice_logs_in(&app, "alicepw", "10.9.9.8:2").await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -247,17 +175,17 @@ async fn token_flow() {
     );
     // Wrong password at the token endpoint: 401.
     let q = "/v2/_ocireg/token?service=ocireg&scope=repository:team/app:pull,push";
-    let r = call(&app, "GET", q, Some(&basic("alice", "bad")), b"", PEER).await;
+    let r = get(&app, q, Some(&basic("alice", "bad"))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Right password: a token; push with it.
-    let r = call(&app, "GET", q, Some(&basic("alice", "alicepw")), b"", PEER).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let r = get(&app, q, Some(&basic("alice", "alicepw"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let token = v["token"].as_str().unwrap().to_owned();
     assert!(v["expires_in"].as_u64().unwrap() > 0);
     let bearer = format!("Bearer {token}");
     let r = push_blob(&app, "team/app", Some(&bearer), b"x").await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     // Same token on another repository: 401 insufficient_scope naming the needed scope.
     let r = push_blob(&app, "team/other", Some(&bearer), b"x").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -269,8 +197,8 @@ async fn token_flow() {
     );
     // Asking for push on prod/** narrows to pull; pushing with it is 403 (ACL says no).
     let q2 = "/v2/_ocireg/token?service=ocireg&scope=repository%3Aprod%2Fapp%3Apull%2Cpush";
-    let r = call(&app, "GET", q2, Some(&basic("alice", "alicepw")), b"", PEER).await;
-    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let r = get(&app, q2, Some(&basic("alice", "alicepw"))).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let t2 = v["token"].as_str().unwrap();
     let claims = t2.split('.').nth(1).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(
@@ -283,17 +211,14 @@ async fn token_flow() {
     let r = push_blob(&app, "prod/app", Some(&format!("Bearer {t2}")), b"q").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // A garbage token: 401 invalid_token.
-    let r = call(&app, "GET", "/v2/", Some("Bearer abc.def.ghi"), b"", PEER).await;
+    let r = get(&app, "/v2/", Some("Bearer abc.def.ghi")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(challenge(&r).contains("invalid_token"));
     // Wrong service: 400.
-    let r = call(
+    let r = get(
         &app,
-        "GET",
         "/v2/_ocireg/token?service=x",
         Some(&basic("alice", "alicepw")),
-        b"",
-        PEER,
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -301,12 +226,9 @@ async fn token_flow() {
 
 #[tokio::test]
 async fn no_auth_by_default() {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    let app = app(store, ServerOptions::default());
+    let (app, _) = common::memory_app(ServerOptions::default()).await;
     let r = push_blob(&app, "team/app", None, b"x").await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = call(&app, "GET", "/v2/_ocireg/token", None, b"", PEER).await;
+    let r = get(&app, "/v2/_ocireg/token", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -6,12 +6,11 @@ use ocireg_test_support::router;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use ocireg_auth::*;
-use ocireg_server::{app, EventSink, ManifestAction, ManifestEvent, ServerOptions};
-use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_auth::Auth;
+use ocireg_server::{EventSink, ServerOptions};
+use ocireg_webhook::{Action, Event};
 
 use common::{basic, sha};
 
@@ -19,12 +18,12 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 #[derive(Debug, Default)]
 struct Recorder {
-    events: Mutex<Vec<ManifestEvent>>,
+    events: Mutex<Vec<Event>>,
     fail: AtomicBool,
 }
 
 impl EventSink for Recorder {
-    fn manifest_event(&self, ev: ManifestEvent) -> BoxFuture<'_, Result<(), String>> {
+    fn manifest_event(&self, ev: Event) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             if self.fail.load(Ordering::SeqCst) {
                 return Err("disk full".into());
@@ -36,33 +35,14 @@ impl EventSink for Recorder {
 }
 
 async fn server(with_auth: bool) -> (axum::Router, Arc<Recorder>) {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    let auth = with_auth.then(|| {
-        Arc::new(
-            Auth::new(AuthOptions {
-                single_user: Some(SingleUser {
-                    name: "admin".into(),
-                    password: Some(Secret::new("adminpw")),
-                    token: None,
-                }),
-                htpasswd: None,
-                acl: Acl::default(),
-                token: None,
-                max_failed_logins: 0,
-                failed_login_window: Duration::from_secs(60),
-            })
-            .unwrap(),
-        )
-    });
+    let auth = with_auth.then(|| Arc::new(Auth::new(common::admin_only()).unwrap()));
     let rec = Arc::new(Recorder::default());
     let opts = ServerOptions {
         auth,
         events: Some(rec.clone()),
         ..ServerOptions::default()
     };
-    (app(store, opts), rec)
+    (common::memory_app(opts).await.0, rec)
 }
 
 async fn call(app: &axum::Router, method: &str, path: &str, ct: Option<&str>, body: &[u8]) -> u16 {
@@ -148,7 +128,7 @@ async fn one_event_per_successful_push_and_delete() {
         summary,
         vec![
             (
-                ManifestAction::Push,
+                Action::Push,
                 repo.clone(),
                 Some("v1".into()),
                 d1.clone(),
@@ -157,7 +137,7 @@ async fn one_event_per_successful_push_and_delete() {
                 admin.clone()
             ),
             (
-                ManifestAction::Push,
+                Action::Push,
                 repo.clone(),
                 None,
                 d2.clone(),
@@ -166,7 +146,7 @@ async fn one_event_per_successful_push_and_delete() {
                 admin.clone()
             ),
             (
-                ManifestAction::Delete,
+                Action::Delete,
                 repo.clone(),
                 Some("v1".into()),
                 d1,
@@ -175,7 +155,7 @@ async fn one_event_per_successful_push_and_delete() {
                 admin.clone()
             ),
             (
-                ManifestAction::Delete,
+                Action::Delete,
                 repo,
                 None,
                 d2,
@@ -205,6 +185,6 @@ async fn a_failing_sink_does_not_fail_the_push() {
     );
     let got = rec.events.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].action, ManifestAction::Delete);
+    assert_eq!(got[0].action, Action::Delete);
     assert_eq!(got[0].actor, None, "auth off: no actor");
 }

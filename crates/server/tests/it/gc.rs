@@ -1,22 +1,19 @@
 //! `POST /v2/_ocireg/gc` on the in-process app: admin-only with auth, flags, the JSON report.
 
 use crate::common;
-use ocireg_test_support::router;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use ocireg_auth::*;
-use ocireg_server::{app, ServerOptions};
-use ocireg_store::{GcOptions, GcReport, MemoryDriver, Store, StoreOptions};
+use ocireg_server::ServerOptions;
+use ocireg_store::{GcOptions, GcReport, Store};
+use ocireg_test_support::router::Resp;
 
 use common::{admin_and_bob, basic, sha};
 
 async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store) {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
     let opts = ServerOptions {
         auth,
         gc: GcOptions {
@@ -25,48 +22,34 @@ async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store) {
         },
         ..ServerOptions::default()
     };
-    (app(store.clone(), opts), store)
+    common::memory_app(opts).await
 }
 
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    path: &str,
-    authz: Option<&str>,
-    body: &[u8],
-) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-    let r = router::call(method, path)
-        .header_opt("authorization", authz)
-        .body(body.to_vec())
-        .send(app)
-        .await;
-    (r.status, r.headers, r.body.to_vec())
+/// `POST /v2/_ocireg/gc{query}` with optional credentials.
+async fn gc(app: &axum::Router, query: &str, authz: Option<&str>) -> Resp {
+    let path = format!("/v2/_ocireg/gc{query}");
+    common::request("POST", &path, authz, b"").send(app).await
 }
 
 #[tokio::test]
 async fn only_admins_may_collect() {
     let (app, _) = server(Some(admin_and_bob())).await;
-    let (status, headers, _) = call(&app, "POST", "/v2/_ocireg/gc", None, b"").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(headers.get("www-authenticate").is_some());
+    let r = gc(&app, "", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get("www-authenticate").is_some());
     let bob = basic("bob", "bobpw");
-    let (status, _, body) = call(&app, "POST", "/v2/_ocireg/gc", Some(&bob), b"").await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(String::from_utf8_lossy(&body).contains("DENIED"));
+    let r = gc(&app, "", Some(&bob)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("DENIED"));
     let admin = basic("admin", "adminpw");
-    let (status, _, body) = call(
-        &app,
-        "POST",
-        "/v2/_ocireg/gc?dry_run=true",
-        Some(&admin),
-        b"",
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let report: GcReport = serde_json::from_slice(&body).unwrap();
+    let r = gc(&app, "?dry_run=true", Some(&admin)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let report: GcReport = serde_json::from_slice(&r.body).unwrap();
     assert!(report.dry_run);
-    let (status, _, _) = call(&app, "GET", "/v2/_ocireg/gc", Some(&admin), b"").await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = common::request("GET", "/v2/_ocireg/gc", Some(&admin), b"")
+        .send(&app)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
@@ -74,29 +57,23 @@ async fn collects_unreferenced_blobs_and_honours_dry_run() {
     let (app, store) = server(None).await;
     let data = b"an unreferenced blob".to_vec();
     let d = sha(&data);
-    let (status, _, _) = call(
-        &app,
-        "POST",
-        &format!("/v2/lonely/blobs/uploads/?digest={d}"),
-        None,
-        &data,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _, body) = call(&app, "POST", "/v2/_ocireg/gc?dry_run=1", None, b"").await;
-    assert_eq!(status, StatusCode::OK);
-    let dry: GcReport = serde_json::from_slice(&body).unwrap();
+    let path = format!("/v2/lonely/blobs/uploads/?digest={d}");
+    let r = common::request("POST", &path, None, &data).send(&app).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = gc(&app, "?dry_run=1", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let dry: GcReport = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(dry.blobs.len(), 1);
     assert_eq!(dry.blobs[0].digest, d);
     assert_eq!(dry.bytes_freed, data.len() as u64);
     assert_eq!(store.snapshot().len(), 1, "dry run kept the repository");
     // A real run (grace period 0) removes it.
-    let (status, _, body) = call(&app, "POST", "/v2/_ocireg/gc?dry_run=false", None, b"").await;
-    assert_eq!(status, StatusCode::OK);
-    let real: GcReport = serde_json::from_slice(&body).unwrap();
+    let r = gc(&app, "?dry_run=false", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let real: GcReport = serde_json::from_slice(&r.body).unwrap();
     assert!(!real.dry_run);
     assert_eq!(real.blobs, dry.blobs);
     assert!(store.snapshot().is_empty());
-    let (status, _, _) = call(&app, "POST", "/v2/_ocireg/gc?dry_run=maybe", None, b"").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let r = gc(&app, "?dry_run=maybe", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

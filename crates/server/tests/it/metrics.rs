@@ -22,15 +22,13 @@ use tower::ServiceExt;
 use common::sha;
 
 async fn setup() -> (axum::Router, Metrics, Store) {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
     let metrics = Metrics::new();
     let opts = ServerOptions {
         metrics: Some(metrics.clone()),
         ..ServerOptions::default()
     };
-    (app(store.clone(), opts), metrics, store)
+    let (app, store) = common::memory_app(opts).await;
+    (app, metrics, store)
 }
 
 async fn call(
@@ -75,37 +73,16 @@ fn req_count(e: &prom::Exposition, ep: &str, method: &str, status: &str) -> f64 
     .unwrap_or(0.0)
 }
 
-#[tokio::test]
-async fn known_operations_show_up_exactly() {
-    let (app, m, store) = setup().await;
-    let repo = "team/app";
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let layer: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+/// `GET path` with no body.
+async fn get(app: &axum::Router, path: &str) -> (StatusCode, Bytes) {
+    let (s, _, b) = call(app, "GET", path, None, Body::empty()).await;
+    (s, b)
+}
 
-    // Base: 2 GETs.
-    for _ in 0..2 {
-        let (s, _, _) = call(&app, "GET", "/v2/", None, Body::empty()).await;
-        assert_eq!(s, StatusCode::OK);
-    }
-    // Config: monolithic POST.
-    let (s, _, _) = call(
-        &app,
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/?digest={}", sha(&config)),
-        None,
-        Body::from(config.clone()),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
-    // Layer: chunked upload with a streamed body (POST, PATCH in 3 frames, PUT).
-    let (s, h, _) = call(
-        &app,
-        "POST",
-        &format!("/v2/{repo}/blobs/uploads/"),
-        None,
-        Body::empty(),
-    )
-    .await;
+/// A chunked upload of `layer` with a streamed body: POST, PATCH in 3 frames, PUT.
+async fn push_in_chunks(app: &axum::Router, repo: &str, layer: &[u8]) {
+    let start = format!("/v2/{repo}/blobs/uploads/");
+    let (s, h, _) = call(app, "POST", &start, None, Body::empty()).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let location = h["location"].to_str().unwrap().to_owned();
     let chunks: Vec<Result<Bytes, std::io::Error>> = layer
@@ -114,7 +91,7 @@ async fn known_operations_show_up_exactly() {
         .collect();
     let stream = futures_util::stream::iter(chunks);
     let (s, h, _) = call(
-        &app,
+        app,
         "PATCH",
         &location,
         Some("application/octet-stream"),
@@ -124,23 +101,24 @@ async fn known_operations_show_up_exactly() {
     assert_eq!(s, StatusCode::ACCEPTED);
     let location = h["location"].to_str().unwrap().to_owned();
     let sep = if location.contains('?') { '&' } else { '?' };
-    let (s, _, _) = call(
-        &app,
-        "PUT",
-        &format!("{location}{sep}digest={}", sha(&layer)),
-        None,
-        Body::empty(),
-    )
-    .await;
+    let done = format!("{location}{sep}digest={}", sha(layer));
+    let (s, _, _) = call(app, "PUT", &done, None, Body::empty()).await;
     assert_eq!(s, StatusCode::CREATED);
+}
 
-    // N = 3 manifest puts.
+/// Pushes the config monolithically, the layer in chunks and 3 manifests over them; returns
+/// the manifests' bytes.
+async fn push_image(app: &axum::Router, repo: &str, config: &[u8], layer: &[u8]) -> usize {
+    let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha(config));
+    let (s, _, _) = call(app, "POST", &path, None, Body::from(config.to_vec())).await;
+    assert_eq!(s, StatusCode::CREATED);
+    push_in_chunks(app, repo, layer).await;
     let mut manifest_bytes = 0;
     for n in 0..3 {
-        let body = manifest(&config, &layer, n);
+        let body = manifest(config, layer, n);
         manifest_bytes += body.len();
         let (s, _, _) = call(
-            &app,
+            app,
             "PUT",
             &format!("/v2/{repo}/manifests/v{n}"),
             Some("application/vnd.oci.image.manifest.v1+json"),
@@ -149,81 +127,61 @@ async fn known_operations_show_up_exactly() {
         .await;
         assert_eq!(s, StatusCode::CREATED);
     }
-    // M = 4 blob GETs of the layer, 1 HEAD.
+    manifest_bytes
+}
+
+/// 4 blob GETs of the layer and 1 HEAD, then 404s: 2 unknown manifests, 1 unknown blob,
+/// 1 invalid path; returns the bytes of the two manifest 404 answers.
+async fn pull_and_miss(app: &axum::Router, repo: &str, layer: &[u8]) -> usize {
+    let blob = format!("/v2/{repo}/blobs/{}", sha(layer));
     for _ in 0..4 {
-        let (s, _, b) = call(
-            &app,
-            "GET",
-            &format!("/v2/{repo}/blobs/{}", sha(&layer)),
-            None,
-            Body::empty(),
-        )
-        .await;
+        let (s, b) = get(app, &blob).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(b.len(), layer.len());
     }
-    let (s, _, _) = call(
-        &app,
-        "HEAD",
-        &format!("/v2/{repo}/blobs/{}", sha(&layer)),
-        None,
-        Body::empty(),
-    )
-    .await;
+    let (s, _, _) = call(app, "HEAD", &blob, None, Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
-    // 404s: 2 unknown manifests, 1 unknown blob; 1 invalid path.
     let mut not_found_bytes = 0;
     for t in ["nope", "gone"] {
-        let (s, _, b) = call(
-            &app,
-            "GET",
-            &format!("/v2/{repo}/manifests/{t}"),
-            None,
-            Body::empty(),
-        )
-        .await;
+        let (s, b) = get(app, &format!("/v2/{repo}/manifests/{t}")).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         not_found_bytes += b.len();
     }
-    let (s, _, _) = call(
-        &app,
-        "GET",
-        &format!("/v2/{repo}/blobs/{}", sha(b"missing")),
-        None,
-        Body::empty(),
-    )
-    .await;
+    let (s, _) = get(app, &format!("/v2/{repo}/blobs/{}", sha(b"missing"))).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _, _) = call(&app, "GET", "/v3/whatever", None, Body::empty()).await;
+    let (s, _) = get(app, "/v3/whatever").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    // One upload session left open.
-    let (s, _, _) = call(
-        &app,
-        "POST",
-        "/v2/other/blobs/uploads/",
-        None,
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
+    not_found_bytes
+}
 
-    let e = parse(&m, &store);
+/// The request counter and the duration histogram hold exactly the requests of
+/// [`known_operations_show_up_exactly`].
+fn assert_request_counts(e: &prom::Exposition) {
     assert_eq!(e.kind("ocireg_http_requests_total"), Some("counter"));
     assert_eq!(
         e.kind("ocireg_http_request_duration_seconds"),
         Some("histogram")
     );
-    assert_eq!(req_count(&e, "base", "GET", "200"), 2.0);
-    assert_eq!(req_count(&e, "upload", "POST", "201"), 1.0);
-    assert_eq!(req_count(&e, "upload", "POST", "202"), 2.0);
-    assert_eq!(req_count(&e, "upload", "PATCH", "202"), 1.0);
-    assert_eq!(req_count(&e, "upload", "PUT", "201"), 1.0);
-    assert_eq!(req_count(&e, "manifest", "PUT", "201"), 3.0);
-    assert_eq!(req_count(&e, "blob", "GET", "200"), 4.0);
-    assert_eq!(req_count(&e, "blob", "HEAD", "200"), 1.0);
-    assert_eq!(req_count(&e, "manifest", "GET", "404"), 2.0);
-    assert_eq!(req_count(&e, "blob", "GET", "404"), 1.0);
-    assert_eq!(req_count(&e, "invalid", "GET", "404"), 1.0);
+    let expected = [
+        ("base", "GET", "200", 2.0),
+        ("upload", "POST", "201", 1.0),
+        ("upload", "POST", "202", 2.0),
+        ("upload", "PATCH", "202", 1.0),
+        ("upload", "PUT", "201", 1.0),
+        ("manifest", "PUT", "201", 3.0),
+        ("blob", "GET", "200", 4.0),
+        ("blob", "HEAD", "200", 1.0),
+        ("manifest", "GET", "404", 2.0),
+        ("blob", "GET", "404", 1.0),
+        ("invalid", "GET", "404", 1.0),
+    ];
+    for (ep, method, status, n) in expected {
+        assert_eq!(
+            req_count(e, ep, method, status),
+            n,
+            "{ep} {method} {status}"
+        );
+    }
     // Nothing else was counted.
     assert_eq!(e.sum("ocireg_http_requests_total", &[]), 19.0);
     // The histogram counted the same requests.
@@ -237,6 +195,29 @@ async fn known_operations_show_up_exactly() {
         Some(5.0)
     );
     assert_eq!(e.sum(h, &[]), 19.0);
+}
+
+#[tokio::test]
+async fn known_operations_show_up_exactly() {
+    let (app, m, store) = setup().await;
+    let repo = "team/app";
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+
+    // Base: 2 GETs.
+    for _ in 0..2 {
+        let (s, _) = get(&app, "/v2/").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let manifest_bytes = push_image(&app, repo, &config, &layer).await;
+    let not_found_bytes = pull_and_miss(&app, repo, &layer).await;
+    // One upload session left open.
+    let start = "/v2/other/blobs/uploads/";
+    let (s, _, _) = call(&app, "POST", start, None, Body::empty()).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+
+    let e = parse(&m, &store);
+    assert_request_counts(&e);
     // Body bytes: what went in and out, per endpoint.
     let bytes = |name: &str, ep: &str| e.value(name, &[("endpoint", ep)]).unwrap();
     let rq = "ocireg_http_request_bytes_total";
@@ -248,14 +229,7 @@ async fn known_operations_show_up_exactly() {
         bytes(rs, "blob") as usize,
         4 * layer.len() + {
             // The 404 error envelope of the missing blob.
-            let (_, _, b) = call(
-                &app,
-                "GET",
-                &format!("/v2/{repo}/blobs/{}", sha(b"missing")),
-                None,
-                Body::empty(),
-            )
-            .await;
+            let (_, b) = get(&app, &format!("/v2/{repo}/blobs/{}", sha(b"missing"))).await;
             b.len()
         }
     );

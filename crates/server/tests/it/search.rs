@@ -3,16 +3,15 @@
 //! off switch, and read-access filtering with auth.
 
 use crate::common;
-use ocireg_test_support::router;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::StatusCode;
 use ocireg_auth::*;
 use ocireg_server::{app, ServerOptions};
 use ocireg_store::{MemoryDriver, Store, StoreOptions};
+use ocireg_test_support::router::Resp;
 use serde_json::{json, Value};
 
 use common::{basic, sha};
@@ -22,12 +21,6 @@ const KCL: &str = "application/vnd.provisioning.kcl-package.v1";
 const SBOM: &str = "application/spdx+json";
 const EMPTY: &[u8] = b"{}";
 
-struct Resp {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    json: Value,
-}
-
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -36,24 +29,17 @@ async fn call(
     body: Vec<u8>,
     ctype: Option<&str>,
 ) -> Resp {
-    let r = router::call(method, path)
+    common::request(method, path, authz, &body)
         .host(Some("reg.test"))
-        .header_opt("authorization", authz)
         .header_opt("content-type", ctype)
-        .body(body)
         .send(app)
-        .await;
-    Resp {
-        status: r.status,
-        json: r.json(),
-        headers: r.headers,
-    }
+        .await
 }
 
 async fn push_blob(app: &axum::Router, repo: &str, data: &[u8], authz: Option<&str>) {
     let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha(data));
     let r = call(app, "POST", &path, authz, data.to_vec(), None).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
 }
 
 /// Pushes an artifact manifest (empty config, one layer) under `tag` (or by digest when `None`);
@@ -93,14 +79,14 @@ async fn push_artifact(
         Some("application/vnd.oci.image.manifest.v1+json"),
     )
     .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     digest
 }
 
 /// The hits of one search request, as (repository, tags) pairs.
 fn hits(r: &Resp) -> Vec<(String, Vec<String>)> {
-    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    r.json["results"]
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    r.json()["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -135,20 +121,20 @@ async fn all_pages(app: &axum::Router, first: &str, authz: Option<&str>) -> (Vec
     let mut pages = 0;
     loop {
         let r = call(app, "GET", &path, authz, Vec::new(), None).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json());
         pages += 1;
-        out.extend(r.json["results"].as_array().unwrap().iter().cloned());
+        out.extend(r.json()["results"].as_array().unwrap().iter().cloned());
         match r.headers.get("link") {
             None => {
-                assert!(r.json.get("next").is_none());
+                assert!(r.json().get("next").is_none());
                 return (out, pages);
             }
             Some(link) => {
                 let link = link.to_str().unwrap();
                 path = ocireg_api::parse_link_next(link).unwrap();
-                let next = r.json["next"].as_str().unwrap();
+                let next = r.json()["next"].as_str().unwrap().to_owned();
                 assert!(
-                    path.ends_with(&ocireg_api::encode_query_value(next)),
+                    path.ends_with(&ocireg_api::encode_query_value(&next)),
                     "{path} vs {next}"
                 );
             }
@@ -161,102 +147,62 @@ async fn all_pages(app: &axum::Router, first: &str, authz: Option<&str>) -> (Vec
 async fn populate(app: &axum::Router) -> BTreeMap<&'static str, String> {
     let mut d = BTreeMap::new();
     let ann = |v: &str| json!({"org.opencontainers.image.version": v, "kind": "extension"});
-    d.insert(
-        "vpc1",
-        push_artifact(
-            app,
-            "provisioning-extensions/aws/vpc",
-            Some("1.0.0"),
-            EXT,
-            ann("1.0.0"),
-            None,
-            None,
-        )
-        .await,
+    let extensions = [
+        ("vpc1", "provisioning-extensions/aws/vpc", "1.0.0"),
+        ("vpc2", "provisioning-extensions/aws/vpc", "1.1.0"),
+        ("dns", "provisioning-extensions/gcp/dns", "2.0.0"),
+    ];
+    for (key, repo, version) in extensions {
+        let digest = push_artifact(app, repo, Some(version), EXT, ann(version), None, None).await;
+        d.insert(key, digest);
+    }
+    let kcl = json!({"kind": "kcl"});
+    let kcl_digest = push_artifact(
+        app,
+        "provisioning-kcl/lib",
+        Some("0.1"),
+        KCL,
+        kcl,
+        None,
+        None,
     );
-    d.insert(
-        "vpc2",
-        push_artifact(
-            app,
-            "provisioning-extensions/aws/vpc",
-            Some("1.1.0"),
-            EXT,
-            ann("1.1.0"),
-            None,
-            None,
-        )
-        .await,
-    );
-    d.insert(
-        "dns",
-        push_artifact(
-            app,
-            "provisioning-extensions/gcp/dns",
-            Some("2.0.0"),
-            EXT,
-            ann("2.0.0"),
-            None,
-            None,
-        )
-        .await,
-    );
-    d.insert(
-        "kcl",
-        push_artifact(
-            app,
-            "provisioning-kcl/lib",
-            Some("0.1"),
-            KCL,
-            json!({"kind": "kcl"}),
-            None,
-            None,
-        )
-        .await,
-    );
+    d.insert("kcl", kcl_digest.await);
     let app_digest =
         push_artifact(app, "team/app", Some("latest"), EXT, json!({}), None, None).await;
-    let r = call(
-        app,
-        "GET",
-        &format!("/v2/team/app/manifests/{app_digest}"),
-        None,
-        Vec::new(),
-        None,
-    )
-    .await;
+    let path = format!("/v2/team/app/manifests/{app_digest}");
+    let r = call(app, "GET", &path, None, Vec::new(), None).await;
     assert_eq!(r.status, StatusCode::OK);
-    d.insert(
-        "sbom",
-        push_artifact(
-            app,
-            "team/app",
-            None,
-            SBOM,
-            json!({"kind": "sbom"}),
-            Some((&app_digest, 300)),
-            None,
-        )
-        .await,
-    );
+    let sbom = json!({"kind": "sbom"});
+    let subject = Some((app_digest.as_str(), 300));
+    let sbom_digest = push_artifact(app, "team/app", None, SBOM, sbom, subject, None).await;
+    d.insert("sbom", sbom_digest);
     d.insert("app", app_digest);
     d
 }
 
-#[tokio::test]
-async fn filters_pagination_and_lazy_metadata() {
+/// Populates a registry through one app, then opens a second store over the same storage
+/// (which knows no manifest metadata until it loads it) behind an app with `opts`.
+async fn populated_then_reopened(
+    opts: ServerOptions,
+) -> (axum::Router, BTreeMap<&'static str, String>) {
     let driver = Arc::new(MemoryDriver::new());
     let store = Store::open(driver.clone(), StoreOptions::default())
         .await
         .unwrap();
-    let app1 = app(store, ServerOptions::default());
-    let d = populate(&app1).await;
-
-    // A second store over the same storage knows no manifest metadata until it loads it.
+    let d = populate(&app(store, ServerOptions::default())).await;
     let store = Store::open(driver, StoreOptions::default()).await.unwrap();
-    let app = app(store, ServerOptions::default());
+    (app(store, opts), d)
+}
 
-    // By name (substring, case-insensitive): both vpc versions, ordered by digest.
-    let r = search(&app, "q=AWS", None).await;
+/// One hit of `repo` carrying exactly `tag`.
+fn only(repo: &str, tag: &str) -> Vec<(String, Vec<String>)> {
+    vec![(repo.to_owned(), vec![tag.to_owned()])]
+}
+
+/// By name (substring, case-insensitive): both vpc versions, ordered by digest, with the
+/// manifest's metadata.
+async fn check_name_filter(app: &axum::Router, d: &BTreeMap<&str, String>) {
+    let r = search(app, "q=AWS", None).await;
     let h = hits(&r);
     let mut want = [(d["vpc1"].clone(), "1.0.0"), (d["vpc2"].clone(), "1.1.0")];
     want.sort();
@@ -269,7 +215,7 @@ async fn filters_pagination_and_lazy_metadata() {
             ))
             .collect::<Vec<_>>()
     );
-    let first = &r.json["results"][0];
+    let first = &r.json()["results"][0];
     assert_eq!(first["digest"], want[0].0.as_str());
     assert_eq!(first["artifactType"], EXT);
     assert_eq!(
@@ -278,82 +224,59 @@ async fn filters_pagination_and_lazy_metadata() {
     );
     assert_eq!(first["annotations"]["kind"], "extension");
     assert!(first["size"].as_u64().unwrap() > 100);
+}
 
-    // By tag: exact, and prefix with `*`.
-    let h = hits(&search(&app, "tag=1.1.0", None).await);
+/// Tags (exact, and prefix with `*`), annotations (key=value, key only, all must match) and
+/// artifactType (a `+` in the media type survives the query string).
+async fn check_tag_annotation_and_type_filters(app: &axum::Router, d: &BTreeMap<&str, String>) {
+    let dns_version = "annotation=org.opencontainers.image.version%3D2.0.0";
+    let exact = [
+        (
+            "tag=1.1.0",
+            only("provisioning-extensions/aws/vpc", "1.1.0"),
+        ),
+        (
+            dns_version,
+            only("provisioning-extensions/gcp/dns", "2.0.0"),
+        ),
+        (
+            &format!("artifactType={KCL}&q=kcl"),
+            only("provisioning-kcl/lib", "0.1"),
+        ),
+    ];
+    for (query, want) in exact {
+        assert_eq!(hits(&search(app, query, None).await), want, "{query}");
+    }
+    let counts = [
+        ("tag=1.*", 2),
+        ("tag=1.1", 0),
+        ("annotation=kind%3Dextension", 3),
+        ("annotation=kind", 5),
+        (
+            "annotation=kind&annotation=org.opencontainers.image.version%3D1.0.0",
+            1,
+        ),
+        ("annotation=kind%3Dnope", 0),
+        (&format!("artifactType={KCL}&q=aws"), 0),
+    ];
+    for (query, n) in counts {
+        assert_eq!(hits(&search(app, query, None).await).len(), n, "{query}");
+    }
+    let sbom = ocireg_api::encode_query_value(SBOM);
+    let r = search(app, &format!("artifactType={sbom}"), None).await;
     assert_eq!(
-        h,
-        vec![(
-            "provisioning-extensions/aws/vpc".to_owned(),
-            vec!["1.1.0".to_owned()]
-        )]
-    );
-    assert_eq!(hits(&search(&app, "tag=1.*", None).await).len(), 2);
-    assert_eq!(hits(&search(&app, "tag=1.1", None).await).len(), 0);
-
-    // By annotation: key=value, key only, all must match.
-    let h = hits(&search(&app, "annotation=kind%3Dextension", None).await);
-    assert_eq!(h.len(), 3);
-    let h = hits(
-        &search(
-            &app,
-            "annotation=org.opencontainers.image.version%3D2.0.0",
-            None,
-        )
-        .await,
-    );
-    assert_eq!(
-        h,
-        vec![(
-            "provisioning-extensions/gcp/dns".to_owned(),
-            vec!["2.0.0".to_owned()]
-        )]
-    );
-    assert_eq!(hits(&search(&app, "annotation=kind", None).await).len(), 5);
-    assert_eq!(
-        hits(
-            &search(
-                &app,
-                "annotation=kind&annotation=org.opencontainers.image.version%3D1.0.0",
-                None
-            )
-            .await
-        )
-        .len(),
-        1
-    );
-    assert_eq!(
-        hits(&search(&app, "annotation=kind%3Dnope", None).await).len(),
-        0
-    );
-
-    // By artifactType (a `+` in the media type survives the query string).
-    let r = search(
-        &app,
-        &format!("artifactType={}", ocireg_api::encode_query_value(SBOM)),
-        None,
-    )
-    .await;
-    let h = hits(&r);
-    assert_eq!(
-        h,
+        hits(&r),
         vec![("team/app".to_owned(), vec![])],
         "the untagged referrer"
     );
-    assert_eq!(r.json["results"][0]["digest"], d["sbom"].as_str());
-    let h = hits(&search(&app, &format!("artifactType={KCL}&q=kcl"), None).await);
-    assert_eq!(
-        h,
-        vec![("provisioning-kcl/lib".to_owned(), vec!["0.1".to_owned()])]
-    );
-    assert_eq!(
-        hits(&search(&app, &format!("artifactType={KCL}&q=aws"), None).await).len(),
-        0
-    );
+    assert_eq!(r.json()["results"][0]["digest"], d["sbom"].as_str());
+}
 
-    // Everything, then page by page: the same hits in the same order, no repeats.
-    let everything = search(&app, "n=1000", None).await;
-    let all: Vec<Value> = everything.json["results"].as_array().unwrap().clone();
+/// Everything, then page by page: the same hits in the same order, no repeats; filters survive
+/// in the Link; n=0 finds nothing, a bad n is 400, and only GET is allowed.
+async fn check_pagination(app: &axum::Router) {
+    let everything = search(app, "n=1000", None).await;
+    let all: Vec<Value> = everything.json()["results"].as_array().unwrap().clone();
     assert_eq!(all.len(), 6);
     assert!(everything.headers.get("link").is_none());
     let keys: Vec<(String, String)> = all
@@ -369,68 +292,52 @@ async fn filters_pagination_and_lazy_metadata() {
     sorted.sort();
     assert_eq!(keys, sorted, "ordered by repository, then digest");
     for n in [1, 2, 4, 5] {
-        let (paged, pages) = all_pages(&app, &format!("n={n}"), None).await;
+        let (paged, pages) = all_pages(app, &format!("n={n}"), None).await;
         assert_eq!(paged, all, "n={n}");
         assert_eq!(pages, all.len().div_ceil(n), "n={n}");
     }
-    // Filters survive in the Link.
-    let (paged, _) = all_pages(&app, "n=1&annotation=kind%3Dextension", None).await;
+    let (paged, _) = all_pages(app, "n=1&annotation=kind%3Dextension", None).await;
     assert_eq!(paged.len(), 3);
-    // n=0: nothing; a bad n: 400.
-    assert_eq!(hits(&search(&app, "n=0", None).await).len(), 0);
-    assert_eq!(
-        search(&app, "n=x", None).await.status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        search(&app, "annotation=%3Dv", None).await.status,
-        StatusCode::BAD_REQUEST
-    );
-    // Only GET.
-    let r = call(&app, "POST", "/v2/_ocireg/search", None, Vec::new(), None).await;
+    assert_eq!(hits(&search(app, "n=0", None).await).len(), 0);
+    for query in ["n=x", "annotation=%3Dv"] {
+        let status = search(app, query, None).await.status;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    let r = call(app, "POST", "/v2/_ocireg/search", None, Vec::new(), None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
+async fn filters_pagination_and_lazy_metadata() {
+    let (app, d) = populated_then_reopened(ServerOptions::default()).await;
+    check_name_filter(&app, &d).await;
+    check_tag_annotation_and_type_filters(&app, &d).await;
+    check_pagination(&app).await;
+}
+
+#[tokio::test]
 async fn search_can_be_switched_off() {
-    let store = Store::open(Arc::new(MemoryDriver::new()), StoreOptions::default())
-        .await
-        .unwrap();
-    let app = app(
-        store,
-        ServerOptions {
-            search: false,
-            ..ServerOptions::default()
-        },
-    );
+    let opts = ServerOptions {
+        search: false,
+        ..ServerOptions::default()
+    };
+    let (app, _) = common::memory_app(opts).await;
     let r = search(&app, "q=x", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.json["errors"][0]["code"], "UNSUPPORTED");
+    assert_eq!(r.json()["errors"][0]["code"], "UNSUPPORTED");
 }
 
 fn auth() -> Arc<Auth> {
-    let h = |p| bcrypt::hash(p, 4).unwrap();
-    let users = Htpasswd::parse(&format!("alice:{}\nbob:{}\n", h("alicepw"), h("bobpw"))).unwrap();
-    let secret = Rule {
-        patterns: vec![RepoPattern::new("provisioning-kcl/**").unwrap()],
-        read: vec![Principal::User("bob".into())],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
-    let public = Rule {
-        patterns: vec![RepoPattern::new("team/**").unwrap()],
-        read: vec![Principal::Anonymous],
-        write: vec![Principal::User("bob".into())],
-        delete: vec![],
-    };
+    let users = common::alice_and_bob();
+    let secret = common::bob_writes("provisioning-kcl/**", Principal::User("bob".into()));
+    let public = common::bob_writes("team/**", Principal::Anonymous);
     Arc::new(
         Auth::new(AuthOptions {
             single_user: None,
             htpasswd: Some(users),
             acl: Acl::new(vec![secret, public], &BTreeMap::new(), Vec::<String>::new()),
-            token: None,
             max_failed_logins: 10,
-            failed_login_window: Duration::from_secs(60),
+            ..common::admin_only()
         })
         .unwrap(),
     )
@@ -438,19 +345,11 @@ fn auth() -> Arc<Auth> {
 
 #[tokio::test]
 async fn only_readable_repositories_are_searched() {
-    let driver = Arc::new(MemoryDriver::new());
-    let store = Store::open(driver.clone(), StoreOptions::default())
-        .await
-        .unwrap();
-    populate(&app(store, ServerOptions::default())).await;
-    let store = Store::open(driver, StoreOptions::default()).await.unwrap();
-    let app = app(
-        store,
-        ServerOptions {
-            auth: Some(auth()),
-            ..ServerOptions::default()
-        },
-    );
+    let opts = ServerOptions {
+        auth: Some(auth()),
+        ..ServerOptions::default()
+    };
+    let (app, _) = populated_then_reopened(opts).await;
     let repos = |r: &Resp| {
         let mut v: Vec<String> = hits(r).into_iter().map(|(repo, _)| repo).collect();
         v.dedup();

@@ -68,76 +68,69 @@ async fn call(
     (r.status, r.body.to_vec())
 }
 
+/// A monolithic upload of `data` to `repo` with these headers.
+async fn post_blob(
+    app: &axum::Router,
+    repo: &str,
+    data: &[u8],
+    headers: &[(&str, &str)],
+) -> (StatusCode, Vec<u8>) {
+    let path = format!("/v2/{repo}/blobs/uploads/?digest={}", sha(data));
+    call(app, "POST", &path, headers, data).await
+}
+
 fn code(body: &[u8]) -> String {
     let v: Value = serde_json::from_slice(body).unwrap();
     v["errors"][0]["code"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn usage_needs_credentials_and_scrub_an_admin() {
-    let (app, _, _) = server(Some(admin_and_bob())).await;
-    let (status, _) = call(&app, "GET", "/v2/_ocireg/usage", &[], b"").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let bob = basic("bob", "bobpw");
-    let (status, body) = call(
-        &app,
-        "GET",
-        "/v2/_ocireg/usage",
-        &[("authorization", &bob)],
-        b"",
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let usage: Value = serde_json::from_slice(&body).unwrap();
+/// The usage answer before anything was pushed names the configured limits.
+fn shows_limits(body: &[u8]) {
+    let usage: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(usage["total_bytes"], 0);
     assert_eq!(
         usage["limits"]["namespaces"]["team"]["storage_limit_bytes"],
         1000
     );
     assert_eq!(usage["limits"]["artifact_limit"], 50);
+}
 
-    let (status, _) = call(&app, "POST", "/v2/_ocireg/scrub", &[], b"").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/v2/_ocireg/scrub",
-        &[("authorization", &bob)],
-        b"",
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(code(&body), "DENIED");
-    let admin = basic("admin", "adminpw");
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/v2/_ocireg/scrub?rate_mb=0",
-        &[("authorization", &admin)],
-        b"",
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let report: ScrubReport = serde_json::from_slice(&body).unwrap();
+/// A spec error envelope with the code `DENIED`.
+fn denied(body: &[u8]) {
+    assert_eq!(code(body), "DENIED");
+}
+
+/// A scrub report without findings.
+fn clean(body: &[u8]) {
+    let report: ScrubReport = serde_json::from_slice(body).unwrap();
     assert!(report.findings.is_empty());
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/v2/_ocireg/scrub?rate_mb=fast",
-        &[("authorization", &admin)],
-        b"",
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = call(
-        &app,
-        "GET",
-        "/v2/_ocireg/scrub",
-        &[("authorization", &admin)],
-        b"",
-    )
-    .await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn usage_needs_credentials_and_scrub_an_admin() {
+    let (app, _, _) = server(Some(admin_and_bob())).await;
+    let bob = basic("bob", "bobpw");
+    let admin = basic("admin", "adminpw");
+    // (method, path under /v2/_ocireg/, credentials, status, what the body must show)
+    type Check = Option<fn(&[u8])>;
+    let cases: &[(&str, &str, Option<&str>, u16, Check)] = &[
+        ("GET", "usage", None, 401, None),
+        ("GET", "usage", Some(&bob), 200, Some(shows_limits)),
+        ("POST", "scrub", None, 401, None),
+        ("POST", "scrub", Some(&bob), 403, Some(denied)),
+        ("POST", "scrub?rate_mb=0", Some(&admin), 200, Some(clean)),
+        ("POST", "scrub?rate_mb=fast", Some(&admin), 400, None),
+        ("GET", "scrub", Some(&admin), 405, None),
+    ];
+    for (method, path, authz, want, check) in cases {
+        let headers: Vec<(&str, &str)> = authz.map(|a| ("authorization", a)).into_iter().collect();
+        let path = format!("/v2/_ocireg/{path}");
+        let (status, body) = call(&app, method, &path, &headers, b"").await;
+        assert_eq!(status.as_u16(), *want, "{method} {path} as {authz:?}");
+        if let Some(check) = check {
+            check(&body);
+        }
+    }
 }
 
 #[tokio::test]
@@ -200,14 +193,7 @@ async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     assert_eq!(usage["namespaces"]["team"]["bytes"], 600);
     // A single-request upload announcing too much is denied too.
     let big = vec![9u8; 401];
-    let (status, body) = call(
-        &app,
-        "POST",
-        &format!("/v2/team/app/blobs/uploads/?digest={}", sha(&big)),
-        &[("content-length", "401")],
-        &big,
-    )
-    .await;
+    let (status, body) = post_blob(&app, "team/app", &big, &[("content-length", "401")]).await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -224,14 +210,7 @@ async fn chunks_over_a_quota_are_denied_and_usage_follows() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, _) = call(
-        &app,
-        "POST",
-        &format!("/v2/team/app/blobs/uploads/?digest={}", sha(&big)),
-        &[("content-length", "401")],
-        &big,
-    )
-    .await;
+    let (status, _) = post_blob(&app, "team/app", &big, &[("content-length", "401")]).await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -241,14 +220,7 @@ async fn scrubbed_objects_are_answered_unknown() {
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let layer = vec![3u8; 300];
     for data in [&config, &layer] {
-        let (status, _) = call(
-            &app,
-            "POST",
-            &format!("/v2/other/app/blobs/uploads/?digest={}", sha(data)),
-            &[],
-            data,
-        )
-        .await;
+        let (status, _) = post_blob(&app, "other/app", data, &[]).await;
         assert_eq!(status, StatusCode::CREATED);
     }
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -288,13 +260,7 @@ async fn scrubbed_objects_are_answered_unknown() {
     let (status, body) = call(&app, "GET", "/v2/other/app/manifests/v1", &[], b"").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "MANIFEST_UNKNOWN");
-    let (status, _) = call(
-        &app,
-        "GET",
-        &format!("/v2/other/app/blobs/{}", sha(&config)),
-        &[],
-        b"",
-    )
-    .await;
+    let config_blob = format!("/v2/other/app/blobs/{}", sha(&config));
+    let (status, _) = call(&app, "GET", &config_blob, &[], b"").await;
     assert_eq!(status, StatusCode::OK);
 }

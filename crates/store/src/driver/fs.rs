@@ -36,7 +36,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 
-use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta, Publication};
+use super::{key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta, Publication};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 use writer::FsWriter;
@@ -123,23 +123,33 @@ impl FsDriver {
         }
     }
 
-    /// Deletes an object or a whole prefix; with `durable`, syncs the parent directory.
-    async fn remove(&self, key: &str, durable: bool) -> Result<()> {
+    /// Runs `op` on the blocking pool to write or delete `key` outside the journal, after
+    /// settling the journal there; `op` gets the root's state and the key's path, and its I/O
+    /// error is reported as `action` on `key`.
+    async fn write_outside_journal<T, F>(&self, key: &str, action: &'static str, op: F) -> Result<T>
+    where
+        F: FnOnce(&Inner, &Path) -> io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let path = self.path(key)?;
         self.settle(&path).await?;
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
-        blocking(move || {
-            let fail = |e| StoreError::io("delete", &key, e);
-            let meta = fs::symlink_metadata(&path).map_err(fail)?;
+        blocking(move || op(&inner, &path).map_err(|e| StoreError::io(action, &key, e))).await
+    }
+
+    /// Deletes an object or a whole prefix; with `durable`, syncs the parent directory.
+    async fn remove(&self, key: &str, durable: bool) -> Result<()> {
+        self.write_outside_journal(key, "delete", move |inner, path| {
+            let meta = fs::symlink_metadata(path)?;
             if meta.is_dir() {
-                inner.forget_dirs(&path);
-                fs::remove_dir_all(&path).map_err(fail)?;
+                inner.forget_dirs(path);
+                fs::remove_dir_all(path)?;
             } else {
-                fs::remove_file(&path).map_err(fail)?;
+                fs::remove_file(path)?;
             }
             if durable {
-                fsync_dir(parent_of(&path).map_err(fail)?).map_err(fail)?;
+                fsync_dir(parent_of(path)?)?;
             }
             Ok(())
         })
@@ -205,30 +215,17 @@ impl Driver for FsDriver {
     }
 
     async fn put_content(&self, key: &str, content: Bytes) -> Result<()> {
-        let target = self.path(key)?;
-        self.settle(&target).await?;
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || {
-            inner
-                .put_blocking(&target, &content)
-                .map_err(|e| StoreError::io("put", &key, e))
+        self.write_outside_journal(key, "put", move |inner, target| {
+            inner.put_blocking(target, &content)
         })
         .await
     }
 
     /// One blocking call: the directory (unsynced) and a plain write.
     async fn put_scratch(&self, key: &str, content: Bytes) -> Result<()> {
-        let target = self.path(key)?;
-        self.settle(&target).await?;
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || {
-            let fail = |e| StoreError::io("put", &key, e);
-            inner
-                .make_dir(parent_of(&target).map_err(fail)?)
-                .map_err(fail)?;
-            fs::write(&target, &content).map_err(fail)
+        self.write_outside_journal(key, "put", move |inner, target| {
+            inner.make_dir(parent_of(target)?)?;
+            fs::write(target, &content)
         })
         .await
     }
@@ -490,16 +487,6 @@ fn sweep_temps(root: &Path) -> io::Result<usize> {
         }
     }
     Ok(removed)
-}
-
-/// `prefix` as a key prefix ending in `/` (empty for the root).
-fn key_prefix(prefix: &str) -> String {
-    let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("{trimmed}/")
-    }
 }
 
 /// Entries of `dir` whose names are valid key components; a missing dir is empty.

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use parking_lot::RwLock;
 
-use super::{range_end, validate_key, Driver, FileWriter, ObjectMeta};
+use super::{key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 
@@ -34,15 +34,6 @@ impl MemoryDriver {
     /// An empty in-memory store.
     pub fn new() -> MemoryDriver {
         MemoryDriver::default()
-    }
-}
-
-fn dir_prefix(prefix: &str) -> String {
-    let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("{trimmed}/")
     }
 }
 
@@ -133,7 +124,7 @@ impl Driver for MemoryDriver {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         check_prefix(prefix)?;
-        let dir = dir_prefix(prefix);
+        let dir = key_prefix(prefix);
         let objects = self.objects.read();
         let mut out: Vec<String> = Vec::new();
         for key in objects.range(dir.clone()..).map(|(k, _)| k) {
@@ -151,7 +142,7 @@ impl Driver for MemoryDriver {
 
     async fn walk(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         check_prefix(prefix)?;
-        let dir = dir_prefix(prefix);
+        let dir = key_prefix(prefix);
         let objects = self.objects.read();
         Ok(objects
             .range(dir.clone()..)
@@ -177,7 +168,7 @@ impl Driver for MemoryDriver {
 
     async fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
-        let dir = dir_prefix(key);
+        let dir = key_prefix(key);
         let mut objects = self.objects.write();
         let mut removed = objects.remove(key).is_some();
         let below: Vec<String> = objects

@@ -226,6 +226,16 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// `prefix` as a key prefix ending in `/` (empty for the root): what the keys below it start with.
+pub(crate) fn key_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
 /// Validates a `(offset, len)` request against an object of `size` bytes and returns the
 /// exclusive end offset.
 pub(crate) fn range_end(key: &str, size: u64, offset: u64, len: Option<u64>) -> Result<u64> {

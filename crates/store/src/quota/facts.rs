@@ -7,6 +7,7 @@
 //! by every write path, so [`crate::Store::usage`] never touches storage.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -119,20 +120,12 @@ pub(crate) async fn scan(
         .iter()
         .flat_map(|(name, r)| r.local.iter().map(move |d| (name.clone(), d.clone())))
         .collect();
-    let sizes: Vec<Option<(String, Digest, u64)>> = stream::iter(locals)
-        .map(|(repo, digest)| async move {
-            match driver.stat(&paths::local_data(&repo, &digest)).await {
-                Ok(meta) => Ok(Some((repo, digest, meta.size))),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .buffer_unordered(SCAN_PARALLELISM)
-        .collect::<Vec<Result<_>>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
-    for (repo, digest, size) in sizes.into_iter().flatten() {
+    let sizes = fetch_present(locals, |(repo, digest)| async move {
+        let meta = driver.stat(&paths::local_data(&repo, &digest)).await?;
+        Ok((repo, digest, meta.size))
+    })
+    .await?;
+    for (repo, digest, size) in sizes {
         facts.record(&repo, &digest, DataLoc::Local, size);
     }
 
@@ -146,12 +139,33 @@ pub(crate) async fn scan(
             }
         }
     }
-    let found: Vec<Option<(Digest, Vec<Digest>)>> = stream::iter(manifests)
-        .map(|(digest, key)| async move {
-            match driver.get_content(&key).await {
-                Ok(body) => Ok(Some((digest, children_of(&body)))),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
+    let found = fetch_present(manifests, |(digest, key)| async move {
+        let body = driver.get_content(&key).await?;
+        Ok((digest, children_of(&body)))
+    })
+    .await?;
+    for (digest, children) in found {
+        facts.record_children(&digest, children);
+    }
+    Ok(facts)
+}
+
+/// Runs `fetch` over `items`, [`SCAN_PARALLELISM`] at a time, in any order; an item whose
+/// object is not found (removed since it was listed) is left out.
+async fn fetch_present<I, T, F, Fut>(items: Vec<I>, fetch: F) -> Result<Vec<T>>
+where
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let found: Vec<Option<T>> = stream::iter(items)
+        .map(|item| {
+            let fetched = fetch(item);
+            async move {
+                match fetched.await {
+                    Ok(t) => Ok(Some(t)),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e),
+                }
             }
         })
         .buffer_unordered(SCAN_PARALLELISM)
@@ -159,8 +173,5 @@ pub(crate) async fn scan(
         .await
         .into_iter()
         .collect::<Result<_>>()?;
-    for (digest, children) in found.into_iter().flatten() {
-        facts.record_children(&digest, children);
-    }
-    Ok(facts)
+    Ok(found.into_iter().flatten().collect())
 }

@@ -162,20 +162,13 @@ impl Store {
         adm.hold(amount, Push::Mount).map(Some)
     }
 
-    /// Quota for a manifest revision new to `repo`: `size` bytes stored at `loc`.
-    pub(crate) fn manifest_quota(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        loc: DataLoc,
-        parsed: &ParsedManifest,
-        size: u64,
-    ) -> Result<Option<TempHold>> {
-        let Some(adm) = self.admission(repo) else {
+    /// Quota for a manifest revision new to its repository.
+    pub(crate) fn manifest_quota(&self, m: &RevisionFacts<'_>) -> Result<Option<TempHold>> {
+        let Some(adm) = self.admission(m.repo) else {
             return Ok(None);
         };
-        let mut amount = self.added_by(repo, digest, loc, size);
-        amount.artifacts = self.artifact_delta(repo, parsed);
+        let mut amount = self.added_by(m.repo, m.digest, m.loc, m.size);
+        amount.artifacts = self.artifact_delta(m.repo, m.parsed);
         adm.hold(amount, Push::Manifest).map(Some)
     }
 
@@ -203,21 +196,28 @@ impl Store {
     }
 
     /// Records a stored manifest's size and children for usage accounting.
-    pub(crate) fn note_manifest(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        loc: DataLoc,
-        parsed: &ParsedManifest,
-        size: u64,
-    ) {
+    pub(crate) fn note_manifest(&self, m: &RevisionFacts<'_>) {
         let mut facts = self.inner.quota.facts.write();
-        facts.record(repo, digest, loc, size);
+        facts.record(m.repo, m.digest, m.loc, m.size);
         facts.record_children(
-            digest,
-            parsed.manifest_refs().map(|d| d.digest.clone()).collect(),
+            m.digest,
+            m.parsed.manifest_refs().map(|d| d.digest.clone()).collect(),
         );
     }
+}
+
+/// A manifest revision as usage accounting sees it: where its bytes are and what it refers to.
+pub(crate) struct RevisionFacts<'a> {
+    /// The repository it is put in.
+    pub(crate) repo: &'a str,
+    /// Its digest.
+    pub(crate) digest: &'a Digest,
+    /// Where its bytes are stored.
+    pub(crate) loc: DataLoc,
+    /// Its parsed body.
+    pub(crate) parsed: &'a ParsedManifest,
+    /// Size of its bytes.
+    pub(crate) size: u64,
 }
 
 /// Where a body limiter leaves its refusal.

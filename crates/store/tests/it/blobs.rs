@@ -69,11 +69,7 @@ async fn wrong_digest_leaves_nothing_visible() {
             matches!(err, StoreError::DigestMismatch { ref computed, .. } if *computed == sha256(&data))
         );
         // Session upload with a wrong digest: the session and its bytes are removed.
-        let id = store.upload_start(&r, None).await.unwrap();
-        store
-            .upload_append(&r, &id, Chunk::new(body(&data)).at(0))
-            .await
-            .unwrap();
+        let id = upload_with_first_chunk(&store, &r, &data).await;
         let err = store
             .upload_complete(&r, &id, &claimed, None)
             .await
@@ -100,11 +96,7 @@ async fn out_of_order_chunk_is_range_invalid() {
     for mut h in Harness::both(dedupe()).await {
         let store = h.open().await;
         let r = repo("app");
-        let id = store.upload_start(&r, None).await.unwrap();
-        store
-            .upload_append(&r, &id, Chunk::new(body(b"hello ")).at(0))
-            .await
-            .unwrap();
+        let id = upload_with_first_chunk(&store, &r, b"hello ").await;
         for start in [0u64, 5, 7, 100] {
             let err = store
                 .upload_append(&r, &id, Chunk::new(body(b"x")).at(start))
@@ -140,11 +132,7 @@ async fn upload_resumes_after_restart() {
         let d = sha256(&data);
         let r = repo("resume/me");
         let store = h.open().await;
-        let id = store.upload_start(&r, None).await.unwrap();
-        store
-            .upload_append(&r, &id, Chunk::new(body(&data[..1_000_000])).at(0))
-            .await
-            .unwrap();
+        let id = upload_with_first_chunk(&store, &r, &data[..1_000_000]).await;
         // A graceful stop: the session's last write lands (a crash may lose it instead; the
         // status then reports what landed).
         store.close_uploads().await;
@@ -348,11 +336,7 @@ async fn sha512_blobs_single_request_and_chunked() {
         // Chunked: appends hash with sha256, completion re-hashes with sha512.
         let data2 = bytes(900_000, 10);
         let d2 = sha512(&data2);
-        let id = store.upload_start(&r, None).await.unwrap();
-        store
-            .upload_append(&r, &id, Chunk::new(body(&data2[..400_000])).at(0))
-            .await
-            .unwrap();
+        let id = upload_with_first_chunk(&store, &r, &data2[..400_000]).await;
         store
             .upload_append(&r, &id, Chunk::new(body(&data2[400_000..])).at(400_000))
             .await
@@ -378,11 +362,7 @@ async fn sha512_blobs_single_request_and_chunked() {
         // byte of the last body (its write may still be in flight when hashing starts).
         let data4 = bytes(2_500_000, 12);
         let d4 = sha512(&data4);
-        let id = store.upload_start(&r, None).await.unwrap();
-        store
-            .upload_append(&r, &id, Chunk::new(body(&data4[..700_000])).at(0))
-            .await
-            .unwrap();
+        let id = upload_with_first_chunk(&store, &r, &data4[..700_000]).await;
         let size = store
             .upload_complete(&r, &id, &d4, Some(Chunk::new(body(&data4[700_000..]))))
             .await
@@ -427,11 +407,7 @@ async fn session_removed_from_storage_is_unknown() {
     for mut h in Harness::both(dedupe()).await {
         let store = h.open().await;
         let r = repo("app");
-        let id = store.upload_start(&r, None).await.unwrap();
-        store
-            .upload_append(&r, &id, Chunk::new(body(b"abc")).at(0))
-            .await
-            .unwrap();
+        let id = upload_with_first_chunk(&store, &r, b"abc").await;
         // Storage removed behind the store's back (as GC of stale uploads will do).
         h.driver
             .delete(&format!("repositories/app/_uploads/{id}"))
@@ -463,11 +439,7 @@ async fn more_open_sessions_than_kept_writers_all_complete() {
         let mut open = Vec::new();
         for i in 0..300u64 {
             let data = bytes(3000 + i as usize, i);
-            let id = store.upload_start(&r, None).await.unwrap();
-            store
-                .upload_append(&r, &id, Chunk::new(body(&data[..1000])).at(0))
-                .await
-                .unwrap();
+            let id = upload_with_first_chunk(&store, &r, &data[..1000]).await;
             open.push((id, data));
         }
         for (id, data) in &open {

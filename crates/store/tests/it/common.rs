@@ -5,8 +5,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream;
 use ocireg_oci::{Algorithm, Digest, Reference, RepoName};
-use ocireg_store::{ByteStream, Driver, FsDriver, MemoryDriver, Store, StoreOptions};
+use ocireg_store::{ByteStream, Chunk, Driver, FsDriver, MemoryDriver, Store, StoreOptions};
 use serde_json::{json, Value};
+
+/// Deterministic pseudo-random bytes.
+pub use ocireg_test_support::xorshift::bytes;
 
 /// A store over one of the drivers, reopenable on the same storage.
 pub struct Harness {
@@ -64,6 +67,12 @@ impl Harness {
             .map(|m| m.key)
             .collect()
     }
+
+    /// True when the shared blob store holds an object with this content's digest.
+    pub async fn holds_blob(&self, data: &[u8]) -> bool {
+        let hex = sha256(data).hex().to_owned();
+        self.keys("blobs").await.iter().any(|k| k.ends_with(&hex))
+    }
 }
 
 pub fn dedupe() -> StoreOptions {
@@ -91,21 +100,6 @@ pub fn sha256(data: &[u8]) -> Digest {
 
 pub fn sha512(data: &[u8]) -> Digest {
     Digest::compute(Algorithm::Sha512, data)
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// The data as a stream of uneven chunks.
@@ -141,6 +135,36 @@ pub async fn collect(mut s: ByteStream) -> Vec<u8> {
         out.extend_from_slice(&chunk.unwrap());
     }
     out
+}
+
+/// A filesystem driver over a fresh temporary directory (removed when the guard drops).
+pub async fn fresh_fs_driver() -> (tempfile::TempDir, FsDriver) {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = FsDriver::open(dir.path()).await.unwrap();
+    (dir, driver)
+}
+
+/// Writes `data` at `key` with a plain (unjournaled) put.
+pub async fn put(driver: &dyn Driver, key: &str, data: &'static [u8]) {
+    driver
+        .put_content(key, Bytes::from_static(data))
+        .await
+        .unwrap();
+}
+
+/// Starts an upload session in `r` with `first` as its first chunk; returns the session id.
+pub async fn upload_with_first_chunk(store: &Store, r: &RepoName, first: &[u8]) -> String {
+    let id = store.upload_start(r, None).await.unwrap();
+    store
+        .upload_append(r, &id, Chunk::new(body(first)).at(0))
+        .await
+        .unwrap();
+    id
+}
+
+/// The whole content of blob `d` as served from repository `name`.
+pub async fn read_blob(store: &Store, name: &str, d: &Digest) -> Vec<u8> {
+    collect(store.blob_read(&repo(name), d, None).await.unwrap().body).await
 }
 
 /// Pushes a blob with a single request and returns its digest.

@@ -6,6 +6,8 @@ use bytes::Bytes;
 use ocireg_store::driver::conformance;
 use ocireg_store::{Driver, FsDriver, MemoryDriver, StoreError};
 
+use crate::common::{fresh_fs_driver, put};
+
 #[tokio::test]
 async fn memory_driver_passes_suite() {
     conformance::run_all(Arc::new(MemoryDriver::new()))
@@ -15,23 +17,15 @@ async fn memory_driver_passes_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_driver_passes_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let driver = FsDriver::open(dir.path()).await.unwrap();
+    let (_dir, driver) = fresh_fs_driver().await;
     conformance::run_all(Arc::new(driver)).await.unwrap();
 }
 
 #[tokio::test]
 async fn fs_leftover_temp_files_are_invisible_and_cleaned() {
-    let dir = tempfile::tempdir().unwrap();
-    let driver = FsDriver::open(dir.path()).await.unwrap();
-    driver
-        .put_content("repo/obj", Bytes::from_static(b"committed"))
-        .await
-        .unwrap();
-    driver
-        .put_content("repo/deep/x", Bytes::from_static(b"x"))
-        .await
-        .unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
+    put(&driver, "repo/obj", b"committed").await;
+    put(&driver, "repo/deep/x", b"x").await;
     drop(driver);
 
     // Simulate writes interrupted by a crash: temp files that never got renamed.
@@ -87,12 +81,8 @@ async fn fs_leftover_temp_files_are_invisible_and_cleaned() {
 
 #[tokio::test]
 async fn fs_temp_files_are_invisible_while_present() {
-    let dir = tempfile::tempdir().unwrap();
-    let driver = FsDriver::open(dir.path()).await.unwrap();
-    driver
-        .put_content("a/obj", Bytes::from_static(b"v1"))
-        .await
-        .unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
+    put(&driver, "a/obj", b"v1").await;
     // A write in progress (temp file present, not yet renamed).
     std::fs::write(dir.path().join("a/.obj.abcd.tmp"), b"v2-partial").unwrap();
     assert_eq!(driver.get_content("a/obj").await.unwrap().as_ref(), b"v1");
@@ -103,8 +93,7 @@ async fn fs_temp_files_are_invisible_while_present() {
 
 #[tokio::test]
 async fn fs_put_content_leaves_no_temp_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let driver = FsDriver::open(dir.path()).await.unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     for i in 0..20 {
         driver
             .put_content(&format!("a/b/{i}"), Bytes::from(vec![i as u8; 1000]))

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ocireg_oci::{Digest, ErrorCode};
+use ocireg_oci::{Digest, ErrorCode, Reference, RepoName};
 use ocireg_store::{paths, Chunk, GcOptions, GcReport, Store, StoreOptions, StoreStats};
 use serde_json::json;
 
@@ -54,6 +54,21 @@ async fn aged(h: &mut Harness) -> Store {
     h.open().await
 }
 
+/// Deletes the manifest `reference` in `r`, ages the storage past the grace period and runs
+/// GC (`opts(delete_untagged)`) on a reopened store; returns that store and the report.
+async fn delete_then_collect(
+    h: &mut Harness,
+    store: &Store,
+    r: &RepoName,
+    reference: &Reference,
+    delete_untagged: bool,
+) -> (Store, GcReport) {
+    store.manifest_delete(r, reference).await.unwrap();
+    let store = aged(h).await;
+    let report = store.gc(&opts(delete_untagged)).await.unwrap();
+    (store, report)
+}
+
 fn root(h: &Harness) -> &Path {
     h.dir.as_ref().unwrap().path()
 }
@@ -87,11 +102,12 @@ fn shared(d: &Digest, len: usize) -> (String, String, u64) {
     (d.to_string(), "shared".into(), len as u64)
 }
 
-/// Pushes config + layers and a manifest under `reference`; returns (digest, bytes).
+/// Pushes config + layers and a manifest tagged `tag_name`, or by its own digest when `None`;
+/// returns (digest, bytes).
 async fn put_image(
     store: &Store,
     name: &str,
-    reference: ocireg_oci::Reference,
+    tag_name: Option<&str>,
     config: &[u8],
     layers: &[&[u8]],
     extra: serde_json::Value,
@@ -101,6 +117,7 @@ async fn put_image(
         push_blob(store, name, l).await;
     }
     let m = image_manifest(config, layers, extra);
+    let reference = tag_name.map_or_else(|| by_digest(&sha256(&m)), tag);
     let put = store
         .manifest_put(&repo(name), &reference, None, Bytes::from(m.clone()))
         .await
@@ -126,14 +143,10 @@ async fn shared_blobs_survive_while_any_repository_links_them() {
         bytes(101, 4),
         bytes(3001, 5),
     );
-    let (ma, ma_bytes) = put_image(&store, "a", tag("v1"), &ca, &[&s, &ua], json!({})).await;
-    put_image(&store, "b", tag("v1"), &cb, &[&s, &ub], json!({})).await;
-    store
-        .manifest_delete(&repo("a"), &by_digest(&ma))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(false)).await.unwrap();
+    let (ma, ma_bytes) = put_image(&store, "a", Some("v1"), &ca, &[&s, &ua], json!({})).await;
+    put_image(&store, "b", Some("v1"), &cb, &[&s, &ub], json!({})).await;
+    let (store, report) =
+        delete_then_collect(&mut h, &store, &repo("a"), &by_digest(&ma), false).await;
     let expected_links: BTreeSet<_> = [&ca, &s, &ua]
         .iter()
         .map(|d| ("a".to_owned(), sha256(d).to_string()))
@@ -179,24 +192,8 @@ async fn index_children_live_through_their_index() {
     let mut h = Harness::fs(dedupe()).await;
     let store = h.open().await;
     let blobs: Vec<Vec<u8>> = (0..6).map(|i| bytes(500 + i, 10 + i as u64)).collect();
-    let (m1, m1b) = put_image(
-        &store,
-        "idx",
-        by_digest(&sha256(&image_manifest(&blobs[0], &[&blobs[1]], json!({})))),
-        &blobs[0],
-        &[&blobs[1]],
-        json!({}),
-    )
-    .await;
-    let (m2, m2b) = put_image(
-        &store,
-        "idx",
-        by_digest(&sha256(&image_manifest(&blobs[2], &[&blobs[3]], json!({})))),
-        &blobs[2],
-        &[&blobs[3]],
-        json!({}),
-    )
-    .await;
+    let (m1, m1b) = put_image(&store, "idx", None, &blobs[0], &[&blobs[1]], json!({})).await;
+    let (m2, m2b) = put_image(&store, "idx", None, &blobs[2], &[&blobs[3]], json!({})).await;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -216,16 +213,7 @@ async fn index_children_live_through_their_index() {
         .await
         .unwrap();
     // An unrelated untagged manifest.
-    let lone = image_manifest(&blobs[4], &[&blobs[5]], json!({}));
-    let (m3, _) = put_image(
-        &store,
-        "idx",
-        by_digest(&sha256(&lone)),
-        &blobs[4],
-        &[&blobs[5]],
-        json!({}),
-    )
-    .await;
+    let (m3, lone) = put_image(&store, "idx", None, &blobs[4], &[&blobs[5]], json!({})).await;
     let store = aged(&mut h).await;
     let report = store.gc(&opts(true)).await.unwrap();
     assert_eq!(
@@ -250,12 +238,8 @@ async fn index_children_live_through_their_index() {
             .unwrap();
     }
     // Untag the index: everything goes.
-    store
-        .manifest_delete(&repo("idx"), &tag("multi"))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(true)).await.unwrap();
+    let (store, report) =
+        delete_then_collect(&mut h, &store, &repo("idx"), &tag("multi"), true).await;
     assert_eq!(report.manifests.len(), 3, "{report:?}");
     assert_eq!(report.blobs.len(), 4 + 3);
     assert!(store.catalog(None, None).await.unwrap().is_empty());
@@ -270,7 +254,7 @@ async fn referrers_of_live_manifests_stay() {
     let (img, img_bytes) = put_image(
         &store,
         "ref",
-        tag("v1"),
+        Some("v1"),
         &bytes(200, 30),
         &[&bytes(900, 31)],
         json!({}),
@@ -278,16 +262,7 @@ async fn referrers_of_live_manifests_stay() {
     .await;
     let sig_blob = bytes(64, 32);
     let subject = json!({"subject": {"mediaType": OCI_MANIFEST, "digest": img.to_string(), "size": img_bytes.len()}, "artifactType": "application/vnd.example.sig"});
-    let sig = image_manifest(b"{}", &[&sig_blob], subject.clone());
-    let (sig_d, _) = put_image(
-        &store,
-        "ref",
-        by_digest(&sha256(&sig)),
-        b"{}",
-        &[&sig_blob],
-        subject,
-    )
-    .await;
+    let (sig_d, _) = put_image(&store, "ref", None, b"{}", &[&sig_blob], subject).await;
     let store = aged(&mut h).await;
     let report = store.gc(&opts(true)).await.unwrap();
     assert!(
@@ -299,12 +274,7 @@ async fn referrers_of_live_manifests_stay() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].digest, sig_d);
     // Without a tag on the subject, the signature goes with it.
-    store
-        .manifest_delete(&repo("ref"), &tag("v1"))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(true)).await.unwrap();
+    let (store, report) = delete_then_collect(&mut h, &store, &repo("ref"), &tag("v1"), true).await;
     let expected: BTreeSet<_> = [
         ("ref".to_owned(), img.to_string()),
         ("ref".to_owned(), sig_d.to_string()),
@@ -328,16 +298,7 @@ async fn untagged_manifests_are_kept_unless_asked() {
     let mut h = Harness::fs(dedupe()).await;
     let store = h.open().await;
     let (config, layer) = (bytes(150, 40), bytes(2500, 41));
-    let m = image_manifest(&config, &[&layer], json!({}));
-    let (d, _) = put_image(
-        &store,
-        "u",
-        by_digest(&sha256(&m)),
-        &config,
-        &[&layer],
-        json!({}),
-    )
-    .await;
+    let (d, m) = put_image(&store, "u", None, &config, &[&layer], json!({})).await;
     let store = aged(&mut h).await;
     let report = store.gc(&opts(false)).await.unwrap();
     assert!(report.blobs.is_empty() && report.manifests.is_empty());
@@ -426,7 +387,7 @@ async fn dedupe_off_removes_each_copy() {
     let (config, layer) = (bytes(120, 60), bytes(10_000, 61));
     let mut manifests = Vec::new();
     for name in ["x", "y"] {
-        let (d, m) = put_image(&store, name, tag("v1"), &config, &[&layer], json!({})).await;
+        let (d, m) = put_image(&store, name, Some("v1"), &config, &[&layer], json!({})).await;
         manifests.push((name, d, m));
     }
     // Two copies of the layer on disk, none shared.
@@ -435,12 +396,8 @@ async fn dedupe_off_removes_each_copy() {
     assert!(exists(&h, &paths::local_data("y", &sha256(&layer))));
     // y keeps its image; x's goes.
     let (_, dx, mx) = &manifests[0];
-    store
-        .manifest_delete(&repo("x"), &by_digest(dx))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(false)).await.unwrap();
+    let (store, report) =
+        delete_then_collect(&mut h, &store, &repo("x"), &by_digest(dx), false).await;
     let expected: BTreeSet<_> = [
         (
             sha256(&config).to_string(),
@@ -460,12 +417,7 @@ async fn dedupe_off_removes_each_copy() {
     assert!(readable(&store, "y", &layer).await);
     // Now y's too: its copies are freed separately.
     let (_, dy, my) = &manifests[1];
-    store
-        .manifest_delete(&repo("y"), &by_digest(dy))
-        .await
-        .unwrap();
-    let store = aged(&mut h).await;
-    let report = store.gc(&opts(false)).await.unwrap();
+    let (_, report) = delete_then_collect(&mut h, &store, &repo("y"), &by_digest(dy), false).await;
     assert_eq!(report.blobs.len(), 3);
     assert!(report.blobs.iter().all(|b| b.repo == "y"));
     assert_eq!(
@@ -571,6 +523,66 @@ async fn stale_upload_sessions_are_purged() {
     assert_eq!(StoreStats::get(&store.stats().gc_uploads_removed), 1);
 }
 
+/// One image pushed by [`push_until`]: repository, tag and the blobs it needs (none once it
+/// was untagged).
+type PushedImage = (String, String, Vec<Vec<u8>>);
+
+/// Runs GC with `grace` in a loop until `until`; returns how many runs there were.
+async fn gc_until(store: Store, grace: Duration, until: std::time::Instant) -> u32 {
+    let mut runs = 0u32;
+    while std::time::Instant::now() < until {
+        let o = GcOptions {
+            grace_period: grace,
+            ..opts(true)
+        };
+        store.gc(&o).await.unwrap();
+        runs += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runs
+}
+
+/// Pusher `p` pushes images reusing `shared_layers` until `until`, untagging every other one
+/// right away.
+async fn push_until(
+    store: Store,
+    p: u64,
+    shared_layers: Vec<Vec<u8>>,
+    until: std::time::Instant,
+) -> Vec<PushedImage> {
+    let mut pushed: Vec<PushedImage> = Vec::new();
+    let mut i = 0u64;
+    while std::time::Instant::now() < until {
+        let config = bytes(100, 1000 + p * 100_000 + i);
+        let unique = bytes(700, 2000 + p * 100_000 + i);
+        let sl = &shared_layers[(i % 4) as usize];
+        let name = format!("r{}", i % 2);
+        let t = format!("p{p}-{i}");
+        push_blob(&store, &name, &config).await;
+        push_blob(&store, &name, sl).await;
+        push_blob(&store, &name, &unique).await;
+        let m = image_manifest(&config, &[sl, &unique], json!({}));
+        store
+            .manifest_put(&repo(&name), &tag(&t), None, Bytes::from(m))
+            .await
+            .unwrap();
+        pushed.push((name, t, vec![config, sl.clone(), unique]));
+        if i % 2 == 1 {
+            store
+                .manifest_delete(
+                    &repo(&pushed[pushed.len() - 2].0),
+                    &tag(&pushed[pushed.len() - 2].1),
+                )
+                .await
+                .unwrap();
+            let gone = pushed.len() - 2;
+            pushed[gone].2.clear();
+        }
+        i += 1;
+    }
+    pushed
+}
+
 /// Pushers reuse shared blobs and put manifests while a deleter untags and GC runs in a loop
 /// with a short grace period: no push may fail, and every tagged image stays whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -580,59 +592,10 @@ async fn concurrent_pushes_never_lose_blobs() {
     let grace = Duration::from_millis(300);
     let until = std::time::Instant::now() + Duration::from_secs(3);
     let shared_layers: Vec<Vec<u8>> = (0..4).map(|i| bytes(2000, 90 + i)).collect();
-    let gc_store = store.clone();
-    let gc_task = tokio::spawn(async move {
-        let mut runs = 0u32;
-        while std::time::Instant::now() < until {
-            let o = GcOptions {
-                grace_period: grace,
-                ..opts(true)
-            };
-            gc_store.gc(&o).await.unwrap();
-            runs += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        runs
-    });
-    let mut pushers = Vec::new();
-    for p in 0..3u64 {
-        let store = store.clone();
-        let shared_layers = shared_layers.clone();
-        pushers.push(tokio::spawn(async move {
-            let mut pushed = Vec::new();
-            let mut i = 0u64;
-            while std::time::Instant::now() < until {
-                let config = bytes(100, 1000 + p * 100_000 + i);
-                let unique = bytes(700, 2000 + p * 100_000 + i);
-                let sl = &shared_layers[(i % 4) as usize];
-                let name = format!("r{}", i % 2);
-                let t = format!("p{p}-{i}");
-                push_blob(&store, &name, &config).await;
-                push_blob(&store, &name, sl).await;
-                push_blob(&store, &name, &unique).await;
-                let m = image_manifest(&config, &[sl, &unique], json!({}));
-                store
-                    .manifest_put(&repo(&name), &tag(&t), None, Bytes::from(m))
-                    .await
-                    .unwrap();
-                pushed.push((name, t, vec![config, sl.clone(), unique]));
-                // Untag every other image right away.
-                if i % 2 == 1 {
-                    store
-                        .manifest_delete(
-                            &repo(&pushed[pushed.len() - 2].0),
-                            &tag(&pushed[pushed.len() - 2].1),
-                        )
-                        .await
-                        .unwrap();
-                    let gone = pushed.len() - 2;
-                    pushed[gone].2.clear();
-                }
-                i += 1;
-            }
-            pushed
-        }));
-    }
+    let gc_task = tokio::spawn(gc_until(store.clone(), grace, until));
+    let pushers: Vec<_> = (0..3u64)
+        .map(|p| tokio::spawn(push_until(store.clone(), p, shared_layers.clone(), until)))
+        .collect();
     let mut tagged = Vec::new();
     for p in pushers {
         tagged.extend(p.await.unwrap().into_iter().filter(|x| !x.2.is_empty()));

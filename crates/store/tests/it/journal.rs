@@ -5,15 +5,19 @@ use std::path::Path;
 use bytes::Bytes;
 use ocireg_store::{Chunk, Driver, FsDriver, Publication};
 
-fn groups(items: &[&[(&str, &str)]]) -> Vec<Vec<(String, Bytes)>> {
-    items
+use crate::common::{fresh_fs_driver, put};
+
+/// One journaled `put_ordered` of these groups of (key, content).
+async fn put_groups(driver: &FsDriver, items: &[&[(&str, &str)]]) {
+    let groups = items
         .iter()
         .map(|g| {
             g.iter()
                 .map(|(k, v)| ((*k).to_owned(), Bytes::from(v.to_string())))
                 .collect()
         })
-        .collect()
+        .collect();
+    driver.put_ordered(groups).await.unwrap();
 }
 
 fn journal_len(root: &Path) -> u64 {
@@ -30,16 +34,13 @@ async fn content(driver: &FsDriver, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journaled_put_is_replayed_over_whatever_its_files_became() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     let root = dir.path();
-    let driver = FsDriver::open(root).await.unwrap();
-    driver
-        .put_ordered(groups(&[
-            &[("b/data", "bytes")],
-            &[("r/link", "b"), ("r/tag", "b")],
-        ]))
-        .await
-        .unwrap();
+    put_groups(
+        &driver,
+        &[&[("b/data", "bytes")], &[("r/link", "b"), ("r/tag", "b")]],
+    )
+    .await;
     assert!(
         journal_len(root) > 0,
         "the put is in the journal until a checkpoint"
@@ -59,14 +60,10 @@ async fn a_journaled_put_is_replayed_over_whatever_its_files_became() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_puts_win_and_a_torn_append_is_ignored() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     let root = dir.path();
-    let driver = FsDriver::open(root).await.unwrap();
     for v in ["one", "two", "three"] {
-        driver
-            .put_ordered(groups(&[&[("r/tag", v)]]))
-            .await
-            .unwrap();
+        put_groups(&driver, &[&[("r/tag", v)]]).await;
     }
     drop(driver);
     let whole = std::fs::read(root.join(".journal")).unwrap();
@@ -98,43 +95,24 @@ async fn later_puts_win_and_a_torn_append_is_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_or_delete_after_a_journaled_put_is_never_undone_by_replay() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     let root = dir.path();
-    let driver = FsDriver::open(root).await.unwrap();
-    driver
-        .put_ordered(groups(&[&[
-            ("r/a/tag", "old"),
-            ("r/b/tag", "x"),
-            ("r/c/tag", "y"),
-        ]]))
-        .await
-        .unwrap();
+    put_groups(
+        &driver,
+        &[&[("r/a/tag", "old"), ("r/b/tag", "x"), ("r/c/tag", "y")]],
+    )
+    .await;
     // Outside the journal: an overwrite, a delete and a prefix delete of journaled files.
-    driver
-        .put_content("r/a/tag", Bytes::from_static(b"new"))
-        .await
-        .unwrap();
+    put(&driver, "r/a/tag", b"new").await;
     assert_eq!(journal_len(root), 0, "the overwrite checkpointed first");
-    driver
-        .put_ordered(groups(&[&[("r/b/tag", "x2")], &[("r/c/tag", "y2")]]))
-        .await
-        .unwrap();
+    put_groups(&driver, &[&[("r/b/tag", "x2")], &[("r/c/tag", "y2")]]).await;
     driver.delete("r/b/tag").await.unwrap();
     assert_eq!(journal_len(root), 0);
-    driver
-        .put_ordered(groups(&[&[("r/c/tag", "y3")]]))
-        .await
-        .unwrap();
+    put_groups(&driver, &[&[("r/c/tag", "y3")]]).await;
     driver.delete("r/c").await.unwrap();
     // An unrelated write does not checkpoint.
-    driver
-        .put_ordered(groups(&[&[("r/d/tag", "z")]]))
-        .await
-        .unwrap();
-    driver
-        .put_content("r/e", Bytes::from_static(b"e"))
-        .await
-        .unwrap();
+    put_groups(&driver, &[&[("r/d/tag", "z")]]).await;
+    put(&driver, "r/e", b"e").await;
     assert!(journal_len(root) > 0);
     drop(driver);
 
@@ -153,9 +131,8 @@ async fn a_write_or_delete_after_a_journaled_put_is_never_undone_by_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_share_appends_and_all_survive_a_replay() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     let root = dir.path();
-    let driver = FsDriver::open(root).await.unwrap();
     let puts = (0..64).map(|i| {
         let driver = driver.clone();
         async move {
@@ -288,9 +265,8 @@ async fn a_published_blob_is_replayed_only_from_bytes_that_verify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publication_whose_digest_did_not_match_never_appears() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     let root = dir.path();
-    let driver = FsDriver::open(root).await.unwrap();
     let r = publish(&driver, b"claimed bytes", false).await;
     assert!(
         matches!(r, Err(ocireg_store::StoreError::DigestMismatch { .. })),
@@ -316,13 +292,9 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_checkpoints_the_journal_for_a_graceful_stop() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, driver) = fresh_fs_driver().await;
     let root = dir.path();
-    let driver = FsDriver::open(root).await.unwrap();
-    driver
-        .put_ordered(groups(&[&[("r/tag", "v1")]]))
-        .await
-        .unwrap();
+    put_groups(&driver, &[&[("r/tag", "v1")]]).await;
     publish(&driver, b"some bytes", true).await.unwrap();
     assert!(journal_len(root) > 0);
     driver.flush().await.unwrap();

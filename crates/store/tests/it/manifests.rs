@@ -1,8 +1,8 @@
 //! Manifest, tag, catalog and referrer semantics over both drivers.
 
 use bytes::Bytes;
-use ocireg_oci::{Digest, ErrorCode};
-use ocireg_store::{Chunk, StoreError, StoreOptions};
+use ocireg_oci::{Descriptor, Digest, ErrorCode, RepoName};
+use ocireg_store::{Chunk, Store, StoreError, StoreOptions};
 use serde_json::json;
 
 use crate::common::*;
@@ -164,42 +164,42 @@ async fn push_referrer(
     d
 }
 
+const SIG: &str = "application/vnd.example.sig";
+const SBOM: &str = "application/vnd.example.sbom";
+
+/// Each listed referrer is an image manifest of the listed size carrying its annotations.
+async fn check_referrer_descriptors(store: &Store, r: &RepoName, all: &[Descriptor]) {
+    for desc in all {
+        assert_eq!(desc.media_type, OCI_MANIFEST);
+        let body = store
+            .manifest_get(r, &by_digest(&desc.digest))
+            .await
+            .unwrap()
+            .body;
+        assert_eq!(desc.size, body.len() as u64);
+        assert!(desc
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key("org.example.seed"));
+    }
+}
+
 #[tokio::test]
 async fn referrers_with_artifact_type_filter() {
     for mut h in Harness::both(dedupe()).await {
         let store = h.open().await;
         let r = repo("app");
         let (subject, manifest) = push_image(&store, "app", "v1", 4).await;
-        let sig = push_referrer(
-            &store,
-            "app",
-            &subject,
-            manifest.len(),
-            Some("application/vnd.example.sig"),
-            10,
-        )
-        .await;
-        let sbom = push_referrer(
-            &store,
-            "app",
-            &subject,
-            manifest.len(),
-            Some("application/vnd.example.sbom"),
-            11,
-        )
-        .await;
-        let plain = push_referrer(&store, "app", &subject, manifest.len(), None, 12).await;
+        let mut pushed = Vec::new();
+        for (artifact_type, seed) in [(Some(SIG), 10), (Some(SBOM), 11), (None, 12)] {
+            let size = manifest.len();
+            pushed.push(push_referrer(&store, "app", &subject, size, artifact_type, seed).await);
+        }
+        let [sig, sbom, plain] = <[Digest; 3]>::try_from(pushed).unwrap();
         // A subject that does not exist is fine.
         let ghost = sha256(b"ghost subject");
-        let orphan = push_referrer(
-            &store,
-            "app",
-            &ghost,
-            10,
-            Some("application/vnd.example.sig"),
-            13,
-        )
-        .await;
+        let orphan = push_referrer(&store, "app", &ghost, 10, Some(SIG), 13).await;
 
         let all = store.referrers(&r, &subject, None).await.unwrap();
         let mut digests: Vec<Digest> = all.iter().map(|d| d.digest.clone()).collect();
@@ -207,29 +207,13 @@ async fn referrers_with_artifact_type_filter() {
         let mut expected = vec![sig.clone(), sbom.clone(), plain.clone()];
         expected.sort();
         assert_eq!(digests, expected, "{}", h.name());
-        for desc in &all {
-            assert_eq!(desc.media_type, OCI_MANIFEST);
-            let body = store
-                .manifest_get(&r, &by_digest(&desc.digest))
-                .await
-                .unwrap()
-                .body;
-            assert_eq!(desc.size, body.len() as u64);
-            assert!(desc
-                .annotations
-                .as_ref()
-                .unwrap()
-                .contains_key("org.example.seed"));
-        }
+        check_referrer_descriptors(&store, &r, &all).await;
         let plain_desc = all.iter().find(|d| d.digest == plain).unwrap();
         assert_eq!(
             plain_desc.artifact_type.as_deref(),
             Some("application/vnd.example.config+json")
         );
-        let sigs = store
-            .referrers(&r, &subject, Some("application/vnd.example.sig"))
-            .await
-            .unwrap();
+        let sigs = store.referrers(&r, &subject, Some(SIG)).await.unwrap();
         assert_eq!(sigs.len(), 1);
         assert_eq!(sigs[0].digest, sig);
         assert!(store
@@ -249,16 +233,10 @@ async fn referrers_with_artifact_type_filter() {
         // After a restart the metadata is recovered from storage.
         drop(store);
         let store = h.open().await;
-        let again = store
-            .referrers(&r, &subject, Some("application/vnd.example.sbom"))
-            .await
-            .unwrap();
+        let again = store.referrers(&r, &subject, Some(SBOM)).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].digest, sbom);
-        assert_eq!(
-            again[0].artifact_type.as_deref(),
-            Some("application/vnd.example.sbom")
-        );
+        assert_eq!(again[0].artifact_type.as_deref(), Some(SBOM));
         // Deleting a referrer removes it from the listing.
         store.manifest_delete(&r, &by_digest(&sig)).await.unwrap();
         let left = store.referrers(&r, &subject, None).await.unwrap();
