@@ -209,7 +209,7 @@ where
     if !root.is_dir() {
         bail!("storage root {} does not exist", root.display());
     }
-    let dedupe = plan.as_ref().map_or(true, |p| p.settings.storage.dedupe);
+    let dedupe = plan.as_ref().map_or(true, |p| p.settings.view.storage.dedupe);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

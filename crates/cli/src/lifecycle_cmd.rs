@@ -453,7 +453,7 @@ pub fn run_logs(args: LogsArgs, global_config: Option<&Path>) -> anyhow::Result<
     };
     let log = match deploy::read_state(&plan.settings.state_file) {
         Ok(Some(s)) => s.log_file,
-        _ => plan.settings.log_file.clone(),
+        _ => plan.settings.view.log_file.clone(),
     };
     if !log.is_file() && !args.follow {
         eprintln!("no log file yet at {}", log.display());

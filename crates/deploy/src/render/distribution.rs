@@ -69,7 +69,7 @@ pub(super) fn render(
 }
 
 fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Value {
-    let st = &s.storage;
+    let st = &s.view.storage;
     if !st.dedupe {
         w.unsupported(
             "local.storage_config.dedupe_enabled",
@@ -102,7 +102,7 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
 }
 
 fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut Warnings) -> Value {
-    let h = &s.http;
+    let h = &s.view.http;
     for (field, value, default) in [
         ("read_timeout", h.read_timeout, 60),
         ("write_timeout", h.write_timeout, 60),
@@ -126,7 +126,7 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
             Value::Array(vec![Value::from("nosniff")]),
         )]),
     );
-    if let Some(tls) = &s.tls {
+    if let Some(tls) = &s.view.tls {
         http.insert(
             "tls".into(),
             obj([
@@ -142,7 +142,7 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
             obj([
                 (
                     "addr",
-                    Value::from(host_port(s.listen_host(), s.metrics_port)),
+                    Value::from(host_port(s.listen_host(), s.view.metrics_port)),
                 ),
                 (
                     "prometheus",

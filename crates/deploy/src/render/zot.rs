@@ -35,7 +35,7 @@ pub(super) fn render(
         "log".into(),
         obj([
             ("level", Value::from("info")),
-            ("output", path_value(&s.log_file)),
+            ("output", path_value(&s.view.log_file)),
         ]),
     );
     root.insert("extensions".into(), extensions(f, z, w));
@@ -44,7 +44,7 @@ pub(super) fn render(
 }
 
 fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Value {
-    let st = &s.storage;
+    let st = &s.view.storage;
     let gc = st.gc_interval.filter(|_| f.gc_enabled);
     let mut m = Map::new();
     m.insert("rootDirectory".into(), path_value(s.root_dir()));
@@ -64,7 +64,7 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
 }
 
 fn http(reg: &OCIRegistryConfig, s: &LocalSettings, w: &mut Warnings) -> Value {
-    let h = &s.http;
+    let h = &s.view.http;
     let mut m = Map::new();
     m.insert("address".into(), Value::from(s.listen_host()));
     m.insert("port".into(), Value::from(s.listen_port().to_string()));
@@ -83,7 +83,7 @@ fn http(reg: &OCIRegistryConfig, s: &LocalSettings, w: &mut Warnings) -> Value {
             "zot has no keep-alive idle timeout setting",
         );
     }
-    if let Some(tls) = &s.tls {
+    if let Some(tls) = &s.view.tls {
         m.insert(
             "tls".into(),
             obj([
