@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ocireg_client::artifact::{Cache, CacheOptions};
 use ocireg_client::{ClientOptions, RateOptions, Registry};
 use ocireg_config::{ClientView, Document};
@@ -128,10 +128,7 @@ pub(crate) fn normalize_host(s: &str) -> String {
 impl Ctx {
     /// Loads the config (global `--config`, `$OCIREG_CONFIG`, default path, built-in defaults).
     pub fn load(global: Option<&Path>) -> anyhow::Result<Ctx> {
-        let doc = match crate::config_cmd::load_document(global) {
-            Ok(doc) => doc,
-            Err(err) => bail!("invalid config:\n{err}"),
-        };
+        let doc = crate::config_cmd::load_valid_document(global)?;
         let view = ClientView::resolve(&doc)?;
         let options = client_options(&view);
         // registry.local.auto_start: a local registry that is not running is started first.
