@@ -7,7 +7,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use ocireg_client::{ClientOptions, Credentials, RateOptions};
+use ocireg_client::{ClientOptions, Credentials, RateView};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_bucket_rate_and_burst() {
@@ -15,7 +15,7 @@ async fn global_bucket_rate_and_burst() {
     let client = reg.client(
         Credentials::Anonymous,
         ClientOptions {
-            rate: Some(RateOptions {
+            rate: Some(RateView {
                 requests_per_second: 10,
                 burst: 4,
                 pull_limit: None,
@@ -46,7 +46,7 @@ async fn pull_limit_applies_to_pulls_only() {
     let client = reg.client(
         Credentials::Anonymous,
         ClientOptions {
-            rate: Some(RateOptions {
+            rate: Some(RateView {
                 requests_per_second: 100,
                 burst: 1,
                 pull_limit: Some(4),

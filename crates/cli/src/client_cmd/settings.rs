@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ocireg_client::artifact::{Cache, CacheOptions};
-use ocireg_client::{ClientOptions, RateOptions, Registry};
+use ocireg_client::{ClientOptions, Registry};
 use ocireg_config::{ClientView, Document};
 
 use super::creds;
@@ -69,12 +69,7 @@ fn client_options_with(view: &ClientView, env: &dyn Fn(&str) -> Option<String>) 
         retry_delay: r.retry_delay,
         retry_backoff: r.retry_backoff,
         verify_ssl: r.verify_ssl,
-        rate: r.rate.as_ref().map(|rl| RateOptions {
-            requests_per_second: rl.requests_per_second,
-            burst: rl.burst,
-            pull_limit: rl.pull_limit,
-            push_limit: rl.push_limit,
-        }),
+        rate: r.rate.clone(),
         ca_cert_path: view.ca_cert.clone(),
         allow_insecure: view.allow_insecure,
         ..ClientOptions::default()
