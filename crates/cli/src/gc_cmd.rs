@@ -50,11 +50,7 @@ pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         &query,
         |store| async move { store.gc(&run_opts).await.context("garbage collection") },
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_human(&report, &where_, &opts);
-    }
+    crate::admin_call::print_report(&report, args.json, |r| print_human(r, &where_, &opts))?;
     Ok(if report.errors.is_empty() { 0 } else { 1 })
 }
 

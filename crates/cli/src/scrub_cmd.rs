@@ -40,11 +40,7 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         &query,
         |store| async move { store.scrub(&run_opts).await.context("scrub") },
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_human(&report, &where_);
-    }
+    crate::admin_call::print_report(&report, args.json, |r| print_human(r, &where_))?;
     Ok(if report.findings.is_empty() && report.errors.is_empty() {
         0
     } else {

@@ -10,6 +10,7 @@ use ocireg_client::{ClientOptions, Registry};
 use ocireg_config::{ClientView, Document};
 
 use super::creds;
+use super::refs::ImageRef;
 
 /// A registry address: `host[:port]` (lower-cased) and the scheme to reach it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +136,18 @@ impl Ctx {
     /// `tls_enabled`.
     pub fn configured(&self) -> Endpoint {
         configured(&self.view)
+    }
+
+    /// The endpoint a parsed reference names (its registry, else the configured one).
+    pub fn endpoint_of(&self, r: &ImageRef) -> Endpoint {
+        self.endpoint(r.registry(), r.scheme)
+    }
+
+    /// The endpoint a parsed reference names and a client for it.
+    pub fn connect(&self, r: &ImageRef) -> anyhow::Result<(Endpoint, Registry)> {
+        let ep = self.endpoint_of(r);
+        let reg = self.registry(&ep)?;
+        Ok((ep, reg))
     }
 
     /// The endpoint for a registry named in a reference: the configured registry's scheme when
