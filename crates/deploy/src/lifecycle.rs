@@ -270,7 +270,11 @@ fn prepare_launch(
     let s = &plan.settings;
     match runner {
         Runner::Native(program) => {
-            state::write_atomic(&s.view.config_path, plan.native.text.as_bytes(), Some(0o600))?;
+            state::write_atomic(
+                &s.view.config_path,
+                plan.native.text.as_bytes(),
+                Some(0o600),
+            )?;
             if let Some(auth) = &s.auth {
                 notes.extend(htpasswd::prepare(auth)?);
             }

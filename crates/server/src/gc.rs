@@ -37,7 +37,12 @@ pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     opts.dry_run = flag(&req, "dry_run", opts.dry_run)?;
     opts.delete_untagged = flag(&req, "delete_untagged", opts.delete_untagged)?;
     let store = st.store.clone();
-    report_response("garbage collection", "GC", async move { store.gc(&opts).await }).await
+    report_response(
+        "garbage collection",
+        "GC",
+        async move { store.gc(&opts).await },
+    )
+    .await
 }
 
 /// Runs a maintenance operation (`gc`, `scrub`) on its own task, so a client that disconnects
