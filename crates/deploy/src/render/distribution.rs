@@ -9,7 +9,7 @@ use std::time::Duration;
 use ocireg_config::{OCIRegistryConfig, OCIRegistryFeatures, ZotFeatures};
 use serde_json::{Map, Value};
 
-use super::{common_feature_warnings, custom_gc_schedule, obj, path_value, Warnings};
+use super::{common_feature_warnings, custom_gc_schedule, obj, path_value, Source, Warnings};
 use crate::settings::{host_port, LocalSettings};
 
 const ENGINE: &str = "Distribution";
@@ -23,13 +23,8 @@ const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 /// The realm of the Basic auth challenge.
 const REALM: &str = "ocireg";
 
-pub(super) fn render(
-    reg: &OCIRegistryConfig,
-    s: &LocalSettings,
-    f: &OCIRegistryFeatures,
-    z: &ZotFeatures,
-    w: &mut Warnings,
-) -> Value {
+pub(super) fn render(src: &Source<'_>, w: &mut Warnings) -> Value {
+    let (reg, s, f, z) = (src.reg, src.settings, &src.features, &src.zot);
     let mut root = Map::new();
     root.insert("version".into(), Value::from("0.1"));
     root.insert(

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::{
     common_feature_warnings, custom_gc_schedule, go_duration, obj, path_value, scanner_name,
-    signing_name, Warnings,
+    signing_name, Source, Warnings,
 };
 use crate::settings::LocalSettings;
 
@@ -20,13 +20,8 @@ const ENGINE: &str = "zot";
 /// The distribution-spec version zot is told it serves.
 const DIST_SPEC_VERSION: &str = "1.1.1";
 
-pub(super) fn render(
-    reg: &OCIRegistryConfig,
-    s: &LocalSettings,
-    f: &OCIRegistryFeatures,
-    z: &ZotFeatures,
-    w: &mut Warnings,
-) -> Value {
+pub(super) fn render(src: &Source<'_>, w: &mut Warnings) -> Value {
+    let (reg, s, f, z) = (src.reg, src.settings, &src.features, &src.zot);
     let mut root = Map::new();
     root.insert("distSpecVersion".into(), Value::from(DIST_SPEC_VERSION));
     root.insert("storage".into(), storage(s, f, w));
