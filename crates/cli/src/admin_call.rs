@@ -209,7 +209,9 @@ where
     if !root.is_dir() {
         bail!("storage root {} does not exist", root.display());
     }
-    let dedupe = plan.as_ref().map_or(true, |p| p.settings.storage.dedupe);
+    let dedupe = plan
+        .as_ref()
+        .map_or(true, |p| p.settings.view.storage.dedupe);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -225,4 +227,18 @@ where
         op(store).await
     })?;
     Ok((report, format!("storage {} (in-process)", root.display())))
+}
+
+/// Prints a maintenance report: as JSON with `--json`, else through `human`.
+pub(crate) fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    human: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        human(report);
+    }
+    Ok(())
 }

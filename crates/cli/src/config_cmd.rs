@@ -161,6 +161,11 @@ pub fn load_document(global: Option<&Path>) -> Result<cfg::Document, cfg::Config
     }
 }
 
+/// The document [`load_document`] finds, or an error that says why it is unusable.
+pub fn load_valid_document(global: Option<&Path>) -> anyhow::Result<cfg::Document> {
+    load_document(global).map_err(|err| anyhow::anyhow!("invalid config:\n{err}"))
+}
+
 /// The exit code for a config error: 1 for an invalid config, 2 when it cannot be read or used.
 pub fn exit_code(e: &cfg::ConfigError) -> i32 {
     match e {

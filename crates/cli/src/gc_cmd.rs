@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ocireg_store::{GcOptions, GcReport};
 
 use ocireg_engine::{gc_options, gc_summary as summary};
@@ -33,10 +33,7 @@ pub struct GcArgs {
 
 /// Runs `ocireg gc`.
 pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match crate::config_cmd::load_document(config) {
-        Ok(doc) => doc,
-        Err(err) => bail!("invalid config:\n{err}"),
-    };
+    let doc = crate::config_cmd::load_valid_document(config)?;
     let mut opts = gc_options(&ocireg_config::GcView::resolve(&doc.registry)?);
     opts.dry_run = args.dry_run;
     opts.delete_untagged |= args.delete_untagged;
@@ -53,11 +50,7 @@ pub fn run(args: GcArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         &query,
         |store| async move { store.gc(&run_opts).await.context("garbage collection") },
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_human(&report, &where_, &opts);
-    }
+    crate::admin_call::print_report(&report, args.json, |r| print_human(r, &where_, &opts))?;
     Ok(if report.errors.is_empty() { 0 } else { 1 })
 }
 

@@ -100,20 +100,26 @@ impl From<RenderType> for deploy::NativeKind {
 
 /// Runs a lifecycle command; returns the exit code.
 pub fn run(cmd: LifecycleCmd, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    match cmd {
-        LifecycleCmd::Up(a) => run_up(a, global_config),
-        LifecycleCmd::Down(a) => run_down(a, global_config),
-        LifecycleCmd::Status(a) => run_status(a, global_config),
-        LifecycleCmd::Logs(a) => run_logs(a, global_config),
-    }
+    with_document(global_config, |doc| match cmd {
+        LifecycleCmd::Up(a) => run_up(a, doc),
+        LifecycleCmd::Down(a) => run_down(a, doc),
+        LifecycleCmd::Status(a) => run_status(a, doc),
+        LifecycleCmd::Logs(a) => run_logs(a, doc),
+    })
 }
 
-/// The document, or the exit code after reporting why there is none.
-fn document(global: Option<&Path>) -> Result<cfg::Document, i32> {
-    crate::config_cmd::load_document(global).map_err(|e| {
-        eprintln!("error: invalid config:\n{e}");
-        crate::config_cmd::exit_code(&e)
-    })
+/// Runs `f` on the document; without one, reports why and returns the config error's exit code.
+fn with_document(
+    global: Option<&Path>,
+    f: impl FnOnce(&cfg::Document) -> anyhow::Result<i32>,
+) -> anyhow::Result<i32> {
+    match crate::config_cmd::load_document(global) {
+        Ok(doc) => f(&doc),
+        Err(e) => {
+            eprintln!("error: invalid config:\n{e}");
+            Ok(crate::config_cmd::exit_code(&e))
+        }
+    }
 }
 
 /// The built-in engine: this executable serving the effective document.
@@ -169,14 +175,10 @@ fn engine_label(kind: deploy::NativeKind, engine: Option<Engine>) -> String {
 }
 
 /// `ocireg up`.
-pub fn run_up(args: UpArgs, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match document(global_config) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
-    let mut opts = options(&doc)?;
+fn run_up(args: UpArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
+    let mut opts = options(doc)?;
     opts.start_timeout = Duration::from_secs(args.wait);
-    let result = plan(&doc).and_then(|p| deploy::up(&p, &opts));
+    let result = plan(doc).and_then(|p| deploy::up(&p, &opts));
     match result {
         Ok(deploy::UpOutcome::Started(s)) => {
             for note in &s.notes {
@@ -209,14 +211,10 @@ pub fn run_up(args: UpArgs, global_config: Option<&Path>) -> anyhow::Result<i32>
 }
 
 /// `ocireg down`.
-pub fn run_down(args: DownArgs, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match document(global_config) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
-    let mut opts = options(&doc)?;
+fn run_down(args: DownArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
+    let mut opts = options(doc)?;
     opts.stop_timeout = Duration::from_secs(args.timeout);
-    match plan(&doc).and_then(|p| deploy::down(&p, &opts)) {
+    match plan(doc).and_then(|p| deploy::down(&p, &opts)) {
         Ok(deploy::DownOutcome::NotRunning) => println!("not running"),
         Ok(deploy::DownOutcome::Stale(s)) => println!(
             "not running (pid {} had already exited; removed its pid file)",
@@ -241,11 +239,7 @@ pub fn run_down(args: DownArgs, global_config: Option<&Path>) -> anyhow::Result<
 }
 
 /// `ocireg status`.
-pub fn run_status(args: StatusArgs, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match document(global_config) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+fn run_status(args: StatusArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
     let reg = &doc.registry;
     match reg.deployment {
         Deployment::Disabled => {
@@ -279,8 +273,8 @@ pub fn run_status(args: StatusArgs, global_config: Option<&Path>) -> anyhow::Res
             Ok(if ok { 0 } else { 1 })
         }
         Deployment::Local => {
-            let opts = options(&doc)?;
-            let st = match plan(&doc).and_then(|p| deploy::local_status(&p, &opts)) {
+            let opts = options(doc)?;
+            let st = match plan(doc).and_then(|p| deploy::local_status(&p, &opts)) {
                 Ok(st) => st,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -289,7 +283,7 @@ pub fn run_status(args: StatusArgs, global_config: Option<&Path>) -> anyhow::Res
             };
             // Storage usage and quota limits of a running built-in engine (`GET _ocireg/usage`).
             let usage = (st.engine == Some(Engine::BuiltIn) && st.state == RunState::Running)
-                .then(|| crate::admin_call::call_local(&doc, "GET", "usage", &[]))
+                .then(|| crate::admin_call::call_local(doc, "GET", "usage", &[]))
                 .and_then(|r| r.map_err(|e| tracing::warn!("storage usage: {e:#}")).ok())
                 .flatten();
             if args.json {
@@ -456,12 +450,8 @@ fn print_remote(kind: &str, st: &deploy::RemoteStatus) {
 }
 
 /// `ocireg logs`.
-pub fn run_logs(args: LogsArgs, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match document(global_config) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
-    let plan = match plan(&doc) {
+fn run_logs(args: LogsArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
+    let plan = match plan(doc) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -470,7 +460,7 @@ pub fn run_logs(args: LogsArgs, global_config: Option<&Path>) -> anyhow::Result<
     };
     let log = match deploy::read_state(&plan.settings.state_file) {
         Ok(Some(s)) => s.log_file,
-        _ => plan.settings.log_file.clone(),
+        _ => plan.settings.view.log_file.clone(),
     };
     if !log.is_file() && !args.follow {
         eprintln!("no log file yet at {}", log.display());
@@ -491,10 +481,10 @@ pub fn run_logs(args: LogsArgs, global_config: Option<&Path>) -> anyhow::Result<
 
 /// `ocireg config render`: prints (or writes) the native config; warnings go to stderr.
 pub fn run_render(args: RenderArgs, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match document(global_config) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+    with_document(global_config, |doc| render(args, doc))
+}
+
+fn render(args: RenderArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
     let kind = match args.kind {
         Some(k) => k.into(),
         None => match deploy::NativeKind::from_type(doc.registry.r#type) {

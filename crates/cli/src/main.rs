@@ -61,6 +61,20 @@ enum Command {
     Lifecycle(lifecycle_cmd::LifecycleCmd),
 }
 
+impl Command {
+    /// The log filter when neither `--log` nor `$OCIREG_LOG` is given; `None`: the command does
+    /// not log (its output is the config or a reference).
+    fn default_log_level(&self) -> Option<&'static str> {
+        match self {
+            Command::Serve(_) => Some("info"),
+            Command::Config { .. } | Command::Ref { .. } => None,
+            Command::Gc(_) | Command::Scrub(_) | Command::Client(_) | Command::Lifecycle(_) => {
+                Some("warn")
+            }
+        }
+    }
+}
+
 fn init_logging(filter: Option<&str>, default: &str) {
     let filter = filter
         .map(str::to_owned)
@@ -85,29 +99,18 @@ const HEAP_ARENAS: usize = 2;
 fn main() -> ExitCode {
     ocireg_sys::tune_allocator(HEAP_TRIM_THRESHOLD, HEAP_MMAP_THRESHOLD, HEAP_ARENAS);
     let cli = Cli::parse();
+    if let Some(level) = cli.command.default_log_level() {
+        init_logging(cli.log.as_deref(), level);
+    }
+    let config = cli.config.as_deref();
     let result = match cli.command {
-        Command::Serve(args) => {
-            init_logging(cli.log.as_deref(), "info");
-            serve::run(args, cli.config.as_deref())
-        }
+        Command::Serve(args) => serve::run(args, config),
         Command::Config { cmd } => config_cmd::run(cmd, cli.config),
         Command::Ref { cmd } => config_cmd::run_ref(cmd),
-        Command::Gc(args) => {
-            init_logging(cli.log.as_deref(), "warn");
-            gc_cmd::run(args, cli.config.as_deref())
-        }
-        Command::Scrub(args) => {
-            init_logging(cli.log.as_deref(), "warn");
-            scrub_cmd::run(args, cli.config.as_deref())
-        }
-        Command::Client(cmd) => {
-            init_logging(cli.log.as_deref(), "warn");
-            client_cmd::run(cmd, cli.config.as_deref())
-        }
-        Command::Lifecycle(cmd) => {
-            init_logging(cli.log.as_deref(), "warn");
-            lifecycle_cmd::run(cmd, cli.config.as_deref())
-        }
+        Command::Gc(args) => gc_cmd::run(args, config),
+        Command::Scrub(args) => scrub_cmd::run(args, config),
+        Command::Client(cmd) => client_cmd::run(cmd, config),
+        Command::Lifecycle(cmd) => lifecycle_cmd::run(cmd, config),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ocireg_store::ScrubReport;
 
 /// Flags of `ocireg scrub`.
@@ -28,10 +28,7 @@ pub struct ScrubArgs {
 
 /// Runs `ocireg scrub`.
 pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
-    let doc = match crate::config_cmd::load_document(config) {
-        Ok(doc) => doc,
-        Err(err) => bail!("invalid config:\n{err}"),
-    };
+    let doc = crate::config_cmd::load_valid_document(config)?;
     let opts = ocireg_engine::scrub_options(&ocireg_config::ScrubView::resolve(&doc.registry)?);
     let rate = (opts.rate_bytes_per_sec >> 20).to_string();
     let query = [("rate_mb", rate.as_str())];
@@ -43,11 +40,7 @@ pub fn run(args: ScrubArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         &query,
         |store| async move { store.scrub(&run_opts).await.context("scrub") },
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_human(&report, &where_);
-    }
+    crate::admin_call::print_report(&report, args.json, |r| print_human(r, &where_))?;
     Ok(if report.findings.is_empty() && report.errors.is_empty() {
         0
     } else {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ocireg_config::ServeSettings;
 use ocireg_engine::{Engine, EngineError, EngineOptions};
 
@@ -24,10 +24,7 @@ pub struct ServeArgs {
 
 /// The effective settings of the config at `config` (the lookup order when `None`).
 fn load_settings(config: Option<&Path>) -> anyhow::Result<ServeSettings> {
-    let doc = match crate::config_cmd::load_document(config) {
-        Ok(doc) => doc,
-        Err(err) => bail!("invalid config:\n{err}"),
-    };
+    let doc = crate::config_cmd::load_valid_document(config)?;
     Ok(ServeSettings::resolve(&doc)?)
 }
 

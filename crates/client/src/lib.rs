@@ -31,7 +31,8 @@ mod source;
 mod transport;
 
 pub use error::{BoxError, ClientError, RegistryError, Result};
-pub use options::{ClientOptions, Credentials, RateOptions, DEFAULT_CHUNK_SIZE};
+pub use ocireg_config::RateView;
+pub use options::{ClientOptions, Credentials, DEFAULT_CHUNK_SIZE};
 pub use push::PushOutcome;
 pub use referrers::referrers_tag;
 pub use registry::{Manifest, ManifestInfo, Registry, DEFAULT_MANIFEST_ACCEPT};

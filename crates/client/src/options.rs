@@ -1,4 +1,5 @@
-//! Connection settings ([`ClientOptions`], [`RateOptions`]) and [`Credentials`].
+//! Connection settings ([`ClientOptions`], with the config crate's [`RateView`] as its rate
+//! limits) and [`Credentials`].
 //!
 //! The binary builds these from the config file (`registry.remote`, `pull_policy`, ...); this
 //! crate never reads the config file or the environment (proxy variables included).
@@ -6,6 +7,8 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use ocireg_config::RateView;
 
 /// Default upload chunk size and monolithic-upload threshold: 8 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
@@ -35,7 +38,7 @@ pub struct ClientOptions {
     /// Hosts, domains (`.example.com`), IPs or CIDRs reached without a proxy; `*` for all.
     pub no_proxy: Vec<String>,
     /// Request rate limits; `None` for unlimited.
-    pub rate: Option<RateOptions>,
+    pub rate: Option<RateView>,
     /// Allow plain HTTP and unverified certificates for non-loopback hosts.
     pub allow_insecure: bool,
     /// `User-Agent` header.
@@ -73,31 +76,6 @@ impl Default for ClientOptions {
             monolithic_threshold: DEFAULT_CHUNK_SIZE,
             page_size: None,
             max_manifest_bytes: 16 * 1024 * 1024,
-        }
-    }
-}
-
-/// Token-bucket limits: all requests share one bucket; pulls and pushes each have their own too.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateOptions {
-    /// Sustained requests per second over all requests.
-    pub requests_per_second: u32,
-    /// Requests that may go at once before the rate applies (bucket capacity, all buckets).
-    pub burst: u32,
-    /// Sustained requests per second for pull requests (`GET`/`HEAD` of content and listings).
-    pub pull_limit: Option<u32>,
-    /// Sustained requests per second for push requests (uploads, manifest `PUT`, `DELETE`).
-    pub push_limit: Option<u32>,
-}
-
-impl Default for RateOptions {
-    /// The seed's defaults: 10 requests per second, burst 20, no per-operation limits.
-    fn default() -> Self {
-        RateOptions {
-            requests_per_second: 10,
-            burst: 20,
-            pull_limit: None,
-            push_limit: None,
         }
     }
 }
@@ -158,7 +136,7 @@ mod tests {
         assert_eq!(o.retry_delay, Duration::from_secs(5));
         assert!((o.retry_backoff - 2.0).abs() < f64::EPSILON);
         assert!(o.verify_ssl && !o.allow_insecure);
-        let r = RateOptions::default();
+        let r = RateView::default();
         assert_eq!((r.requests_per_second, r.burst), (10, 20));
     }
 }

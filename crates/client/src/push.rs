@@ -161,24 +161,17 @@ impl Registry {
                 ),
                 Err(f) => f,
             };
-            attempts
-                .after(
-                    failure,
-                    "upload chunk failed; resuming from the registry's offset",
-                )
-                .await?;
-            match self.upload_offset(repo, &session.location).await? {
-                Some((off, loc)) => {
-                    if let Some(loc) = loc {
-                        session.location = loc;
-                    }
-                    if off > size {
-                        return Err(ClientError::Protocol(format!(
-                            "registry reports {off} bytes uploaded of a {size}-byte blob"
-                        )));
-                    }
-                    offset = off;
+            let what = "upload chunk failed; resuming from the registry's offset";
+            match self
+                .resume(repo, &mut session, &mut attempts, failure, what)
+                .await?
+            {
+                Some(off) if off > size => {
+                    return Err(ClientError::Protocol(format!(
+                        "registry reports {off} bytes uploaded of a {size}-byte blob"
+                    )));
                 }
+                Some(off) => offset = off,
                 None => {
                     if !cursor.can_restart() {
                         return Err(ClientError::Protocol(
@@ -196,9 +189,30 @@ impl Registry {
             .await
     }
 
+    /// After a failed `PATCH`: waits as `attempts` allows (or gives up with `failure`), then
+    /// asks the registry how far `session` got and follows its new `Location`. `None` when the
+    /// session is gone.
+    pub(crate) async fn resume(
+        &self,
+        repo: &RepoName,
+        session: &mut Session,
+        attempts: &mut Attempts<'_>,
+        failure: Failure,
+        what: &str,
+    ) -> Result<Option<u64>, ClientError> {
+        attempts.after(failure, what).await?;
+        let Some((off, loc)) = self.upload_offset(repo, &session.location).await? else {
+            return Ok(None);
+        };
+        if let Some(loc) = loc {
+            session.location = loc;
+        }
+        Ok(Some(off))
+    }
+
     /// The registry's offset for an upload (`GET` on the session), and its new `Location`;
     /// `None` when the session is gone (404).
-    pub(crate) async fn upload_offset(
+    async fn upload_offset(
         &self,
         repo: &RepoName,
         session: &Url,

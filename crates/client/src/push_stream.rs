@@ -120,24 +120,14 @@ impl Registry {
                 ),
                 Err(f) => f,
             };
-            attempts
-                .after(
-                    failure,
-                    "streamed chunk failed; resuming from the registry's offset",
-                )
-                .await?;
-            match self.upload_offset(repo, &session.location).await? {
-                Some((off, loc)) => {
-                    if let Some(loc) = loc {
-                        session.location = loc;
-                    }
-                    if off < start || off > end {
-                        return Err(ClientError::Protocol(format!(
-                            "the registry holds {off} bytes, but a streamed upload can only resume within {start}..={end} (the chunk in memory); restart the upload"
-                        )));
-                    }
-                    offset = off;
+            let what = "streamed chunk failed; resuming from the registry's offset";
+            match self.resume(repo, session, &mut attempts, failure, what).await? {
+                Some(off) if off < start || off > end => {
+                    return Err(ClientError::Protocol(format!(
+                        "the registry holds {off} bytes, but a streamed upload can only resume within {start}..={end} (the chunk in memory); restart the upload"
+                    )));
                 }
+                Some(off) => offset = off,
                 None if start == 0 => {
                     tracing::debug!("upload session lost in the first chunk; starting a new one");
                     *session = self.start_upload(repo).await?;

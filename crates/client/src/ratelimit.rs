@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::options::RateOptions;
+use ocireg_config::RateView;
 
 /// What kind of request is being limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub(crate) struct Limiter {
 
 impl Limiter {
     /// Buckets for `rate` (none at all for `None`).
-    pub(crate) fn new(rate: Option<&RateOptions>) -> Limiter {
+    pub(crate) fn new(rate: Option<&RateView>) -> Limiter {
         let Some(r) = rate else {
             return Limiter::default();
         };
@@ -134,7 +134,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pull_bucket_is_separate_from_push() {
-        let l = Limiter::new(Some(&RateOptions {
+        let l = Limiter::new(Some(&RateView {
             requests_per_second: 1000,
             burst: 1,
             pull_limit: Some(2),

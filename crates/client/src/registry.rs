@@ -158,12 +158,8 @@ impl Registry {
 
     /// Deletes a blob from `repo` (registries may refuse with `UNSUPPORTED`).
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), ClientError> {
-        let url = self.url(&ocireg_api::blob_path(repo, digest))?;
-        let req = Req::new(Method::DELETE, url, vec![delete_scope(repo)], Op::Push);
-        self.t
-            .fetch_ok(&req, 64 * 1024, &[200, 202, 204])
+        self.delete(repo, &ocireg_api::blob_path(repo, digest))
             .await
-            .map(|_| ())
     }
 
     /// Uploads a manifest under `reference` (a tag, or its own digest) and returns its digest.
@@ -317,7 +313,13 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<(), ClientError> {
-        let url = self.url(&ocireg_api::manifest_path(repo, reference))?;
+        self.delete(repo, &ocireg_api::manifest_path(repo, reference))
+            .await
+    }
+
+    /// `DELETE` of an API path of `repo`, accepted as 200, 202 or 204.
+    async fn delete(&self, repo: &RepoName, path: &str) -> Result<(), ClientError> {
+        let url = self.url(path)?;
         let req = Req::new(Method::DELETE, url, vec![delete_scope(repo)], Op::Push);
         self.t
             .fetch_ok(&req, 64 * 1024, &[200, 202, 204])

@@ -7,7 +7,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use ocireg_client::{ClientOptions, Credentials, RateOptions, Registry};
+use ocireg_client::{ClientOptions, Credentials, RateView, Registry};
 
 /// An anonymous client of `reg` limited to `requests_per_second` with `burst`, and pulls to
 /// `pull_limit` per second.
@@ -17,7 +17,7 @@ fn limited_client(
     burst: u32,
     pull_limit: Option<u32>,
 ) -> Registry {
-    let rate = RateOptions {
+    let rate = RateView {
         requests_per_second,
         burst,
         pull_limit,

@@ -128,26 +128,17 @@ pub trait FieldKind {
     fn ty() -> Ty;
 }
 
-impl FieldKind for String {
-    fn ty() -> Ty {
-        Ty::Str
-    }
+/// `FieldKind` for the scalar Rust types, each with its seed type.
+macro_rules! scalar_field_kinds {
+    ($($rust:ty => $seed:ident),* $(,)?) => {
+        $(impl FieldKind for $rust {
+            fn ty() -> Ty {
+                Ty::$seed
+            }
+        })*
+    };
 }
-impl FieldKind for i64 {
-    fn ty() -> Ty {
-        Ty::Int
-    }
-}
-impl FieldKind for f64 {
-    fn ty() -> Ty {
-        Ty::Float
-    }
-}
-impl FieldKind for bool {
-    fn ty() -> Ty {
-        Ty::Bool
-    }
-}
+scalar_field_kinds!(String => Str, i64 => Int, f64 => Float, bool => Bool);
 impl<T: FieldKind> FieldKind for Option<T> {
     fn ty() -> Ty {
         T::ty()

@@ -54,7 +54,7 @@ impl LocalPlan {
                 "a local registry serves htpasswd (Basic) auth, which needs registry.username and registry.password_path",
             ));
         }
-        if reg.tls_enabled && settings.tls.is_none() {
+        if reg.tls_enabled && settings.view.tls.is_none() {
             return Err(DeployError::config(
                 "registry.tls_enabled",
                 "a local registry needs tls_cert_path and tls_key_path",
@@ -112,7 +112,7 @@ pub enum Runner {
 /// Picks the engine: `binary_path` (must exist), else the type's usual names on PATH, else the
 /// built-in engine.
 pub fn choose_runner(s: &LocalSettings, opts: &LifecycleOptions) -> Result<Runner, DeployError> {
-    if let Some(path) = &s.binary_path {
+    if let Some(path) = &s.view.binary_path {
         return if is_executable(path) {
             Ok(Runner::Native(path.clone()))
         } else {
@@ -198,7 +198,7 @@ fn log_tail(log: &Path) -> String {
 /// removed with a note. Nothing is started when the port is taken by another process.
 pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, DeployError> {
     let s = &plan.settings;
-    let _lock = lock(&s.data_dir)?;
+    let _lock = lock(&s.view.data_dir)?;
     let mut notes = Vec::new();
     if let Some(running) = previous_run(s, &mut notes)? {
         return Ok(UpOutcome::AlreadyRunning(running));
@@ -207,7 +207,7 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
     // Authentication is served by the built-in engine itself (`ocireg serve` reads the same
     // document: the seed's single user, or registry.local.auth_config). TLS is not yet wired
     // through the fallback's readiness probe.
-    if matches!(runner, Runner::BuiltIn(_)) && s.tls.is_some() {
+    if matches!(runner, Runner::BuiltIn(_)) && s.view.tls.is_some() {
         return Err(DeployError::BuiltinUnsupported {
             what: "TLS (registry.tls_enabled)".into(),
             kind: s.kind.to_string(),
@@ -215,10 +215,10 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
     }
     check_port_free(s)?;
     for dir in [
-        s.data_dir.as_path(),
+        s.view.data_dir.as_path(),
         s.root_dir(),
-        parent(&s.log_file),
-        parent(&s.config_path),
+        parent(&s.view.log_file),
+        parent(&s.view.config_path),
     ] {
         mkdir(dir)?;
     }
@@ -270,7 +270,11 @@ fn prepare_launch(
     let s = &plan.settings;
     match runner {
         Runner::Native(program) => {
-            state::write_atomic(&s.config_path, plan.native.text.as_bytes(), Some(0o600))?;
+            state::write_atomic(
+                &s.view.config_path,
+                plan.native.text.as_bytes(),
+                Some(0o600),
+            )?;
             if let Some(auth) = &s.auth {
                 notes.extend(htpasswd::prepare(auth)?);
             }
@@ -280,13 +284,13 @@ fn prepare_launch(
                 program,
                 args: vec![
                     OsString::from("serve"),
-                    s.config_path.clone().into_os_string(),
+                    s.view.config_path.clone().into_os_string(),
                 ],
-                config_path: s.config_path.clone(),
+                config_path: s.view.config_path.clone(),
             })
         }
         Runner::BuiltIn(b) => {
-            let config = s.data_dir.join("builtin-config.json");
+            let config = s.view.data_dir.join("builtin-config.json");
             state::write_atomic(&config, b.config_json.as_bytes(), Some(0o600))?;
             notes.push(format!(
                 "no {} binary found on PATH: serving with the built-in engine instead",
@@ -327,10 +331,10 @@ fn start(
     } = launch;
     let (started_at, started_unix) = state::now();
     append_log_marker(
-        &s.log_file,
+        &s.view.log_file,
         &format!("ocireg up: starting {} at {started_at}", program.display()),
     );
-    let mut child = process::spawn_detached(&program, &args, &s.log_file, &s.data_dir)?;
+    let mut child = process::spawn_detached(&program, &args, &s.view.log_file, &s.view.data_dir)?;
     let pid = i32::try_from(child.id()).unwrap_or(-1);
     let record = RegistryState {
         pid,
@@ -347,7 +351,7 @@ fn start(
         started_at,
         started_unix,
         config_path,
-        log_file: s.log_file.clone(),
+        log_file: s.view.log_file.clone(),
         root_dir: s.root_dir().to_path_buf(),
     };
     if let Err(e) = state::write(&s.state_file, &record) {
@@ -364,8 +368,8 @@ fn start(
             state::remove(&s.state_file)?;
             Err(DeployError::ExitedEarly {
                 status,
-                log: s.log_file.clone(),
-                tail: log_tail(&s.log_file),
+                log: s.view.log_file.clone(),
+                tail: log_tail(&s.view.log_file),
             })
         }
         Ready::Timeout => {
@@ -375,8 +379,8 @@ fn start(
             Err(DeployError::StartTimeout {
                 url: s.probe_url.clone(),
                 secs: opts.start_timeout.as_secs(),
-                log: s.log_file.clone(),
-                tail: log_tail(&s.log_file),
+                log: s.view.log_file.clone(),
+                tail: log_tail(&s.view.log_file),
             })
         }
     }
@@ -413,7 +417,7 @@ pub enum DownOutcome {
 /// SIGKILL; removes the state file.
 pub fn down(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<DownOutcome, DeployError> {
     let s = &plan.settings;
-    let _lock = lock(&s.data_dir)?;
+    let _lock = lock(&s.view.data_dir)?;
     let Some(st) = state::read(&s.state_file)? else {
         return Ok(DownOutcome::NotRunning);
     };
@@ -462,12 +466,7 @@ pub fn ensure_running(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reg(yaml: &str) -> OCIRegistryConfig {
-        ocireg_config::load_str(yaml, ocireg_config::Format::Yaml)
-            .unwrap()
-            .registry
-    }
+    use crate::settings::tests::reg;
 
     #[test]
     fn plans_refuse_what_cannot_run_locally() {
@@ -512,7 +511,7 @@ mod tests {
             Err(DeployError::BinaryMissing { .. })
         ));
         let mut s = plan.settings.clone();
-        s.binary_path = None;
+        s.view.binary_path = None;
         assert!(matches!(choose_runner(&s, &opts), Ok(Runner::BuiltIn(_))));
         opts.path_var = Some(OsString::from("/usr/bin"));
         assert!(

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ocireg_config::{
-    HttpView, LocalView, OCIRegistryConfig, RegistryType, StorageView, SOLO_DATA_DIR,
-};
+use ocireg_config::{LocalView, OCIRegistryConfig, RegistryType, SOLO_DATA_DIR};
 
 pub use ocireg_config::{host_port, TlsPaths as TlsFiles};
 
@@ -89,56 +87,42 @@ pub struct AuthSettings {
     pub htpasswd_file: PathBuf,
 }
 
-/// Everything about a local registry, resolved from the config.
+/// Everything about a local registry, resolved from the config: the config crate's view of
+/// the local registry plus what the lifecycle adds.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct LocalSettings {
     /// Which registry.
     pub kind: NativeKind,
-    /// `local.data_dir`.
-    pub data_dir: PathBuf,
-    /// `local.config_path`: where the native config is written.
-    pub config_path: PathBuf,
-    /// `local.log_file`.
-    pub log_file: PathBuf,
+    /// Paths, HTTP, storage, TLS files and metrics port, as the config crate resolves them
+    /// (without a `local` block, `config_path` is `<data_dir>/` + the kind's native name).
+    pub view: LocalView,
     /// The JSON state file (pid, type, endpoint, start time) under `data_dir`.
     pub state_file: PathBuf,
-    /// `local.binary_path`.
-    pub binary_path: Option<PathBuf>,
-    /// `local.auto_start`.
-    pub auto_start: bool,
     /// Client-facing `endpoint:port` (the listen port).
     pub endpoint: String,
     /// `http(s)://host:port/v2/` where this machine reaches the registry (wildcard listen
     /// addresses probed on loopback).
     pub probe_url: String,
-    /// TLS files when `tls_enabled` (and both are set).
-    pub tls: Option<TlsFiles>,
     /// htpasswd auth when `auth_required` and a username is set.
     pub auth: Option<AuthSettings>,
     /// `auth_required` but no username: no htpasswd user can be made.
     pub auth_without_user: bool,
-    /// The effective HTTP settings.
-    pub http: HttpView,
-    /// The effective storage settings.
-    pub storage: StorageView,
-    /// `zot_features.metrics_port`, or its default.
-    pub metrics_port: u16,
 }
 
 impl LocalSettings {
     /// Storage root: `storage_config.rootdirectory`, else `<data_dir>/storage`.
     pub fn root_dir(&self) -> &Path {
-        &self.storage.root
+        &self.view.storage.root
     }
 
     /// Listen host (`http_config.listen_address`, else `127.0.0.1`).
     pub fn listen_host(&self) -> &str {
-        &self.http.listen.host
+        &self.view.http.listen.host
     }
 
     /// Listen port (see `ocireg_config::listen_port` for which field wins).
     pub fn listen_port(&self) -> u16 {
-        self.http.listen.port
+        self.view.http.listen.port
     }
 
     /// The listen address as `host:port` (IPv6 hosts bracketed).
@@ -190,15 +174,7 @@ pub fn resolve(
         endpoint: host_port(&reg.endpoint, listen_port),
         auth,
         auth_without_user,
-        config_path: view.config_path,
-        log_file: view.log_file,
-        binary_path: view.binary_path,
-        auto_start: view.auto_start,
-        tls: view.tls,
-        metrics_port: view.metrics_port,
-        http: view.http,
-        storage: view.storage,
-        data_dir: view.data_dir,
+        view,
     })
 }
 
@@ -240,10 +216,11 @@ pub fn find_on_path(names: &[&str], path_var: Option<&std::ffi::OsStr>) -> Optio
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn reg(yaml: &str) -> OCIRegistryConfig {
+    /// The registry section of a YAML document (the unit tests' fixture loader).
+    pub(crate) fn reg(yaml: &str) -> OCIRegistryConfig {
         ocireg_config::load_str(yaml, ocireg_config::Format::Yaml)
             .unwrap()
             .registry
@@ -262,7 +239,7 @@ mod tests {
         // The listen port wins: local clients connect where the registry listens.
         assert_eq!(s.endpoint, "reg.test:6001");
         assert_eq!(s.root_dir(), Path::new("/d/storage"));
-        assert_eq!(s.log_file, PathBuf::from("/d/registry.log"));
+        assert_eq!(s.view.log_file, PathBuf::from("/d/registry.log"));
         assert!(w.iter().any(|m| m.starts_with("registry.port")), "{w:?}");
         assert_eq!(host_port("::1", 5000), "[::1]:5000");
         assert_eq!(host_port("localhost", 5000), "localhost:5000");
@@ -280,7 +257,7 @@ mod tests {
         let mut w = Vec::new();
         let s = resolve(&r, NativeKind::Distribution, &opts, &mut w).unwrap();
         assert_eq!(s.listen_addr(), "127.0.0.1:5123");
-        assert_eq!(s.config_path, PathBuf::from("/h/d/c.yml"));
+        assert_eq!(s.view.config_path, PathBuf::from("/h/d/c.yml"));
         assert!(w.is_empty(), "{w:?}");
     }
 

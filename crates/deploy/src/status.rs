@@ -117,8 +117,8 @@ pub fn local_status(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<LocalSt
         started_at: None,
         root_dir: s.root_dir().to_path_buf(),
         storage_bytes: dir_size(s.root_dir()),
-        log_file: s.log_file.clone(),
-        config_path: s.config_path.clone(),
+        log_file: s.view.log_file.clone(),
+        config_path: s.view.config_path.clone(),
         log_tail: Vec::new(),
         note: None,
     };

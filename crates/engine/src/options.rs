@@ -1,21 +1,9 @@
 //! Effective settings → the option structs of the store and the server (files are read by the
 //! callers; these are plain conversions).
 
-use ocireg_config::{LimitsView, QuotaView, ServeSettings, ServeTls};
-use ocireg_server::{Limits, TlsOptions};
+use ocireg_config::{QuotaView, ServeSettings, ServeTls};
+use ocireg_server::TlsOptions;
 use ocireg_store::{NamespaceLimit, QuotaOptions, StoreOptions};
-
-/// The request, name, session and rate limits.
-pub(crate) fn limits(c: &LimitsView) -> Limits {
-    Limits {
-        max_header_bytes: c.max_header_bytes,
-        max_name_length: c.max_name_length,
-        max_upload_sessions_per_client: c.max_upload_sessions_per_client,
-        upload_session_ttl: c.upload_session_ttl,
-        rate_limit_rps: c.rate_limit_rps,
-        rate_limit_burst: c.rate_limit_burst,
-    }
-}
 
 /// The server's TLS options.
 pub(crate) fn tls(t: &ServeTls) -> TlsOptions {

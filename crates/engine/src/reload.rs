@@ -9,7 +9,7 @@ use ocireg_config::ServeSettings;
 use ocireg_server::ServerOptions;
 
 use crate::auth::GeneratedKey;
-use crate::{options, EngineError};
+use crate::EngineError;
 
 /// Reads the configuration again (on SIGHUP; it runs on a blocking thread).
 pub type ReloadFn = Arc<dyn Fn() -> Result<ServeSettings, EngineError> + Send + Sync>;
@@ -46,8 +46,7 @@ pub(crate) fn spawn(
 struct Reloaded {
     tls: bool,
     auth: Option<Arc<ocireg_auth::Auth>>,
-    limits: ocireg_server::Limits,
-    max_manifest_bytes: usize,
+    limits: ocireg_config::LimitsView,
 }
 
 fn rebuild(reload: &ReloadFn, generated: &GeneratedKey) -> Result<Reloaded, EngineError> {
@@ -58,8 +57,7 @@ fn rebuild(reload: &ReloadFn, generated: &GeneratedKey) -> Result<Reloaded, Engi
     Ok(Reloaded {
         tls: s.tls.is_some(),
         auth: crate::auth::auth(s.auth.as_ref(), generated)?,
-        limits: options::limits(&s.limits),
-        max_manifest_bytes: s.limits.max_manifest_bytes,
+        limits: s.limits,
     })
 }
 
@@ -71,7 +69,6 @@ fn merged(running: &ServerOptions, new: Reloaded) -> ServerOptions {
     ServerOptions {
         auth: new.auth,
         limits: new.limits,
-        max_manifest_bytes: new.max_manifest_bytes,
         ..running.clone()
     }
 }

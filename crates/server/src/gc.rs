@@ -37,11 +37,29 @@ pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     opts.dry_run = flag(&req, "dry_run", opts.dry_run)?;
     opts.delete_untagged = flag(&req, "delete_untagged", opts.delete_untagged)?;
     let store = st.store.clone();
-    let report = tokio::spawn(async move { store.gc(&opts).await })
+    report_response(
+        "garbage collection",
+        "GC",
+        async move { store.gc(&opts).await },
+    )
+    .await
+}
+
+/// Runs a maintenance operation (`gc`, `scrub`) on its own task, so a client that disconnects
+/// does not cancel it halfway, and answers its report as JSON. `task` and `report` name the
+/// operation and its report in internal errors.
+pub(crate) async fn report_response<T, E, F>(task: &str, report: &str, run: F) -> Result<Response>
+where
+    T: serde::Serialize + Send + 'static,
+    Failure: From<E>,
+    E: Send + 'static,
+    F: std::future::Future<Output = std::result::Result<T, E>> + Send + 'static,
+{
+    let value = tokio::spawn(run)
         .await
-        .map_err(|e| Failure::Internal(format!("garbage collection task failed: {e}")))??;
-    let body = serde_json::to_vec(&report)
-        .map_err(|e| Failure::Internal(format!("encoding the GC report: {e}")))?;
+        .map_err(|e| Failure::Internal(format!("{task} task failed: {e}")))??;
+    let body = serde_json::to_vec(&value)
+        .map_err(|e| Failure::Internal(format!("encoding the {report} report: {e}")))?;
     let mut resp = Response::new(Body::from(body));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -36,7 +36,6 @@ use ocireg_store::Store;
 
 pub use conn::serve;
 pub use events::{lost_events, EventSink};
-pub use limits::Limits;
 pub use metrics::{serve_metrics, Metrics};
 pub use reload::Reloader;
 pub use tls::TlsOptions;
@@ -50,16 +49,14 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// A keep-alive connection with no request in flight is closed after this long.
     pub idle_timeout: Duration,
-    /// Largest manifest body accepted, in bytes (the spec asks for at least 4 MiB).
-    pub max_manifest_bytes: usize,
     /// How long in-flight requests may run after a shutdown signal before connections are dropped.
     pub shutdown_grace: Duration,
     /// Authentication and authorization; `None` = every request is allowed (no auth).
     pub auth: Option<Arc<ocireg_auth::Auth>>,
     /// TLS; `None` = plain HTTP (and h2c).
     pub tls: Option<TlsOptions>,
-    /// Request-head, name, upload-session and rate limits.
-    pub limits: Limits,
+    /// Manifest-size, request-head, name, upload-session and rate limits.
+    pub limits: ocireg_config::LimitsView,
     /// Handle to swap the settings of the running server (SIGHUP reload); keep a clone.
     pub reload: Reloader,
     /// Prometheus metrics: every request is recorded here; `None` = metrics off.
@@ -78,11 +75,10 @@ impl Default for ServerOptions {
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
-            max_manifest_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             auth: None,
             tls: None,
-            limits: Limits::default(),
+            limits: ocireg_config::LimitsView::default(),
             reload: Reloader::default(),
             metrics: None,
             search: true,

@@ -2,7 +2,8 @@
 //! front of dispatch: repository-name length (400 `NAME_INVALID`), a per-client request rate
 //! (429 `TOOMANYREQUESTS` + `Retry-After`) and open upload sessions per client (429). The
 //! request-head size is enforced by hyper itself (431, see `conn.rs`); the manifest size by the
-//! manifest handler.
+//! manifest handler. The limits themselves are the config crate's
+//! [`LimitsView`](ocireg_config::LimitsView).
 
 mod rate;
 mod sessions;
@@ -23,40 +24,6 @@ pub(crate) use sessions::UploadSessions;
 use crate::error::Failure;
 use crate::routes::Parsed;
 use crate::AppState;
-
-/// Limits of the built-in server; the binary builds them from `registry.local.limits_config`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest request head (request line + headers) in bytes: a larger head is answered 431
-    /// and the connection closed. At least 8192 (smaller values are raised to it). hyper's read
-    /// buffer is sized separately ([`READ_BUFFER_BYTES`] or this, the larger), because a
-    /// read buffer as small as a head limit slows large pushes: the limit is checked on the
-    /// parsed head instead.
-    pub max_header_bytes: usize,
-    /// Longest repository name accepted (at most 255, the grammar's own cap).
-    pub max_name_length: usize,
-    /// Open upload sessions per client address (0 = unlimited).
-    pub max_upload_sessions_per_client: u32,
-    /// A session untouched this long no longer counts against its client.
-    pub upload_session_ttl: Duration,
-    /// Requests per second per client address (0 = no rate limit).
-    pub rate_limit_rps: u32,
-    /// Requests a client may send at once above the rate.
-    pub rate_limit_burst: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_header_bytes: 65_536,
-            max_name_length: ocireg_oci::RepoName::MAX_LEN,
-            max_upload_sessions_per_client: 100,
-            upload_session_ttl: Duration::from_secs(86_400),
-            rate_limit_rps: 0,
-            rate_limit_burst: 100,
-        }
-    }
-}
 
 /// Smallest request-head limit hyper accepts.
 pub(crate) const MIN_HEADER_BYTES: usize = 8192;

@@ -41,7 +41,7 @@ pub(crate) async fn put(
     reference: &Reference,
     req: Req,
 ) -> Result<Response> {
-    let limit = st.opts.max_manifest_bytes;
+    let limit = st.opts.limits.max_manifest_bytes;
     if let Some(len) = req
         .header("content-length")
         .and_then(|l| l.parse::<u64>().ok())

@@ -4,8 +4,7 @@
 //!
 //! The run is spawned on its own task: a client that disconnects does not cancel it halfway.
 
-use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use ocireg_oci::ErrorCode;
 use ocireg_store::ScrubOptions;
@@ -38,15 +37,5 @@ pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     crate::ext::admin_only(st, &req, "scrub")?;
     let opts = options(&req)?;
     let store = st.store.clone();
-    let report = tokio::spawn(async move { store.scrub(&opts).await })
-        .await
-        .map_err(|e| Failure::Internal(format!("scrub task failed: {e}")))??;
-    let body = serde_json::to_vec(&report)
-        .map_err(|e| Failure::Internal(format!("encoding the scrub report: {e}")))?;
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    crate::gc::report_response("scrub", "scrub", async move { store.scrub(&opts).await }).await
 }

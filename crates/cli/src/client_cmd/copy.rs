@@ -15,8 +15,8 @@ pub(crate) async fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let src = parse_ref(&a.src)?;
     let dst = parse_ref(&a.dst)?;
-    let src_ep = ctx.endpoint(src.registry(), src.scheme);
-    let dst_ep = ctx.endpoint(dst.registry(), dst.scheme);
+    let src_ep = ctx.endpoint_of(&src);
+    let dst_ep = ctx.endpoint_of(&dst);
     let src_ref = src.reference();
     let dst_ref = match (dst.tag(), dst.parsed.digest(), src.tag()) {
         (Some(t), _, _) => Reference::Tag(t.clone()),

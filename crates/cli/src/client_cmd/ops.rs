@@ -15,8 +15,7 @@ use super::{CatalogArgs, RefArgs, TagsArgs};
 pub(crate) async fn tags(ctx: &Ctx, a: TagsArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_repo(&a.repo)?;
-    let ep = ctx.endpoint(r.registry(), r.scheme);
-    let reg = ctx.registry(&ep)?;
+    let (ep, reg) = ctx.connect(&r)?;
     let (tags, more) = match a.n {
         Some(n) => reg.tags_page(r.repo(), Some(n), a.last.as_deref()).await?,
         None => (reg.tags(r.repo()).await?, false),
@@ -73,8 +72,7 @@ fn descriptor_line(d: &Value) -> String {
 pub(crate) async fn inspect(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_ref(&a.reference)?;
-    let ep = ctx.endpoint(r.registry(), r.scheme);
-    let reg = ctx.registry(&ep)?;
+    let (ep, reg) = ctx.connect(&r)?;
     let reference = r.reference();
     let m = reg.get_manifest(r.repo(), &reference, &[]).await?;
     let body: Value = serde_json::from_slice(&m.bytes).context("the manifest is not JSON")?;
@@ -159,8 +157,7 @@ fn tag_delete_unsupported(e: &ClientError) -> bool {
 pub(crate) async fn rm(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_ref(&a.reference)?;
-    let ep = ctx.endpoint(r.registry(), r.scheme);
-    let reg = ctx.registry(&ep)?;
+    let (ep, reg) = ctx.connect(&r)?;
     let reference = r.reference();
     let shown = display(&ep.host, r.repo(), &reference);
     let Some(info) = reg.head_manifest(r.repo(), &reference, &[]).await? else {

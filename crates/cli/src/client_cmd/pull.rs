@@ -16,7 +16,7 @@ use super::PullArgs;
 pub(crate) async fn run(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_ref(&a.reference)?;
-    let ep = ctx.endpoint(r.registry(), r.scheme);
+    let ep = ctx.endpoint_of(&r);
     let reference = r.reference();
     let shown = display_reference(&ep.host, r.repo(), &reference);
     let dest = match a.output {

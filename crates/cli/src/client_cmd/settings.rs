@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ocireg_client::artifact::{Cache, CacheOptions};
-use ocireg_client::{ClientOptions, RateOptions, Registry};
+use ocireg_client::{ClientOptions, Registry};
 use ocireg_config::{ClientView, Document};
 
 use super::creds;
+use super::refs::ImageRef;
 
 /// A registry address: `host[:port]` (lower-cased) and the scheme to reach it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +70,7 @@ fn client_options_with(view: &ClientView, env: &dyn Fn(&str) -> Option<String>) 
         retry_delay: r.retry_delay,
         retry_backoff: r.retry_backoff,
         verify_ssl: r.verify_ssl,
-        rate: r.rate.as_ref().map(|rl| RateOptions {
-            requests_per_second: rl.requests_per_second,
-            burst: rl.burst,
-            pull_limit: rl.pull_limit,
-            push_limit: rl.push_limit,
-        }),
+        rate: r.rate.clone(),
         ca_cert_path: view.ca_cert.clone(),
         allow_insecure: view.allow_insecure,
         ..ClientOptions::default()
@@ -128,10 +124,7 @@ pub(crate) fn normalize_host(s: &str) -> String {
 impl Ctx {
     /// Loads the config (global `--config`, `$OCIREG_CONFIG`, default path, built-in defaults).
     pub fn load(global: Option<&Path>) -> anyhow::Result<Ctx> {
-        let doc = match crate::config_cmd::load_document(global) {
-            Ok(doc) => doc,
-            Err(err) => bail!("invalid config:\n{err}"),
-        };
+        let doc = crate::config_cmd::load_valid_document(global)?;
         let view = ClientView::resolve(&doc)?;
         let options = client_options(&view);
         // registry.local.auto_start: a local registry that is not running is started first.
@@ -143,6 +136,18 @@ impl Ctx {
     /// `tls_enabled`.
     pub fn configured(&self) -> Endpoint {
         configured(&self.view)
+    }
+
+    /// The endpoint a parsed reference names (its registry, else the configured one).
+    pub fn endpoint_of(&self, r: &ImageRef) -> Endpoint {
+        self.endpoint(r.registry(), r.scheme)
+    }
+
+    /// The endpoint a parsed reference names and a client for it.
+    pub fn connect(&self, r: &ImageRef) -> anyhow::Result<(Endpoint, Registry)> {
+        let ep = self.endpoint_of(r);
+        let reg = self.registry(&ep)?;
+        Ok((ep, reg))
     }
 
     /// The endpoint for a registry named in a reference: the configured registry's scheme when

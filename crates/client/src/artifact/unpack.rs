@@ -208,6 +208,17 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(ClientError::io_path("cannot inspect", &target, e)),
         };
+        let creates_file = matches!(
+            kind,
+            EntryType::Regular
+                | EntryType::Continuous
+                | EntryType::GNUSparse
+                | EntryType::Symlink
+                | EntryType::Link
+        );
+        if creates_file && existing.is_some() {
+            return Err(refuse("duplicate entry: the path already exists"));
+        }
         match kind {
             EntryType::Directory => match existing {
                 Some(m) if m.is_dir() => {}
@@ -218,9 +229,6 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
                 }
             },
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                if existing.is_some() {
-                    return Err(refuse("duplicate entry: the path already exists"));
-                }
                 confirm_inside(root, &dir).map_err(|r| refuse(&r))?;
                 let exec = entry.header().mode().map_err(read_err)? & 0o111 != 0;
                 let size = entry.size();
@@ -228,9 +236,6 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
                 report.files += 1;
             }
             EntryType::Symlink => {
-                if existing.is_some() {
-                    return Err(refuse("duplicate entry: the path already exists"));
-                }
                 let link = entry
                     .link_name()
                     .map_err(read_err)?
@@ -244,9 +249,6 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
                 report.symlinks += 1;
             }
             EntryType::Link => {
-                if existing.is_some() {
-                    return Err(refuse("duplicate entry: the path already exists"));
-                }
                 let link = entry
                     .link_name()
                     .map_err(read_err)?

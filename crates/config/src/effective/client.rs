@@ -52,17 +52,30 @@ impl ClientEndpoint {
     }
 }
 
-/// `registry.remote.rate_limit`, typed.
+/// `registry.remote.rate_limit`, typed: token-bucket limits of the client. All requests share
+/// one bucket; pulls and pushes each have their own too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateView {
-    /// Requests per second.
+    /// Sustained requests per second over all requests.
     pub requests_per_second: u32,
-    /// Burst size.
+    /// Requests that may go at once before the rate applies (bucket capacity, all buckets).
     pub burst: u32,
-    /// Pull requests per second, if limited separately.
+    /// Sustained requests per second for pull requests (`GET`/`HEAD` of content and listings).
     pub pull_limit: Option<u32>,
-    /// Push requests per second, if limited separately.
+    /// Sustained requests per second for push requests (uploads, manifest `PUT`, `DELETE`).
     pub push_limit: Option<u32>,
+}
+
+impl Default for RateView {
+    /// The schema's defaults: 10 requests per second, burst 20, no per-operation limits.
+    fn default() -> Self {
+        Self {
+            requests_per_second: 10,
+            burst: 20,
+            pull_limit: None,
+            push_limit: None,
+        }
+    }
 }
 
 /// `registry.remote` (or its defaults), typed.
@@ -157,4 +170,18 @@ fn remote(given: Option<&RemoteOCIConfig>) -> Result<RemoteView, ConfigError> {
         no_proxy: r.no_proxy.unwrap_or_default(),
         rate,
     })
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn default_rate_is_the_schema_default() {
+        let yaml = "registry: {deployment: remote, type: zot, endpoint: r, \
+                    remote: {rate_limit: {}}, namespaces: {}}";
+        let doc = crate::load_str(yaml, crate::Format::Yaml).unwrap();
+        let view = RemoteView::resolve(&doc.registry).unwrap();
+        assert_eq!(view.rate, Some(RateView::default()));
+    }
 }

@@ -90,23 +90,40 @@ pub struct TokenView {
     pub realm: Option<String>,
 }
 
-/// `registry.local.limits_config`, typed.
+/// `registry.local.limits_config`, typed: the limits the built-in server enforces. The default
+/// is the schema's (the block absent).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitsView {
     /// Largest manifest body accepted (bytes).
     pub max_manifest_bytes: usize,
-    /// Largest request head accepted (bytes).
+    /// Largest request head (request line + headers) accepted (bytes); the server raises
+    /// smaller values to the least its HTTP stack accepts.
     pub max_header_bytes: usize,
-    /// Longest repository name accepted.
+    /// Longest repository name accepted (at most 255, the grammar's own cap).
     pub max_name_length: usize,
     /// Open upload sessions per client address (0 = unlimited).
     pub max_upload_sessions_per_client: u32,
-    /// Idle time after which an upload session is stale.
+    /// A session untouched this long is stale and no longer counts against its client.
     pub upload_session_ttl: Duration,
     /// Requests per second per client address (0 = off).
     pub rate_limit_rps: u32,
-    /// Burst above the rate.
+    /// Requests a client may send at once above the rate.
     pub rate_limit_burst: u32,
+}
+
+impl Default for LimitsView {
+    /// The schema's defaults (a test keeps the two equal).
+    fn default() -> Self {
+        Self {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_name_length: 255,
+            max_upload_sessions_per_client: 100,
+            upload_session_ttl: Duration::from_secs(86_400),
+            rate_limit_rps: 0,
+            rate_limit_burst: 100,
+        }
+    }
 }
 
 /// Garbage collection: options and schedule.
@@ -510,4 +527,14 @@ fn webhooks(
         ));
     }
     Ok(Some(hook))
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_the_schema_defaults() {
+        assert_eq!(LimitsView::default(), limits(None).unwrap());
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ocireg_config::{OCIRegistryConfig, OCIRegistryFeatures, ZotFeatures};
 use serde_json::{Map, Value};
 
-use super::{common_feature_warnings, custom_gc_schedule, obj, path_value, Warnings};
+use super::{common_feature_warnings, custom_gc_schedule, obj, path_value, Source, Warnings};
 use crate::settings::{host_port, LocalSettings};
 
 const ENGINE: &str = "Distribution";
@@ -23,13 +23,8 @@ const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 /// The realm of the Basic auth challenge.
 const REALM: &str = "ocireg";
 
-pub(super) fn render(
-    reg: &OCIRegistryConfig,
-    s: &LocalSettings,
-    f: &OCIRegistryFeatures,
-    z: &ZotFeatures,
-    w: &mut Warnings,
-) -> Value {
+pub(super) fn render(src: &Source<'_>, w: &mut Warnings) -> Value {
+    let (reg, s, f, z) = (src.reg, src.settings, &src.features, &src.zot);
     let mut root = Map::new();
     root.insert("version".into(), Value::from("0.1"));
     root.insert(
@@ -69,7 +64,7 @@ pub(super) fn render(
 }
 
 fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Value {
-    let st = &s.storage;
+    let st = &s.view.storage;
     if !st.dedupe {
         w.unsupported(
             "local.storage_config.dedupe_enabled",
@@ -102,7 +97,7 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
 }
 
 fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut Warnings) -> Value {
-    let h = &s.http;
+    let h = &s.view.http;
     for (field, value, default) in [
         ("read_timeout", h.read_timeout, 60),
         ("write_timeout", h.write_timeout, 60),
@@ -126,7 +121,7 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
             Value::Array(vec![Value::from("nosniff")]),
         )]),
     );
-    if let Some(tls) = &s.tls {
+    if let Some(tls) = &s.view.tls {
         http.insert(
             "tls".into(),
             obj([
@@ -142,7 +137,7 @@ fn http(s: &LocalSettings, reg: &OCIRegistryConfig, z: &ZotFeatures, w: &mut War
             obj([
                 (
                     "addr",
-                    Value::from(host_port(s.listen_host(), s.metrics_port)),
+                    Value::from(host_port(s.listen_host(), s.view.metrics_port)),
                 ),
                 (
                     "prometheus",

@@ -10,7 +10,7 @@ mod zot;
 use std::time::Duration;
 
 use ocireg_config::{
-    Deployment, OCIRegistryConfig, OCIRegistryFeatures, ScannerType, SigningMethod,
+    Deployment, OCIRegistryConfig, OCIRegistryFeatures, ScannerType, SigningMethod, ZotFeatures,
 };
 use serde_json::Value;
 
@@ -64,11 +64,15 @@ pub(crate) fn render_settings(
             s.kind
         ));
     }
-    let features = reg.features_or_default()?;
-    let zot_features = reg.zot_features_or_default()?;
+    let source = Source {
+        reg,
+        settings: s,
+        features: reg.features_or_default()?,
+        zot: reg.zot_features_or_default()?,
+    };
     let text = match s.kind {
         NativeKind::Distribution => {
-            let value = distribution::render(reg, s, &features, &zot_features, &mut warnings);
+            let value = distribution::render(&source, &mut warnings);
             let yaml = serde_saphyr::to_string(&value).map_err(|e| DeployError::Render {
                 kind: "Distribution",
                 message: e.to_string(),
@@ -76,7 +80,7 @@ pub(crate) fn render_settings(
             format!("# Distribution (registry 2.8) config rendered by ocireg; edits are overwritten by `ocireg up`.\n{yaml}")
         }
         NativeKind::Zot => {
-            let value = zot::render(reg, s, &features, &zot_features, &mut warnings);
+            let value = zot::render(&source, &mut warnings);
             let mut json =
                 serde_json::to_string_pretty(&value).map_err(|e| DeployError::Render {
                     kind: "zot",
@@ -91,6 +95,15 @@ pub(crate) fn render_settings(
         text,
         warnings: warnings.0,
     })
+}
+
+/// What a renderer reads: the registry section, its resolved local settings, and its feature
+/// blocks with the schema's defaults filled in.
+pub(crate) struct Source<'a> {
+    reg: &'a OCIRegistryConfig,
+    settings: &'a LocalSettings,
+    features: OCIRegistryFeatures,
+    zot: ZotFeatures,
 }
 
 /// Warnings, each kept once.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::{
     common_feature_warnings, custom_gc_schedule, go_duration, obj, path_value, scanner_name,
-    signing_name, Warnings,
+    signing_name, Source, Warnings,
 };
 use crate::settings::LocalSettings;
 
@@ -20,13 +20,8 @@ const ENGINE: &str = "zot";
 /// The distribution-spec version zot is told it serves.
 const DIST_SPEC_VERSION: &str = "1.1.1";
 
-pub(super) fn render(
-    reg: &OCIRegistryConfig,
-    s: &LocalSettings,
-    f: &OCIRegistryFeatures,
-    z: &ZotFeatures,
-    w: &mut Warnings,
-) -> Value {
+pub(super) fn render(src: &Source<'_>, w: &mut Warnings) -> Value {
+    let (reg, s, f, z) = (src.reg, src.settings, &src.features, &src.zot);
     let mut root = Map::new();
     root.insert("distSpecVersion".into(), Value::from(DIST_SPEC_VERSION));
     root.insert("storage".into(), storage(s, f, w));
@@ -35,7 +30,7 @@ pub(super) fn render(
         "log".into(),
         obj([
             ("level", Value::from("info")),
-            ("output", path_value(&s.log_file)),
+            ("output", path_value(&s.view.log_file)),
         ]),
     );
     root.insert("extensions".into(), extensions(f, z, w));
@@ -44,7 +39,7 @@ pub(super) fn render(
 }
 
 fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Value {
-    let st = &s.storage;
+    let st = &s.view.storage;
     let gc = st.gc_interval.filter(|_| f.gc_enabled);
     let mut m = Map::new();
     m.insert("rootDirectory".into(), path_value(s.root_dir()));
@@ -64,7 +59,7 @@ fn storage(s: &LocalSettings, f: &OCIRegistryFeatures, w: &mut Warnings) -> Valu
 }
 
 fn http(reg: &OCIRegistryConfig, s: &LocalSettings, w: &mut Warnings) -> Value {
-    let h = &s.http;
+    let h = &s.view.http;
     let mut m = Map::new();
     m.insert("address".into(), Value::from(s.listen_host()));
     m.insert("port".into(), Value::from(s.listen_port().to_string()));
@@ -83,7 +78,7 @@ fn http(reg: &OCIRegistryConfig, s: &LocalSettings, w: &mut Warnings) -> Value {
             "zot has no keep-alive idle timeout setting",
         );
     }
-    if let Some(tls) = &s.tls {
+    if let Some(tls) = &s.view.tls {
         m.insert(
             "tls".into(),
             obj([
