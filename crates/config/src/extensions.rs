@@ -80,6 +80,8 @@ schema! {
         rate_limit_rps: i64 = def(0);
         /// Burst above the rate (requests)
         rate_limit_burst: i64 = def(100);
+        /// Free space (bytes) kept on the storage: below it new uploads are refused with 507 (unset = 1% of the filesystem or 256 MiB, whichever is smaller; 0 = no reserve)
+        min_free_space: Option<i64> = opt;
     }
 }
 
@@ -166,7 +168,11 @@ fn local_limits_config(v: &View<'_>, e: &mut Errors) {
     {
         v.fail(e, "max_name_length", "Max name length must be 1-255");
     }
-    for key in ["max_upload_sessions_per_client", "rate_limit_rps"] {
+    for key in [
+        "max_upload_sessions_per_client",
+        "rate_limit_rps",
+        "min_free_space",
+    ] {
         if v.int(key).is_some_and(|n| n < 0) {
             v.fail(e, key, "Limit must be non-negative (0 = unlimited)");
         }

@@ -3,7 +3,7 @@
 
 use ocireg_config::{QuotaView, ServeSettings, ServeTls};
 use ocireg_server::TlsOptions;
-use ocireg_store::{NamespaceLimit, QuotaOptions, StoreOptions};
+use ocireg_store::{NamespaceLimit, QuotaOptions, SpaceReserve, StoreOptions};
 
 /// The server's TLS options.
 pub(crate) fn tls(t: &ServeTls) -> TlsOptions {
@@ -39,6 +39,10 @@ pub(crate) fn store(s: &ServeSettings) -> StoreOptions {
     StoreOptions {
         dedupe: s.local.storage.dedupe,
         quota: quota(s.quota.as_ref()),
+        space_reserve: s
+            .limits
+            .min_free_space
+            .map_or(SpaceReserve::Default, SpaceReserve::Bytes),
     }
 }
 

@@ -170,6 +170,8 @@ impl Store {
         body: ByteStream,
         len: Option<u64>,
     ) -> Result<u64> {
+        // Before the body is read: a blob that cannot fit is refused unread.
+        self.check_room(len).await?;
         let quota = self.put_quota(repo, digest, len)?;
         let body = match &quota {
             Some(q) => q.body.limit(body),

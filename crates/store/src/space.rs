@@ -6,7 +6,7 @@
 //! space (object stores) has no reserve; a write that still finds the device full fails with
 //! `ENOSPC`, which [`crate::StoreError::storage_full`] recognises.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Result, StoreError};
@@ -14,8 +14,6 @@ use crate::Store;
 
 /// The default reserve's cap: 1% of the filesystem, but never more than this.
 const DEFAULT_RESERVE_CAP: u64 = 256 << 20;
-/// `SpaceReserve::Default` in the atomic.
-const DEFAULT_SENTINEL: u64 = u64::MAX;
 
 /// How much free space new uploads must leave on the storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,42 +46,15 @@ pub struct SpaceReport {
     pub reserve: u64,
 }
 
-/// The store's reserve setting and whether the low-space warning was logged.
-#[derive(Debug)]
+/// Whether the low-space warning was logged, and the last measurement.
+#[derive(Debug, Default)]
 pub(crate) struct SpaceGuard {
-    reserve: AtomicU64,
     warned: AtomicBool,
     /// The last measurement, for readers that cannot wait for a new one (metrics).
     last: Mutex<Option<SpaceReport>>,
 }
 
-impl Default for SpaceGuard {
-    fn default() -> Self {
-        SpaceGuard {
-            reserve: AtomicU64::new(DEFAULT_SENTINEL),
-            warned: AtomicBool::new(false),
-            last: Mutex::new(None),
-        }
-    }
-}
-
 impl Store {
-    /// Sets the free-space reserve (at open it is [`SpaceReserve::Default`]).
-    pub fn set_space_reserve(&self, reserve: SpaceReserve) {
-        let raw = match reserve {
-            SpaceReserve::Default => DEFAULT_SENTINEL,
-            SpaceReserve::Bytes(n) => n.min(DEFAULT_SENTINEL - 1),
-        };
-        self.inner.space.reserve.store(raw, Ordering::Relaxed);
-    }
-
-    fn space_reserve(&self) -> SpaceReserve {
-        match self.inner.space.reserve.load(Ordering::Relaxed) {
-            DEFAULT_SENTINEL => SpaceReserve::Default,
-            n => SpaceReserve::Bytes(n),
-        }
-    }
-
     /// The storage's free space and reserve, when the driver can tell.
     pub async fn space(&self) -> Result<Option<SpaceReport>> {
         let Some(space) = self.inner.driver.space().await? else {
@@ -92,7 +63,7 @@ impl Store {
         let report = SpaceReport {
             available: space.available,
             total: space.total,
-            reserve: self.space_reserve().bytes(space.total),
+            reserve: self.inner.opts.space_reserve.bytes(space.total),
         };
         self.warn_when_low(&report);
         *self

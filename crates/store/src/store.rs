@@ -30,6 +30,8 @@ pub struct StoreOptions {
     pub dedupe: bool,
     /// Storage and artifact limits; `None` = no quota.
     pub quota: Option<crate::quota::QuotaOptions>,
+    /// The free space new uploads must leave on the storage.
+    pub space_reserve: crate::space::SpaceReserve,
 }
 
 impl Default for StoreOptions {
@@ -37,6 +39,7 @@ impl Default for StoreOptions {
         StoreOptions {
             dedupe: true,
             quota: None,
+            space_reserve: crate::space::SpaceReserve::Default,
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use reqwest::blocking::{Body, Client, Response};
+use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
 
 use crate::support::{client, sha, LocalConfig};
@@ -79,12 +79,18 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Asserts a `507` whose spec envelope says the storage is full.
-fn assert_full(r: Response, what: &str) {
-    assert_eq!(r.status().as_u16(), 507, "{what}");
-    let body: Value = r.json().unwrap();
+fn assert_full(r: Response, what: &str) -> String {
+    let status = r.status().as_u16();
+    assert_full_raw(status, &r.bytes().unwrap(), what)
+}
+
+fn assert_full_raw(status: u16, body: &[u8], what: &str) -> String {
+    assert_eq!(status, 507, "{what}: {}", String::from_utf8_lossy(body));
+    let body: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(body["errors"][0]["code"], "DENIED", "{what}: {body}");
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("storage is full"), "{what}: {message}");
+    message.to_owned()
 }
 
 struct Registry {
@@ -150,70 +156,84 @@ fn push_image(reg: &Registry, repo: &str, layer: &[u8]) -> (Vec<u8>, String) {
     (manifest, digest)
 }
 
-#[test]
-fn a_full_disk_refuses_uploads_frees_their_bytes_and_recovers_by_delete_and_gc() {
-    let Some(disk) = Tmpfs::mount(24) else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
+/// `ocireg serve` with its storage root on `disk`, a 1 MiB reserve and no GC grace period.
+fn serve_on(disk: &Tmpfs, work: &Path) -> (ocireg_test_support::Serve, Registry, PathBuf) {
     let config = LocalConfig {
-        local: "ops_config: {gc_grace_period: 0}",
+        local: "ops_config: {gc_grace_period: 0}\nlimits_config: {min_free_space: 1048576}",
         ..LocalConfig::default()
     }
     .render()
-    .replace("DIR", work.path().to_str().unwrap());
-    std::fs::write(work.path().join("ocireg.yaml"), config).unwrap();
+    .replace("DIR", work.to_str().unwrap());
+    std::fs::write(work.join("ocireg.yaml"), config).unwrap();
     let root = disk.path().join("root");
-    let log = work.path().join("server.log");
     let proc = ocireg_test_support::Serve::builder()
-        .config(work.path().join("ocireg.yaml"))
+        .config(work.join("ocireg.yaml"))
         .listen("127.0.0.1:0")
         .root(&root)
-        .home(work.path())
-        .log(&log)
+        .home(work)
+        .log(work.join("server.log"))
         .start();
     let reg = Registry {
         base: proc.base.clone(),
         http: client(),
     };
-    let (manifest, digest) = push_image(
-        &reg,
-        "full/a",
-        &crate::common::random_bytes(10 * MIB as usize),
-    );
 
-    // A declared length that cannot fit is refused before its body is read.
+    (proc, reg, root)
+}
+
+/// A declared length that cannot fit is refused before its body is read; a chunked body meets
+/// ENOSPC: its session's bytes are freed at once and the session is gone.
+fn uploads_that_cannot_fit(reg: &Registry, root: &Path) {
     let big = crate::common::random_bytes(40 * MIB as usize);
-    assert_full(
-        reg.push_blob("full/b", &big),
-        "40 MiB push with a Content-Length",
+    let message = assert_full(reg.push_blob("full/b", &big), "40 MiB, Content-Length");
+    assert!(
+        message.contains("do not fit"),
+        "not refused unread: {message}"
     );
-    assert_eq!(upload_bytes(&root), 0, "the refused push left bytes");
+    assert_eq!(upload_bytes(root), 0, "the refused push left bytes");
 
-    // A chunked body meets ENOSPC: its session's bytes are freed at once, the session is gone.
     let r = reg.start_upload("full/b");
     assert_eq!(r.status().as_u16(), 202);
     let location = reg.url(r.headers()["location"].to_str().unwrap());
-    let chunked = Body::new(std::io::Cursor::new(big[..20 * MIB as usize].to_vec()));
-    let r = reg.http.patch(&location).body(chunked).send().unwrap();
-    assert_full(r, "20 MiB chunked PATCH onto 14 MiB of free space");
-    assert_eq!(upload_bytes(&root), 0, "the failed upload's bytes stay");
+    // Raw, so that the early answer is read while the rest of the body is still being sent.
+    let part = &big[..20 * MIB as usize];
+    let mut body = format!("{:x}\r\n", part.len()).into_bytes();
+    body.extend_from_slice(part);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let path = location.trim_start_matches(&reg.base).to_owned();
+    let head = format!("PATCH {path} HTTP/1.1\r\nTransfer-Encoding: chunked");
+    let addr = reg.base.trim_start_matches("http://").parse().unwrap();
+    let reply = crate::common::raw::send(addr, &head, &body, false).unwrap();
+    assert_full_raw(
+        reply.status,
+        &reply.body,
+        "20 MiB chunked PATCH onto 14 MiB of free space",
+    );
+    assert_eq!(upload_bytes(root), 0, "the failed upload's bytes stay");
     assert_eq!(
         reg.http.get(&location).send().unwrap().status().as_u16(),
         404
     );
+}
 
-    // Below the reserve: new uploads refused up front; manifests, deletes and GC still work.
-    let free = reg.storage()["available_bytes"].as_u64().unwrap();
+/// Below the reserve: new uploads refused up front; manifests, deletes and GC still work.
+fn below_the_reserve(reg: &Registry, disk: &Tmpfs, manifest: &[u8], digest: &str) {
+    let storage = reg.storage();
+    assert_eq!(
+        storage["reserve_bytes"], MIB,
+        "the configured reserve: {storage}"
+    );
+    let free = storage["available_bytes"].as_u64().unwrap();
     let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![1u8; (free - 100 * 1024) as usize]).unwrap();
-    assert_full(reg.start_upload("full/c"), "upload start below the reserve");
+    let message = assert_full(reg.start_upload("full/c"), "upload start below the reserve");
+    assert!(message.contains("below the reserve"), "{message}");
     let storage = reg.storage();
     assert!(
         storage["available_bytes"].as_u64() < storage["reserve_bytes"].as_u64(),
         "{storage}"
     );
-    let r = reg.put_manifest("full/a", "v2", &manifest);
+    let r = reg.put_manifest("full/a", "v2", manifest);
     assert_eq!(r.status().as_u16(), 201, "a tag below the reserve");
     let r = reg
         .http
@@ -228,7 +248,19 @@ fn a_full_disk_refuses_uploads_frees_their_bytes_and_recovers_by_delete_and_gc()
         "GC below the reserve: {:?}",
         r.text()
     );
+}
 
+#[test]
+fn a_full_disk_refuses_uploads_frees_their_bytes_and_recovers_by_delete_and_gc() {
+    let Some(disk) = Tmpfs::mount(24) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (proc, reg, root) = serve_on(&disk, work.path());
+    let layer = crate::common::random_bytes(10 * MIB as usize);
+    let (manifest, digest) = push_image(&reg, "full/a", &layer);
+    uploads_that_cannot_fit(&reg, &root);
+    below_the_reserve(&reg, &disk, &manifest, &digest);
     // Recovered without a restart: the 10 MiB layer is gone and uploads work again.
     let storage = reg.storage();
     assert!(
@@ -237,7 +269,7 @@ fn a_full_disk_refuses_uploads_frees_their_bytes_and_recovers_by_delete_and_gc()
     );
     let small = crate::common::random_bytes(MIB as usize);
     assert_eq!(reg.push_blob("full/c", &small).status().as_u16(), 201);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = std::fs::read_to_string(work.path().join("server.log")).unwrap();
     assert_eq!(
         text.matches("below twice the reserve").count(),
         1,

@@ -109,6 +109,9 @@ pub struct LimitsView {
     pub rate_limit_rps: u32,
     /// Requests a client may send at once above the rate.
     pub rate_limit_burst: u32,
+    /// Free space new uploads must leave on the storage (bytes); `None` = the store's default
+    /// (1% of the filesystem, at most 256 MiB).
+    pub min_free_space: Option<u64>,
 }
 
 impl Default for LimitsView {
@@ -122,6 +125,7 @@ impl Default for LimitsView {
             upload_session_ttl: Duration::from_secs(86_400),
             rate_limit_rps: 0,
             rate_limit_burst: 100,
+            min_free_space: None,
         }
     }
 }
@@ -293,6 +297,10 @@ fn limits(given: Option<&LocalLimitsConfig>) -> Result<LimitsView, ConfigError> 
         upload_session_ttl: positive_seconds(c.upload_session_ttl, &p("upload_session_ttl"))?,
         rate_limit_rps: int(c.rate_limit_rps, &p("rate_limit_rps"))?,
         rate_limit_burst: int(c.rate_limit_burst, &p("rate_limit_burst"))?,
+        min_free_space: c
+            .min_free_space
+            .map(|n| int(n, &p("min_free_space")))
+            .transpose()?,
     })
 }
 

@@ -42,6 +42,7 @@ async fn server(auth: Option<Arc<Auth>>) -> (axum::Router, Store, Arc<MemoryDriv
         StoreOptions {
             dedupe: true,
             quota: Some(quota()),
+            ..StoreOptions::default()
         },
     )
     .await

@@ -16,7 +16,11 @@ use serde_json::json;
 use crate::common::*;
 
 fn opts(dedupe: bool, quota: Option<QuotaOptions>) -> StoreOptions {
-    StoreOptions { dedupe, quota }
+    StoreOptions {
+        dedupe,
+        quota,
+        ..StoreOptions::default()
+    }
 }
 
 fn registry_limits(bytes: Option<u64>, artifacts: Option<u64>) -> QuotaOptions {
