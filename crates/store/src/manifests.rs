@@ -186,8 +186,27 @@ impl Store {
         }
         self.note_manifest(&stored);
 
-        index.write(name, |r| {
-            r.manifests.insert(digest.clone(), Some(Arc::clone(&meta)));
+        self.index_revision(name, &digest, loc, tag, &meta);
+        in_use.stored();
+        self.inner.cache.insert(&digest, &body);
+        Ok(ManifestPut {
+            subject: meta.subject.clone(),
+            digest,
+        })
+    }
+
+    /// Records a stored revision in the index: the manifest, where its bytes are, the tag it
+    /// was put under and its referrer entry.
+    fn index_revision(
+        &self,
+        name: &str,
+        digest: &Digest,
+        loc: DataLoc,
+        tag: Option<&Tag>,
+        meta: &Arc<ManifestMeta>,
+    ) {
+        self.inner.index.write(name, |r| {
+            r.manifests.insert(digest.clone(), Some(Arc::clone(meta)));
             if loc == DataLoc::Local {
                 r.local.insert(digest.clone());
             }
@@ -201,12 +220,6 @@ impl Store {
                     .insert(digest.clone());
             }
         });
-        in_use.stored();
-        self.inner.cache.insert(&digest, &body);
-        Ok(ManifestPut {
-            subject: meta.subject.clone(),
-            digest,
-        })
     }
 
     /// Whether storage holds `size` bytes under `key`.

@@ -203,11 +203,7 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
         };
         let dir = ensure_parents(root, parents, &mut report).map_err(|r| refuse(&r))?;
         let target = dir.join(name);
-        let existing = match fs::symlink_metadata(&target) {
-            Ok(m) => Some(m),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(ClientError::io_path("cannot inspect", &target, e)),
-        };
+        let existing = existing_entry(&target)?;
         let creates_file = matches!(
             kind,
             EntryType::Regular
@@ -266,14 +262,29 @@ fn extract_all<R: Read>(reader: R, root: &Path) -> Result<UnpackReport> {
             other => return Err(refuse(&format!("unsupported entry type {other:?}"))),
         }
     }
-    for (comps, link) in &links {
+    check_links(root, &links)?;
+    Ok(report)
+}
+
+/// Checks every extracted symlink against the complete tree: each must resolve inside `root`.
+fn check_links(root: &Path, links: &[(Vec<OsString>, PathBuf)]) -> Result<()> {
+    for (comps, link) in links {
         let parents = &comps[..comps.len() - 1];
         confined_resolve(root, parents, link).map_err(|reason| ClientError::UnsafeEntry {
             path: display(comps),
             reason,
         })?;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// What is already at `target` (not following a symlink there), if anything.
+fn existing_entry(target: &Path) -> Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(target) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ClientError::io_path("cannot inspect", target, e)),
+    }
 }
 
 /// Walks (creating where missing) the parent directories of an entry. Every existing component
