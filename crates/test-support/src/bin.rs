@@ -54,3 +54,17 @@ fn build() -> PathBuf {
     assert!(bin.exists(), "{} missing after the build", bin.display());
     bin
 }
+
+/// Runs `cmd` with `input` on its stdin and returns its output (stdout and stderr captured).
+pub fn output_with_stdin(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

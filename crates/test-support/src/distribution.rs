@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::net::free_port;
+use crate::net::{free_port, Listening};
 use crate::tls::TlsFiles;
 
 /// The reference registry binary.
@@ -137,11 +137,8 @@ impl DistributionBuilder {
 
 /// A running Distribution.
 pub struct Distribution {
-    child: Option<Child>,
-    /// `http(s)://127.0.0.1:PORT`
-    pub base: String,
-    /// The address.
-    pub addr: SocketAddr,
+    /// Where it listens (`http(s)://127.0.0.1:PORT`).
+    pub(crate) listening: Listening,
     /// Storage root.
     pub root: PathBuf,
     work: tempfile::TempDir,
@@ -191,9 +188,11 @@ impl Distribution {
             .expect("spawn /usr/bin/docker-registry");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut d = Distribution {
-            child: Some(child),
-            base: format!("{scheme}://{addr}"),
-            addr,
+            listening: Listening {
+                base: format!("{scheme}://{addr}"),
+                addr,
+                child: Some(child),
+            },
             root,
             work,
         };
@@ -213,21 +212,6 @@ impl Distribution {
         }
     }
 
-    /// Absolute URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
     /// The work directory (config, htpasswd, log, and the root unless given).
     pub fn dir(&self) -> &Path {
         self.work.path()
@@ -242,26 +226,6 @@ impl Distribution {
         s
     }
 
-    /// The process id (0 once killed).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 impl Drop for Distribution {

@@ -13,9 +13,9 @@ pub mod serve;
 pub mod tls;
 pub mod xorshift;
 
-pub use bin::ocireg_bin;
+pub use bin::{ocireg_bin, output_with_stdin};
 pub use digest::{sha256_hex, sha256_str};
 pub use distribution::{Distribution, DistributionBuilder, TokenAuth};
-pub use net::{free_port, wait_port};
+pub use net::{free_port, wait_port, Listening};
 pub use serve::{Serve, ServeBuilder};
 pub use tls::TlsFiles;

@@ -13,6 +13,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::bin::ocireg_bin;
+use crate::net::Listening;
 
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,11 +113,8 @@ impl ServeBuilder {
 
 /// A running `ocireg serve`.
 pub struct Serve {
-    child: Option<Child>,
-    /// `http://127.0.0.1:PORT`
-    pub base: String,
-    /// The address it listens on.
-    pub addr: SocketAddr,
+    /// Where it listens (`http://127.0.0.1:PORT`).
+    pub(crate) listening: Listening,
     /// Storage root when given on the command line.
     pub root: Option<PathBuf>,
     lines: Mutex<mpsc::Receiver<String>>,
@@ -157,9 +155,11 @@ impl Serve {
             }
         });
         let mut s = Serve {
-            child: Some(child),
-            base: String::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listening: Listening {
+                base: String::new(),
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                child: Some(child),
+            },
             root,
             lines: Mutex::new(lines),
             log,
@@ -186,29 +186,14 @@ impl Serve {
             s.kill();
             panic!("unexpected listening URL {url:?}");
         };
-        s.addr = addr;
-        s.base = url;
+        s.listening.base = url;
+        s.listening.addr = addr;
         assert!(
             s.addr.ip().is_loopback(),
             "must listen on loopback: {}",
             s.base
         );
         s
-    }
-
-    /// Absolute URL of `path` (which starts with `/`).
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
     }
 
     /// The server's work directory (home and log unless the builder moved them).
@@ -227,19 +212,6 @@ impl Serve {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The process id (0 once killed).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// Sends `kill -SIGNAL` (e.g. `"HUP"`) to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.pid();
@@ -252,22 +224,14 @@ impl Serve {
         assert!(st.success(), "kill -{signal} {pid}");
     }
 
-    /// SIGKILL and reap (no graceful shutdown).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
     /// Sends SIGTERM and waits up to `timeout` for the exit; `None` if it is still running
     /// (it is then killed on drop).
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.signal("TERM");
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
+            if let Some(Ok(Some(status))) = self.listening.child.as_mut().map(Child::try_wait) {
+                self.listening.child = None;
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));

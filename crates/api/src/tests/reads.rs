@@ -5,9 +5,12 @@ use ocireg_oci::ErrorCode;
 
 use crate::{parse_path, parse_request, ApiError};
 
-fn err(method: Method, path: &str) -> (u16, Option<ErrorCode>) {
-    let e: ApiError = parse_request(&method, path).unwrap_err();
-    (e.status, e.code)
+/// Asserts that each `(method, path, code)` is refused with `status` and `code`.
+fn check(cases: &[(Method, &str, ErrorCode)], status: u16) {
+    for (method, path, code) in cases {
+        let e: ApiError = parse_request(method, path).unwrap_err();
+        assert_eq!((e.status, e.code), (status, Some(*code)), "{method} {path}");
+    }
 }
 
 #[test]
@@ -32,13 +35,10 @@ fn reads_of_impossible_references_are_404_of_the_endpoints_unknown_code() {
         ("/v2/Upper/tags/list", ErrorCode::NameUnknown),
     ];
     for (path, code) in cases {
-        for method in [Method::GET, Method::HEAD] {
-            assert_eq!(
-                err(method.clone(), path),
-                (404, Some(*code)),
-                "{method} {path}"
-            );
-        }
+        check(
+            &[(Method::GET, path, *code), (Method::HEAD, path, *code)],
+            404,
+        );
     }
 }
 
@@ -82,13 +82,7 @@ fn writes_referrers_and_bad_escapes_keep_their_400() {
             ErrorCode::NameInvalid,
         ),
     ];
-    for (method, path, code) in cases {
-        assert_eq!(
-            err(method.clone(), path),
-            (400, Some(*code)),
-            "{method} {path}"
-        );
-    }
+    check(cases, 400);
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -178,20 +177,7 @@ impl Env {
 
     /// Runs a command with `input` on stdin; returns the output.
     pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        ocireg_test_support::output_with_stdin(&mut self.cmd(args), input.as_bytes())
     }
 
     /// `ocireg login HOST -u USER --password-stdin` with `input` on stdin; returns the output.

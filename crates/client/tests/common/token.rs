@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
-use std::io::Write;
 
 use super::AbortOnDrop;
 
@@ -84,20 +83,9 @@ impl Signer {
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
         );
-        let mut child = Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(&self.key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let mut openssl = Command::new("openssl");
+        openssl.args(["dgst", "-sha256", "-sign"]).arg(&self.key);
+        let out = ocireg_test_support::output_with_stdin(&mut openssl, input.as_bytes());
         assert!(out.status.success());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(out.stdout))
     }
