@@ -225,7 +225,6 @@ impl Distribution {
         }
         s
     }
-
 }
 
 impl Drop for Distribution {

@@ -57,7 +57,10 @@ impl Listening {
 
     /// The process id (0 once killed).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(std::process::Child::id).unwrap_or(0)
+        self.child
+            .as_ref()
+            .map(std::process::Child::id)
+            .unwrap_or(0)
     }
 
     /// Whether the process is still running.
