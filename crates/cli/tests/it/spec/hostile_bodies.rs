@@ -55,8 +55,10 @@ impl Lengths<'_> {
 }
 
 /// Refused without committing anything, or cut off.
+/// A refusal: any 4xx, or 507 Insufficient Storage for a declared length larger than the free
+/// space (refused before the body is read); never a server fault, never 201.
 fn not_created(status: u16) -> bool {
-    status < 500 && status != 201
+    (status < 500 && status != 201) || status == 507
 }
 
 #[test]
