@@ -103,6 +103,13 @@ impl Registry {
         format!("{}{path}", self.base)
     }
 
+    /// Sends `head` and `body` over a raw connection that reads the answer while it is still
+    /// sending: a refusal before the body is read must be seen, not a broken pipe.
+    fn raw(&self, head: &str, body: &[u8]) -> crate::common::raw::RawReply {
+        let addr = self.base.trim_start_matches("http://").parse().unwrap();
+        crate::common::raw::send(addr, head, body, false).unwrap()
+    }
+
     fn start_upload(&self, repo: &str) -> Response {
         self.http
             .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
@@ -185,7 +192,13 @@ fn serve_on(disk: &Tmpfs, work: &Path) -> (ocireg_test_support::Serve, Registry,
 /// ENOSPC: its session's bytes are freed at once and the session is gone.
 fn uploads_that_cannot_fit(reg: &Registry, root: &Path) {
     let big = crate::common::random_bytes(40 * MIB as usize);
-    let message = assert_full(reg.push_blob("full/b", &big), "40 MiB, Content-Length");
+    let head = format!(
+        "POST /v2/full/b/blobs/uploads/?digest={} HTTP/1.1\r\nContent-Length: {}",
+        sha(&big),
+        big.len()
+    );
+    let reply = reg.raw(&head, &big);
+    let message = assert_full_raw(reply.status, &reply.body, "40 MiB, Content-Length");
     assert!(
         message.contains("do not fit"),
         "not refused unread: {message}"
@@ -195,15 +208,15 @@ fn uploads_that_cannot_fit(reg: &Registry, root: &Path) {
     let r = reg.start_upload("full/b");
     assert_eq!(r.status().as_u16(), 202);
     let location = reg.url(r.headers()["location"].to_str().unwrap());
-    // Raw, so that the early answer is read while the rest of the body is still being sent.
     let part = &big[..20 * MIB as usize];
     let mut body = format!("{:x}\r\n", part.len()).into_bytes();
     body.extend_from_slice(part);
     body.extend_from_slice(b"\r\n0\r\n\r\n");
     let path = location.trim_start_matches(&reg.base).to_owned();
-    let head = format!("PATCH {path} HTTP/1.1\r\nTransfer-Encoding: chunked");
-    let addr = reg.base.trim_start_matches("http://").parse().unwrap();
-    let reply = crate::common::raw::send(addr, &head, &body, false).unwrap();
+    let reply = reg.raw(
+        &format!("PATCH {path} HTTP/1.1\r\nTransfer-Encoding: chunked"),
+        &body,
+    );
     assert_full_raw(
         reply.status,
         &reply.body,
