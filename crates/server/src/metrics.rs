@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use ocireg_store::Store;
+use ocireg_store::{SpaceReport, Store};
 use tokio::net::TcpListener;
 
 use labels::{ENDPOINTS, METHODS, STATUS_SLOTS};
@@ -126,9 +126,9 @@ impl Metrics {
     }
 
     /// The text exposition of every metric; the gauges and store counters are read from `store`
-    /// now (omitted without a store).
-    pub fn render(&self, store: Option<&Store>) -> String {
-        render::render(self, store)
+    /// now (omitted without a store), the free-space gauges from `space` (omitted without one).
+    pub fn render(&self, store: Option<&Store>, space: Option<&SpaceReport>) -> String {
+        render::render(self, store, space)
     }
 }
 
@@ -152,12 +152,14 @@ async fn scrape(State(s): State<Scrape>, req: Request) -> Response {
         r
     } else {
         // A fresh free-space measurement for the gauges (a failed one leaves them out).
-        if let Err(e) = s.store.space().await {
+        let space = s.store.space().await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "measuring free space failed");
-        }
+            None
+        });
         // Usage sums the index under its lock: keep it off the async workers.
         let (metrics, store) = (s.metrics.clone(), s.store.clone());
-        let text = match tokio::task::spawn_blocking(move || metrics.render(Some(&store))).await {
+        let render = move || metrics.render(Some(&store), space.as_ref());
+        let text = match tokio::task::spawn_blocking(render).await {
             Ok(text) => text,
             Err(e) => {
                 tracing::warn!(error = %e, "rendering metrics failed");

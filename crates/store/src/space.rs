@@ -7,7 +7,6 @@
 //! `ENOSPC`, which [`crate::StoreError::storage_full`] recognises.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use crate::error::{Result, StoreError};
 use crate::Store;
@@ -46,12 +45,10 @@ pub struct SpaceReport {
     pub reserve: u64,
 }
 
-/// Whether the low-space warning was logged, and the last measurement.
+/// Whether the low-space warning was logged.
 #[derive(Debug, Default)]
 pub(crate) struct SpaceGuard {
     warned: AtomicBool,
-    /// The last measurement, for readers that cannot wait for a new one (metrics).
-    last: Mutex<Option<SpaceReport>>,
 }
 
 impl Store {
@@ -66,23 +63,7 @@ impl Store {
             reserve: self.inner.opts.space_reserve.bytes(space.total),
         };
         self.warn_when_low(&report);
-        *self
-            .inner
-            .space
-            .last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(report);
         Ok(Some(report))
-    }
-
-    /// The last measurement [`Store::space`] took, if any.
-    pub fn last_space(&self) -> Option<SpaceReport> {
-        *self
-            .inner
-            .space
-            .last
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Refuses (`StorageFull`) when `incoming` more bytes (`None`: an upload about to open, or
@@ -91,8 +72,10 @@ impl Store {
         let Some(report) = self.space().await? else {
             return Ok(());
         };
-        let needed = report.reserve.saturating_add(incoming.unwrap_or(0));
-        if report.available >= needed && report.available > report.reserve {
+        // What may still be written above the reserve: a declared length must fit in it, an
+        // unknown one needs some of it.
+        let room = report.available.saturating_sub(report.reserve);
+        if incoming.map_or(room > 0, |n| n <= room) {
             return Ok(());
         }
         let what = match incoming {

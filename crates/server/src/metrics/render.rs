@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ocireg_store::{NamespaceUsage, Store, StoreStats};
+use ocireg_store::{NamespaceUsage, SpaceReport, Store, StoreStats};
 
 use super::labels::{pairs, slot_status, EndpointLabel, STATUS_SLOTS};
 use super::{Metrics, DURATION_BUCKETS};
@@ -96,7 +96,7 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 /// The whole exposition.
-pub(super) fn render(m: &Metrics, store: Option<&Store>) -> String {
+pub(super) fn render(m: &Metrics, store: Option<&Store>, space: Option<&SpaceReport>) -> String {
     let mut out = Out {
         text: String::with_capacity(16 * 1024),
     };
@@ -116,6 +116,9 @@ pub(super) fn render(m: &Metrics, store: Option<&Store>) -> String {
     if let Some(store) = store {
         store_gauges(store, &mut out);
         store_counters(store.stats(), &mut out);
+    }
+    if let Some(space) = space {
+        space_gauges(space, &mut out);
     }
     out.text
 }
@@ -235,31 +238,33 @@ fn store_gauges(store: &Store, out: &mut Out) {
         "Repositories (with at least one tag, manifest or blob link).",
         store.repository_count() as u64,
     );
-    if let Some(space) = store.last_space() {
-        out.single(
-            "ocireg_storage_available_bytes",
-            "gauge",
-            "Free bytes on the storage's filesystem (new uploads stop at the reserve).",
-            space.available,
-        );
-        out.single(
-            "ocireg_storage_capacity_bytes",
-            "gauge",
-            "Size of the storage's filesystem.",
-            space.total,
-        );
-        out.single(
-            "ocireg_storage_reserve_bytes",
-            "gauge",
-            "Free space below which new uploads are refused (507).",
-            space.reserve,
-        );
-    }
     out.single(
         "ocireg_upload_sessions",
         "gauge",
         "Blob upload sessions open in this process.",
         store.upload_session_count() as u64,
+    );
+}
+
+/// The storage's free space, size and reserve.
+fn space_gauges(space: &SpaceReport, out: &mut Out) {
+    out.single(
+        "ocireg_storage_available_bytes",
+        "gauge",
+        "Free bytes on the storage's filesystem (new uploads stop at the reserve).",
+        space.available,
+    );
+    out.single(
+        "ocireg_storage_capacity_bytes",
+        "gauge",
+        "Size of the storage's filesystem.",
+        space.total,
+    );
+    out.single(
+        "ocireg_storage_reserve_bytes",
+        "gauge",
+        "Free space below which new uploads are refused (507).",
+        space.reserve,
     );
 }
 

@@ -61,7 +61,7 @@ fn manifest(config: &[u8], layer: &[u8], n: usize) -> Vec<u8> {
 }
 
 fn parse(m: &Metrics, store: &Store) -> prom::Exposition {
-    let text = m.render(Some(store));
+    let text = m.render(Some(store), None);
     prom::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
@@ -301,7 +301,7 @@ async fn metrics_off_records_nothing_and_changes_nothing() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(&b[..], b"{}");
     assert!(h.get("x-request-id").is_some());
-    let e = prom::parse(&unused.render(None)).unwrap();
+    let e = prom::parse(&unused.render(None, None)).unwrap();
     assert_eq!(e.sum("ocireg_http_requests_total", &[]), 0.0);
     // Without a store there are no store gauges.
     assert!(!e.families.contains_key("ocireg_repositories"));
