@@ -144,22 +144,14 @@ impl Registry {
         let mut attempts = Attempts::new(opts);
         while offset < size {
             let chunk = opts.chunk_size.max(session.min_chunk.unwrap_or(0)).max(1);
-            let failure = match self
+            let sent = self
                 .patch_once(repo, &mut session, &mut cursor, offset, chunk, size)
-                .await
-            {
-                Ok(next) if next > offset => {
-                    attempts.progressed();
-                    offset = next;
-                    continue;
-                }
-                Ok(next) => Failure::retry(
-                    ClientError::Protocol(format!(
-                        "registry reported offset {next} after a chunk sent from {offset}"
-                    )),
-                    None,
-                ),
-                Err(f) => f,
+                .await;
+            let Err(failure) = attempts
+                .advanced(sent, offset, size)
+                .map(|next| offset = next)
+            else {
+                continue;
             };
             let what = "upload chunk failed; resuming from the registry's offset";
             match self

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::error::ClientError;
 use crate::push::Session;
 use crate::registry::Registry;
-use crate::retry::{Attempts, Failure};
+use crate::retry::Attempts;
 use crate::source::pieces;
 use crate::transport::Progress;
 
@@ -106,19 +106,11 @@ impl Registry {
             let sent = self
                 .send_patch(repo, session, body, offset, end - offset, &progress)
                 .await;
-            let failure = match sent {
-                Ok(next) if next > offset && next <= end => {
-                    attempts.progressed();
-                    offset = next;
-                    continue;
-                }
-                Ok(next) => Failure::retry(
-                    ClientError::Protocol(format!(
-                        "registry reported offset {next} after a chunk sent from {offset} to {end}"
-                    )),
-                    None,
-                ),
-                Err(f) => f,
+            let Err(failure) = attempts
+                .advanced(sent, offset, end)
+                .map(|next| offset = next)
+            else {
+                continue;
             };
             let what = "streamed chunk failed; resuming from the registry's offset";
             match self.resume(repo, session, &mut attempts, failure, what).await? {

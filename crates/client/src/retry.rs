@@ -205,6 +205,31 @@ impl<'a> Attempts<'a> {
         self.failures = 0;
     }
 
+    /// Judges a chunk's answer: the registry's new offset when it moved forward within
+    /// `offset..=end` (progress), else the failure to resume from.
+    // The failure is moved straight on to `after`, as from the request that produced it.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn advanced(
+        &mut self,
+        sent: Result<u64, Failure>,
+        offset: u64,
+        end: u64,
+    ) -> Result<u64, Failure> {
+        match sent {
+            Ok(next) if next > offset && next <= end => {
+                self.progressed();
+                Ok(next)
+            }
+            Ok(next) => Err(Failure::retry(
+                ClientError::Protocol(format!(
+                    "registry reported offset {next} after a chunk sent from {offset} to {end}"
+                )),
+                None,
+            )),
+            Err(f) => Err(f),
+        }
+    }
+
     /// Takes a failed attempt: its error when it is not retryable or no retry is left, else
     /// `Ok(())` after waiting (`Retry-After` when the answer had one, else the backoff).
     pub(crate) async fn after(&mut self, f: Failure, what: &str) -> Result<(), ClientError> {

@@ -17,6 +17,13 @@ use ocireg_oci::{parse_manifest, Algorithm, Digest, Reference};
 const REG: &str = "registry.local:5000";
 const REPO: &str = "provisioning-extensions/aws";
 
+/// A cache in a new temporary directory (kept alive by the returned guard).
+fn fresh(ttl_secs: u64, verify: bool) -> (tempfile::TempDir, Cache) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), ttl_secs, verify);
+    (dir, cache)
+}
+
 fn open(dir: &std::path::Path, ttl_secs: u64, verify: bool) -> Cache {
     Cache::open(
         dir,
@@ -28,6 +35,14 @@ fn open(dir: &std::path::Path, ttl_secs: u64, verify: bool) -> Cache {
     .unwrap()
 }
 
+/// Caches `data` under its digest, then flips the stored file's first byte.
+fn put_corrupted(cache: &Cache, data: &[u8]) -> (Digest, std::path::PathBuf) {
+    let d = Digest::compute(Algorithm::Sha256, data);
+    let path = cache.put_blob(data, &d).unwrap().path;
+    flip_first_byte(&path);
+    (d, path)
+}
+
 fn flip_first_byte(path: &std::path::Path) {
     let mut bytes = fs::read(path).unwrap();
     bytes[0] ^= 0xff;
@@ -36,8 +51,7 @@ fn flip_first_byte(path: &std::path::Path) {
 
 #[test]
 fn blob_hit_and_miss() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, true);
+    let (dir, cache) = fresh(3600, true);
     let data = b"hello blob".repeat(10_000);
     let d = Digest::compute(Algorithm::Sha256, &data);
     assert_eq!(cache.get_blob(&d).unwrap(), None);
@@ -60,8 +74,7 @@ fn blob_hit_and_miss() {
 
 #[test]
 fn put_with_the_wrong_digest_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, true);
+    let (dir, cache) = fresh(3600, true);
     let claimed = Digest::compute(Algorithm::Sha256, b"what was announced");
     let e = cache.put_blob(b"what arrived", &claimed).unwrap_err();
     match e {
@@ -81,12 +94,9 @@ fn put_with_the_wrong_digest_stores_nothing() {
 
 #[test]
 fn corrupt_blob_is_detected_dropped_and_missed() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, true);
+    let (_dir, cache) = fresh(3600, true);
     let data = vec![42u8; 300_000];
-    let d = Digest::compute(Algorithm::Sha256, &data);
-    let path = cache.put_blob(&data, &d).unwrap().path;
-    flip_first_byte(&path);
+    let (d, path) = put_corrupted(&cache, &data);
     match cache.check_blob(&d).unwrap() {
         BlobStatus::Corrupt { expected, actual } => {
             assert_eq!(expected, d);
@@ -100,9 +110,7 @@ fn corrupt_blob_is_detected_dropped_and_missed() {
 
     // read_blob (manifests) verifies the same way.
     let m = br#"{"schemaVersion":2}"#;
-    let md = Digest::compute(Algorithm::Sha256, m);
-    let mp = cache.put_blob(m, &md).unwrap().path;
-    flip_first_byte(&mp);
+    let (md, mp) = put_corrupted(&cache, m);
     assert_eq!(cache.read_blob(&md).unwrap(), None);
     assert!(!mp.exists());
     assert_eq!(cache.stats().corrupt, 2);
@@ -110,11 +118,8 @@ fn corrupt_blob_is_detected_dropped_and_missed() {
 
 #[test]
 fn without_verify_a_corrupt_blob_is_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, false);
-    let d = Digest::compute(Algorithm::Sha256, b"abc");
-    let path = cache.put_blob(b"abc", &d).unwrap().path;
-    flip_first_byte(&path);
+    let (_dir, cache) = fresh(3600, false);
+    let (d, _) = put_corrupted(&cache, b"abc");
     assert!(
         cache.get_blob(&d).unwrap().is_some(),
         "verify_cached = false trusts the file"
@@ -124,8 +129,7 @@ fn without_verify_a_corrupt_blob_is_served() {
 
 #[test]
 fn ref_entries_honour_the_ttl() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 60, true);
+    let (dir, cache) = fresh(60, true);
     let d = Digest::compute(Algorithm::Sha256, b"manifest");
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     assert_eq!(
@@ -216,8 +220,7 @@ fn short_real_ttl_expires() {
 
 #[test]
 fn malformed_ref_entry_is_a_dropped_miss() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, true);
+    let (dir, cache) = fresh(3600, true);
     let d = Digest::compute(Algorithm::Sha256, b"m");
     cache.put_ref(REG, REPO, "t", &d).unwrap();
     let path = dir
@@ -231,8 +234,7 @@ fn malformed_ref_entry_is_a_dropped_miss() {
 
 #[test]
 fn cache_keys_cannot_escape() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, true);
+    let (dir, cache) = fresh(3600, true);
     let d = Digest::compute(Algorithm::Sha256, b"m");
     for (reg, repo, tag) in [
         ("..", REPO, "t"),
@@ -257,8 +259,7 @@ fn cache_keys_cannot_escape() {
 
 #[test]
 fn never_with_an_empty_cache_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = open(dir.path(), 3600, true);
+    let (_dir, cache) = fresh(3600, true);
     let tag: Reference = "v1".parse().unwrap();
     let lookup = cache.lookup(REG, REPO, &tag).unwrap();
     assert_eq!(lookup, RefLookup::Absent);

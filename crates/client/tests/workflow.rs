@@ -22,6 +22,11 @@ use ocireg_client::workflow::{
 use ocireg_client::{BoxError, ClientError, ClientOptions, Credentials, Registry};
 use ocireg_oci::{Algorithm, Digest, Reference};
 use time::macros::datetime;
+use time::OffsetDateTime;
+
+/// Creation times of the packed artifacts: a first packing and a later one.
+const PACKED: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+const REPACKED: OffsetDateTime = datetime!(2026-02-01 00:00:00 UTC);
 
 /// Blobs and manifests in memory; `fail_puts` upload-closing `PUT`s answer 500 first.
 #[derive(Default)]
@@ -182,29 +187,36 @@ async fn overwrite_rule_and_same_content() {
     let reg = registry(serve(fake.clone()).await);
     let (src, other) = (source("one"), source("two"));
     let progress = Lines::default();
-    let t1 = datetime!(2026-01-01 00:00:00 UTC);
-    let first = push_artifact(&reg, &request(src.path(), "v1", t1, false), &progress)
+    let first = push_artifact(&reg, &request(src.path(), "v1", PACKED, false), &progress)
         .await
         .unwrap();
     assert!(!first.unchanged);
     assert_eq!(first.blobs_uploaded, 2);
 
     // The same files packed later differ only in their creation time: nothing is pushed.
-    let t2 = datetime!(2026-02-01 00:00:00 UTC);
-    let again = push_artifact(&reg, &request(src.path(), "v1", t2, false), &progress)
+    let again = push_artifact(&reg, &request(src.path(), "v1", REPACKED, false), &progress)
         .await
         .unwrap();
     assert!(again.unchanged);
     assert_eq!(again.digest, first.digest);
 
-    let refused = push_artifact(&reg, &request(other.path(), "v1", t2, false), &progress).await;
+    let refused = push_artifact(
+        &reg,
+        &request(other.path(), "v1", REPACKED, false),
+        &progress,
+    )
+    .await;
     match refused {
         Err(ClientError::TagInUse { existing, .. }) => assert_eq!(existing, first.digest),
         other => panic!("expected TagInUse, got {other:?}"),
     }
-    let moved = push_artifact(&reg, &request(other.path(), "v1", t2, true), &progress)
-        .await
-        .unwrap();
+    let moved = push_artifact(
+        &reg,
+        &request(other.path(), "v1", REPACKED, true),
+        &progress,
+    )
+    .await
+    .unwrap();
     assert!(!moved.unchanged);
     assert_ne!(moved.digest, first.digest);
 }
@@ -216,8 +228,7 @@ async fn a_broken_streamed_upload_is_redone_from_a_packed_file() {
     let reg = registry(serve(fake.clone()).await);
     let src = source("payload");
     let progress = Lines::default();
-    let t = datetime!(2026-01-01 00:00:00 UTC);
-    let pushed = push_artifact(&reg, &request(src.path(), "v1", t, false), &progress)
+    let pushed = push_artifact(&reg, &request(src.path(), "v1", PACKED, false), &progress)
         .await
         .unwrap();
     assert!(!pushed.unchanged);
@@ -240,10 +251,9 @@ async fn pull_policy_decides_whether_the_registry_is_asked() {
     let addr = serve(fake.clone()).await;
     let reg = registry(addr);
     let src = source("pulled");
-    let t = datetime!(2026-01-01 00:00:00 UTC);
     push_artifact(
         &reg,
-        &request(src.path(), "v1", t, false),
+        &request(src.path(), "v1", PACKED, false),
         &Lines::default(),
     )
     .await
@@ -263,49 +273,26 @@ async fn pull_policy_decides_whether_the_registry_is_asked() {
         dest: work.path().join(dest),
     };
 
-    let e = pull_artifact(
-        &pull("never", "d0"),
-        &cache,
-        &mut connect,
-        &Lines::default(),
-    )
-    .await;
-    assert!(matches!(e, Err(ClientError::NotCached { .. })), "{e:?}");
-    assert!(
-        !connected.load(Ordering::SeqCst),
-        "`never` must not connect"
-    );
-
-    let r = pull_artifact(
-        &pull("if-not-present", "d1"),
-        &cache,
-        &mut connect,
-        &Lines::default(),
-    )
-    .await
-    .unwrap();
-    assert!(connected.swap(false, Ordering::SeqCst));
-    assert!(!r.manifest_cached && !r.layer_cached);
-    assert_eq!(
-        std::fs::read_to_string(work.path().join("d1/a.txt")).unwrap(),
-        "pulled"
-    );
-
-    let r = pull_artifact(
-        &pull("never", "d2"),
-        &cache,
-        &mut connect,
-        &Lines::default(),
-    )
-    .await
-    .unwrap();
-    assert!(r.manifest_cached && r.layer_cached);
-    assert!(
-        !connected.load(Ordering::SeqCst),
-        "served from the cache alone"
-    );
-    assert_eq!(
-        std::fs::read_to_string(work.path().join("d2/a.txt")).unwrap(),
-        "pulled"
-    );
+    // (policy, destination, Some(served from cache) or None for "not cached", registry asked)
+    for (policy, dest, cached, asks) in [
+        ("never", "d0", None, false),
+        ("if-not-present", "d1", Some(false), true),
+        ("never", "d2", Some(true), false),
+    ] {
+        let got = pull_artifact(&pull(policy, dest), &cache, &mut connect, &Lines::default()).await;
+        let asked = connected.swap(false, Ordering::SeqCst);
+        assert_eq!(asked, asks, "{policy} into {dest}: registry asked");
+        let Some(cached) = cached else {
+            assert!(matches!(got, Err(ClientError::NotCached { .. })), "{got:?}");
+            continue;
+        };
+        let r = got.unwrap();
+        assert_eq!(
+            (r.manifest_cached, r.layer_cached),
+            (cached, cached),
+            "{dest}"
+        );
+        let text = std::fs::read_to_string(work.path().join(dest).join("a.txt")).unwrap();
+        assert_eq!(text, "pulled");
+    }
 }

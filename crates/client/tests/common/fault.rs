@@ -156,6 +156,13 @@ impl FaultProxy {
         self.state.lock().unwrap().seen.clone()
     }
 
+    /// Requests seen so far with this method.
+    pub fn seen_method(&self, method: &str) -> Vec<Seen> {
+        let mut seen = self.seen();
+        seen.retain(|s| s.method == method);
+        seen
+    }
+
     /// Request-body bytes forwarded to the registry so far.
     pub fn request_body_bytes(&self) -> u64 {
         self.state.lock().unwrap().request_body_bytes

@@ -7,9 +7,7 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_upload_append_and_complete() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("team/app");
+    for (h, store, r) in Harness::opened(dedupe(), "team/app").await {
         let data = bytes(3 << 20, 1);
         let d = sha256(&data);
         let id = store.upload_start(&r, None).await.unwrap();
@@ -55,9 +53,7 @@ async fn chunked_upload_append_and_complete() {
 
 #[tokio::test]
 async fn wrong_digest_leaves_nothing_visible() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let data = bytes(100_000, 2);
         let claimed = sha256(b"something else");
         let err = store
@@ -93,9 +89,7 @@ async fn wrong_digest_leaves_nothing_visible() {
 
 #[tokio::test]
 async fn out_of_order_chunk_is_range_invalid() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (_h, store, r) in Harness::opened(dedupe(), "app").await {
         let id = upload_with_first_chunk(&store, &r, b"hello ").await;
         for start in [0u64, 5, 7, 100] {
             let err = store
@@ -163,9 +157,7 @@ async fn upload_resumes_after_restart() {
 
 #[tokio::test]
 async fn failed_chunk_keeps_received_bytes_and_resumes() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let data = bytes(50_000, 4);
         let id = store.upload_start(&r, None).await.unwrap();
         let err = store
@@ -193,12 +185,7 @@ async fn dedupe_keeps_one_copy_and_off_keeps_one_per_repo() {
         let d = push_blob(&store, "one", &data).await;
         push_blob(&store, "two", &data).await;
         assert_eq!(h.keys("blobs").await.len(), 1, "{}", h.name());
-        let local: Vec<String> = h
-            .keys("repositories")
-            .await
-            .into_iter()
-            .filter(|k| k.contains("/_blobs/"))
-            .collect();
+        let local = h.repository_keys("/_blobs/").await;
         assert!(local.is_empty(), "{local:?}");
         for name in ["one", "two"] {
             assert_eq!(store.blob_stat(&repo(name), &d).await.unwrap(), 70_000);
@@ -220,12 +207,7 @@ async fn dedupe_keeps_one_copy_and_off_keeps_one_per_repo() {
             .await
             .unwrap());
         assert!(h.keys("blobs").await.is_empty(), "{}", h.name());
-        let local: Vec<String> = h
-            .keys("repositories")
-            .await
-            .into_iter()
-            .filter(|k| k.contains("/_blobs/"))
-            .collect();
+        let local = h.repository_keys("/_blobs/").await;
         assert_eq!(local.len(), 3, "{local:?}");
         for name in ["one", "two", "three"] {
             let read = store.blob_read(&repo(name), &d, None).await.unwrap();
@@ -271,12 +253,7 @@ async fn concurrent_same_blob_commits_across_repos() {
             let read = store.blob_read(&r, &d, None).await.unwrap();
             assert_eq!(collect(read.body).await, data);
         }
-        let leftovers: Vec<String> = h
-            .keys("repositories")
-            .await
-            .into_iter()
-            .filter(|k| k.contains("/_uploads/"))
-            .collect();
+        let leftovers = h.repository_keys("/_uploads/").await;
         assert!(leftovers.is_empty(), "{leftovers:?}");
         assert_eq!(store.catalog(None, None).await.unwrap().len(), 8);
     }
@@ -325,9 +302,7 @@ async fn mount_from_repo_and_by_discovery() {
 
 #[tokio::test]
 async fn sha512_blobs_single_request_and_chunked() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("sha");
+    for (h, store, r) in Harness::opened(dedupe(), "sha").await {
         let data = bytes(1_500_000, 9);
         let d = sha512(&data);
         store.blob_put(&r, &d, body(&data), None).await.unwrap();
@@ -375,9 +350,7 @@ async fn sha512_blobs_single_request_and_chunked() {
 
 #[tokio::test]
 async fn empty_blob_and_invalid_ranges() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (_h, store, r) in Harness::opened(dedupe(), "app").await {
         let empty = sha256(b"");
         let id = store.upload_start(&r, None).await.unwrap();
         assert_eq!(
@@ -404,9 +377,7 @@ async fn empty_blob_and_invalid_ranges() {
 
 #[tokio::test]
 async fn session_removed_from_storage_is_unknown() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let id = upload_with_first_chunk(&store, &r, b"abc").await;
         // Storage removed behind the store's back (as GC of stale uploads will do).
         h.driver
@@ -433,9 +404,7 @@ async fn session_removed_from_storage_is_unknown() {
 async fn more_open_sessions_than_kept_writers_all_complete() {
     // 300 sessions are open at once, more than keep their writer between requests (256): the
     // rest close theirs after each chunk and reopen on the next; every blob comes out whole.
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("many/sessions");
+    for (h, store, r) in Harness::opened(dedupe(), "many/sessions").await {
         let mut open = Vec::new();
         for i in 0..300u64 {
             let data = bytes(3000 + i as usize, i);

@@ -42,6 +42,16 @@ impl Harness {
         vec![Harness::memory(opts.clone()).await, Harness::fs(opts).await]
     }
 
+    /// Both storages, each with a store opened on it and the repository `name` to work in.
+    pub async fn opened(opts: StoreOptions, name: &str) -> Vec<(Harness, Store, RepoName)> {
+        let mut out = Vec::new();
+        for mut h in Harness::both(opts).await {
+            let store = h.open().await;
+            out.push((h, store, repo(name)));
+        }
+        out
+    }
+
     /// Opens a (new) store on this storage; for the filesystem a fresh driver, like a restart.
     pub async fn open(&mut self) -> Store {
         if let Some(dir) = &self.dir {
@@ -58,6 +68,13 @@ impl Harness {
     }
 
     /// Keys of every object below `prefix`.
+    /// Keys under `repositories/` whose path contains `needle` (e.g. `"/_uploads/"`).
+    pub async fn repository_keys(&self, needle: &str) -> Vec<String> {
+        let mut keys = self.keys("repositories").await;
+        keys.retain(|k| k.contains(needle));
+        keys
+    }
+
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
         self.driver
             .walk(prefix)

@@ -12,9 +12,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 #[tokio::test]
 async fn put_and_get_by_tag_and_digest_byte_exact() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let (d, manifest) = push_image(&store, "app", "v1", 1).await;
         assert_eq!(d, sha256(&manifest));
         for reference in [tag("v1"), by_digest(&d)] {
@@ -72,9 +70,7 @@ async fn put_and_get_by_tag_and_digest_byte_exact() {
 
 #[tokio::test]
 async fn missing_blob_or_child_is_manifest_blob_unknown() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let config = bytes(100, 2);
         let layer = bytes(1000, 3);
         push_blob(&store, "app", &config).await;
@@ -187,9 +183,7 @@ async fn check_referrer_descriptors(store: &Store, r: &RepoName, all: &[Descript
 
 #[tokio::test]
 async fn referrers_with_artifact_type_filter() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (mut h, store, r) in Harness::opened(dedupe(), "app").await {
         let (subject, manifest) = push_image(&store, "app", "v1", 4).await;
         let mut pushed = Vec::new();
         for (artifact_type, seed) in [(Some(SIG), 10), (Some(SBOM), 11), (None, 12)] {
@@ -247,9 +241,7 @@ async fn referrers_with_artifact_type_filter() {
 
 #[tokio::test]
 async fn tag_listing_pagination_and_moves() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let (d1, _) = push_image(&store, "app", "v000", 5).await;
         let m = store.manifest_get(&r, &tag("v000")).await.unwrap().body;
         let mut names: Vec<String> = (1..25).map(|i| format!("v{i:03}")).collect();
@@ -324,9 +316,7 @@ async fn catalog_pagination() {
 
 #[tokio::test]
 async fn delete_by_tag_versus_by_digest() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let (d, m) = push_image(&store, "app", "a", 7).await;
         for t in ["b", "c"] {
             store
@@ -361,9 +351,7 @@ async fn delete_by_tag_versus_by_digest() {
 
 #[tokio::test]
 async fn sha512_manifests() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (mut h, store, r) in Harness::opened(dedupe(), "app").await {
         let config = bytes(100, 20);
         let cd = sha512(&config);
         store.blob_put(&r, &cd, body(&config), None).await.unwrap();
@@ -447,9 +435,7 @@ async fn index_rebuilt_after_reopen_equals_before() {
 
 #[tokio::test]
 async fn open_repairs_interrupted_puts_and_deletes() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (mut h, store, r) in Harness::opened(dedupe(), "app").await {
         let (d, m) = push_image(&store, "app", "v1", 40).await;
         let sig = push_referrer(&store, "app", &d, m.len(), Some("application/x.sig"), 41).await;
         let gone = push_referrer(&store, "app", &d, m.len(), Some("application/x.sbom"), 42).await;
@@ -503,12 +489,8 @@ async fn dedupe_off_manifests_are_per_repository() {
         let (d1, m) = push_image(&store, "one", "v1", 50).await;
         push_image(&store, "two", "v1", 50).await;
         assert!(h.keys("blobs").await.is_empty(), "{}", h.name());
-        let local: Vec<String> = h
-            .keys("repositories")
-            .await
-            .into_iter()
-            .filter(|k| k.ends_with(d1.hex()) && k.contains("/_blobs/"))
-            .collect();
+        let mut local = h.repository_keys("/_blobs/").await;
+        local.retain(|k| k.ends_with(d1.hex()));
         assert_eq!(local.len(), 2, "{local:?}");
         for name in ["one", "two"] {
             let got = store.manifest_get(&repo(name), &tag("v1")).await.unwrap();
@@ -519,9 +501,7 @@ async fn dedupe_off_manifests_are_per_repository() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tag_moves_are_atomic_for_readers() {
-    for mut h in Harness::both(dedupe()).await {
-        let store = h.open().await;
-        let r = repo("app");
+    for (h, store, r) in Harness::opened(dedupe(), "app").await {
         let (d1, m1) = push_image(&store, "app", "moving", 60).await;
         let (d2, m2) = push_image(&store, "app", "other", 61).await;
         let reader = {

@@ -163,11 +163,7 @@ async fn registry_storage_limit_at_under_and_over() {
         assert!(msg.contains("registry storage limit"), "{msg}");
         assert!(!polled.load(Ordering::SeqCst));
         assert_eq!(h.keys("blobs").await.len(), 2);
-        assert!(h
-            .keys("repositories")
-            .await
-            .iter()
-            .all(|k| !k.contains("_uploads")));
+        assert!(h.repository_keys("/_uploads/").await.is_empty());
 
         // A blob already stored adds nothing physically: accepted at the limit.
         let again = bytes(4000, 1);
@@ -298,9 +294,7 @@ async fn manifest_bytes_count_against_storage() {
 #[tokio::test]
 async fn open_sessions_count_and_chunks_are_refused_before_writing() {
     let q = registry_limits(Some(100), None);
-    for mut h in Harness::both(opts(true, Some(q))).await {
-        let store = h.open().await;
-        let r = repo("a/x");
+    for (h, store, r) in Harness::opened(opts(true, Some(q)), "a/x").await {
         let s1 = store.upload_start(&r, None).await.unwrap();
         let s2 = store.upload_start(&r, None).await.unwrap();
         let first = bytes(60, 1);
@@ -357,9 +351,7 @@ async fn open_sessions_count_and_chunks_are_refused_before_writing() {
 #[tokio::test]
 async fn streams_without_length_are_stopped_and_discarded() {
     let q = registry_limits(Some(10_000), None);
-    for mut h in Harness::both(opts(true, Some(q))).await {
-        let store = h.open().await;
-        let r = repo("a/x");
+    for (h, store, r) in Harness::opened(opts(true, Some(q)), "a/x").await {
         put_sized(&store, "a/x", &bytes(4000, 1)).await.unwrap();
         // Single request, no length: stopped, nothing left behind.
         let big = bytes(8000, 2);
@@ -384,11 +376,7 @@ async fn streams_without_length_are_stopped_and_discarded() {
             store.upload_offset(&r, &s).await,
             Err(StoreError::UploadUnknown { .. })
         ));
-        assert!(h
-            .keys("repositories")
-            .await
-            .iter()
-            .all(|k| !k.contains("_uploads")));
+        assert!(h.repository_keys("/_uploads/").await.is_empty());
         // Room is back: 6000 more fit.
         put_sized(&store, "a/x", &bytes(6000, 4)).await.unwrap();
         let u: Usage = store.usage();
