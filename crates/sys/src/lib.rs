@@ -6,6 +6,10 @@
 use std::fs::File;
 use std::io;
 
+mod read;
+
+pub use read::{fully_cached, read_at_most, read_direct, reopen_direct_read, DirectRead};
+
 /// Starts writeback of the dirty pages of `len` bytes at `offset` in `file` and returns
 /// without waiting for it (`sync_file_range(SYNC_FILE_RANGE_WRITE)`).
 ///

@@ -26,14 +26,12 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, StreamExt};
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta, Publication};
@@ -44,13 +42,12 @@ use writer::FsWriter;
 mod durable;
 mod journal;
 mod lock;
+mod reader;
 mod writer;
 
 use durable::{fsync_dir, parent_of, Inner};
 use journal::Journal;
 
-/// Chunk size of read streams.
-const READ_CHUNK: u64 = 1 << 20;
 /// Suffix of temp file names (which also start with `.`).
 const TMP_SUFFIX: &str = ".tmp";
 /// The journal's file name in the root (a dot name: never a key, never listed).
@@ -333,19 +330,10 @@ impl Driver for FsDriver {
                 return Err(StoreError::NotFound { key: owned_key });
             }
             let end = range_end(&owned_key, meta.len(), offset, len)?;
-            Ok((Arc::new(file), meta.len(), end))
+            Ok((file, meta.len(), end))
         })
         .await?;
-        let starts: Vec<u64> = (offset..end).step_by(READ_CHUNK as usize).collect();
-        // Each chunk is an independent positional read, so `buffered(2)` reads one ahead.
-        let body = stream::iter(starts)
-            .map(move |at| {
-                let file = Arc::clone(&file);
-                let want = (end - at).min(READ_CHUNK);
-                async move { read_chunk(file, at, want).await }
-            })
-            .buffered(2);
-        Ok((size, Box::pin(body)))
+        Ok((size, reader::stream(file, size, offset, end)))
     }
 
     async fn writer(&self, key: &str, append: bool) -> Result<Box<dyn FileWriter>> {
@@ -508,30 +496,6 @@ fn read_dir_visible(dir: &Path) -> io::Result<Vec<(String, fs::DirEntry)>> {
         }
     }
     Ok(out)
-}
-
-async fn read_chunk(file: Arc<File>, at: u64, want: u64) -> io::Result<Bytes> {
-    tokio::task::spawn_blocking(move || {
-        let want = usize::try_from(want).map_err(io::Error::other)?;
-        let mut buf = BytesMut::zeroed(want);
-        let mut filled = 0;
-        while filled < want {
-            match file.read_at(&mut buf[filled..], at + filled as u64) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "object shrank while being read",
-                    ))
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(buf.freeze())
-    })
-    .await
-    .map_err(io::Error::other)?
 }
 
 #[cfg(test)]
