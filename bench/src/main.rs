@@ -5,6 +5,7 @@ mod cleanup;
 mod cli;
 mod clients;
 mod http;
+mod pagecache;
 mod report;
 mod server;
 mod stats;
@@ -134,6 +135,7 @@ async fn one(
     let t0 = Instant::now();
     let ctx = Ctx {
         reg: reg.clone(),
+        server: s.probe(),
         plan: plan.clone(),
         errors: errors.clone(),
         // Each round pushes new content (bits 40-43 vary by blob size in the push workload).

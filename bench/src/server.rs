@@ -44,6 +44,36 @@ pub struct Server {
     log: PathBuf,
 }
 
+/// A running server's process and storage root, for workloads that measure its CPU or set up
+/// its files' page cache state.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// Process id.
+    pub pid: u32,
+    /// Storage root (empty once the server is gone).
+    pub root: PathBuf,
+}
+
+impl Probe {
+    /// User + system CPU seconds consumed so far by the server process.
+    pub fn cpu_secs(&self) -> Result<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = s
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .ok_or_else(|| anyhow!("bad stat"))?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+        let ticks = |i: usize| -> Result<f64> {
+            Ok(f.get(i - 3)
+                .ok_or_else(|| anyhow!("short stat"))?
+                .parse::<f64>()?)
+        };
+        Ok((ticks(14)? + ticks(15)?) / clock_ticks())
+    }
+}
+
 /// Server memory from /proc/<pid>/status, in KiB.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Memory {
@@ -216,20 +246,19 @@ impl Server {
 
     /// User + system CPU seconds consumed so far by the server process.
     pub fn cpu_secs(&self) -> Result<f64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = s
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .ok_or_else(|| anyhow!("bad stat"))?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // rest starts at field 3 (state); utime and stime are fields 14 and 15.
-        let ticks = |i: usize| -> Result<f64> {
-            Ok(f.get(i - 3)
-                .ok_or_else(|| anyhow!("short stat"))?
-                .parse::<f64>()?)
-        };
-        Ok((ticks(14)? + ticks(15)?) / clock_ticks())
+        self.probe().cpu_secs()
+    }
+
+    /// What a workload may look at: the process and the storage root.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            pid: self.pid,
+            root: self
+                .dir
+                .as_ref()
+                .map(|d| d.path().join("storage"))
+                .unwrap_or_default(),
+        }
     }
 
     /// The last lines of the server log.

@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
 
 use super::{sync_disks, Blob, Ctx};
+use crate::pagecache;
 use crate::report::Measure;
 use crate::stats::mb_per_s;
 
@@ -102,7 +103,49 @@ pub async fn push(ctx: &Ctx) -> Vec<Measure> {
     out
 }
 
-/// Pushes one blob per configured size (untimed), then pulls it repeatedly, verifying sha256.
+/// The page cache state a timed pull starts from.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    /// Right after the push (and a `sync`): whatever the server kept cached while writing.
+    AfterPush,
+    /// The blob's files dropped from the page cache.
+    Cold,
+    /// The blob's files read into the page cache.
+    Warm,
+}
+
+impl Start {
+    const ALL: [Start; 3] = [Start::AfterPush, Start::Cold, Start::Warm];
+
+    fn label(self) -> &'static str {
+        match self {
+            Start::AfterPush => "right after push",
+            Start::Cold => "cold (page cache dropped)",
+            Start::Warm => "warm (in page cache)",
+        }
+    }
+
+    /// Puts the blob's files in this state; right after the push they are left alone.
+    fn prepare(self, files: &[std::path::PathBuf]) -> std::io::Result<()> {
+        match self {
+            Start::AfterPush => Ok(()),
+            Start::Cold => pagecache::drop_from_cache(files),
+            Start::Warm => pagecache::load_into_cache(files),
+        }
+    }
+}
+
+/// The timed pulls from one start state.
+#[derive(Default)]
+struct Pulls {
+    times: Vec<Duration>,
+    cpu_secs: f64,
+    attempted: u64,
+}
+
+/// Per configured size, pushes new blobs (untimed) and pulls each one three times with sha256
+/// verification: right after its push, cold and warm. Each start state gives two measures:
+/// throughput, and the server's CPU seconds per GB sent (from its /proc times around each pull).
 pub async fn pull(ctx: &Ctx) -> Vec<Measure> {
     let plan = ctx.plan.clone();
     let (budget, min) = if plan.quick {
@@ -112,29 +155,55 @@ pub async fn pull(ctx: &Ctx) -> Vec<Measure> {
     };
     let mut out = Vec::new();
     for (si, &size) in plan.pull_sizes.iter().enumerate() {
-        let label = format!("blob pull {} + sha256 verify", size_label(size));
-        let blob = Blob::random(size as usize, ctx.seed ^ 0xB10B ^ ((si as u64) << 40));
-        let (digest, n) = (blob.digest.clone(), reps(budget, size, min, 10));
-        if let Err(e) = ctx.reg.push_monolithic(REPO, blob.data, &blob.digest).await {
-            ctx.errors.record("blob pull setup", &e);
-            out.push(throughput(label, 0, &[], 0, n));
-            continue;
-        }
-        sync_disks().await;
-        let (mut times, mut ok) = (Vec::new(), 0usize);
-        for _ in 0..n {
-            let t0 = Instant::now();
-            match ctx.reg.pull_blob(REPO, &digest, size).await {
-                Ok(()) => {
-                    times.push(t0.elapsed());
-                    ok += 1;
-                }
-                Err(e) => ctx.errors.record("blob pull", &e),
+        let mut pulls: [Pulls; 3] = Default::default();
+        for rep in 0..reps(budget, size, min, 4) {
+            let seed = ctx.seed ^ 0xB10B ^ ((si as u64) << 40) ^ (rep << 32);
+            if let Err(e) = pull_one_blob(ctx, size, seed, &mut pulls).await {
+                ctx.errors.record("blob pull", &e);
             }
         }
-        out.push(throughput(label, size * ok as u64, &times, ok, n));
+        for (start, p) in Start::ALL.into_iter().zip(pulls) {
+            let label = format!(
+                "blob pull {} + sha256 verify, {}",
+                size_label(size),
+                start.label()
+            );
+            let (ok, bytes) = (p.times.len(), size * p.times.len() as u64);
+            #[allow(clippy::cast_precision_loss)]
+            let per_gb = (ok > 0).then(|| p.cpu_secs / (bytes as f64 / 1e9));
+            out.push(throughput(label.clone(), bytes, &p.times, ok, p.attempted));
+            out.push(Measure::new(label, "server CPU s/GB", false, per_gb));
+        }
     }
     out
+}
+
+/// Pushes one blob, then pulls it from each start state in turn.
+async fn pull_one_blob(ctx: &Ctx, size: u64, seed: u64, pulls: &mut [Pulls; 3]) -> Result<()> {
+    let blob = Blob::random(size as usize, seed);
+    ctx.reg
+        .push_monolithic(REPO, blob.data, &blob.digest)
+        .await
+        .context("push before the pulls")?;
+    sync_disks().await;
+    let hex = blob.digest.trim_start_matches("sha256:");
+    let files = pagecache::blob_files(&ctx.server.root, hex, size)?;
+    ensure!(
+        !files.is_empty(),
+        "the pushed blob's file is not under the storage root"
+    );
+    for (start, acc) in Start::ALL.into_iter().zip(pulls.iter_mut()) {
+        acc.attempted += 1;
+        start
+            .prepare(&files)
+            .with_context(|| format!("page cache {start:?}"))?;
+        let cpu0 = ctx.server.cpu_secs()?;
+        let t0 = Instant::now();
+        ctx.reg.pull_blob(REPO, &blob.digest, size).await?;
+        acc.times.push(t0.elapsed());
+        acc.cpu_secs += ctx.server.cpu_secs()? - cpu0;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

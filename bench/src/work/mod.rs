@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::cli::Plan;
 use crate::http::Registry;
+use crate::server::Probe;
 use crate::stats::{random_bytes, sha256_digest, Errors};
 
 /// What a workload gets: the registry, the plan, an error sink and a seed for its data.
@@ -19,6 +20,8 @@ use crate::stats::{random_bytes, sha256_digest, Errors};
 pub struct Ctx {
     /// The registry under test.
     pub reg: Arc<Registry>,
+    /// Its process and storage root.
+    pub server: Probe,
     /// Sizes, counts and durations.
     pub plan: Arc<Plan>,
     /// Where errors go.
