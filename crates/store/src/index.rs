@@ -24,9 +24,51 @@ pub(crate) struct ManifestMeta {
     /// The artifact type a referrers listing shows (`artifactType`, else config media type).
     pub artifact_type: Option<String>,
     /// Top-level annotations.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Annotations,
     /// The subject digest, if any.
     pub subject: Option<Digest>,
+}
+
+/// A manifest's annotations as the index keeps them: one exact-size allocation of key/value
+/// pairs sorted by key. The index holds one per stored manifest and manifests carry few
+/// annotations, so a `BTreeMap` (whose every node has room for eleven pairs) would cost many
+/// times the strings' size per manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Annotations(Box<[(Box<str>, Box<str>)]>);
+
+impl Annotations {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The annotations as a map (for responses).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect()
+    }
+}
+
+impl From<&BTreeMap<String, String>> for Annotations {
+    /// A map iterates in key order, so the pairs come out sorted.
+    fn from(map: &BTreeMap<String, String>) -> Annotations {
+        Annotations(
+            map.iter()
+                .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+                .collect(),
+        )
+    }
 }
 
 /// One repository's entries.

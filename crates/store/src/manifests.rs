@@ -12,7 +12,7 @@ use ocireg_oci::{
 };
 
 use crate::error::{Result, StoreError};
-use crate::index::{tag_page, ManifestMeta, Repo};
+use crate::index::{tag_page, Annotations, ManifestMeta, Repo};
 use crate::paths::{self, DataLoc};
 use crate::quota::RevisionFacts;
 use crate::store::{ManifestPut, Store, StoredManifest};
@@ -52,7 +52,7 @@ pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
         media_type: parsed.media_type.clone(),
         size,
         artifact_type: parsed.referrer_artifact_type().map(str::to_owned),
-        annotations: parsed.annotations.clone(),
+        annotations: Annotations::from(&parsed.annotations),
         subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
     }
 }
@@ -382,7 +382,7 @@ impl Store {
             let mut descriptor = Descriptor::new(meta.media_type.clone(), entry.digest, meta.size);
             descriptor.artifact_type = meta.artifact_type.clone();
             if !meta.annotations.is_empty() {
-                descriptor.annotations = Some(meta.annotations.clone());
+                descriptor.annotations = Some(meta.annotations.to_map());
             }
             out.push(descriptor);
         }

@@ -106,7 +106,7 @@ impl SearchQuery {
             .all(|(key, value)| match (meta.annotations.get(key), value) {
                 (None, _) => false,
                 (Some(_), None) => true,
-                (Some(have), Some(want)) => have == want,
+                (Some(have), Some(want)) => have == want.as_str(),
             })
     }
 }
@@ -177,7 +177,7 @@ impl Store {
                         tags: c.tags.clone(),
                         media_type: meta.media_type.clone(),
                         artifact_type: meta.artifact_type.clone(),
-                        annotations: meta.annotations.clone(),
+                        annotations: meta.annotations.to_map(),
                         size: meta.size,
                     });
                 }
