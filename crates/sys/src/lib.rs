@@ -71,7 +71,7 @@ pub const DIRECT_ALIGN: usize = 4096;
 /// fall back to `file`. Like a buffered write, a direct one is not durable before an
 /// `fdatasync` (the disk's cache, and the file's size and block map).
 pub fn reopen_direct(file: &File) -> Option<File> {
-    imp::reopen_direct(file)
+    imp::reopen_direct(file, true)
 }
 
 /// Raises the soft limit on open files to the hard limit (what Go programs such as CNCF
@@ -171,15 +171,17 @@ mod imp {
         sync_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE)
     }
 
-    pub(super) fn reopen_direct(file: &File) -> Option<File> {
+    /// `file` reopened through `/proc/self/fd` with `O_DIRECT`, for writing or for reading.
+    pub(super) fn reopen_direct(file: &File, write: bool) -> Option<File> {
         use rustix::fs::{Mode, OFlags};
         let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let fd = rustix::fs::open(
-            path.as_str(),
-            OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
+        let access = if write {
+            OFlags::WRONLY
+        } else {
+            OFlags::RDONLY
+        };
+        let flags = access | OFlags::DIRECT | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path.as_str(), flags, Mode::empty()).ok()?;
         Some(File::from(fd))
     }
 
@@ -253,7 +255,7 @@ mod imp {
         Ok(())
     }
 
-    pub(super) fn reopen_direct(_file: &File) -> Option<File> {
+    pub(super) fn reopen_direct(_file: &File, _write: bool) -> Option<File> {
         None
     }
 

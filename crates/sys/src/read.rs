@@ -32,7 +32,7 @@ fn pages_spanned(offset: u64, len: u64, page: u64) -> u64 {
 /// address); a read reaching the end of the file returns fewer bytes. The kernel may still
 /// refuse one with `EINVAL`: callers fall back to `file`.
 pub fn reopen_direct_read(file: &File) -> Option<File> {
-    imp::reopen_direct_read(file)
+    crate::imp::reopen_direct(file, false)
 }
 
 /// Bytes read with [`read_direct`]: `buf[start..]`, in a buffer aligned for direct I/O.
@@ -146,18 +146,6 @@ mod imp {
         };
         (rc == 0).then_some(stat.nr_cache)
     }
-
-    pub(super) fn reopen_direct_read(file: &File) -> Option<File> {
-        use rustix::fs::{Mode, OFlags};
-        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let fd = rustix::fs::open(
-            path.as_str(),
-            OFlags::RDONLY | OFlags::DIRECT | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        Some(File::from(fd))
-    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -169,10 +157,6 @@ mod imp {
     }
 
     pub(super) fn cached_pages(_file: &File, _offset: u64, _len: u64) -> Option<u64> {
-        None
-    }
-
-    pub(super) fn reopen_direct_read(_file: &File) -> Option<File> {
         None
     }
 }
