@@ -82,9 +82,13 @@ fn init_logging(filter: Option<&str>, default: &str) {
         .unwrap_or_else(|| default.to_owned());
     let env = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal: `serve 2>file`, the log file `up` writes and so `ocireg logs`
+    // get plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(env)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }

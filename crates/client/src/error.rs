@@ -47,6 +47,12 @@ pub enum ClientError {
         /// The TLS error chain.
         message: String,
     },
+    /// Nothing listens on a loopback registry's port: it is not running. Not retried.
+    #[error("no registry answers on {addr}")]
+    NotRunning {
+        /// `host:port` of the registry.
+        addr: String,
+    },
     /// A connection could not be made, or broke (after all retries).
     #[error("{method} {url}: connection failed: {message}")]
     Connection {
@@ -175,7 +181,7 @@ pub enum ClientError {
         source: Box<ClientError>,
     },
     /// The tag holds different content and `push_policy.allow_overwrite` is false.
-    #[error("{shown} already points to {existing} with different content and push_policy.allow_overwrite is false; push under another tag, or set allow_overwrite = true")]
+    #[error("{shown} already points to {existing} with different content and push_policy.allow_overwrite is false; use another tag, or allow moving it (allow_overwrite = true, or --force)")]
     TagInUse {
         /// The destination, `host/repo:tag`.
         shown: String,

@@ -46,6 +46,16 @@ pub(crate) fn wait_for(opts: &ClientOptions, n: u32, headers: Option<&HeaderMap>
     }
 }
 
+/// A wait in words: `5 s`, `0.2 s`.
+fn seconds(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
 /// True for statuses worth retrying: 5xx and 429, except 501 Not Implemented, 505 and 507
 /// Insufficient Storage (a full registry does not empty itself within a backoff).
 pub(crate) fn retryable_status(status: StatusCode) -> bool {
@@ -120,14 +130,65 @@ pub(crate) fn classify(
             false,
         );
     }
+    if let Some(addr) = refused_on_loopback(e, url) {
+        return (ClientError::NotRunning { addr }, false);
+    }
     (
         ClientError::Connection {
             method: method.to_owned(),
             url: url.to_owned(),
-            message,
+            message: in_words(e).unwrap_or(message),
         },
         true,
     )
+}
+
+/// The innermost I/O error under `e`, if any.
+fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut found = None;
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            found = Some(io);
+        }
+        cur = err.source();
+    }
+    found
+}
+
+/// `host:port` of `url` when the connection was refused and the host is a loopback address:
+/// nothing listens there, and waiting will not start it, so the failure is final at once.
+fn refused_on_loopback(e: &reqwest::Error, url: &str) -> Option<String> {
+    let io = io_cause(e)?;
+    if io.kind() != std::io::ErrorKind::ConnectionRefused {
+        return None;
+    }
+    let url = url::Url::parse(url).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    let port = url.port_or_known_default()?;
+    loopback.then(|| match url.host()? {
+        url::Host::Ipv6(ip) => Some(format!("[{ip}]:{port}")),
+        host => Some(format!("{host}:{port}")),
+    })?
+}
+
+/// The cause of a transport failure in words: the innermost I/O error without its
+/// `(os error N)` suffix, e.g. `connection refused` (the layers above it repeat the URL and
+/// name library internals).
+fn in_words(e: &reqwest::Error) -> Option<String> {
+    let io = io_cause(e)?;
+    let text = io.to_string();
+    let text = match text.find(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    Some(first.to_lowercase().chain(chars).collect())
 }
 
 /// One failed attempt: the error, whether another attempt may help, and the answer's headers
@@ -238,7 +299,13 @@ impl<'a> Attempts<'a> {
         }
         let wait = wait_for(self.opts, self.failures, f.headers.as_ref());
         self.failures += 1;
-        tracing::debug!(error = %f.error, ?wait, attempt = self.failures, "{what}; retrying");
+        tracing::warn!(
+            "retrying in {} ({}/{}): {what}: {}",
+            seconds(wait),
+            self.failures,
+            self.opts.retries,
+            f.error
+        );
         tokio::time::sleep(wait).await;
         Ok(())
     }

@@ -81,6 +81,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         caller: None,
         peer: parts.extensions.get::<SocketAddr>().copied(),
     };
+    let mut user = None;
     let result = match endpoint {
         Ok(ep) => match st.opts.auth.clone() {
             None => route(&st, ep, req).await,
@@ -93,6 +94,8 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
                     let head = req.head();
                     match auth::gate(&st, &auth, &ep, head).await {
                         Ok(caller) => {
+                            let name = caller.user().unwrap_or("anonymous");
+                            user = Some(trace::AnsweredUser(name.to_owned()));
                             req.caller = Some(caller);
                             route(&st, ep, req).await
                         }
@@ -104,6 +107,9 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         Err(err) => Err(Failure::from(err)),
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(user) = user {
+        resp.extensions_mut().insert(user);
+    }
     resp.headers_mut().insert(
         "Docker-Distribution-API-Version",
         HeaderValue::from_static("registry/2.0"),

@@ -1,15 +1,22 @@
-//! One tracing span per request, carrying a request id; one log line when the response is ready.
+//! One tracing span per request, carrying a request id; one access-log line when the response
+//! is ready (at `info`; `warn` for server errors): status, bytes, duration, client, user.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Who a request was answered for, put in the response's extensions by the dispatcher once
+/// authentication has run (absent: authentication is off or refused the request).
+#[derive(Debug, Clone)]
+pub(crate) struct AnsweredUser(pub(crate) String);
 
 pub(crate) async fn request_span(req: Request, next: Next) -> Response {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -20,14 +27,28 @@ pub(crate) async fn request_span(req: Request, next: Next) -> Response {
         path = %req.uri().path(),
     );
     let started = Instant::now();
+    let peer = req
+        .extensions()
+        .get::<SocketAddr>()
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
     async move {
         let mut resp = next.run(req).await;
         let status = resp.status().as_u16();
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned();
+        let user = resp
+            .extensions()
+            .get::<AnsweredUser>()
+            .map_or("-", |u| u.0.as_str());
         if status >= 500 {
-            tracing::warn!(status, micros, "response");
+            tracing::warn!(status, bytes = %bytes, micros, peer = %peer, user = %user, "response");
         } else {
-            tracing::debug!(status, micros, "response");
+            tracing::info!(status, bytes = %bytes, micros, peer = %peer, user = %user, "response");
         }
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
             resp.headers_mut().insert("X-Request-Id", v);

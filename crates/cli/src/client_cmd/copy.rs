@@ -39,6 +39,7 @@ pub(crate) async fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         dst_shown: display_reference(&dst_ep.host, dst.repo(), &dst_ref),
         src_ref,
         dst_ref,
+        allow_overwrite: a.force || ctx.doc.push_policy.allow_overwrite,
     };
     let c = copy_artifact(&s, &d, &req, &ui).await?;
     let (shown_src, shown_dst, digest) = (&req.src_shown, &req.dst_shown, &c.digest);

@@ -54,6 +54,10 @@ pub struct PushArgs {
     /// Extra manifest annotation (repeatable).
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
+    /// Move the tag even when it holds other content (overrides push_policy.allow_overwrite =
+    /// false).
+    #[arg(long)]
+    pub force: bool,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -121,6 +125,10 @@ pub struct CopyArgs {
     /// Destination `[registry/]namespace/repo[:tag]` (default tag: the source's).
     #[arg(value_name = "DST")]
     pub dst: String,
+    /// Move the destination tag even when it holds other content (overrides
+    /// push_policy.allow_overwrite = false).
+    #[arg(long)]
+    pub force: bool,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -190,7 +198,7 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cmd {
             ClientCmd::Push(a) => push::run(&ctx, a).await,
             ClientCmd::Pull(a) => pull::run(&ctx, a).await,
@@ -203,5 +211,21 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
             ClientCmd::Logout(a) => login::logout(&ctx, a),
             ClientCmd::Search(a) => search::run(&ctx, a).await,
         }
-    })
+    });
+    result.map_err(with_start_hint)
+}
+
+/// Says how to start a loopback registry that is not running.
+fn with_start_hint(err: anyhow::Error) -> anyhow::Error {
+    let not_running = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<ocireg_client::ClientError>(),
+            Some(ocireg_client::ClientError::NotRunning { .. })
+        )
+    });
+    if not_running {
+        anyhow::anyhow!("{err:#} — start it with \"ocireg up\" or \"ocireg serve\"")
+    } else {
+        err
+    }
 }

@@ -77,7 +77,7 @@ fn request(ctx: &Ctx, a: &PushArgs, kind: &ArtifactKind) -> anyhow::Result<PushR
         pack,
         repo,
         tag,
-        allow_overwrite: policy.allow_overwrite,
+        allow_overwrite: policy.allow_overwrite || a.force,
         shown: String::new(),
     })
 }

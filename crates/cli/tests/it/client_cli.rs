@@ -142,11 +142,44 @@ fn overwrite_policy() {
         tag_digest["digest"], first["digest"],
         "the tag must not move"
     );
+    let path = src.to_str().unwrap();
+    let forced = env.json(&["push", "extension", path, "app:v1", "--force"]);
+    assert_ne!(forced["digest"], first["digest"], "--force moves the tag");
     env.write_config(reg.port, "", "push_policy:\n  allow_overwrite: true\n");
     let moved = env.json(&["push", "extension", src.to_str().unwrap(), "app:v1"]);
     assert_ne!(moved["digest"], first["digest"]);
     let now = env.json(&["inspect", "provisioning-extensions/app:v1"]);
     assert_eq!(now["digest"], moved["digest"]);
+}
+
+#[test]
+fn copy_follows_the_overwrite_rule() {
+    let reg = Registry::ocireg();
+    let env = Env::new(reg.port, "", "");
+    let (one, two) = (env.tree_at("one", "one"), env.tree_at("two", "two"));
+    let a = env.json(&["push", "extension", one.to_str().unwrap(), "app:v1"]);
+    let b = env.json(&["push", "extension", two.to_str().unwrap(), "app:v2"]);
+    let (src, dst) = (
+        "provisioning-extensions/app:v2",
+        "provisioning-extensions/app:v1",
+    );
+    let err = env.fails(&["copy", src, dst]);
+    assert!(
+        err.contains("allow_overwrite") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        env.json(&["inspect", dst])["digest"],
+        a["digest"],
+        "the tag must not move"
+    );
+    // A tag that already holds the same manifest is no conflict.
+    let same = "provisioning-extensions/app:v3";
+    env.json(&["copy", dst, same]);
+    assert_eq!(env.json(&["copy", dst, same])["digest"], a["digest"]);
+    let moved = env.json(&["copy", src, dst, "--force"]);
+    assert_eq!(moved["digest"], b["digest"]);
+    assert_eq!(env.json(&["inspect", dst])["digest"], b["digest"]);
 }
 
 #[test]
@@ -230,7 +263,7 @@ fn pull_cache_hit_miss_and_never() {
     assert_same_tree(&src, &env.path("b"));
     // Miss: never pulled, the registry is gone → a connection error.
     let err = env.fails(&["pull", "provisioning-test/other:1", "-o", "c"]);
-    assert!(err.contains("connect"), "{err}");
+    assert!(err.contains("no registry answers on"), "{err}");
     // never: served from the cache when present, a clear error when not.
     env.write_config(reg.port, "", "pull_policy:\n  policy: never\n");
     env.json(&["pull", "provisioning-test/env:1", "-o", "d"]);
@@ -567,4 +600,100 @@ fn corrupt_streamed_pull_leaves_nothing_in_dir_or_cache() {
     assert_same_tree(&src, &out);
     assert_eq!(fs::read(&cache_blob).unwrap(), good);
     assert_eq!(names_in(&env.cache_dir().join("tmp")), Vec::<String>::new());
+}
+
+#[test]
+fn a_registry_that_is_not_running_fails_at_once_with_a_hint() {
+    let port = ocireg_test_support::free_port();
+    let env = Env::new(port, "", "");
+    // Retries that would take 5 + 10 + 20 s if a refused connection were retried.
+    fs::write(&env.config, retrying_config(port, 3, 5)).unwrap();
+    for args in [
+        vec!["catalog"],
+        vec!["tags", "provisioning-test/app"],
+        vec!["inspect", "provisioning-test/app:1"],
+    ] {
+        let start = std::time::Instant::now();
+        let err = env.fails(&args);
+        let secs = start.elapsed().as_secs_f64();
+        assert!(secs < 3.0, "{args:?} took {secs:.1} s");
+        let want = format!(
+            "no registry answers on 127.0.0.1:{port} — start it with \"ocireg up\" or \"ocireg serve\""
+        );
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn retries_are_announced_as_they_happen() {
+    // A registry that accepts connections and closes them at once: every attempt fails.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let closer = std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((conn, _)) => drop(conn),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let env = Env::new(port, "", "");
+    fs::write(&env.config, retrying_config(port, 2, 0)).unwrap();
+    let err = env.fails(&["catalog"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    closer.join().unwrap();
+    assert!(err.contains("retrying in 0 s (1/2)"), "{err}");
+    assert!(err.contains("retrying in 0 s (2/2)"), "{err}");
+    assert_eq!(err.matches("retrying in").count(), 2, "{err}");
+    // Log lines to a pipe or a file carry no colour escapes.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+#[test]
+fn a_push_of_a_missing_path_asks_nothing_of_the_registry() {
+    let serve = ocireg_test_support::Serve::start();
+    let env = Env::new(serve.port(), "", "");
+    let missing = env.path("no-such-dir");
+    let err = env.fails(&["push", "extension", missing.to_str().unwrap(), "app:v1"]);
+    assert!(
+        err.contains(&format!("reading {}", missing.display())),
+        "{err}"
+    );
+    assert!(err.contains("No such file or directory"), "{err}");
+    // No upload session was opened (nor anything else stored).
+    let root = serve.root.clone().unwrap();
+    assert!(names_in(&root.join("repositories")).is_empty(), "{root:?}");
+    // One access-log line per request: method, path, status, bytes, duration, client, user.
+    env.ok(&["catalog"]);
+    let log = serve.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=/v2/_catalog") && l.contains("response"))
+        .unwrap_or_else(|| panic!("no access line for the catalog in {log}"));
+    for field in [
+        "method=GET",
+        "status=200",
+        "bytes=",
+        "micros=",
+        "peer=127.0.0.1:",
+        "user=-",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    // `serve` logs to a file here: plain text, no colour escapes.
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
+
+/// A remote-registry config on 127.0.0.1:`port` with the given retries and first retry delay.
+fn retrying_config(port: u16, retries: u32, delay_secs: u32) -> String {
+    format!(
+        "registry:\n  deployment: remote\n  type: distribution\n  endpoint: 127.0.0.1\n  \
+         port: {port}\n  namespaces:\n    custom:\n      tools: team-tools\n  \
+         remote:\n    retries: {retries}\n    retry_delay: {delay_secs}\n"
+    )
 }

@@ -34,6 +34,9 @@ pub struct CopyRequest {
     pub src_shown: String,
     /// How the destination is named in messages.
     pub dst_shown: String,
+    /// Whether a destination tag holding other content may be moved (the push rule:
+    /// `push_policy.allow_overwrite`, or `--force`).
+    pub allow_overwrite: bool,
 }
 
 /// What a copy did.
@@ -156,6 +159,29 @@ impl Copier<'_> {
     }
 }
 
+/// The overwrite rule of `push` for the destination: a tag that holds another manifest is left
+/// alone unless overwriting is allowed. Checked before any blob is copied.
+async fn check_destination_tag(
+    dst: &Registry,
+    req: &CopyRequest,
+    digest: &Digest,
+) -> Result<(), ClientError> {
+    if req.allow_overwrite || !matches!(req.dst_ref, Reference::Tag(_)) {
+        return Ok(());
+    }
+    let existing = dst
+        .head_manifest(&req.dst_repo, &req.dst_ref, &[])
+        .await
+        .map_err(|e| ClientError::context(format!("checking {}", req.dst_shown), e))?;
+    match existing {
+        Some(e) if e.digest != *digest => Err(ClientError::TagInUse {
+            shown: req.dst_shown.clone(),
+            existing: e.digest,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Copies `req.src_ref` of `src` to `req.dst_ref` of `dst`: child manifests and blobs first,
 /// the manifest last.
 pub async fn copy_artifact(
@@ -183,6 +209,7 @@ pub async fn copy_artifact(
             bytes_streamed: 0,
         },
     };
+    check_destination_tag(dst, req, &m.digest).await?;
     c.children(&m).await?;
     let digest = dst
         .put_manifest(&req.dst_repo, &req.dst_ref, &m.media_type, m.bytes.clone())

@@ -321,6 +321,12 @@ pub async fn push_artifact(
     req: &PushRequest,
     progress: &dyn Progress,
 ) -> Result<PushReport, ClientError> {
+    // A path that cannot be read fails before anything is asked of the registry (no upload
+    // session is opened for it).
+    if let Err(e) = std::fs::metadata(&req.path) {
+        let what = format!("reading {}", req.path.display());
+        return Err(ClientError::local_io(what, e));
+    }
     let t = Target { reg, req, progress };
     let tag_in_use = reg
         .head_manifest(&req.repo, &Reference::Tag(req.tag.clone()), &[])
