@@ -59,6 +59,12 @@ enum Command {
     Client(client_cmd::ClientCmd),
     #[command(flatten)]
     Lifecycle(lifecycle_cmd::LifecycleCmd),
+    /// Print a shell completion script, e.g. `source <(ocireg completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -67,7 +73,7 @@ impl Command {
     fn default_log_level(&self) -> Option<&'static str> {
         match self {
             Command::Serve(_) => Some("info"),
-            Command::Config { .. } | Command::Ref { .. } => None,
+            Command::Config { .. } | Command::Ref { .. } | Command::Completion { .. } => None,
             Command::Gc(_) | Command::Scrub(_) | Command::Client(_) | Command::Lifecycle(_) => {
                 Some("warn")
             }
@@ -115,6 +121,11 @@ fn main() -> ExitCode {
         Command::Scrub(args) => scrub_cmd::run(args, config),
         Command::Client(cmd) => client_cmd::run(cmd, config),
         Command::Lifecycle(cmd) => lifecycle_cmd::run(cmd, config),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ocireg", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

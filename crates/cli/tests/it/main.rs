@@ -9,6 +9,7 @@ mod support;
 mod tampering;
 
 mod client_cli;
+mod completion;
 mod crash;
 mod e2e_clients;
 mod full_disk;
