@@ -623,6 +623,11 @@ fn a_registry_that_is_not_running_fails_at_once_with_a_hint() {
         assert!(err.contains(&want), "{args:?}: {err}");
         assert!(!err.contains("os error"), "{args:?}: {err}");
     }
+    // A reference by digest is shown as `name@digest`.
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let by_digest = format!("provisioning-test/app@{digest}");
+    let err = env.fails(&["pull", &by_digest, "-o", "x"]);
+    assert!(err.contains(&format!("/{by_digest}")), "{err}");
 }
 
 #[test]

@@ -126,7 +126,7 @@ impl Puller<'_, '_> {
             .get_manifest(repo, reference, &accept)
             .await
             .map_err(|e| {
-                let what = format!("{}/{repo}:{reference}", self.req.registry);
+                let what = super::display_reference(&self.req.registry, repo, reference);
                 ClientError::context(format!("fetching the manifest of {what}"), e)
             })?;
         let bytes = m.bytes.to_vec();
