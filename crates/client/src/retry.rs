@@ -169,11 +169,14 @@ fn refused_on_loopback(e: &reqwest::Error, url: &str) -> Option<String> {
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),
     };
+    if !loopback {
+        return None;
+    }
     let port = url.port_or_known_default()?;
-    loopback.then(|| match url.host()? {
-        url::Host::Ipv6(ip) => Some(format!("[{ip}]:{port}")),
-        host => Some(format!("{host}:{port}")),
-    })?
+    Some(match url.host()? {
+        url::Host::Ipv6(ip) => format!("[{ip}]:{port}"),
+        host => format!("{host}:{port}"),
+    })
 }
 
 /// The cause of a transport failure in words: the innermost I/O error without its
