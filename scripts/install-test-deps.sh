@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: Debian's skopeo, docker-registry (CNCF
-# Distribution 2.8), apache2-utils (htpasswd), wrk; PyPI's kcl-lib (real KCL), oras and PyYAML.
+# Distribution 2.8), apache2-utils (htpasswd), wrk, tmux; PyPI's kcl-lib (real KCL), oras and PyYAML.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -13,6 +13,8 @@ command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # GNU time: bench/src/bin/gc_bench.rs reads wall time and peak RSS from /usr/bin/time -f.
 [ -x /usr/bin/time ] || need_apt+=(time)
+# tmux: a real terminal for the Ctrl-C test of `ocireg push`.
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,8 @@
 //! Blob uploads: monolithic `PUT` for small blobs, chunked `PATCH` uploads that resume from the
 //! registry's offset after a failure, and cross-repository mounts.
 
+use std::sync::Arc;
+
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, Method, StatusCode};
 use ocireg_oci::{Digest, RepoName};
@@ -11,7 +13,7 @@ use crate::ratelimit::Op;
 use crate::registry::{pull_scope, push_scope, Registry};
 use crate::retry::{self, Attempts, Failure};
 use crate::source::{BlobSource, Cursor};
-use crate::transport::{Progress, Req};
+use crate::transport::{Progress, Req, Transport};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
@@ -30,6 +32,28 @@ pub(crate) struct Session {
     pub(crate) location: Url,
     /// The registry's `OCI-Chunk-Min-Length`, if it sent one.
     pub(crate) min_chunk: Option<u64>,
+    /// Until completed, a session dropped (the push failed or was cancelled) is remembered
+    /// for [`Registry::cancel_abandoned_uploads`].
+    open: Option<(RepoName, Arc<Transport>)>,
+}
+
+/// Abandoned sessions remembered at most (oldest forgotten first): a long-lived client that
+/// never cancels them must not grow without bound.
+const ABANDONED_MAX: usize = 64;
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some((repo, t)) = self.open.take() else {
+            return;
+        };
+        let Ok(mut list) = t.abandoned.lock() else {
+            return;
+        };
+        if list.len() >= ABANDONED_MAX {
+            list.remove(0);
+        }
+        list.push((repo, self.location.clone()));
+    }
 }
 
 fn location(headers: &HeaderMap, answered: &Url) -> Result<Url, ClientError> {
@@ -63,7 +87,29 @@ impl Registry {
         Ok(Session {
             location: location(&b.headers, &b.url)?,
             min_chunk,
+            open: Some((repo.clone(), Arc::clone(&self.t))),
         })
+    }
+
+    /// Cancels (`DELETE`) the upload sessions this client gave up without completing them (a
+    /// push that failed or whose future was dropped, e.g. on Ctrl-C), so the registry frees
+    /// their bytes now instead of at its session timeout. Best effort: returns how many the
+    /// registry confirmed (or no longer had).
+    pub async fn cancel_abandoned_uploads(&self) -> usize {
+        let sessions = match self.t.abandoned.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(_) => return 0,
+        };
+        let mut cancelled = 0;
+        for (repo, url) in sessions {
+            let req = Req::new(Method::DELETE, url, vec![push_scope(&repo)], Op::Push);
+            if let Ok(b) = self.t.fetch(&req, 64 * 1024).await {
+                if b.status.is_success() || b.status == StatusCode::NOT_FOUND {
+                    cancelled += 1;
+                }
+            }
+        }
+        cancelled
     }
 
     /// Closes an upload with `PUT ?digest=` (no body). A 404 after the request was retried
@@ -72,12 +118,12 @@ impl Registry {
         &self,
         repo: &RepoName,
         digest: &Digest,
-        session: &Url,
+        session: &mut Session,
         body: Option<bytes::Bytes>,
     ) -> Result<(), ClientError> {
         let mut req = Req::new(
             Method::PUT,
-            with_digest(session, digest),
+            with_digest(&session.location, digest),
             vec![push_scope(repo)],
             Op::Push,
         );
@@ -85,16 +131,21 @@ impl Registry {
             req = req.header(CONTENT_TYPE, OCTET_STREAM).body(b);
         }
         let b = self.t.fetch(&req, 64 * 1024).await?;
-        match b.status.as_u16() {
-            200..=299 => Ok(()),
-            404 if self.blob_exists(repo, digest).await? => Ok(()),
-            s => Err(ClientError::from_response(
-                "PUT",
-                b.url.as_str(),
-                s,
-                &b.body,
-            )),
+        let done = match b.status.as_u16() {
+            200..=299 => true,
+            404 => self.blob_exists(repo, digest).await?,
+            _ => false,
+        };
+        if done {
+            session.open = None;
+            return Ok(());
         }
+        Err(ClientError::from_response(
+            "PUT",
+            b.url.as_str(),
+            b.status.as_u16(),
+            &b.body,
+        ))
     }
 
     /// Uploads a blob of `size` bytes with digest `digest` to `repo` (skipped when present).
@@ -122,8 +173,8 @@ impl Registry {
                     actual,
                 });
             }
-            let session = self.start_upload(repo).await?;
-            self.finish_upload(repo, digest, &session.location, Some(data))
+            let mut session = self.start_upload(repo).await?;
+            self.finish_upload(repo, digest, &mut session, Some(data))
                 .await?;
             return Ok(PushOutcome::Uploaded);
         }
@@ -177,8 +228,7 @@ impl Registry {
                 }
             }
         }
-        self.finish_upload(repo, digest, &session.location, None)
-            .await
+        self.finish_upload(repo, digest, &mut session, None).await
     }
 
     /// After a failed `PATCH`: waits as `attempts` allows (or gives up with `failure`), then

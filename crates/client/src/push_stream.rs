@@ -61,7 +61,7 @@ impl Registry {
         if cur.len() < want && cur.len() as u64 <= opts.monolithic_threshold {
             let size = cur.len() as u64;
             let digest = hasher.finish();
-            self.finish_upload(repo, &digest, &session.location, Some(cur))
+            self.finish_upload(repo, &digest, &mut session, Some(cur))
                 .await?;
             return Ok((digest, size));
         }
@@ -82,7 +82,7 @@ impl Registry {
             cur = next?;
         }
         let digest = hasher.finish();
-        self.finish_upload(repo, &digest, &session.location, None)
+        self.finish_upload(repo, &digest, &mut session, None)
             .await?;
         Ok((digest, start))
     }

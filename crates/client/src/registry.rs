@@ -103,6 +103,7 @@ impl Registry {
                 creds: credentials,
                 auth: AuthState::default(),
                 limiter,
+                abandoned: std::sync::Mutex::default(),
             }),
         })
     }

@@ -142,6 +142,8 @@ pub(crate) struct Transport {
     pub(crate) creds: Credentials,
     pub(crate) auth: AuthState,
     pub(crate) limiter: Limiter,
+    /// Upload sessions given up without being completed (see `push::Session`), newest last.
+    pub(crate) abandoned: std::sync::Mutex<Vec<(ocireg_oci::RepoName, Url)>>,
 }
 
 /// What one attempt produced.

@@ -2,6 +2,7 @@
 //! [`PushRequest`]; `ocireg_client::workflow::push_artifact` packs and pushes; this prints.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ocireg_client::artifact::{check_push_signing, namespace_for, ArtifactKind, PackOptions};
@@ -82,6 +83,16 @@ fn request(ctx: &Ctx, a: &PushArgs, kind: &ArtifactKind) -> anyhow::Result<PushR
     })
 }
 
+/// Ctrl-C during a push: the push's future is dropped (its upload session with it), the session
+/// is cancelled on the registry so its bytes are freed now, the progress line is cleared and
+/// `interrupted` printed. Exit status 130, as a shell reports SIGINT.
+async fn interrupted(reg: &ocireg_client::Registry) -> i32 {
+    ui::clear_bars();
+    let _ = tokio::time::timeout(Duration::from_secs(5), reg.cancel_abandoned_uploads()).await;
+    eprintln!("interrupted");
+    130
+}
+
 /// Runs `ocireg push`.
 pub(crate) async fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
@@ -91,12 +102,16 @@ pub(crate) async fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<i32> {
     let ep = ctx.configured();
     let reg = ctx.registry(&ep)?;
     req.shown = format!("{}/{}:{}", ep.host, req.repo, req.tag);
+    let report = tokio::select! {
+        report = push_artifact(&reg, &req, &ui) => report?,
+        _ = tokio::signal::ctrl_c() => return Ok(interrupted(&reg).await),
+    };
     let PushReport {
         digest,
         unchanged,
         blobs_uploaded,
         layer,
-    } = push_artifact(&reg, &req, &ui).await?;
+    } = report;
     let shown = &req.shown;
     let json = json!({
         "reference": format!("{shown}@{digest}"),

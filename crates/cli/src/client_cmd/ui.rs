@@ -2,13 +2,32 @@
 //! nor `--quiet` is given; the client library's workflows report through [`Progress`].
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use ocireg_client::workflow::{Meter, Progress};
 use serde_json::Value;
 
 use super::OutputArgs;
+
+/// The bars drawn so far, so that an interrupted command can erase them: their owners may be
+/// tasks that outlive the cancelled future.
+static DRAWN: Mutex<Vec<ProgressBar>> = Mutex::new(Vec::new());
+
+/// Erases every progress bar still on screen (after Ctrl-C).
+pub(crate) fn clear_bars() {
+    if let Ok(mut drawn) = DRAWN.lock() {
+        if !drawn.is_empty() {
+            // The terminal echoed `^C` and moved to a new line below the bar: go back up.
+            eprint!("\x1b[1A\x1b[2K\r");
+        }
+        for bar in drawn.drain(..) {
+            bar.finish_and_clear();
+            // Its owner may still advance it: nothing is drawn any more.
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+    }
+}
 
 /// How a command reports.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +54,12 @@ impl Ui {
         if !self.bars {
             return None;
         }
-        let pb = ProgressBar::new(len);
+        // A bar dropped before it finished (an error) erases itself.
+        let pb = ProgressBar::new(len).with_finish(ProgressFinish::AndClear);
+        if let Ok(mut drawn) = DRAWN.lock() {
+            drawn.retain(|b| !b.is_finished());
+            drawn.push(pb.clone());
+        }
         if let Ok(style) = ProgressStyle::with_template(
             "{msg:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
         ) {

@@ -15,6 +15,7 @@ mod e2e_clients;
 mod full_disk;
 mod gc_race;
 mod hostile;
+mod interrupt;
 mod kcl_diff;
 mod lifecycle;
 mod metrics_search;
