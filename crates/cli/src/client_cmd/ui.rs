@@ -14,18 +14,20 @@ use super::OutputArgs;
 /// tasks that outlive the cancelled future.
 static DRAWN: Mutex<Vec<ProgressBar>> = Mutex::new(Vec::new());
 
-/// Erases every progress bar still on screen (after Ctrl-C).
+/// Erases the progress bar still on screen (after Ctrl-C). The bars are hidden first, so that
+/// their owners (tasks that may outlive the cancelled future) cannot draw them again; then the
+/// line the cursor is on (where the terminal echoed `^C`) and the bar's line above it (bars are
+/// drawn with a line feed after them) are erased, and the cursor is left at the bar's line.
 pub(crate) fn clear_bars() {
-    if let Ok(mut drawn) = DRAWN.lock() {
-        if !drawn.is_empty() {
-            // The terminal echoed `^C` and moved to a new line below the bar: go back up.
-            eprint!("\x1b[1A\x1b[2K\r");
-        }
-        for bar in drawn.drain(..) {
-            bar.finish_and_clear();
-            // Its owner may still advance it: nothing is drawn any more.
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
+    let Ok(mut drawn) = DRAWN.lock() else {
+        return;
+    };
+    let shown = drawn.iter().any(|b| !b.is_finished());
+    for bar in drawn.drain(..) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if shown {
+        eprint!("\r\x1b[2K\x1b[1A\x1b[2K");
     }
 }
 
