@@ -212,6 +212,8 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
             ClientCmd::Search(a) => search::run(&ctx, a).await,
         }
     });
+    // Work a command left behind (a packing task after Ctrl-C) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     result.map_err(with_start_hint)
 }
 
