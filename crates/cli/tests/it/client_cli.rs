@@ -520,17 +520,6 @@ fn rm_by_tag_then_by_digest(env: &Env, a: &Value, dst: &str) {
     );
 }
 
-/// Names in `dir` (empty when it does not exist).
-fn names_in(dir: &std::path::Path) -> Vec<String> {
-    match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 #[test]
 fn corrupt_streamed_pull_leaves_nothing_in_dir_or_cache() {
     use ocireg_client::artifact::{pack, ArtifactKind, PackOptions};

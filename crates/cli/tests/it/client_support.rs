@@ -277,3 +277,14 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
         );
     }
 }
+
+/// Names in `dir` (empty when it does not exist).
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use crate::client_support::OCIREG;
+use crate::common::assert_success;
 
 /// What bash completes for the words typed so far, through the script `ocireg completion bash`
 /// prints (bash's programmable completion: `COMP_WORDS`/`COMP_CWORD` in, `COMPREPLY` out).
@@ -23,11 +24,7 @@ fn bash_completes(words: &[&str]) -> Vec<String> {
         .arg(&script)
         .output()
         .expect("run bash");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "bash with the completion script");
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ocireg_test_support::Serve;
 
-use crate::client_support::{Env, OCIREG};
+use crate::client_support::{names_in, Env, OCIREG};
 
 /// A tmux server of its own (its socket named after this process), killed when dropped.
 struct Tmux {
@@ -42,14 +42,7 @@ impl Drop for Tmux {
 
 /// Upload sessions the registry holds under `root`.
 fn open_sessions(root: &Path) -> Vec<String> {
-    let dir = root.join("repositories/provisioning-extensions/app/_uploads");
-    match fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    names_in(&root.join("repositories/provisioning-extensions/app/_uploads"))
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
