@@ -164,12 +164,7 @@ fn refused_on_loopback(e: &reqwest::Error, url: &str) -> Option<String> {
         return None;
     }
     let url = url::Url::parse(url).ok()?;
-    let loopback = match url.host()? {
-        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    if !loopback {
+    if !crate::connect::is_loopback_host(url.host()) {
         return None;
     }
     let port = url.port_or_known_default()?;
