@@ -102,7 +102,7 @@ fn round_trip_every_kind_against_distribution_with_htpasswd() {
     let src = env.tree_at("anon", "anon");
     let out = env.run(&["push", "extension", src.to_str().unwrap(), "anon:1"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     let want = format!(
         "error: checking {}/provisioning-extensions/anon:1: authentication failed: \
          the registry requires credentials (Basic) and none are configured",
