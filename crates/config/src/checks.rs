@@ -41,6 +41,15 @@ pub(crate) const NAMESPACE_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$";
 /// Tags.
 pub(crate) const TAG_PATTERN: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$";
 
+// Hints printed after a seed check's message where its rule is not obvious from the message.
+const EMPTY_HINT: &str = "it is set to the empty string \"\"";
+const DATA_DIR_HINT: &str =
+    "start it with \"/\" (absolute) or \"~\" (home-relative), e.g. ~/.provisioning/oci-registry";
+const NAMESPACE_HINT: &str = "a namespace has at least 2 characters, only a-z, 0-9 and \"-\", \
+     and starts and ends with a letter or digit, e.g. \"provisioning-extensions\"";
+const TAG_HINT: &str = "a tag has 1 to 128 characters (letters, digits, \"_\", \".\" and \"-\") \
+     and does not start with \".\" or \"-\"";
+
 /// KCL's `len(s) > 0` when `s` is known; `None` when it is absent or invalid.
 fn non_empty(v: &View<'_>, key: &str) -> Option<bool> {
     v.str(key).map(|s| !s.is_empty())
@@ -48,7 +57,7 @@ fn non_empty(v: &View<'_>, key: &str) -> Option<bool> {
 
 fn require_non_empty(v: &View<'_>, e: &mut Errors, key: &str, message: &str) {
     if non_empty(v, key) == Some(false) {
-        v.fail(e, key, message);
+        v.fail_with_hint(e, key, message, EMPTY_HINT);
     }
 }
 
@@ -58,9 +67,16 @@ fn require_positive(v: &View<'_>, e: &mut Errors, key: &str, message: &str) {
     }
 }
 
-fn require_match(v: &View<'_>, e: &mut Errors, key: &str, pattern: &'static str, message: &str) {
+fn require_match(
+    v: &View<'_>,
+    e: &mut Errors,
+    key: &str,
+    pattern: &'static str,
+    message: &str,
+    hint: &str,
+) {
     if v.str(key).is_some_and(|s| !regex_match(s, pattern)) {
-        v.fail(e, key, message);
+        v.fail_with_hint(e, key, message, hint);
     }
 }
 
@@ -78,10 +94,20 @@ pub(crate) fn oci_registry_config(v: &View<'_>, e: &mut Errors) {
     // deployment == "disabled" or (local and local != Undefined) or (remote and remote != Undefined)
     match deployment {
         Some("local") if !v.defined("local") => {
-            v.fail(e, "local", "Config must match deployment type");
+            v.fail_with_hint(
+                e,
+                "local",
+                "Config must match deployment type",
+                "deployment \"local\" needs a `local` block with data_dir and config_path",
+            );
         }
         Some("remote") if !v.defined("remote") => {
-            v.fail(e, "remote", "Config must match deployment type");
+            v.fail_with_hint(
+                e,
+                "remote",
+                "Config must match deployment type",
+                "deployment \"remote\" needs a `remote` block (`remote: {}` takes every default)",
+            );
         }
         _ => {}
     }
@@ -89,10 +115,11 @@ pub(crate) fn oci_registry_config(v: &View<'_>, e: &mut Errors) {
     if v.bool("auth_required") == Some(true)
         && !(v.defined("username") || v.defined("auth_token_path"))
     {
-        v.fail(
+        v.fail_with_hint(
             e,
             "auth_required",
             "Authentication config required when auth enabled",
+            "with auth_required: true, set username (and password_path) or auth_token_path",
         );
     }
     // not tls_enabled or (tls_cert_path != Undefined and tls_key_path != Undefined) or deployment == "remote"
@@ -100,7 +127,13 @@ pub(crate) fn oci_registry_config(v: &View<'_>, e: &mut Errors) {
         && !(v.defined("tls_cert_path") && v.defined("tls_key_path"))
         && deployment.is_some_and(|d| d != "remote")
     {
-        v.fail(e, "tls_enabled", "TLS cert/key required for local TLS");
+        v.fail_with_hint(
+            e,
+            "tls_enabled",
+            "TLS cert/key required for local TLS",
+            "with tls_enabled: true, set both tls_cert_path and tls_key_path \
+             (only a remote deployment may leave them out)",
+        );
     }
 }
 
@@ -114,6 +147,7 @@ pub(crate) fn local_oci_config(v: &View<'_>, e: &mut Errors) {
         "data_dir",
         DATA_DIR_PATTERN,
         "Data dir must be absolute or home-relative path",
+        DATA_DIR_HINT,
     );
 }
 
@@ -158,6 +192,7 @@ pub(crate) fn oci_namespaces(v: &View<'_>, e: &mut Errors) {
         "extensions",
         NAMESPACE_PATTERN,
         "Extensions namespace must be lowercase alphanumeric with hyphens",
+        NAMESPACE_HINT,
     );
     require_match(
         v,
@@ -165,23 +200,26 @@ pub(crate) fn oci_namespaces(v: &View<'_>, e: &mut Errors) {
         "kcl_packages",
         NAMESPACE_PATTERN,
         "KCL packages namespace must be lowercase alphanumeric with hyphens",
+        NAMESPACE_HINT,
     );
 }
 
 /// `OCIRegistryFeatures`.
 pub(crate) fn oci_registry_features(v: &View<'_>, e: &mut Errors) {
     if v.bool("vulnerability_scanning") == Some(true) && !v.defined("scanner_type") {
-        v.fail(
+        v.fail_with_hint(
             e,
             "scanner_type",
             "Scanner type required when vulnerability scanning enabled",
+            "set scanner_type to \"trivy\", \"clair\" or \"anchore\", or vulnerability_scanning: false",
         );
     }
     if v.bool("image_signing") == Some(true) && !v.defined("signing_method") {
-        v.fail(
+        v.fail_with_hint(
             e,
             "signing_method",
             "Signing method required when image signing enabled",
+            "set signing_method to \"notary\" or \"cosign\", or image_signing: false",
         );
     }
 }
@@ -219,7 +257,7 @@ pub(crate) fn oci_artifact_reference(v: &View<'_>, e: &mut Errors) {
     require_non_empty(v, e, "namespace", "Namespace required");
     require_non_empty(v, e, "repository", "Repository required");
     require_non_empty(v, e, "tag", "Tag required");
-    require_match(v, e, "tag", TAG_PATTERN, "Invalid tag format");
+    require_match(v, e, "tag", TAG_PATTERN, "Invalid tag format", TAG_HINT);
 }
 
 /// `OCIPullPolicy`.
@@ -228,7 +266,12 @@ pub(crate) fn oci_pull_policy(v: &View<'_>, e: &mut Errors) {
     if v.str("policy")
         .is_some_and(|p| !["always", "if-not-present", "never"].contains(&p))
     {
-        v.fail(e, "policy", "Invalid pull policy");
+        v.fail_with_hint(
+            e,
+            "policy",
+            "Invalid pull policy",
+            "policy is one of \"always\", \"if-not-present\", \"never\"",
+        );
     }
 }
 

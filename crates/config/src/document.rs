@@ -68,7 +68,11 @@ pub fn document_from_value(root: &Value) -> Result<Document, ConfigError> {
     }
     for key in map.keys() {
         if !DOCUMENT_KEYS.contains(&key.as_str()) {
-            errors.push(FieldError::new(join_key("", key), "unknown field"));
+            let hint = crate::suggest::did_you_mean(key, DOCUMENT_KEYS.iter().copied());
+            errors.push(FieldError::new(
+                join_key("", key),
+                format!("unknown field{hint}"),
+            ));
         }
     }
     let registry = match map.get("registry").filter(|v| !v.is_null()) {

@@ -10,6 +10,9 @@ pub struct FieldError {
     pub path: String,
     /// The problem, e.g. `Port must be 1-65535` (seed checks keep the seed's text).
     pub message: String,
+    /// What the rule behind a seed check's terse message asks for; printed on its own
+    /// `hint:` line after the error, so the seed's text stays as it is.
+    pub hint: Option<String>,
 }
 
 impl FieldError {
@@ -18,7 +21,14 @@ impl FieldError {
         Self {
             path: path.into(),
             message: message.into(),
+            hint: None,
         }
+    }
+
+    /// The same error with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 }
 
@@ -49,6 +59,35 @@ pub enum ConfigError {
     UnknownFormat {
         /// The file.
         path: PathBuf,
+    },
+    /// The file (or stdin) holds nothing but whitespace and comments.
+    #[error("{origin} is empty: there is no config to read (only whitespace or comments); `ocireg config init` writes a starter config")]
+    Empty {
+        /// Where the text came from (a path or `<stdin>`).
+        origin: String,
+    },
+    /// A map has the same key twice.
+    #[error("{format} error in {origin}: duplicate key {key:?} at line {line}{}; each key may appear once in a map", first_suffix(*first_line))]
+    DuplicateKey {
+        /// The format being parsed.
+        format: &'static str,
+        /// Where the text came from (a path or `<stdin>`).
+        origin: String,
+        /// The key.
+        key: String,
+        /// 1-based line of the repeated key.
+        line: usize,
+        /// 1-based line of its first occurrence, when it can be told.
+        first_line: Option<usize>,
+    },
+    /// The document is bigger than the parser accepts for a config file.
+    #[error("{origin} is too large: {what}, the limit for a config file")]
+    TooLarge {
+        /// Where the text came from (a path or `<stdin>`).
+        origin: String,
+        /// Which limit, in words with its number, e.g. `the document has more than 250000
+        /// nodes`.
+        what: String,
     },
     /// The text is not well-formed YAML / TOML / JSON.
     #[error("{format} syntax error in {origin}{}: {message}", location_suffix(*line, *column))]
@@ -122,9 +161,16 @@ impl ConfigError {
 fn join_lines(errors: &[FieldError]) -> String {
     errors
         .iter()
-        .map(ToString::to_string)
+        .map(|e| match &e.hint {
+            Some(hint) => format!("{e}\n  hint: {hint}"),
+            None => e.to_string(),
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn first_suffix(first_line: Option<usize>) -> String {
+    first_line.map_or_else(String::new, |l| format!(" (first at line {l})"))
 }
 
 fn location_suffix(line: Option<usize>, column: Option<usize>) -> String {
@@ -151,6 +197,47 @@ mod tests {
         let e = ConfigError::Invalid(vec![FieldError::new("a", "x"), FieldError::new("b.c", "y")]);
         assert_eq!(e.to_string(), "a: x\nb.c: y");
         assert_eq!(e.field_errors().len(), 2);
+    }
+
+    #[test]
+    fn hints_follow_their_error_on_their_own_line() {
+        let e = ConfigError::Invalid(vec![
+            FieldError::new("a", "Invalid tag format").with_hint("1-128 characters"),
+            FieldError::new("b", "y"),
+        ]);
+        assert_eq!(e.field_errors()[0].to_string(), "a: Invalid tag format");
+        assert_eq!(
+            e.to_string(),
+            "a: Invalid tag format\n  hint: 1-128 characters\nb: y"
+        );
+    }
+
+    #[test]
+    fn empty_duplicate_and_too_large_name_the_source() {
+        let e = ConfigError::Empty {
+            origin: "c.yaml".into(),
+        };
+        assert!(e.to_string().starts_with("c.yaml is empty: "), "{e}");
+        let e = ConfigError::DuplicateKey {
+            format: "YAML",
+            origin: "c.yaml".into(),
+            key: "registry".into(),
+            line: 7,
+            first_line: Some(2),
+        };
+        assert_eq!(
+            e.to_string(),
+            "YAML error in c.yaml: duplicate key \"registry\" at line 7 (first at line 2); \
+             each key may appear once in a map"
+        );
+        let e = ConfigError::TooLarge {
+            origin: "c.yaml".into(),
+            what: "the document has more than 250000 nodes".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "c.yaml is too large: the document has more than 250000 nodes, the limit for a config file"
+        );
     }
 
     #[test]

@@ -106,21 +106,15 @@ pub fn parse_text(text: &str, format: Format, origin: &str) -> Result<Value, Con
             message,
         };
     match format {
+        Format::Json if text.trim().is_empty() => Err(ConfigError::Empty {
+            origin: origin.to_string(),
+        }),
         Format::Json => serde_json::from_str(text)
             .map_err(|e| parse_error(Some(e.line()), Some(e.column()), strip_location(&e))),
-        Format::Yaml => {
-            if text.trim().is_empty() {
-                return Ok(Value::Null);
-            }
-            serde_saphyr::from_str::<Value>(text).map_err(|e| {
-                let loc = e.location();
-                parse_error(
-                    loc.map(|l| l.line() as usize),
-                    loc.map(|l| l.column() as usize),
-                    first_line(&e.to_string()),
-                )
-            })
-        }
+        Format::Yaml if crate::yaml::is_blank(text) => Err(ConfigError::Empty {
+            origin: origin.to_string(),
+        }),
+        Format::Yaml => crate::yaml::parse(text, origin),
         Format::Toml => match text.parse::<toml::Table>() {
             Ok(table) => Ok(toml_table_to_json(table)),
             Err(e) => {
@@ -144,21 +138,6 @@ fn strip_location(e: &serde_json::Error) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s,
-    }
-}
-
-/// The first line of a YAML error, without its own `error:` and `line N column M:` prefixes.
-fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default().trim();
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((loc, msg)) if loc.split(' ').count() == 3 && loc.contains(" column ") => {
-            msg.to_string()
-        }
-        _ => line.to_string(),
     }
 }
 
@@ -300,17 +279,27 @@ mod tests {
             "{e}"
         );
         let e = parse_text("a: 1\na: 2\n", Format::Yaml, "-").unwrap_err();
-        assert!(
-            e.to_string().starts_with(
-                "YAML syntax error in - at line 2, column 1: duplicate mapping key: a"
-            ),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "YAML error in -: duplicate key \"a\" at line 2 (first at line 1); \
+             each key may appear once in a map"
         );
     }
 
     #[test]
     fn yaml_null_and_empty() {
-        assert_eq!(parse_text("", Format::Yaml, "-").unwrap(), Value::Null);
+        for (text, format) in [
+            ("", Format::Yaml),
+            ("# nothing\n\n", Format::Yaml),
+            (" \n", Format::Json),
+        ] {
+            let e = parse_text(text, format, "c.yaml").unwrap_err();
+            assert!(matches!(e, ConfigError::Empty { .. }), "{e}");
+            assert!(e.to_string().starts_with("c.yaml is empty: "), "{e}");
+        }
+        // An empty TOML text is an empty table, as TOML defines it.
+        assert_eq!(parse_text("", Format::Toml, "-").unwrap(), json!({}));
+        assert_eq!(parse_text("~\n", Format::Yaml, "-").unwrap(), Value::Null);
         assert_eq!(
             parse_text("a: ~\nb: null\n", Format::Yaml, "-").unwrap(),
             json!({"a": null, "b": null})

@@ -28,6 +28,8 @@ mod normalize;
 mod reference;
 mod schemas;
 pub mod spec;
+mod suggest;
+mod yaml;
 
 #[cfg(test)]
 mod tests_checks;

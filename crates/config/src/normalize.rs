@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::FieldError;
 use crate::spec::{DefaultSpec, SchemaSpec, Ty};
+use crate::suggest::did_you_mean;
 
 /// A defaulted schema instance as its checks see it: typed accessors return `None` when the
 /// field is absent or was invalid (its error is already reported, so the check is skipped).
@@ -57,6 +58,17 @@ impl<'a> View<'a> {
     pub fn fail(&self, errors: &mut Vec<FieldError>, key: &str, message: &str) {
         errors.push(FieldError::new(join_key(self.path, key), message));
     }
+
+    /// [`View::fail`] with a hint that spells out the rule behind `message`.
+    pub fn fail_with_hint(
+        &self,
+        errors: &mut Vec<FieldError>,
+        key: &str,
+        message: &str,
+        hint: &str,
+    ) {
+        errors.push(FieldError::new(join_key(self.path, key), message).with_hint(hint));
+    }
 }
 
 /// Joins a field name onto a path (`a` + `b` → `a.b`).
@@ -76,32 +88,41 @@ fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 
-/// The name of a JSON value's kind, for "expected X, got Y".
+/// A JSON value's kind with the value itself (containers by kind only), for "expected X, got
+/// Y": `string "80a"`, `float 5.5`, `bool true`, `list`.
 pub(crate) fn kind(value: &Value) -> String {
     match value {
         Value::Null => "null".into(),
-        Value::Bool(_) => "bool".into(),
-        Value::Number(n) if n.is_f64() => "float".into(),
-        Value::Number(_) => "int".into(),
+        Value::Bool(b) => format!("bool {b}"),
+        Value::Number(n) if n.is_f64() => format!("float {n}"),
+        Value::Number(n) => format!("int {n}"),
         Value::String(s) => format!("string {s:?}"),
         Value::Array(_) => "list".into(),
         Value::Object(_) => "map".into(),
     }
 }
 
-fn kind_short(value: &Value) -> String {
-    match value {
-        Value::String(_) => "string".into(),
-        other => kind(other),
-    }
+fn type_error(errors: &mut Vec<FieldError>, path: &str, ty: &Ty, value: &Value) {
+    let suggestion = match (ty, value) {
+        (Ty::Lit(allowed), Value::String(s)) => did_you_mean(s, allowed.iter().copied()),
+        _ => String::new(),
+    };
+    errors.push(FieldError::new(
+        path,
+        format!("expected {ty}, got {}{suggestion}", kind(value)),
+    ));
 }
 
-fn type_error(errors: &mut Vec<FieldError>, path: &str, ty: &Ty, value: &Value) {
-    let got = match ty {
-        Ty::Lit(_) => kind(value),
-        _ => kind_short(value),
-    };
-    errors.push(FieldError::new(path, format!("expected {ty}, got {got}")));
+/// An integer the `int` type cannot hold: beyond 64 bits signed, read as an unsigned integer or
+/// (past 64 bits) as a whole float by the parsers; `None` for any other number.
+fn out_of_range_int(n: &serde_json::Number) -> Option<String> {
+    if let Some(u) = n.as_u64().filter(|u| i64::try_from(*u).is_err()) {
+        return Some(u.to_string());
+    }
+    let f = n.as_f64().filter(|f| f.fract() == 0.0)?;
+    // 2^63: the smallest whole float magnitude an i64 cannot hold (-2^63 itself can).
+    let limit = 9_223_372_036_854_775_808.0_f64;
+    (f >= limit || f < -limit).then(|| format!("about {f:e}"))
 }
 
 /// Validates `value` as an instance of `spec` at `path`; returns the defaulted instance when
@@ -113,14 +134,18 @@ pub fn normalize_schema(
     errors: &mut Vec<FieldError>,
 ) -> Option<Value> {
     let Value::Object(input) = value else {
-        let message = format!("expected {}, got {}", spec.name, kind_short(value));
+        let message = format!("expected {}, got {}", spec.name, kind(value));
         errors.push(FieldError::new(path, message));
         return None;
     };
     let before = errors.len();
     for key in input.keys() {
         if spec.field(key).is_none() {
-            errors.push(FieldError::new(join_key(path, key), "unknown field"));
+            let hint = did_you_mean(key, spec.fields.iter().map(|f| f.key));
+            errors.push(FieldError::new(
+                join_key(path, key),
+                format!("unknown field{hint}"),
+            ));
         }
     }
     let mut values = Map::new();
@@ -180,10 +205,15 @@ pub fn normalize_ty(
     match (ty, value) {
         (Ty::Str, Value::String(_)) | (Ty::Bool, Value::Bool(_)) => Some(value.clone()),
         (Ty::Int, Value::Number(n)) if n.is_i64() => Some(value.clone()),
-        (Ty::Int, Value::Number(n)) if n.is_u64() => {
+        (Ty::Int, Value::Number(n)) if out_of_range_int(n).is_some() => {
+            let got = out_of_range_int(n).unwrap_or_default();
             errors.push(FieldError::new(
                 path,
-                "integer out of range (64-bit signed)",
+                format!(
+                    "out of range for int: got {got}; an int is 64-bit signed ({} to {})",
+                    i64::MIN,
+                    i64::MAX
+                ),
             ));
             None
         }
@@ -242,19 +272,63 @@ mod tests {
         let mut e = Vec::new();
         assert!(normalize_ty(&Ty::Int, &Value::from(5.5), "p", &mut e).is_none());
         assert!(normalize_ty(&Ty::Int, &Value::from(true), "p", &mut e).is_none());
-        assert!(normalize_ty(&Ty::Int, &Value::from("80"), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from("80a"), "p", &mut e).is_none());
         assert!(normalize_ty(&Ty::Int, &Value::from(u64::MAX), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from(1e20), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from(-1e19), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Int, &Value::from(5.0), "p", &mut e).is_none());
         assert!(normalize_ty(&Ty::Str, &Value::Null, "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Str, &Value::from(7), "p", &mut e).is_none());
+        assert!(normalize_ty(&Ty::Bool, &serde_json::json!([1]), "p", &mut e).is_none());
+        let range = "an int is 64-bit signed (-9223372036854775808 to 9223372036854775807)";
         let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
         assert_eq!(
             msgs,
             [
-                "p: expected int, got float",
-                "p: expected int, got bool",
-                "p: expected int, got string",
-                "p: integer out of range (64-bit signed)",
-                "p: expected str, got null",
+                "p: expected int, got float 5.5".to_string(),
+                "p: expected int, got bool true".to_string(),
+                "p: expected int, got string \"80a\"".to_string(),
+                format!("p: out of range for int: got 18446744073709551615; {range}"),
+                format!("p: out of range for int: got about 1e20; {range}"),
+                format!("p: out of range for int: got about -1e19; {range}"),
+                "p: expected int, got float 5.0".to_string(),
+                "p: expected str, got null".to_string(),
+                "p: expected str, got int 7".to_string(),
+                "p: expected bool, got list".to_string(),
             ]
+        );
+        let mut e = Vec::new();
+        let min = Value::from(i64::MIN);
+        assert_eq!(normalize_ty(&Ty::Int, &min, "p", &mut e), Some(min));
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_and_literals_suggest_the_closest_name() {
+        let spec = crate::schemas::LocalHTTPConfig::spec();
+        let mut e = Vec::new();
+        let v = serde_json::json!({"listen-port": 80, "listen_adress": "x", "colour": 1});
+        assert!(normalize_schema(&spec, &v, "http", &mut e).is_none());
+        let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            [
+                "http.listen-port: unknown field; did you mean \"listen_port\"?",
+                "http.listen_adress: unknown field; did you mean \"listen_address\"?",
+                "http.colour: unknown field",
+            ]
+        );
+        let mut e = Vec::new();
+        assert!(normalize_ty(
+            &Ty::Lit(&["zot", "harbor"]),
+            &Value::from("zott"),
+            "t",
+            &mut e
+        )
+        .is_none());
+        assert_eq!(
+            e[0].to_string(),
+            "t: expected \"zot\" | \"harbor\", got string \"zott\"; did you mean \"zot\"?"
         );
     }
 

@@ -154,18 +154,23 @@ mod tests {
 
     #[test]
     fn bad_tags() {
+        let lines = |e: ConfigError| -> Vec<String> {
+            e.field_errors().iter().map(ToString::to_string).collect()
+        };
         let e = parse_artifact_reference("r.io/n/p:.bad").unwrap_err();
-        assert_eq!(e.to_string(), "tag: Invalid tag format");
+        assert_eq!(
+            e.to_string(),
+            "tag: Invalid tag format\n  hint: a tag has 1 to 128 characters (letters, digits, \
+             \"_\", \".\" and \"-\") and does not start with \".\" or \"-\""
+        );
         let long = "a".repeat(129);
         assert_eq!(
-            parse_artifact_reference(&format!("r.io/n/p:{long}"))
-                .unwrap_err()
-                .to_string(),
-            "tag: Invalid tag format"
+            lines(parse_artifact_reference(&format!("r.io/n/p:{long}")).unwrap_err()),
+            ["tag: Invalid tag format"]
         );
         assert!(parse_artifact_reference(&format!("r.io/n/p:{}", "a".repeat(128))).is_ok());
         let e = parse_artifact_reference("r.io/n/p:").unwrap_err();
-        assert_eq!(e.to_string(), "tag: Tag required\ntag: Invalid tag format");
+        assert_eq!(lines(e), ["tag: Tag required", "tag: Invalid tag format"]);
         let e = parse_artifact_reference("r.io/n/p:@sha256:x").unwrap_err();
         assert_eq!(e.field_errors().len(), 3, "{e}");
     }

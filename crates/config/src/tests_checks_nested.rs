@@ -270,11 +270,11 @@ fn shape_errors_all_at_once() {
             "foo: unknown field",
             "type: expected \"distribution\" | \"zot\" | \"harbor\" | \"artifactory\", got string \"quay\"",
             "endpoint: required field missing",
-            "port: expected int, got string",
-            "tls_enabled: expected bool, got int",
-            "local.data_dir: expected str, got int",
-            "local.http_config.listen_port: expected int, got float",
-            "namespaces.custom.a: expected str, got int",
+            "port: expected int, got string \"80\"",
+            "tls_enabled: expected bool, got int 1",
+            "local.data_dir: expected str, got int 5",
+            "local.http_config.listen_port: expected int, got float 5.5",
+            "namespaces.custom.a: expected str, got int 1",
             "features.webhook_endpoints[1]: expected str, got null",
         ]
     );
@@ -284,15 +284,15 @@ fn shape_errors_all_at_once() {
     );
     assert_eq!(
         errs("LocalHTTPConfig", json!({"listen_port": true})),
-        ["listen_port: expected int, got bool"]
+        ["listen_port: expected int, got bool true"]
     );
     assert_eq!(
         errs("RemoteOCIConfig", json!({"retry_backoff": true})),
-        ["retry_backoff: expected float, got bool"]
+        ["retry_backoff: expected float, got bool true"]
     );
     assert_eq!(
         errs("RemoteOCIConfig", json!({"no_proxy": "a"})),
-        ["no_proxy: expected [str], got string"]
+        ["no_proxy: expected [str], got string \"a\""]
     );
     assert_eq!(
         errs("QuotaConfig", json!({"namespace_quotas": []})),

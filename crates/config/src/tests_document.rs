@@ -118,10 +118,14 @@ registry.zot_features: only allowed when type is \"zot\"
 registry.foo: unknown field
 registry.local.http_config.listen_port: Port must be 1-65535
 registry.local.data_dir: Data dir must be absolute or home-relative path
+  hint: start it with \"/\" (absolute) or \"~\" (home-relative), e.g. ~/.provisioning/oci-registry
 registry.namespaces.extensions: Extensions namespace must be lowercase alphanumeric with hyphens
+  hint: a namespace has at least 2 characters, only a-z, 0-9 and \"-\", and starts and ends with a letter or digit, e.g. \"provisioning-extensions\"
 registry.endpoint: OCI registry endpoint required
+  hint: it is set to the empty string \"\"
 registry.port: Port must be 1-65535
 registry.tls_enabled: TLS cert/key required for local TLS
+  hint: with tls_enabled: true, set both tls_cert_path and tls_key_path (only a remote deployment may leave them out)
 pull_policy.cache_ttl: Cache TTL must be positive
 push_policy.compression_level: Compression level must be 0-9"
     );
@@ -134,10 +138,10 @@ fn missing_and_wrong_root() {
         .map(|f| format!("registry.{f}: required field missing"))
         .join("\n");
     let no_registry = "registry: required field missing";
-    let not_a_map = "registry: expected OCIRegistryConfig, got int";
+    let not_a_map = "registry: expected OCIRegistryConfig, got int 5";
     let cases = [
         ("{}", Format::Json, no_registry.to_owned()),
-        ("", Format::Yaml, format!("{root} null")),
+        ("~", Format::Yaml, format!("{root} null")),
         ("[1]", Format::Json, format!("{root} list")),
         ("registry: {}", Format::Yaml, required),
         ("registry: 5", Format::Yaml, not_a_map.to_owned()),
@@ -145,6 +149,12 @@ fn missing_and_wrong_root() {
     for (text, format, want) in cases {
         assert_eq!(err_lines(load_str(text, format)), want, "{text:?}");
     }
+    let e = load_str("# nothing yet\n", Format::Yaml).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "<input> is empty: there is no config to read (only whitespace or comments); \
+         `ocireg config init` writes a starter config"
+    );
 }
 
 #[test]
@@ -271,7 +281,7 @@ fn unknown_key_and_wrong_type_in_files() {
     std::fs::write(&p, "[registry]\ndeployment = \"disabled\"\ntype = \"zot\"\nendpoint = \"e\"\nport = \"5000\"\nbogus = 1\n[registry.namespaces]\n").unwrap();
     assert_eq!(
         err_lines(load_path(&p)),
-        "registry.bogus: unknown field\nregistry.port: expected int, got string"
+        "registry.bogus: unknown field\nregistry.port: expected int, got string \"5000\""
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
