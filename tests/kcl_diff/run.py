@@ -63,7 +63,8 @@ def run_ocireg(binary: str, case, fmt: str, tmp: Path):
         except json.JSONDecodeError as e:
             res["verdict"] = "error"
             res["problem"] = f"`config show` exit 0 but stdout is not JSON ({e})"
-    elif show.returncode == 1:
+    elif show.returncode == 3 and " syntax error in " not in show.stderr:
+        # 3 is an invalid config; a rendering ocireg cannot parse is the harness's fault.
         res["verdict"] = "reject"
     else:
         res["verdict"] = "error"

@@ -14,10 +14,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use ocireg_config as cfg;
 use serde_json::Value;
 
+use crate::exit::{self, Exit};
+
 /// `ocireg config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
-    /// Validate a config (exit 0 valid, 1 invalid with every error on stderr, 2 unreadable).
+    /// Validate a config (exit 0 valid; 3 empty, unparseable or invalid, with every error on
+    /// stderr; 4 unreadable; 2 usage, e.g. an unknown --schema).
     Validate {
         /// Config file (`-` = stdin). Default: --config, then $OCIREG_CONFIG, then
         /// ~/.provisioning/oci-registry/ocireg.yaml, else the built-in defaults.
@@ -161,28 +164,32 @@ pub fn load_document(global: Option<&Path>) -> Result<cfg::Document, cfg::Config
     }
 }
 
-/// The document [`load_document`] finds, or an error that says why it is unusable.
+/// The document [`load_document`] finds, or an error that says why it is unusable (and exits
+/// with the config error's code).
 pub fn load_valid_document(global: Option<&Path>) -> anyhow::Result<cfg::Document> {
-    load_document(global).map_err(|err| anyhow::anyhow!("invalid config:\n{err}"))
+    load_document(global).map_err(|err| {
+        let message = match &err {
+            cfg::ConfigError::Invalid(_) => {
+                let label = Source::resolve(None, global).label();
+                format!("invalid config {label}:\n{err}")
+            }
+            other => other.to_string(),
+        };
+        exit::coded(exit::config_exit(&err), anyhow::Error::msg(message))
+    })
 }
 
-/// The exit code for a config error: 1 for an invalid config, 2 when it cannot be read or used.
+/// The exit code for a config error (the table in `exit.rs`): 3 empty, unparseable or invalid,
+/// 4 unreadable, 2 an unknown schema name or a malformed reference.
 pub fn exit_code(e: &cfg::ConfigError) -> i32 {
-    match e {
-        cfg::ConfigError::Invalid(_)
-        | cfg::ConfigError::Kcl { .. }
-        | cfg::ConfigError::Reference { .. } => 1,
-        _ => 2,
-    }
+    exit::config_exit(e).code()
 }
 
+/// Prints `e` on stderr (every field error on its own line, each hint after its error) and
+/// returns its exit code.
 fn report(e: &cfg::ConfigError) -> i32 {
     match e {
-        cfg::ConfigError::Invalid(errors) => {
-            for err in errors {
-                eprintln!("{err}");
-            }
-        }
+        cfg::ConfigError::Invalid(_) => eprintln!("{e}"),
         other => eprintln!("error: {other}"),
     }
     exit_code(e)
@@ -195,7 +202,7 @@ pub fn run(cmd: ConfigCmd, global_config: Option<PathBuf>) -> anyhow::Result<i32
             let source = Source::resolve(file, global_config.as_deref());
             if schema.is_some() && matches!(source, Source::Builtin) {
                 eprintln!("error: --schema needs a FILE (or - for stdin)");
-                return Ok(2);
+                return Ok(Exit::Usage.code());
             }
             match source.effective(schema.as_deref()) {
                 Ok(_) => {
@@ -213,7 +220,7 @@ pub fn run(cmd: ConfigCmd, global_config: Option<PathBuf>) -> anyhow::Result<i32
             let source = Source::resolve(file, global_config.as_deref());
             if schema.is_some() && matches!(source, Source::Builtin) {
                 eprintln!("error: --schema needs a FILE (or - for stdin)");
-                return Ok(2);
+                return Ok(Exit::Usage.code());
             }
             let value = match source.effective(schema.as_deref()) {
                 Ok(v) => v,
@@ -247,7 +254,7 @@ pub fn run(cmd: ConfigCmd, global_config: Option<PathBuf>) -> anyhow::Result<i32
                     "error: {} already exists (use --force to overwrite)",
                     path.display()
                 );
-                return Ok(1);
+                return Ok(Exit::Conflict.code());
             }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -273,14 +280,18 @@ pub fn run_ref(cmd: RefCmd) -> anyhow::Result<i32> {
     }
 }
 
-/// Runs `ocireg ref parse REF`: the fields as pretty JSON, or exit 1 with the errors.
+/// Runs `ocireg ref parse REF`: the fields as pretty JSON, or exit 2 (a malformed reference)
+/// with the errors.
 pub fn run_ref_parse(args: RefParseArgs) -> anyhow::Result<i32> {
     match cfg::parse_artifact_reference(&args.reference) {
         Ok(r) => {
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(0)
         }
-        Err(e) => Ok(report(&e)),
+        Err(e) => {
+            report(&e);
+            Ok(Exit::Usage.code())
+        }
     }
 }
 
@@ -321,15 +332,18 @@ mod tests {
         std::fs::write(&broken, "{").unwrap();
         let http = d.join("http.json");
         std::fs::write(&http, "{\"listen_port\": 65536}").unwrap();
+        let empty = d.join("empty.yaml");
+        std::fs::write(&empty, "\n# nothing yet\n").unwrap();
         assert_eq!(validate(&good, None), 0);
-        assert_eq!(validate(&bad, None), 1);
-        assert_eq!(validate(&broken, None), 2);
-        assert_eq!(validate(&d.join("missing.yaml"), None), 2);
-        assert_eq!(validate(&http, Some("LocalHTTPConfig")), 1);
+        assert_eq!(validate(&bad, None), 3);
+        assert_eq!(validate(&broken, None), 3);
+        assert_eq!(validate(&empty, None), 3);
+        assert_eq!(validate(&d.join("missing.yaml"), None), 4);
+        assert_eq!(validate(&http, Some("LocalHTTPConfig")), 3);
         assert_eq!(validate(&http, Some("NoSuchSchema")), 2);
         assert_eq!(
             validate(&good, Some("OCIRegistryConfig")),
-            1,
+            3,
             "a document is not a bare registry"
         );
         // The global --config is used when no FILE is given.
@@ -337,7 +351,7 @@ mod tests {
             file: None,
             schema: None,
         };
-        assert_eq!(run(cmd, Some(bad.clone())).unwrap(), 1);
+        assert_eq!(run(cmd, Some(bad.clone())).unwrap(), 3);
         let cmd = ConfigCmd::Show {
             file: None,
             schema: None,
@@ -360,7 +374,7 @@ mod tests {
         assert_eq!(run(init(false, "harbor"), None).unwrap(), 0);
         let doc = cfg::load_path(&out).unwrap();
         assert_eq!(doc.registry.r#type, cfg::RegistryType::Harbor);
-        assert_eq!(run(init(false, "zot"), None).unwrap(), 1);
+        assert_eq!(run(init(false, "zot"), None).unwrap(), 9);
         assert_eq!(cfg::load_path(&out).unwrap(), doc, "not overwritten");
         assert_eq!(run(init(true, "zot"), None).unwrap(), 0);
         assert_eq!(
@@ -380,8 +394,8 @@ mod tests {
             .unwrap()
         };
         assert_eq!(parse("localhost:5000/ns/repo:v1"), 0);
-        assert_eq!(parse("r/n/p:.bad"), 1);
-        assert_eq!(parse("r/n/p@sha256:short"), 1);
-        assert_eq!(parse("nothing"), 1);
+        assert_eq!(parse("r/n/p:.bad"), 2);
+        assert_eq!(parse("r/n/p@sha256:short"), 2);
+        assert_eq!(parse("nothing"), 2);
     }
 }

@@ -5,6 +5,7 @@
 //! carries ([`code_of`]), else [`Exit::Failed`].
 
 use ocireg_client::ClientError;
+use ocireg_config::ConfigError;
 
 /// The documented exit codes. Values never change once released: scripts test them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub fn code_of(err: &anyhow::Error) -> Exit {
         if let Some(coded) = cause.downcast_ref::<Coded>() {
             return coded.exit;
         }
+        if let Some(config) = cause.downcast_ref::<ConfigError>() {
+            return config_exit(config);
+        }
         if let Some(client) = cause.downcast_ref::<ClientError>() {
             if let Some(exit) = client_exit(client) {
                 return exit;
@@ -82,6 +86,22 @@ pub fn code_of(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failed
+}
+
+/// The exit code a config error stands for.
+pub fn config_exit(err: &ConfigError) -> Exit {
+    match err {
+        ConfigError::Io { .. } | ConfigError::KclUnavailable { .. } => Exit::Unreadable,
+        ConfigError::Empty { .. }
+        | ConfigError::DuplicateKey { .. }
+        | ConfigError::TooLarge { .. }
+        | ConfigError::Parse { .. }
+        | ConfigError::UnknownFormat { .. }
+        | ConfigError::Kcl { .. }
+        | ConfigError::Invalid(_) => Exit::Invalid,
+        ConfigError::UnknownSchema { .. } | ConfigError::Reference { .. } => Exit::Usage,
+        ConfigError::Render { .. } => Exit::Failed,
+    }
 }
 
 /// The exit code a client error stands for, `None` when only its cause can tell.
@@ -127,5 +147,20 @@ mod tests {
         });
         assert_eq!(code_of(&err), Exit::AuthRefused);
         assert_eq!(code_of(&anyhow::anyhow!("plain")), Exit::Failed);
+    }
+
+    #[test]
+    fn config_errors_map_to_invalid_or_unreadable() {
+        let empty = anyhow::Error::new(ConfigError::Empty {
+            origin: "c.yaml".into(),
+        });
+        assert_eq!(code_of(&empty.context("loading")), Exit::Invalid);
+        let missing = anyhow::Error::new(ConfigError::Io {
+            path: "c.yaml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(code_of(&missing), Exit::Unreadable);
+        let schema = ConfigError::UnknownSchema { name: "X".into() };
+        assert_eq!(config_exit(&schema), Exit::Usage);
     }
 }
