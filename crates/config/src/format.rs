@@ -109,8 +109,7 @@ pub fn parse_text(text: &str, format: Format, origin: &str) -> Result<Value, Con
         Format::Json if text.trim().is_empty() => Err(ConfigError::Empty {
             origin: origin.to_string(),
         }),
-        Format::Json => serde_json::from_str(text)
-            .map_err(|e| parse_error(Some(e.line()), Some(e.column()), strip_location(&e))),
+        Format::Json => crate::json::parse(text, origin),
         Format::Yaml if crate::yaml::is_blank(text) => Err(ConfigError::Empty {
             origin: origin.to_string(),
         }),
@@ -122,7 +121,19 @@ pub fn parse_text(text: &str, format: Format, origin: &str) -> Result<Value, Con
                     .span()
                     .map(|s| line_col(text, s.start))
                     .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-                Err(parse_error(line, column, e.message().to_string()))
+                let key = e.span().and_then(|s| text.get(s)).map(str::trim);
+                match (e.message(), key, line) {
+                    ("duplicate key", Some(key), Some(line)) if !key.is_empty() => {
+                        Err(ConfigError::DuplicateKey {
+                            format: "TOML",
+                            origin: origin.to_string(),
+                            key: key.trim_matches('"').to_string(),
+                            line,
+                            first_line: toml_first_occurrence(text, key, line),
+                        })
+                    }
+                    _ => Err(parse_error(line, column, e.message().to_string())),
+                }
             }
         },
         Format::Kcl => Err(parse_error(
@@ -133,12 +144,22 @@ pub fn parse_text(text: &str, format: Format, origin: &str) -> Result<Value, Con
     }
 }
 
-fn strip_location(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+/// The line where `key`, repeated at `line`, first appears in the same table: the nearest
+/// line above that sets it, before the table's `[header]`.
+fn toml_first_occurrence(text: &str, key: &str, line: usize) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().take(line.saturating_sub(1)).collect();
+    for (i, l) in lines.iter().enumerate().rev() {
+        let l = l.trim_start();
+        if l.starts_with('[') {
+            return None;
+        }
+        if l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
     }
+    None
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -269,6 +290,12 @@ mod tests {
             panic!("{e}")
         };
         assert_eq!(*line, Some(2));
+        let e = parse_text("[r]\na = 1\nb = 2\na = 3\n", Format::Toml, "x.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "TOML error in x.toml: duplicate key \"a\" at line 4 (first at line 2); \
+             each key may appear once in a map"
+        );
         let e = parse_text("a: [1, 2\nb: 3\n", Format::Yaml, "x.yaml").unwrap_err();
         assert!(
             matches!(e, ConfigError::Parse { format: "YAML", .. }),

@@ -22,6 +22,7 @@ mod error;
 mod extensions;
 mod format;
 mod init;
+mod json;
 mod jsonschema;
 mod load;
 mod normalize;
@@ -37,6 +38,8 @@ mod tests_checks;
 mod tests_checks_nested;
 #[cfg(test)]
 mod tests_document;
+#[cfg(test)]
+mod tests_hints;
 
 pub use document::{
     document_from_value, is_bare_registry, to_json_value, validate_schema, Document,

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 use serde_saphyr::budget::BudgetBreach;
-use serde_saphyr::{Budget, DuplicateKeyPolicy, Error, Options};
+use serde_saphyr::{
+    Budget, DuplicateKeyPolicy, Error, MessageFormatter, Options, UserMessageFormatter,
+};
 
 use crate::error::ConfigError;
 
@@ -58,12 +60,21 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Value, ConfigError> {
                 origin: origin.to_string(),
                 what: breach_in_words(breach),
             },
-            _ => ConfigError::Parse {
+            Error::MultipleDocuments { .. } => ConfigError::Parse {
                 format: "YAML",
                 origin: origin.to_string(),
                 line,
                 column,
-                message: first_line(&e.to_string()),
+                message: "a second YAML document (after a `---` line) starts here; a config \
+                          file holds one document"
+                    .to_string(),
+            },
+            other => ConfigError::Parse {
+                format: "YAML",
+                origin: origin.to_string(),
+                line,
+                column,
+                message: first_line(&UserMessageFormatter.format_message(other)),
             },
         }
     })
@@ -228,6 +239,22 @@ mod tests {
         );
         let items = vec!["1"; MAX_NODES - 10].join(",");
         assert!(parse(&format!("x: [{items}]\n"), "ok.yaml").is_ok());
+    }
+
+    #[test]
+    fn other_errors_are_worded_for_users() {
+        let e = parse("a: 1\n---\nb: 2\n", "m.yaml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "YAML syntax error in m.yaml at line 3, column 1: a second YAML document (after a \
+             `---` line) starts here; a config file holds one document"
+        );
+        let e = parse("a: [1, 2\nb: 3\n", "u.yaml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("YAML syntax error in u.yaml at line "),
+            "{e}"
+        );
     }
 
     #[test]

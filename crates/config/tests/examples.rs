@@ -108,6 +108,7 @@ fn seed_docstring_examples_verbatim_fail_like_kcl() {
     assert_eq!(
         e.to_string(),
         "registry.namespaces: required field missing\n\
-         registry.auth_required: Authentication config required when auth enabled"
+         registry.auth_required: Authentication config required when auth enabled\n  \
+         hint: with auth_required: true, set username (and password_path) or auth_token_path"
     );
 }
