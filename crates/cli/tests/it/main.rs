@@ -10,6 +10,7 @@ mod tampering;
 
 mod client_cli;
 mod completion;
+mod config_cli;
 mod crash;
 mod e2e_clients;
 mod full_disk;
