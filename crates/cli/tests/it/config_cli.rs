@@ -130,8 +130,14 @@ fn parser_errors_are_in_words_and_exit_3() {
     let broken = write(dir.path(), "broken.json", "{");
     let out = ocireg(dir.path(), &["config", "validate", &broken], None);
     assert_eq!(out.status.code(), Some(3));
-    for text in [stderr(&out), stderr(&ocireg(dir.path(), &["config", "validate", &dup], None))] {
-        assert!(!text.contains("Options") && !text.contains("budget"), "{text}");
+    for text in [
+        stderr(&out),
+        stderr(&ocireg(dir.path(), &["config", "validate", &dup], None)),
+    ] {
+        assert!(
+            !text.contains("Options") && !text.contains("budget"),
+            "{text}"
+        );
     }
 }
 
@@ -141,7 +147,10 @@ fn usage_and_conflict_codes() {
     let good = write(dir.path(), "good.yaml", VALID);
     let out = ocireg(dir.path(), &["config", "validate", &good], None);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("ok: {good}\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ok: {good}\n")
+    );
     let out = ocireg(
         dir.path(),
         &["config", "validate", &good, "--schema", "NoSuchSchema"],
