@@ -228,26 +228,20 @@ fn plain_http_and_insecure_override_the_config() {
     // The config says TLS; the registry speaks plain HTTP: --plain-http reaches it.
     let plain = Registry::ocireg();
     let env = Env::new(plain.port, "tls_enabled: true", "");
-    let t0 = std::time::Instant::now();
     let refused = env.run(&["catalog"]);
-    eprintln!("T refused {:?}", t0.elapsed());
     assert_eq!(code(&refused), 8, "{}", stderr(&refused));
     assert_eq!(
         env.json(&["catalog", "--plain-http"])["repositories"],
         json!([])
     );
-    eprintln!("T plain {:?}", t0.elapsed());
     // A self-signed certificate fails verification; --insecure skips it.
     let certs = tempfile::tempdir().unwrap();
     let tls = Distribution::builder()
         .tls(ocireg_test_support::tls::make_self_signed(certs.path()))
         .start();
-    eprintln!("T tls started {:?}", t0.elapsed());
     let env = Env::new(tls.port(), "tls_enabled: true", "");
     let unverified = env.run(&["catalog"]);
-    eprintln!("T unverified {:?}", t0.elapsed());
-    let o = env.run(&["catalog", "--insecure"]);
-    eprintln!("T insecure {:?} {:?}", t0.elapsed(), o);
+
     assert_eq!(code(&unverified), 8, "{}", stderr(&unverified));
     assert_eq!(
         env.json(&["catalog", "--insecure"])["repositories"],
