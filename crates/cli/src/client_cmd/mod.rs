@@ -301,23 +301,59 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
     });
     // Work a command left behind (a packing task after Ctrl-C) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    result.map_err(with_start_hint)
+    result.map_err(with_hints)
 }
 
-/// Says how to start a loopback registry that is not running (the error keeps its exit code).
-fn with_start_hint(err: anyhow::Error) -> anyhow::Error {
-    let not_running = err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<ocireg_client::ClientError>(),
-            Some(ocireg_client::ClientError::NotRunning { .. })
-        )
+/// Adds what the user can do to an error: how to start a loopback registry that is not running
+/// (the error keeps its exit code), the flags that allow plain HTTP or unverified TLS for a run.
+fn with_hints(err: anyhow::Error) -> anyhow::Error {
+    use ocireg_client::ClientError;
+    let found = err.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(e @ (ClientError::NotRunning { .. } | ClientError::Insecure { .. })) => Some(e),
+        _ => None,
     });
-    if not_running {
-        crate::exit::coded(
+    match found {
+        Some(ClientError::NotRunning { .. }) => crate::exit::coded(
             crate::exit::Exit::NotRunning,
             anyhow::anyhow!("{err:#} — start it with \"ocireg up\" or \"ocireg serve\""),
-        )
-    } else {
-        err
+        ),
+        Some(ClientError::Insecure { .. }) => crate::exit::coded(
+            crate::exit::Exit::Usage,
+            anyhow::anyhow!(
+                "{err:#} (pull_policy.allow_insecure), or --plain-http / --insecure for this run"
+            ),
+        ),
+        _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{code_of, Exit};
+    use ocireg_client::ClientError;
+
+    #[test]
+    fn hints_name_what_to_do_and_keep_the_exit_code() {
+        let insecure = anyhow::Error::new(ClientError::Insecure {
+            host: "reg.example".into(),
+            what: "plain HTTP".into(),
+        });
+        let hinted = with_hints(insecure);
+        assert_eq!(code_of(&hinted), Exit::Usage);
+        assert_eq!(
+            hinted.to_string(),
+            "refusing plain HTTP for reg.example: only loopback hosts may use it unless allow_insecure is set (pull_policy.allow_insecure), or --plain-http / --insecure for this run"
+        );
+        let down = anyhow::Error::new(ClientError::NotRunning {
+            addr: "127.0.0.1:9".into(),
+        });
+        let hinted = with_hints(down.context("listing tags"));
+        assert_eq!(code_of(&hinted), Exit::NotRunning);
+        assert!(hinted
+            .to_string()
+            .ends_with("start it with \"ocireg up\" or \"ocireg serve\""));
+        let other = with_hints(anyhow::anyhow!("plain"));
+        assert_eq!(other.to_string(), "plain");
     }
 }
