@@ -41,6 +41,23 @@ impl Exit {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The code's name, as `--json` errors report it (`error.code`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Failed => "failed",
+            Exit::Usage => "usage",
+            Exit::Invalid => "invalid",
+            Exit::Unreadable => "unreadable",
+            Exit::NotFound => "not_found",
+            Exit::AuthRefused => "auth_refused",
+            Exit::NotRunning => "not_running",
+            Exit::Unreachable => "unreachable",
+            Exit::Conflict => "conflict",
+            Exit::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// An error that decides its own exit code.
@@ -115,12 +132,71 @@ fn client_exit(err: &ClientError) -> Option<Exit> {
         ClientError::Registry(reg) => match reg.status {
             401 | 403 => Exit::AuthRefused,
             404 => Exit::NotFound,
+            409 => Exit::Conflict,
             _ => Exit::Failed,
         },
         ClientError::TagInUse { .. } | ClientError::DestinationNotEmpty(_) => Exit::Conflict,
-        ClientError::InvalidKind(_) | ClientError::UnknownCustomNamespace { .. } => Exit::Usage,
+        ClientError::InvalidKind(_)
+        | ClientError::UnknownCustomNamespace { .. }
+        | ClientError::Options(_)
+        | ClientError::InvalidOption(_)
+        | ClientError::Insecure { .. } => Exit::Usage,
+        ClientError::NotCached { .. } | ClientError::CacheExpired { .. } => Exit::NotFound,
+        ClientError::SigningUnsupported | ClientError::UnsupportedSource { .. } => Exit::Invalid,
+        ClientError::Io { source, .. } | ClientError::LocalIo { source, .. } => io_exit(source)?,
         ClientError::Context { source, .. } => return client_exit(source),
         _ => return None,
+    })
+}
+
+/// A local file that is missing or may not be read is [`Exit::Unreadable`]; other I/O errors
+/// are plain failures (the caller decides).
+fn io_exit(err: &std::io::Error) -> Option<Exit> {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+    )
+    .then_some(Exit::Unreadable)
+}
+
+/// The messages of an error and its causes, outermost first, each once: a cause whose text
+/// the message before it already contains is left out. A [`Coded`] wrapper is looked through.
+pub fn messages(err: &anyhow::Error) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    collect(err, &mut out);
+    out
+}
+
+fn collect(err: &anyhow::Error, out: &mut Vec<String>) {
+    for cause in err.chain() {
+        if let Some(coded) = cause.downcast_ref::<Coded>() {
+            collect(&coded.error, out);
+            continue;
+        }
+        let text = cause.to_string();
+        if out.last().is_some_and(|prev| prev.contains(&text)) {
+            continue;
+        }
+        out.push(text);
+    }
+}
+
+/// The `--json` form of an error: `{"error": {"code", "exit", "message", "causes"}}`.
+pub fn json_error(err: &anyhow::Error) -> serde_json::Value {
+    let exit = code_of(err);
+    let mut all = messages(err);
+    let message = if all.is_empty() {
+        String::new()
+    } else {
+        all.remove(0)
+    };
+    serde_json::json!({
+        "error": {
+            "code": exit.name(),
+            "exit": exit.code(),
+            "message": message,
+            "causes": all,
+        }
     })
 }
 
@@ -147,6 +223,27 @@ mod tests {
         });
         assert_eq!(code_of(&err), Exit::AuthRefused);
         assert_eq!(code_of(&anyhow::anyhow!("plain")), Exit::Failed);
+        let missing = anyhow::Error::new(ClientError::Io {
+            context: "reading ./x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(code_of(&missing), Exit::Unreadable);
+        let cache = anyhow::Error::new(ClientError::NotCached { what: "r".into() });
+        assert_eq!(code_of(&cache), Exit::NotFound);
+    }
+
+    #[test]
+    fn json_errors_name_the_code_and_each_cause_once() {
+        let inner = anyhow::anyhow!("no registry answers on 127.0.0.1:9").context("listing tags");
+        let err = coded(Exit::NotRunning, inner).context("tags of ns/r");
+        let v = json_error(&err);
+        assert_eq!(v["error"]["code"], "not_running");
+        assert_eq!(v["error"]["exit"], 7);
+        assert_eq!(v["error"]["message"], "tags of ns/r");
+        assert_eq!(
+            v["error"]["causes"],
+            serde_json::json!(["listing tags", "no registry answers on 127.0.0.1:9"])
+        );
     }
 
     #[test]

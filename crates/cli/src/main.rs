@@ -9,6 +9,7 @@ mod config_cmd;
 #[allow(dead_code)]
 mod exit;
 mod gc_cmd;
+mod help;
 mod lifecycle_cmd;
 mod scrub_cmd;
 mod serve;
@@ -18,7 +19,7 @@ mod tests_address;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +72,14 @@ enum Command {
 }
 
 impl Command {
+    /// True when the command reports errors as JSON (`--json` on a client command).
+    fn json_errors(&self) -> bool {
+        match self {
+            Command::Client(c) => c.json(),
+            _ => false,
+        }
+    }
+
     /// The log filter when neither `--log` nor `$OCIREG_LOG` is given; `None`: the command does
     /// not log (its output is the config or a reference).
     fn default_log_level(&self) -> Option<&'static str> {
@@ -109,12 +118,51 @@ const HEAP_MMAP_THRESHOLD: usize = 32 << 20;
 /// Heap arenas (glibc's default is 8 per core): bounds the memory the trim threshold keeps.
 const HEAP_ARENAS: usize = 2;
 
+/// The command line: the derived one with the help table applied (examples, `-q` per command).
+fn cli_command() -> clap::Command {
+    help::command(<Cli as clap::CommandFactory>::command())
+}
+
+/// Parses the arguments. A usage error exits 2; with `--json` among the arguments it is printed
+/// as a JSON error on stdout (help and version print as usual).
+fn parse() -> Cli {
+    let parsed = cli_command()
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) => {
+            let json = std::env::args_os().any(|a| a == "--json");
+            let shown = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayVersion
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if json && !shown {
+                let err = exit::coded(exit::Exit::Usage, anyhow::anyhow!("{}", clap_message(&e)));
+                println!("{}", exit::json_error(&err));
+                std::process::exit(exit::Exit::Usage.code());
+            }
+            e.exit()
+        }
+    }
+}
+
+/// clap's message for a usage error without its `error: ` prefix and usage lines.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+}
+
 fn main() -> ExitCode {
     ocireg_sys::tune_allocator(HEAP_TRIM_THRESHOLD, HEAP_MMAP_THRESHOLD, HEAP_ARENAS);
-    let cli = Cli::parse();
+    let cli = parse();
     if let Some(level) = cli.command.default_log_level() {
         init_logging(cli.log.as_deref(), level);
     }
+    let json_errors = cli.command.json_errors();
     let config = cli.config.as_deref();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args, config),
@@ -125,7 +173,7 @@ fn main() -> ExitCode {
         Command::Client(cmd) => client_cmd::run(cmd, config),
         Command::Lifecycle(cmd) => lifecycle_cmd::run(cmd, config),
         Command::Completion { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = cli_command();
             clap_complete::generate(shell, &mut cmd, "ocireg", &mut std::io::stdout());
             Ok(0)
         }
@@ -133,7 +181,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            if json_errors {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&exit::json_error(&err)).unwrap_or_default()
+                );
+            } else {
+                eprintln!("error: {err:#}");
+            }
             ExitCode::from(u8::try_from(exit::code_of(&err).code()).unwrap_or(1))
         }
     }

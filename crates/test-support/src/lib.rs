@@ -11,6 +11,7 @@ pub mod prom;
 pub mod router;
 pub mod serve;
 pub mod tls;
+pub mod tmux;
 pub mod xorshift;
 
 pub use bin::{ocireg_bin, output_with_stdin};

@@ -6,9 +6,41 @@ use ocireg_oci::Reference;
 use serde_json::json;
 
 use super::refs::parse_ref;
-use super::settings::Ctx;
+use super::settings::{Ctx, Endpoint};
 use super::ui::{self, Ui};
 use super::CopyArgs;
+use crate::exit::{self, coded, Exit};
+use ocireg_client::{ClientError, Registry};
+
+/// An auth refusal during a copy names the side that refused: the source is asked again for
+/// the manifest (pull); if it answers, the destination refused (push).
+async fn which_side_refused(
+    src: &Registry,
+    req: &CopyRequest,
+    src_ep: &Endpoint,
+    dst_ep: &Endpoint,
+    err: ClientError,
+) -> anyhow::Error {
+    let err = anyhow::Error::from(err);
+    if exit::code_of(&err) != Exit::AuthRefused {
+        return err;
+    }
+    let source_refuses = match src.head_manifest(&req.src_repo, &req.src_ref, &[]).await {
+        Ok(_) => false,
+        Err(e) => exit::code_of(&anyhow::Error::from(e)) == Exit::AuthRefused,
+    };
+    if source_refuses {
+        err.context(format!(
+            "the source registry {} refused access to {}",
+            src_ep.host, req.src_shown
+        ))
+    } else {
+        err.context(format!(
+            "the destination registry {} refused the push to {}",
+            dst_ep.host, req.dst_shown
+        ))
+    }
+}
 
 /// Runs `ocireg copy SRC DST`.
 pub(crate) async fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<i32> {
@@ -25,6 +57,16 @@ pub(crate) async fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         (None, None, None) => src_ref.clone(),
     };
     let same_registry = src_ep == dst_ep;
+    if ctx.credentials.is_some() && !same_registry {
+        return Err(coded(
+            Exit::Usage,
+            anyhow::anyhow!(
+                "-u gives one registry's credentials, and {} and {} are two: log in to each (ocireg login) instead",
+                src_ep.host,
+                dst_ep.host
+            ),
+        ));
+    }
     let s = ctx.registry(&src_ep)?;
     let d = if same_registry {
         s.clone()
@@ -41,7 +83,10 @@ pub(crate) async fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         dst_ref,
         allow_overwrite: a.force || ctx.doc.push_policy.allow_overwrite,
     };
-    let c = copy_artifact(&s, &d, &req, &ui).await?;
+    let c = match copy_artifact(&s, &d, &req, &ui).await {
+        Ok(c) => c,
+        Err(e) => return Err(which_side_refused(&s, &req, &src_ep, &dst_ep, e).await),
+    };
     let (shown_src, shown_dst, digest) = (&req.src_shown, &req.dst_shown, &c.digest);
     let json = json!({
         "source": shown_src,

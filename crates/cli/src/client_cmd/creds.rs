@@ -1,8 +1,11 @@
 //! Credentials: lookup in order (1) the config (`username` + `password_path`, or
 //! `auth_token_path`) for the configured registry, (2) our credentials file
 //! (`$OCIREG_CREDENTIALS`, else `~/.provisioning/oci-registry/credentials.json`), (3) Docker's
-//! `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): `auths.<host>.auth`
-//! (base64 `user:pass`) or `identitytoken`.
+//! `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): its credential
+//! helper for the host (`credHelpers.<host>`, else `credsStore`: `docker-credential-<name> get`
+//! per the docker-credential-helpers protocol), else `auths.<host>.auth` (base64 `user:pass`) or
+//! `identitytoken`. An identity token (a helper's `<token>` user name) is sent like Docker's
+//! `identitytoken` entries, as the password of the user `<token>`.
 //!
 //! Our file uses Docker's layout, `{"auths": {"host:port": {"auth": "<base64 user:pass>"}}}`,
 //! is written with mode 0600 through a temporary file, fsync and rename, and its directory
@@ -51,19 +54,123 @@ fn read_secret(path: &str, field: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-/// Reads a JSON file into its `auths` map; a missing file is an empty map.
-fn read_auths(path: &Path) -> anyhow::Result<Map<String, Value>> {
+/// Reads a JSON file; a missing file is an empty object.
+fn read_json(path: &Path) -> anyhow::Result<Value> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Null),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let v: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    Ok(v.get("auths")
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// Reads a JSON file into its `auths` map; a missing file is an empty map.
+fn read_auths(path: &Path) -> anyhow::Result<Map<String, Value>> {
+    Ok(auths_of(&read_json(path)?))
+}
+
+fn auths_of(v: &Value) -> Map<String, Value> {
+    v.get("auths")
         .and_then(Value::as_object)
         .cloned()
-        .unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// The credential helper Docker's config names for `host`: `credHelpers.<host>`, else
+/// `credsStore`.
+fn helper_for(docker: &Value, host: &str) -> Option<String> {
+    let per_host = docker
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| normalize_host(k) == host)
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_str);
+    per_host
+        .or_else(|| docker.get("credsStore").and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+}
+
+/// What a helper's `get` printed: `{"Username", "Secret"}`; the user `<token>` marks an identity
+/// token, kept as that user's password (as Docker's `identitytoken` entries are).
+fn parse_helper_output(out: &[u8]) -> anyhow::Result<Option<Credentials>> {
+    let v: Value = serde_json::from_slice(out).context("its answer is not JSON")?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (username, password) = (field("Username"), field("Secret"));
+    if password.is_empty() {
+        return Ok(None);
+    }
+    let username = if username.is_empty() {
+        "<token>".to_owned()
+    } else {
+        username
+    };
+    Ok(Some(Credentials::Basic { username, password }))
+}
+
+/// The helpers' answer when they hold nothing for the server (exit status 1).
+const HELPER_NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// Runs `docker-credential-<name> get` with `host` on stdin. `None` when the helper holds
+/// nothing for it, or cannot be run (then a warning says why: Docker's config is shared with
+/// other tools, and anonymous access may still do).
+fn run_helper(name: &str, host: &str) -> Option<Credentials> {
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{name}");
+    let child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let result = child.and_then(|mut c| {
+        if let Some(mut stdin) = c.stdin.take() {
+            stdin.write_all(host.as_bytes())?;
+        }
+        c.wait_with_output()
+    });
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::warn!("credential helper {program} (Docker config) cannot run: {e}");
+            return None;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        if !stdout.contains(HELPER_NOT_FOUND) {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said = format!("{} {}", stdout.trim(), said.trim());
+            tracing::warn!(
+                "credential helper {program} failed for {host}: {}",
+                said.trim()
+            );
+        }
+        return None;
+    }
+    match parse_helper_output(&out.stdout) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("credential helper {program} for {host}: {e:#}");
+            None
+        }
+    }
+}
+
+/// Credentials for `host` from Docker's config: its helper, else its `auths` entry.
+fn docker_lookup(path: &Path, host: &str) -> anyhow::Result<Option<Credentials>> {
+    let docker = read_json(path)?;
+    if let Some(name) = helper_for(&docker, host) {
+        if let Some(c) = run_helper(&name, host) {
+            tracing::debug!(host, helper = %name, "using credentials from a helper");
+            return Ok(Some(c));
+        }
+    }
+    Ok(find_entry(&auths_of(&docker), host).and_then(entry_credentials))
 }
 
 /// Credentials of one `auths` entry: `auth` (base64 `user:pass`), `username`/`password`, or
@@ -131,14 +238,12 @@ pub(crate) fn lookup(
             return Ok(Credentials::Bearer(read_secret(tok, "auth_token_path")?));
         }
     }
-    for path in [credentials_path(), docker_config_path()] {
-        let auths = read_auths(&path)?;
-        if let Some(c) = find_entry(&auths, host).and_then(entry_credentials) {
-            tracing::debug!(host, file = %path.display(), "using stored credentials");
-            return Ok(c);
-        }
+    let ours = credentials_path();
+    if let Some(c) = find_entry(&read_auths(&ours)?, host).and_then(entry_credentials) {
+        tracing::debug!(host, file = %ours.display(), "using stored credentials");
+        return Ok(c);
     }
-    Ok(Credentials::Anonymous)
+    Ok(docker_lookup(&docker_config_path(), host)?.unwrap_or(Credentials::Anonymous))
 }
 
 /// Writes `auths` to our credentials file atomically with mode 0600.
@@ -234,6 +339,48 @@ mod tests {
         );
         assert!(entry_credentials(&json!({ "auth": "!!" })).is_none());
         assert!(entry_credentials(&json!({})).is_none());
+    }
+
+    #[test]
+    fn helpers_per_host_win_over_the_store() {
+        let docker = json!({"credsStore": "desktop", "credHelpers": {"reg.example:5000": "pass"}});
+        assert_eq!(
+            helper_for(&docker, "reg.example:5000").as_deref(),
+            Some("pass")
+        );
+        assert_eq!(
+            helper_for(&docker, "other.example").as_deref(),
+            Some("desktop")
+        );
+        assert_eq!(helper_for(&json!({"auths": {}}), "reg.example"), None);
+    }
+
+    #[test]
+    fn helper_answers() {
+        let c = parse_helper_output(br#"{"ServerURL":"r","Username":"bob","Secret":"pw"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c,
+            Credentials::Basic {
+                username: "bob".into(),
+                password: "pw".into()
+            }
+        );
+        let c = parse_helper_output(br#"{"Username":"<token>","Secret":"tok"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c,
+            Credentials::Basic {
+                username: "<token>".into(),
+                password: "tok".into()
+            }
+        );
+        assert!(parse_helper_output(br#"{"Username":"bob","Secret":""}"#)
+            .unwrap()
+            .is_none());
+        assert!(parse_helper_output(b"not json").is_err());
     }
 
     #[test]

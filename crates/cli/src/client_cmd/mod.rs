@@ -27,12 +27,35 @@ use clap::{Args, Subcommand};
 /// Output flags shared by every client command.
 #[derive(Args, Debug, Clone, Copy, Default)]
 pub struct OutputArgs {
-    /// Print one JSON object on stdout instead of text.
+    /// Print one JSON object on stdout instead of text (errors too).
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
-    /// Print only the essential value (the digest for push/pull/copy), no progress.
+    /// Print only the essential value, no progress (each command's help says which value).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Connection flags shared by every client command: they override the config's registry and
+/// `registry.remote` / `pull_policy` connection settings for this run only.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConnArgs {
+    /// Registry `HOST[:PORT]` (or `http(s)://HOST[:PORT]`) for references that name none,
+    /// instead of the configured one.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub registry: Option<String>,
+    /// Talk plain HTTP to the registry (also to a non-loopback host).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    pub insecure: bool,
+    /// User name for this run (the password comes from --password-stdin, else a prompt on a
+    /// terminal); overrides stored credentials.
+    #[arg(long, short = 'u', value_name = "USER")]
+    pub username: Option<String>,
+    /// Read the password (or token) from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 /// `ocireg push KIND PATH [NAME[:TAG]]`.
@@ -58,6 +81,9 @@ pub struct PushArgs {
     /// false).
     #[arg(long)]
     pub force: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -72,23 +98,29 @@ pub struct PullArgs {
     /// Directory to unpack into (must not exist or be empty; default ./<last repo component>).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
 }
 
-/// `ocireg tags REPO [--n N] [--last TAG]`.
+/// `ocireg tags REPO [-n N] [--last TAG]`.
 #[derive(Args, Debug)]
 pub struct TagsArgs {
     /// `[registry/]namespace/repo`.
     #[arg(value_name = "REPO")]
     pub repo: String,
     /// Show one page of at most N tags (default: all tags, following pagination).
-    #[arg(long = "n", value_name = "N")]
+    #[arg(short = 'n', long = "limit", alias = "n", value_name = "N")]
     pub n: Option<usize>,
-    /// With --n: start after this tag.
+    /// With -n: start after this tag.
     #[arg(long, value_name = "TAG", requires = "n")]
     pub last: Option<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -97,9 +129,16 @@ pub struct TagsArgs {
 /// `ocireg catalog [REGISTRY]`.
 #[derive(Args, Debug)]
 pub struct CatalogArgs {
-    /// Registry `host[:port]` (default: the configured one).
-    #[arg(value_name = "REGISTRY")]
+    /// Registry `host[:port]`, the same as --registry (default: the configured one).
+    #[arg(
+        value_name = "REGISTRY",
+        id = "registry_arg",
+        conflicts_with = "registry"
+    )]
     pub registry: Option<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -111,6 +150,9 @@ pub struct RefArgs {
     /// `[registry/]namespace/repo[:tag][@digest]`.
     #[arg(value_name = "REF")]
     pub reference: String,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -129,26 +171,30 @@ pub struct CopyArgs {
     /// push_policy.allow_overwrite = false).
     #[arg(long)]
     pub force: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
 }
 
-/// `ocireg login [REGISTRY] -u USER --password-stdin`.
+/// `ocireg login [REGISTRY] -u USER [--password-stdin]`.
 #[derive(Args, Debug)]
 pub struct LoginArgs {
-    /// Registry `host[:port]` (default: the configured one).
-    #[arg(value_name = "REGISTRY")]
+    /// Registry `host[:port]`, the same as --registry (default: the configured one).
+    #[arg(
+        value_name = "REGISTRY",
+        id = "registry_arg",
+        conflicts_with = "registry"
+    )]
     pub registry: Option<String>,
-    /// User name.
-    #[arg(long, short = 'u', value_name = "USER")]
-    pub username: String,
-    /// Read the password (or token) from standard input.
-    #[arg(long)]
-    pub password_stdin: bool,
     /// Store the credentials without checking them against the registry first.
     #[arg(long)]
     pub no_verify: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -157,9 +203,16 @@ pub struct LoginArgs {
 /// `ocireg logout [REGISTRY]`.
 #[derive(Args, Debug)]
 pub struct LogoutArgs {
-    /// Registry `host[:port]` (default: the configured one).
-    #[arg(value_name = "REGISTRY")]
+    /// Registry `host[:port]`, the same as --registry (default: the configured one).
+    #[arg(
+        value_name = "REGISTRY",
+        id = "registry_arg",
+        conflicts_with = "registry"
+    )]
     pub registry: Option<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -168,7 +221,8 @@ pub struct LogoutArgs {
 /// The client commands, flattened into the top-level command list.
 #[derive(Subcommand, Debug)]
 pub enum ClientCmd {
-    /// Pack a file or directory as an artifact of KIND and push it to the configured registry.
+    /// Pack a file or directory as an artifact of KIND and push it (to the configured registry,
+    /// or --registry).
     Push(PushArgs),
     /// Pull an artifact (through the local cache, per pull_policy) and unpack it.
     Pull(PullArgs),
@@ -178,7 +232,8 @@ pub enum ClientCmd {
     Catalog(CatalogArgs),
     /// Show a manifest: digest, size, media type, artifactType, annotations, referrers.
     Inspect(RefArgs),
-    /// Delete a manifest (by tag or digest).
+    /// Remove a tag (REF with a tag) or delete a manifest and every tag on it (REF with a
+    /// digest).
     Rm(RefArgs),
     /// Copy an artifact or image between repositories or registries.
     Copy(CopyArgs),
@@ -190,9 +245,41 @@ pub enum ClientCmd {
     Search(search::SearchArgs),
 }
 
+impl ClientCmd {
+    /// The command's connection flags, a registry positional (`catalog`, `login`, `logout`)
+    /// standing for `--registry`, and its output flags.
+    fn flags(&self) -> (ConnArgs, OutputArgs) {
+        let with_positional = |conn: &ConnArgs, positional: &Option<String>| ConnArgs {
+            registry: positional.clone().or_else(|| conn.registry.clone()),
+            ..conn.clone()
+        };
+        match self {
+            ClientCmd::Push(a) => (a.conn.clone(), a.out),
+            ClientCmd::Pull(a) => (a.conn.clone(), a.out),
+            ClientCmd::Tags(a) => (a.conn.clone(), a.out),
+            ClientCmd::Catalog(a) => (with_positional(&a.conn, &a.registry), a.out),
+            ClientCmd::Inspect(a) | ClientCmd::Rm(a) => (a.conn.clone(), a.out),
+            ClientCmd::Copy(a) => (a.conn.clone(), a.out),
+            ClientCmd::Login(a) => (with_positional(&a.conn, &a.registry), a.out),
+            ClientCmd::Logout(a) => (with_positional(&a.conn, &a.registry), a.out),
+            ClientCmd::Search(a) => (a.conn.clone(), a.out),
+        }
+    }
+
+    /// True when the command prints JSON (`--json`), errors included.
+    pub fn json(&self) -> bool {
+        self.flags().1.json
+    }
+}
+
 /// Runs a client command with the global `--config`; returns the exit code.
 pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> {
-    let ctx = settings::Ctx::load(global_config)?;
+    let (conn, _) = cmd.flags();
+    let mut ctx = settings::Ctx::load(global_config, &conn)?;
+    // `logout` only forgets; every other command uses `-u` (login asks for a user without it).
+    if !matches!(cmd, ClientCmd::Logout(_)) {
+        ctx.credentials = login::flag_credentials(&conn, matches!(cmd, ClientCmd::Login(_)))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -214,20 +301,59 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
     });
     // Work a command left behind (a packing task after Ctrl-C) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    result.map_err(with_start_hint)
+    result.map_err(with_hints)
 }
 
-/// Says how to start a loopback registry that is not running.
-fn with_start_hint(err: anyhow::Error) -> anyhow::Error {
-    let not_running = err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<ocireg_client::ClientError>(),
-            Some(ocireg_client::ClientError::NotRunning { .. })
-        )
+/// Adds what the user can do to an error: how to start a loopback registry that is not running
+/// (the error keeps its exit code), the flags that allow plain HTTP or unverified TLS for a run.
+fn with_hints(err: anyhow::Error) -> anyhow::Error {
+    use ocireg_client::ClientError;
+    let found = err.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(e @ (ClientError::NotRunning { .. } | ClientError::Insecure { .. })) => Some(e),
+        _ => None,
     });
-    if not_running {
-        anyhow::anyhow!("{err:#} — start it with \"ocireg up\" or \"ocireg serve\"")
-    } else {
-        err
+    match found {
+        Some(ClientError::NotRunning { .. }) => crate::exit::coded(
+            crate::exit::Exit::NotRunning,
+            anyhow::anyhow!("{err:#} — start it with \"ocireg up\" or \"ocireg serve\""),
+        ),
+        Some(ClientError::Insecure { .. }) => crate::exit::coded(
+            crate::exit::Exit::Usage,
+            anyhow::anyhow!(
+                "{err:#} (pull_policy.allow_insecure), or --plain-http / --insecure for this run"
+            ),
+        ),
+        _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{code_of, Exit};
+    use ocireg_client::ClientError;
+
+    #[test]
+    fn hints_name_what_to_do_and_keep_the_exit_code() {
+        let insecure = anyhow::Error::new(ClientError::Insecure {
+            host: "reg.example".into(),
+            what: "plain HTTP".into(),
+        });
+        let hinted = with_hints(insecure);
+        assert_eq!(code_of(&hinted), Exit::Usage);
+        assert_eq!(
+            hinted.to_string(),
+            "refusing plain HTTP for reg.example: only loopback hosts may use it unless allow_insecure is set (pull_policy.allow_insecure), or --plain-http / --insecure for this run"
+        );
+        let down = anyhow::Error::new(ClientError::NotRunning {
+            addr: "127.0.0.1:9".into(),
+        });
+        let hinted = with_hints(down.context("listing tags"));
+        assert_eq!(code_of(&hinted), Exit::NotRunning);
+        assert!(hinted
+            .to_string()
+            .ends_with("start it with \"ocireg up\" or \"ocireg serve\""));
+        let other = with_hints(anyhow::anyhow!("plain"));
+        assert_eq!(other.to_string(), "plain");
     }
 }

@@ -10,6 +10,7 @@ use super::refs::{parse_ref, parse_repo};
 use super::settings::Ctx;
 use super::ui::Ui;
 use super::{CatalogArgs, RefArgs, TagsArgs};
+use crate::exit::{coded, Exit};
 
 /// Runs `ocireg tags REPO [--n N [--last TAG]]`.
 pub(crate) async fn tags(ctx: &Ctx, a: TagsArgs) -> anyhow::Result<i32> {
@@ -39,7 +40,7 @@ pub(crate) async fn tags(ctx: &Ctx, a: TagsArgs) -> anyhow::Result<i32> {
 /// Runs `ocireg catalog [REGISTRY]`.
 pub(crate) async fn catalog(ctx: &Ctx, a: CatalogArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
-    let ep = ctx.endpoint_arg(a.registry.as_deref());
+    let ep = ctx.configured();
     let reg = ctx.registry(&ep)?;
     let repos = reg.catalog().await?;
     let json = json!({ "registry": ep.host, "repositories": repos });
@@ -152,8 +153,9 @@ fn tag_delete_unsupported(e: &ClientError) -> bool {
     matches!(e.status(), Some(400 | 405)) || e.error_code() == Some(ErrorCode::Unsupported)
 }
 
-/// Runs `ocireg rm REF`: deletes by digest, or by tag. A registry that cannot delete tags gets
-/// the manifest the tag points to deleted by digest (which removes every tag pointing to it).
+/// Runs `ocireg rm REF`: by tag it removes the tag (the manifest stays, with its other tags);
+/// by digest it deletes the manifest and every tag on it. A registry that cannot remove a tag
+/// alone gets the manifest the tag points to deleted by digest, and the output says so.
 pub(crate) async fn rm(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
     let r = parse_ref(&a.reference)?;
@@ -161,36 +163,47 @@ pub(crate) async fn rm(ctx: &Ctx, a: RefArgs) -> anyhow::Result<i32> {
     let reference = r.reference();
     let shown = display(&ep.host, r.repo(), &reference);
     let Some(info) = reg.head_manifest(r.repo(), &reference, &[]).await? else {
-        anyhow::bail!("{shown} not found");
+        return Err(coded(Exit::NotFound, anyhow::anyhow!("{shown} not found")));
     };
-    let mut by = "digest";
-    match &reference {
-        Reference::Digest(d) => {
-            reg.delete_manifest(r.repo(), &Reference::Digest(d.clone()))
-                .await?
+    let by_digest = Reference::Digest(info.digest.clone());
+    let manifest = display(&ep.host, r.repo(), &by_digest);
+    let removed_tag = match &reference {
+        Reference::Digest(_) => {
+            reg.delete_manifest(r.repo(), &by_digest).await?;
+            false
         }
         Reference::Tag(_) => match reg.delete_manifest(r.repo(), &reference).await {
-            Ok(()) => by = "tag",
+            Ok(()) => true,
             Err(e) if tag_delete_unsupported(&e) => {
                 ui.status(&format!(
-                    "the registry cannot delete tags; deleting manifest {} (all its tags)",
+                    "the registry cannot remove a tag alone; deleting manifest {} (all its tags)",
                     info.digest
                 ));
-                reg.delete_manifest(r.repo(), &Reference::Digest(info.digest.clone()))
-                    .await?;
+                reg.delete_manifest(r.repo(), &by_digest).await?;
+                false
             }
             Err(e) => return Err(e.into()),
         },
-    }
+    };
+    let (removed, by, text) = if removed_tag {
+        (
+            "tag",
+            "tag",
+            format!("removed tag {shown} (the manifest {} stays)", info.digest),
+        )
+    } else {
+        (
+            "manifest",
+            "digest",
+            format!("deleted manifest {manifest} and every tag on it"),
+        )
+    };
     let json = json!({
         "reference": shown,
         "digest": info.digest.to_string(),
+        "removed": removed,
         "deletedBy": by,
     });
-    ui.result(
-        &json,
-        &info.digest.to_string(),
-        &format!("deleted {shown} ({})", info.digest),
-    );
+    ui.result(&json, &info.digest.to_string(), &text);
     Ok(0)
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::settings::Ctx;
 use super::ui::Ui;
-use super::OutputArgs;
+use super::{ConnArgs, OutputArgs};
 
 /// `ocireg search [QUERY] ...`.
 #[derive(Args, Debug)]
@@ -27,14 +27,14 @@ pub struct SearchArgs {
     #[arg(long, value_name = "T")]
     pub artifact_type: Option<String>,
     /// Show one page of at most N results (default: every result, following pagination).
-    #[arg(long = "n", short = 'n', value_name = "N")]
+    #[arg(short = 'n', long = "limit", alias = "n", value_name = "N")]
     pub n: Option<usize>,
     /// With -n: start after this cursor (printed as `more: --last ...`).
     #[arg(long, value_name = "CURSOR", requires = "n")]
     pub last: Option<String>,
-    /// Registry `host[:port]` (default: the configured one).
-    #[arg(long, value_name = "REGISTRY")]
-    pub registry: Option<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Output mode.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -55,7 +55,7 @@ fn line(host: &str, h: &SearchHit) -> String {
 /// Runs `ocireg search`.
 pub(crate) async fn run(ctx: &Ctx, a: SearchArgs) -> anyhow::Result<i32> {
     let ui = Ui::new(a.out);
-    let ep = ctx.endpoint_arg(a.registry.as_deref());
+    let ep = ctx.configured();
     let reg = ctx.registry(&ep)?;
     let q = SearchQuery {
         name: a.query.clone(),

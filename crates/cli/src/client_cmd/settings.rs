@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ocireg_client::artifact::{Cache, CacheOptions};
-use ocireg_client::{ClientOptions, Registry};
+use ocireg_client::{ClientOptions, Credentials, Registry};
 use ocireg_config::{ClientView, Document};
 
 use super::creds;
 use super::refs::ImageRef;
+use super::ConnArgs;
 
 /// A registry address: `host[:port]` (lower-cased) and the scheme to reach it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +29,20 @@ impl Endpoint {
     }
 }
 
-/// Everything a client command needs from the config.
+/// Everything a client command needs from the config and its connection flags.
 pub(crate) struct Ctx {
     /// The validated config document.
     pub doc: Document,
     /// Its effective client settings.
     pub view: ClientView,
-    /// Connection settings for every registry the command talks to.
+    /// Connection settings for every registry the command talks to (the flags applied).
     pub options: ClientOptions,
+    /// `--registry`: the registry for references that name none, instead of the configured one.
+    pub registry_flag: Option<String>,
+    /// `--plain-http`: plain HTTP to every registry of this run.
+    pub plain_http: bool,
+    /// `-u` with its password: used for every registry of this run instead of stored ones.
+    pub credentials: Option<Credentials>,
 }
 
 /// The first of `names` set to a non-blank value in `env`.
@@ -58,6 +65,29 @@ fn split_list(s: &str) -> Vec<String> {
 /// Builds the client options from the effective settings and the process environment.
 pub(crate) fn client_options(view: &ClientView) -> ClientOptions {
     client_options_with(view, &|n| std::env::var(n).ok())
+}
+
+/// Applies `--plain-http` and `--insecure`: asking for either on the command line is the
+/// permission `pull_policy.allow_insecure` gives in the config.
+fn apply_flags(options: &mut ClientOptions, conn: &ConnArgs) {
+    if conn.plain_http {
+        options.allow_insecure = true;
+    }
+    if conn.insecure {
+        options.verify_ssl = false;
+        options.allow_insecure = true;
+    }
+}
+
+/// The scheme a registry argument starts with (`http://` or `https://`), if any.
+fn scheme_of(arg: &str) -> Option<&'static str> {
+    if arg.starts_with("https://") {
+        Some("https")
+    } else if arg.starts_with("http://") {
+        Some("http")
+    } else {
+        None
+    }
 }
 
 /// Builds the client options from the effective settings; proxy variables are read through
@@ -122,23 +152,52 @@ pub(crate) fn normalize_host(s: &str) -> String {
 }
 
 impl Ctx {
-    /// Loads the config (global `--config`, `$OCIREG_CONFIG`, default path, built-in defaults).
-    pub fn load(global: Option<&Path>) -> anyhow::Result<Ctx> {
+    /// Loads the config (global `--config`, `$OCIREG_CONFIG`, default path, built-in defaults)
+    /// and applies the connection flags but the credentials (see [`Ctx::credentials`]).
+    pub fn load(global: Option<&Path>, conn: &ConnArgs) -> anyhow::Result<Ctx> {
         let doc = crate::config_cmd::load_valid_document(global)?;
         let view = ClientView::resolve(&doc)?;
-        let options = client_options(&view);
-        // registry.local.auto_start: a local registry that is not running is started first.
-        crate::lifecycle_cmd::ensure_running(&doc)?;
-        Ok(Ctx { doc, view, options })
+        let mut options = client_options(&view);
+        apply_flags(&mut options, conn);
+        let ctx = Ctx {
+            doc,
+            view,
+            options,
+            registry_flag: conn.registry.clone(),
+            plain_http: conn.plain_http,
+            credentials: None,
+        };
+        // registry.local.auto_start: a local registry that is not running is started first,
+        // unless this run talks to another registry.
+        if ctx.configured().host == configured(&ctx.view).host {
+            crate::lifecycle_cmd::ensure_running(&ctx.doc)?;
+        }
+        Ok(ctx)
     }
 
-    /// The configured registry: `registry.endpoint` and the port clients use, https when
-    /// `tls_enabled`.
+    /// This run's default registry: `--registry` when given, else `registry.endpoint` and the
+    /// port clients use, https when `tls_enabled` (http with `--plain-http`).
     pub fn configured(&self) -> Endpoint {
-        configured(&self.view)
+        let Some(arg) = self.registry_flag.as_deref() else {
+            let mut ep = configured(&self.view);
+            if self.plain_http {
+                ep.scheme = "http";
+            }
+            return ep;
+        };
+        let host = normalize_host(arg);
+        let from_config = configured(&self.view);
+        let scheme = match scheme_of(arg) {
+            Some(s) => s,
+            None if self.plain_http => "http",
+            None if host == from_config.host => from_config.scheme,
+            None if is_loopback(&host) => "http",
+            None => "https",
+        };
+        Endpoint { host, scheme }
     }
 
-    /// The endpoint a parsed reference names (its registry, else the configured one).
+    /// The endpoint a parsed reference names (its registry, else this run's default one).
     pub fn endpoint_of(&self, r: &ImageRef) -> Endpoint {
         self.endpoint(r.registry(), r.scheme)
     }
@@ -150,42 +209,35 @@ impl Ctx {
         Ok((ep, reg))
     }
 
-    /// The endpoint for a registry named in a reference: the configured registry's scheme when
-    /// it is that registry, else the explicit scheme, else http for loopback and https otherwise.
+    /// The endpoint for a registry named in a reference: the explicit scheme, else http with
+    /// `--plain-http`, else the default registry's scheme when it is that registry, else http
+    /// for loopback and https otherwise.
     pub fn endpoint(&self, host: Option<&str>, scheme: Option<&'static str>) -> Endpoint {
-        let configured = self.configured();
+        let default = self.configured();
         let Some(host) = host else {
-            return configured;
+            return default;
         };
         let host = normalize_host(host);
         let scheme = match scheme {
             Some(s) => s,
-            None if host == configured.host => configured.scheme,
+            None if self.plain_http => "http",
+            None if host == default.host => default.scheme,
             None if is_loopback(&host) => "http",
             None => "https",
         };
         Endpoint { host, scheme }
     }
 
-    /// The endpoint for a registry argument given as a host or a URL (`https://host`): the URL's
-    /// scheme when it has one, else as [`Ctx::endpoint`] decides.
-    pub fn endpoint_arg(&self, registry: Option<&str>) -> Endpoint {
-        let scheme = registry.and_then(|s| {
-            if s.starts_with("https://") {
-                Some("https")
-            } else if s.starts_with("http://") {
-                Some("http")
-            } else {
-                None
-            }
-        });
-        self.endpoint(registry, scheme)
-    }
-
-    /// A client for `ep`, with the credentials found for it.
+    /// A client for `ep`, with the credentials of `-u` when given, else those found for it
+    /// (the config's only for the configured registry).
     pub fn registry(&self, ep: &Endpoint) -> anyhow::Result<Registry> {
-        let is_configured = ep.host == self.configured().host;
-        let credentials = creds::lookup(&self.doc, &ep.host, is_configured)?;
+        let credentials = match &self.credentials {
+            Some(c) => c.clone(),
+            None => {
+                let is_configured = ep.host == configured(&self.view).host;
+                creds::lookup(&self.doc, &ep.host, is_configured)?
+            }
+        };
         Registry::new(&ep.base_url(), credentials, self.options.clone())
             .with_context(|| format!("registry {}", ep.base_url()))
     }
@@ -287,15 +339,49 @@ mod tests {
         assert_eq!((rate.requests_per_second, rate.burst), (4, 8));
         assert_eq!((rate.pull_limit, rate.push_limit), (Some(2), None));
         assert!(o.allow_insecure);
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             doc,
             view,
             options: ClientOptions::default(),
+            registry_flag: None,
+            plain_http: false,
+            credentials: None,
         };
         assert_eq!(ctx.configured().host, "reg.example.com:443");
         assert_eq!(ctx.configured().scheme, "https");
         assert_eq!(ctx.endpoint(Some("127.0.0.1:9"), None).scheme, "http");
         assert_eq!(ctx.endpoint(Some("other.example"), None).scheme, "https");
         assert_eq!(ctx.endpoint(Some("x:1"), Some("http")).scheme, "http");
+        // --registry replaces the configured registry; --plain-http turns every scheme to http
+        // but one the argument spells out.
+        ctx.registry_flag = Some("other.example:5000".into());
+        assert_eq!(ctx.configured().base_url(), "https://other.example:5000");
+        ctx.plain_http = true;
+        assert_eq!(ctx.configured().base_url(), "http://other.example:5000");
+        assert_eq!(ctx.endpoint(Some("r.example"), None).scheme, "http");
+        ctx.registry_flag = Some("https://tls.example".into());
+        assert_eq!(ctx.configured().base_url(), "https://tls.example");
+        ctx.registry_flag = None;
+        assert_eq!(ctx.configured().base_url(), "http://reg.example.com:443");
+    }
+
+    #[test]
+    fn connection_flags_allow_what_they_ask_for() {
+        let mut o = ClientOptions::default();
+        apply_flags(&mut o, &ConnArgs::default());
+        assert!(o.verify_ssl && !o.allow_insecure);
+        let plain = ConnArgs {
+            plain_http: true,
+            ..ConnArgs::default()
+        };
+        apply_flags(&mut o, &plain);
+        assert!(o.verify_ssl && o.allow_insecure);
+        let mut o = ClientOptions::default();
+        let insecure = ConnArgs {
+            insecure: true,
+            ..ConnArgs::default()
+        };
+        apply_flags(&mut o, &insecure);
+        assert!(!o.verify_ssl && o.allow_insecure);
     }
 }

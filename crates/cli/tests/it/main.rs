@@ -8,15 +8,18 @@ mod common;
 mod support;
 mod tampering;
 
+mod cli_flags;
 mod client_cli;
 mod completion;
 mod config_cli;
 mod crash;
+mod cred_helpers;
 mod e2e_clients;
 mod full_disk;
 mod gc_race;
 mod hostile;
 mod interrupt;
+mod json_errors;
 mod kcl_diff;
 mod lifecycle;
 mod metrics_search;
