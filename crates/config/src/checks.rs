@@ -115,6 +115,7 @@ pub(crate) fn local_oci_config(v: &View<'_>, e: &mut Errors) {
         DATA_DIR_PATTERN,
         "Data dir must be absolute or home-relative path",
     );
+    crate::extensions::binary_path(v, e);
 }
 
 /// `LocalHTTPConfig`.

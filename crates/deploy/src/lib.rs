@@ -18,6 +18,7 @@ mod error;
 mod htpasswd;
 mod lifecycle;
 mod logs;
+mod owner;
 mod probe;
 mod process;
 mod remote;
@@ -33,6 +34,9 @@ pub use lifecycle::{
     LifecycleOptions, LocalPlan, Runner, Started, UpOutcome,
 };
 pub use logs::{follow, tail};
+pub use owner::{
+    claim_for_builtin, root_owner, write_marker, EngineId, Evidence, RootOwner, MARKER_FILE,
+};
 pub use process::is_alive;
 pub use remote::{check_remote, CredentialCheck, RemoteCheckOptions, RemoteStatus, TlsCheck};
 pub use render::{go_duration, render, Rendered};
