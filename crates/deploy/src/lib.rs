@@ -16,6 +16,7 @@
 
 mod error;
 mod htpasswd;
+mod identify;
 mod lifecycle;
 mod logs;
 mod owner;
@@ -29,6 +30,7 @@ mod status;
 
 pub use error::DeployError;
 pub use htpasswd::{read_secret, write_htpasswd};
+pub use identify::Answering;
 pub use lifecycle::{
     choose_runner, down, ensure_running, up, BuiltinEngine, DownOutcome, EnsureOutcome,
     LifecycleOptions, LocalPlan, Runner, Started, UpOutcome,
