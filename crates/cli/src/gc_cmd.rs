@@ -106,7 +106,16 @@ fn print_human(r: &GcReport, where_: &str, opts: &GcOptions) {
 }
 
 /// `--uploads-older-than`: a duration such as `0s`, `90m`, `24h`, `7d`.
+/// Zero (`0`, `0s`, `0h`) is allowed here: it removes every session idle when the run starts.
 fn parse_age(text: &str) -> Result<Duration, String> {
+    let number = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !number.is_empty() && number.bytes().all(|b| b == b'0') && number != text.trim() {
+        return ocireg_config::parse_duration(&text.replacen('0', "1", 1), "--uploads-older-than")
+            .map(|_| Duration::ZERO)
+            .map_err(|e| e.to_string());
+    }
     ocireg_config::parse_duration(text, "--uploads-older-than").map_err(|e| e.to_string())
 }
 
@@ -127,6 +136,8 @@ mod tests {
     #[test]
     fn ages_parse_and_print_in_their_largest_unit() {
         assert_eq!(parse_age("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_age("00h"), Ok(Duration::ZERO));
+        assert!(parse_age("0x").is_err());
         assert_eq!(parse_age("7d"), Ok(Duration::from_secs(604_800)));
         assert!(parse_age("soon").is_err());
         assert_eq!(human_secs(604_800), "7d");

@@ -5,6 +5,7 @@
 
 mod client_support;
 mod common;
+mod local_env;
 mod support;
 mod tampering;
 
@@ -12,6 +13,7 @@ mod client_cli;
 mod completion;
 mod crash;
 mod e2e_clients;
+mod engine_pin;
 mod full_disk;
 mod gc_race;
 mod hostile;
@@ -22,4 +24,5 @@ mod metrics_search;
 mod quota_scrub;
 mod security;
 mod spec;
+mod stale_uploads;
 mod webhooks;
