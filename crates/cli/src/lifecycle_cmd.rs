@@ -232,6 +232,16 @@ fn run_up(args: UpArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
             Ok(0)
         }
         Ok(deploy::UpOutcome::AlreadyRunning(s)) => {
+            let running = match s.engine {
+                Engine::BuiltIn => deploy::EngineId::Builtin,
+                Engine::Native => deploy::EngineId::of_native(s.kind),
+            };
+            if let Some(want) = opts.engine.filter(|w| *w != running) {
+                eprintln!(
+                    "note: --engine {want} not applied: {} already runs (`ocireg down` first)",
+                    running.describe()
+                );
+            }
             println!(
                 "already running: {} (pid {}) at {}, started {}",
                 engine_label(s.kind, Some(s.engine)),

@@ -55,6 +55,12 @@ fn up_refuses_another_engine_over_a_builtin_root_until_pinned_or_forced() {
         env!("CARGO_PKG_VERSION")
     );
     assert!(text(&st.stdout).contains(&want), "{}", show(&st));
+    let again = env.run_code(&["up", "--engine", "distribution"], 0);
+    assert!(
+        text(&again.stderr).contains("note: --engine distribution not applied: the built-in engine already runs (`ocireg down` first)"),
+        "{}",
+        show(&again)
+    );
     env.run_code(&["down"], 0);
 
     // docker-registry is on PATH: a plain `up` would start Distribution over the root.
