@@ -6,10 +6,12 @@
 //! in `config_cmd::ConfigCmd` a variant `Render(crate::lifecycle_cmd::RenderArgs)` calling
 //! `crate::lifecycle_cmd::run_render(args, global_config.as_deref())`.
 //!
-//! Exit codes: `up` 0 started or already running, 1 failed; `down` 0; `status` (local) 0
-//! running, 1 crashed or not answering, 3 not running; (remote) 0 reachable with working TLS and
-//! credentials, 1 otherwise; (disabled) 0; `logs` 0, 1 without a log file. An unusable config
-//! exits 1 (invalid) or 2 (unreadable), as in `ocireg config`.
+//! Exit codes (the table in `exit.rs`): `up` 0 started or already running, 9 another engine
+//! wrote the storage root, 1 other failures; `down` 0; `status` (local) 0 running or answering
+//! (also a registry `up` did not start), 1 crashed or not answering, 7 not running; (remote) 0
+//! reachable with working TLS and credentials, 6 credentials refused, 8 unreachable or TLS
+//! failing; (disabled) 0; `logs` 0, 1 without a log file. An unusable config exits as in
+//! `ocireg config`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,9 +19,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use ocireg_config::{self as cfg, Deployment};
-use ocireg_deploy::{self as deploy, Engine, LocalPlan, RenderOptions, RunState};
-use serde_json::json;
+use ocireg_config as cfg;
+use ocireg_deploy::{self as deploy, Engine, LocalPlan, RenderOptions};
+
+use crate::exit::Exit;
+
+mod status;
+
+pub(crate) use status::human_bytes;
 
 /// The lifecycle commands (flattened into the top-level command list).
 #[derive(Debug, Subcommand)]
@@ -40,6 +47,33 @@ pub struct UpArgs {
     /// Seconds to wait for `/v2/` to answer.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub wait: u64,
+    /// Start this engine for this run, whatever registry.local.binary_path says.
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineArg>,
+    /// Start even over a storage root another engine wrote (its content stays on disk, unserved).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The engines `up --engine` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The built-in engine (`ocireg serve`).
+    Builtin,
+    /// zot (its binary on PATH, or registry.local.binary_path with type zot).
+    Zot,
+    /// CNCF Distribution (`registry` or `docker-registry` on PATH, or binary_path).
+    Distribution,
+}
+
+impl From<EngineArg> for deploy::EngineId {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Builtin => deploy::EngineId::Builtin,
+            EngineArg::Zot => deploy::EngineId::Zot,
+            EngineArg::Distribution => deploy::EngineId::Distribution,
+        }
+    }
 }
 
 /// `ocireg down`
@@ -103,7 +137,7 @@ pub fn run(cmd: LifecycleCmd, global_config: Option<&Path>) -> anyhow::Result<i3
     with_document(global_config, |doc| match cmd {
         LifecycleCmd::Up(a) => run_up(a, doc),
         LifecycleCmd::Down(a) => run_down(a, doc),
-        LifecycleCmd::Status(a) => run_status(a, doc),
+        LifecycleCmd::Status(a) => status::run_status(a, doc),
         LifecycleCmd::Logs(a) => run_logs(a, doc),
     })
 }
@@ -178,7 +212,11 @@ fn engine_label(kind: deploy::NativeKind, engine: Option<Engine>) -> String {
 fn run_up(args: UpArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
     let mut opts = options(doc)?;
     opts.start_timeout = Duration::from_secs(args.wait);
-    let result = plan(doc).and_then(|p| deploy::up(&p, &opts));
+    opts.engine = args.engine.map(Into::into);
+    opts.force = args.force;
+    let kind = opts.engine.and_then(deploy::EngineId::native);
+    let result = LocalPlan::from_registry_as(&doc.registry, &RenderOptions::default(), kind)
+        .and_then(|p| deploy::up(&p, &opts));
     match result {
         Ok(deploy::UpOutcome::Started(s)) => {
             for note in &s.notes {
@@ -194,6 +232,16 @@ fn run_up(args: UpArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
             Ok(0)
         }
         Ok(deploy::UpOutcome::AlreadyRunning(s)) => {
+            let running = match s.engine {
+                Engine::BuiltIn => deploy::EngineId::Builtin,
+                Engine::Native => deploy::EngineId::of_native(s.kind),
+            };
+            if let Some(want) = opts.engine.filter(|w| *w != running) {
+                eprintln!(
+                    "note: --engine {want} not applied: {} already runs (`ocireg down` first)",
+                    running.describe()
+                );
+            }
             println!(
                 "already running: {} (pid {}) at {}, started {}",
                 engine_label(s.kind, Some(s.engine)),
@@ -205,7 +253,11 @@ fn run_up(args: UpArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Ok(1)
+            Ok(match e {
+                deploy::DeployError::EngineConflict { .. } => Exit::Conflict,
+                _ => Exit::Failed,
+            }
+            .code())
         }
     }
 }
@@ -236,217 +288,6 @@ fn run_down(args: DownArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// `ocireg status`.
-fn run_status(args: StatusArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
-    let reg = &doc.registry;
-    match reg.deployment {
-        Deployment::Disabled => {
-            if args.json {
-                println!("{}", json!({"deployment": "disabled"}));
-            } else {
-                println!("registry: disabled (registry.deployment = \"disabled\")");
-            }
-            Ok(0)
-        }
-        Deployment::Remote => {
-            let check =
-                match deploy::RemoteCheckOptions::from_registry(reg, &RenderOptions::default()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(1);
-                    }
-                };
-            let st = deploy::check_remote(&check);
-            let ok = st.reachable
-                && !matches!(st.tls, deploy::TlsCheck::Failed { .. })
-                && !matches!(st.credentials, deploy::CredentialCheck::Rejected { .. });
-            if args.json {
-                let value =
-                    json!({"deployment": "remote", "type": reg.r#type.as_str(), "status": st});
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print_remote(reg.r#type.as_str(), &st);
-            }
-            Ok(if ok { 0 } else { 1 })
-        }
-        Deployment::Local => {
-            let opts = options(doc)?;
-            let st = match plan(doc).and_then(|p| deploy::local_status(&p, &opts)) {
-                Ok(st) => st,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(1);
-                }
-            };
-            // Storage usage and quota limits of a running built-in engine (`GET _ocireg/usage`).
-            let usage = (st.engine == Some(Engine::BuiltIn) && st.state == RunState::Running)
-                .then(|| crate::admin_call::call_local(doc, "GET", "usage", &[]))
-                .and_then(|r| r.map_err(|e| tracing::warn!("storage usage: {e:#}")).ok())
-                .flatten();
-            if args.json {
-                let value = json!({"deployment": "local", "status": st, "usage": usage});
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print_local(&st);
-                print_usage(usage.as_ref());
-            }
-            Ok(match st.state {
-                RunState::Running => 0,
-                RunState::Crashed | RunState::NotAnswering => 1,
-                RunState::NotRunning => 3,
-            })
-        }
-    }
-}
-
-/// `n` bytes in binary units, as the status and gc reports print them (`1.5 MiB`).
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-/// The usage lines of `ocireg status` (from `GET /v2/_ocireg/usage`).
-fn print_usage(usage: Option<&serde_json::Value>) {
-    let Some(u) = usage else {
-        return;
-    };
-    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
-    let limits = u.get("limits").filter(|l| !l.is_null());
-    let of = |limit: Option<u64>, bytes: bool| match limit {
-        Some(l) if bytes => format!(" of {}", human_bytes(l)),
-        Some(l) => format!(" of {l}"),
-        None => String::new(),
-    };
-    let total = num(u, "total_bytes").unwrap_or(0);
-    let artifacts = num(u, "artifacts").unwrap_or(0);
-    println!(
-        "usage:     {}{} stored, {artifacts}{} artifacts",
-        human_bytes(total),
-        of(limits.and_then(|l| num(l, "storage_limit_bytes")), true),
-        of(limits.and_then(|l| num(l, "artifact_limit")), false),
-    );
-    if let Some(space) = u.get("storage").filter(|s| !s.is_null()) {
-        let (free, reserve) = (
-            num(space, "available_bytes").unwrap_or(0),
-            num(space, "reserve_bytes").unwrap_or(0),
-        );
-        let warning = if free < reserve {
-            " — below the reserve: new uploads are refused (delete content and run `ocireg gc`)"
-        } else {
-            ""
-        };
-        println!(
-            "storage:   {} free of {} (uploads stop at {} free){warning}",
-            human_bytes(free),
-            human_bytes(num(space, "capacity_bytes").unwrap_or(0)),
-            human_bytes(reserve),
-        );
-    }
-    if let Some(namespaces) = u.get("namespaces").and_then(serde_json::Value::as_object) {
-        for (ns, n) in namespaces {
-            let limit = limits
-                .and_then(|l| l.get("namespaces"))
-                .and_then(|m| m.get(ns));
-            println!(
-                "  {ns}: {}{}, {}{} artifacts",
-                human_bytes(num(n, "bytes").unwrap_or(0)),
-                of(limit.and_then(|l| num(l, "storage_limit_bytes")), true),
-                num(n, "artifacts").unwrap_or(0),
-                of(limit.and_then(|l| num(l, "artifact_limit")), false),
-            );
-        }
-    }
-}
-
-fn print_local(st: &deploy::LocalStatus) {
-    let state = match st.state {
-        RunState::Crashed => format!(
-            "crashed: pid {} is gone (its pid file remains until `ocireg up` or `ocireg down`)",
-            st.pid.unwrap_or_default()
-        ),
-        RunState::NotAnswering => format!(
-            "not answering: pid {} runs but {} does not answer ({})",
-            st.pid.unwrap_or_default(),
-            st.probe_url,
-            st.note.as_deref().unwrap_or("no answer")
-        ),
-        other => other.as_str().to_string(),
-    };
-    println!("registry:  local {}", engine_label(st.kind, st.engine));
-    println!("state:     {state}");
-    if let Some(pid) = st.pid {
-        println!("pid:       {pid}");
-    }
-    println!("endpoint:  {}", url_of(&st.probe_url, &st.endpoint));
-    match (&st.version, &st.program) {
-        (Some(v), _) => println!("version:   {v}"),
-        (None, Some(p)) => println!("version:   unknown ({})", p.display()),
-        (None, None) => {}
-    }
-    if let Some(api) = &st.api_version {
-        println!("api:       {api}");
-    }
-    match st.storage_bytes {
-        Some(n) => println!("storage:   {} in {}", human_bytes(n), st.root_dir.display()),
-        None => println!("storage:   none yet ({})", st.root_dir.display()),
-    }
-    if let Some(t) = &st.started_at {
-        println!("started:   {t}");
-    }
-    println!("config:    {}", st.config_path.display());
-    println!("log:       {}", st.log_file.display());
-    if st.state == RunState::NotRunning {
-        if let Some(note) = &st.note {
-            println!("note:      {note}");
-        }
-    }
-    if !st.log_tail.is_empty() {
-        println!("last log lines:");
-        for line in &st.log_tail {
-            println!("  {line}");
-        }
-    }
-}
-
-fn print_remote(kind: &str, st: &deploy::RemoteStatus) {
-    println!("registry:    remote {kind}");
-    println!("url:         {}", st.url);
-    match (st.reachable, st.http_status, &st.error) {
-        (true, Some(code), _) => println!("reachable:   yes (HTTP {code})"),
-        (_, _, Some(e)) => println!("reachable:   no ({e})"),
-        _ => println!("reachable:   no"),
-    }
-    if let Some(v) = &st.api_version {
-        println!("api version: {v}");
-    }
-    let tls = match &st.tls {
-        deploy::TlsCheck::NotUsed => "not used".to_string(),
-        deploy::TlsCheck::Verified => "verified".to_string(),
-        deploy::TlsCheck::NotVerified => "not verified (remote.verify_ssl = false)".to_string(),
-        deploy::TlsCheck::Unchecked => "not checked".to_string(),
-        deploy::TlsCheck::Failed { message } => format!("FAILED to verify: {message}"),
-    };
-    println!("tls:         {tls}");
-    let creds = match &st.credentials {
-        deploy::CredentialCheck::NotConfigured => "none configured".to_string(),
-        deploy::CredentialCheck::Accepted => "accepted".to_string(),
-        deploy::CredentialCheck::Rejected { message } => format!("REJECTED ({message})"),
-        deploy::CredentialCheck::Unknown { message } => format!("not checked ({message})"),
-    };
-    println!("credentials: {creds}");
 }
 
 /// `ocireg logs`.

@@ -38,6 +38,10 @@ fn reloader(config: Option<PathBuf>) -> ocireg_engine::ReloadFn {
 
 pub fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     let settings = load_settings(config)?;
+    let root = args
+        .root
+        .clone()
+        .unwrap_or_else(|| settings.local.storage.root.clone());
     let opts = EngineOptions {
         listen: args.listen,
         root: args.root,
@@ -48,12 +52,23 @@ pub fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(opts))?;
+    runtime.block_on(serve(opts, &root))?;
     Ok(0)
 }
 
-async fn serve(opts: EngineOptions) -> anyhow::Result<()> {
+async fn serve(opts: EngineOptions, root: &Path) -> anyhow::Result<()> {
     let bound = Engine::build(opts).await.map_err(error)?;
+    // Record the engine in the root, so `ocireg up` does not start another one over it.
+    let version = format!("ocireg {}", env!("CARGO_PKG_VERSION"));
+    match ocireg_deploy::claim_for_builtin(root, &version) {
+        Ok(None) => {}
+        Ok(Some(other)) => tracing::warn!(
+            root = %root.display(),
+            "this storage root was written by {}; serving it with the built-in engine",
+            other.describe()
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot record the engine in the storage root"),
+    }
     let bound = bound.bind().await.map_err(error)?;
     {
         let mut out = std::io::stdout().lock();

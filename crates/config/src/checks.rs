@@ -149,6 +149,7 @@ pub(crate) fn local_oci_config(v: &View<'_>, e: &mut Errors) {
         "Data dir must be absolute or home-relative path",
         DATA_DIR_HINT,
     );
+    crate::extensions::binary_path(v, e);
 }
 
 /// `LocalHTTPConfig`.

@@ -207,6 +207,27 @@ fn local_ops_config(v: &View<'_>, e: &mut Errors) {
     }
 }
 
+/// `local.binary_path`: the extension value `"builtin"` pins the built-in engine, anything
+/// else is a path. A value that only differs from it in case or separators is a misspelling,
+/// never an executable anyone meant, so it is refused rather than looked up as a file.
+pub(crate) fn binary_path(v: &View<'_>, e: &mut Errors) {
+    let Some(value) = v.str("binary_path") else {
+        return;
+    };
+    let squashed: String = value
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' ' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    if squashed == crate::BUILTIN_BINARY && value != crate::BUILTIN_BINARY {
+        v.fail(
+            e,
+            "binary_path",
+            &format!("{value:?} is not a path; \"builtin\" pins the built-in engine"),
+        );
+    }
+}
+
 /// A principal as the auth crate accepts it.
 fn principal_ok(p: &str) -> bool {
     match p.strip_prefix("group:") {

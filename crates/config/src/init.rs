@@ -79,7 +79,8 @@ pub fn init_template(opts: InitOptions) -> String {
             "  local:\n    data_dir: {SOLO_DATA_DIR}\n    \
              # The registry's native config file, rendered by ocireg.\n    \
              config_path: {SOLO_DATA_DIR}/{}\n    auto_start: false\n    \
-             # binary_path: /usr/local/bin/{}   (default: found on PATH, else the built-in engine)\n    \
+             # binary_path: /usr/local/bin/{}   (default: found on PATH, else the built-in engine;\n    \
+             # `builtin` always starts the built-in engine)\n    \
              # log_file defaults to <data_dir>/registry.log\n    \
              http_config:\n      listen_address: 127.0.0.1\n      listen_port: 5000\n    \
              storage_config:\n      backend: filesystem\n      rootdirectory: {SOLO_DATA_DIR}/data\n      \

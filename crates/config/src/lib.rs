@@ -46,9 +46,9 @@ pub use document::{
 };
 pub use effective::{
     host_port, listen_port, parse_duration, AccessRuleView, AuthView, ClientEndpoint, ClientView,
-    GcView, HttpView, LimitsView, ListenAddr, LocalView, MultiUserView, NamespaceQuotaView,
-    QuotaView, RateView, RemoteView, ScrubView, ServeSettings, ServeTls, StorageView, TlsPaths,
-    TokenView, WebhookView,
+    EngineBinary, GcView, HttpView, LimitsView, ListenAddr, LocalView, MultiUserView,
+    NamespaceQuotaView, QuotaView, RateView, RemoteView, ScrubView, ServeSettings, ServeTls,
+    StorageView, TlsPaths, TokenView, WebhookView, BUILTIN_BINARY,
 };
 pub use error::{ConfigError, FieldError};
 pub use extensions::{

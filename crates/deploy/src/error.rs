@@ -40,6 +40,29 @@ pub enum DeployError {
         /// The names looked for.
         names: String,
     },
+    /// `--engine zot|distribution` names a binary that is not on PATH.
+    #[error("no {names} binary found on PATH for --engine {engine}; install it or set registry.local.binary_path")]
+    NativeNotFound {
+        /// The names looked for.
+        names: String,
+        /// The engine asked for.
+        engine: crate::owner::EngineId,
+    },
+    /// The built-in engine is pinned or asked for but this program cannot run it.
+    #[error("the built-in engine is not available here")]
+    NoBuiltin,
+    /// Another engine wrote the storage root: starting this one would hide its content.
+    #[error("storage root {root} was written by {evidence}; {wanted_words} would not see its content, so nothing was started. Start the engine that wrote it with `ocireg up --engine {found}`, or take the root over anyway with `ocireg up --force`", wanted_words = wanted.describe())]
+    EngineConflict {
+        /// The storage root.
+        root: PathBuf,
+        /// The engine that wrote it.
+        found: crate::owner::EngineId,
+        /// How that is known, in words.
+        evidence: String,
+        /// The engine `up` would have started.
+        wanted: crate::owner::EngineId,
+    },
     /// The built-in engine cannot serve a setting of this config.
     #[error("the built-in engine cannot serve {what} yet; install the {kind} binary (or set registry.local.binary_path)")]
     BuiltinUnsupported {

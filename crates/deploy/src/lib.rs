@@ -16,8 +16,10 @@
 
 mod error;
 mod htpasswd;
+mod identify;
 mod lifecycle;
 mod logs;
+mod owner;
 mod probe;
 mod process;
 mod remote;
@@ -28,11 +30,15 @@ mod status;
 
 pub use error::DeployError;
 pub use htpasswd::{read_secret, write_htpasswd};
+pub use identify::Answering;
 pub use lifecycle::{
     choose_runner, down, ensure_running, up, BuiltinEngine, DownOutcome, EnsureOutcome,
     LifecycleOptions, LocalPlan, Runner, Started, UpOutcome,
 };
 pub use logs::{follow, tail};
+pub use owner::{
+    claim_for_builtin, root_owner, write_marker, EngineId, Evidence, RootOwner, MARKER_FILE,
+};
 pub use process::is_alive;
 pub use remote::{check_remote, CredentialCheck, RemoteCheckOptions, RemoteStatus, TlsCheck};
 pub use render::{go_duration, render, Rendered};

@@ -5,9 +5,10 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ocireg_config::{Deployment, OCIRegistryConfig};
+use ocireg_config::{Deployment, EngineBinary, OCIRegistryConfig};
 
 use crate::error::DeployError;
+use crate::owner::{self, EngineId};
 use crate::probe::{self, Ready};
 use crate::render::{render_settings, Rendered, Warnings};
 use crate::settings::{
@@ -32,14 +33,26 @@ impl LocalPlan {
         reg: &OCIRegistryConfig,
         opts: &RenderOptions,
     ) -> Result<Self, DeployError> {
+        Self::from_registry_as(reg, opts, None)
+    }
+
+    /// As [`LocalPlan::from_registry`], rendered for `kind` instead of `registry.type` when
+    /// given (`ocireg up --engine zot` on a Distribution config).
+    pub fn from_registry_as(
+        reg: &OCIRegistryConfig,
+        opts: &RenderOptions,
+        kind: Option<NativeKind>,
+    ) -> Result<Self, DeployError> {
         if reg.deployment != Deployment::Local {
             return Err(DeployError::NotLocal {
                 deployment: reg.deployment.as_str().to_string(),
             });
         }
-        let kind = NativeKind::from_type(reg.r#type).ok_or_else(|| DeployError::RemoteOnly {
-            kind: reg.r#type.as_str().to_string(),
-        })?;
+        let configured =
+            NativeKind::from_type(reg.r#type).ok_or_else(|| DeployError::RemoteOnly {
+                kind: reg.r#type.as_str().to_string(),
+            })?;
+        let kind = kind.unwrap_or(configured);
         if reg.local.is_none() {
             return Err(DeployError::config(
                 "registry.local",
@@ -79,8 +92,13 @@ pub struct BuiltinEngine {
 /// Options of `up`, `down`, `status` and `ensure_running`.
 #[derive(Clone, Debug)]
 pub struct LifecycleOptions {
-    /// The built-in engine, used when no native binary is found and `binary_path` is unset.
+    /// The built-in engine, used when `binary_path` is `builtin`, or unset and no native
+    /// binary is found.
     pub builtin: Option<BuiltinEngine>,
+    /// Start this engine whatever `binary_path` says (`ocireg up --engine`).
+    pub engine: Option<EngineId>,
+    /// Start even over a storage root another engine wrote (`ocireg up --force`).
+    pub force: bool,
     /// `$PATH` to look for native binaries in.
     pub path_var: Option<OsString>,
     /// How long `up` waits for `/v2/` to answer.
@@ -93,6 +111,8 @@ impl Default for LifecycleOptions {
     fn default() -> Self {
         Self {
             builtin: None,
+            engine: None,
+            force: false,
             path_var: std::env::var_os("PATH"),
             start_timeout: Duration::from_secs(20),
             stop_timeout: Duration::from_secs(15),
@@ -109,15 +129,60 @@ pub enum Runner {
     BuiltIn(BuiltinEngine),
 }
 
-/// Picks the engine: `binary_path` (must exist), else the type's usual names on PATH, else the
-/// built-in engine.
+impl Runner {
+    /// The engine this runner starts for a registry of `kind`.
+    pub fn engine(&self, kind: NativeKind) -> EngineId {
+        match self {
+            Self::Native(_) => EngineId::of_native(kind),
+            Self::BuiltIn(_) => EngineId::Builtin,
+        }
+    }
+}
+
+/// Picks the engine: `--engine` (the kind's `binary_path`, else its names on PATH), else
+/// `binary_path` (`builtin`, or a path that must exist), else the type's usual names on PATH,
+/// else the built-in engine.
 pub fn choose_runner(s: &LocalSettings, opts: &LifecycleOptions) -> Result<Runner, DeployError> {
-    if let Some(path) = &s.view.binary_path {
-        return if is_executable(path) {
+    let builtin = || {
+        opts.builtin
+            .clone()
+            .map(Runner::BuiltIn)
+            .ok_or(DeployError::NoBuiltin)
+    };
+    let native = |path: &PathBuf| {
+        if is_executable(path) {
             Ok(Runner::Native(path.clone()))
         } else {
             Err(DeployError::BinaryMissing { path: path.clone() })
+        }
+    };
+    if let Some(engine) = opts.engine {
+        let Some(kind) = engine.native() else {
+            return builtin();
         };
+        if kind != s.kind {
+            return Err(DeployError::config(
+                "registry.type",
+                format!(
+                    "--engine {engine} needs a plan rendered for {kind}, not {}",
+                    s.kind
+                ),
+            ));
+        }
+        if let EngineBinary::Path(path) = &s.view.binary {
+            return native(path);
+        }
+        return find_on_path(kind.binary_names(), opts.path_var.as_deref())
+            .map(Runner::Native)
+            .ok_or(DeployError::NativeNotFound {
+                names: kind.binary_names().join(" or "),
+                engine,
+            });
+    }
+    match &s.view.binary {
+        EngineBinary::Builtin => return builtin(),
+        EngineBinary::Path(path) => return native(path),
+        EngineBinary::Search => {}
     }
     if let Some(found) = find_on_path(s.kind.binary_names(), opts.path_var.as_deref()) {
         return Ok(Runner::Native(found));
@@ -213,6 +278,8 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
             kind: s.kind.to_string(),
         });
     }
+    let engine = runner.engine(s.kind);
+    notes.extend(owner::check(s.root_dir(), engine, opts.force)?);
     check_port_free(s)?;
     for dir in [
         s.view.data_dir.as_path(),
@@ -222,7 +289,21 @@ pub fn up(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<UpOutcome, Deploy
     ] {
         mkdir(dir)?;
     }
+    let version = match &runner {
+        Runner::BuiltIn(b) => Some(b.version.clone()),
+        Runner::Native(_) => None,
+    };
+    if matches!(runner, Runner::BuiltIn(_))
+        && opts.engine.is_none()
+        && s.view.binary == EngineBinary::Search
+    {
+        notes.push(format!(
+            "no {} binary found on PATH: serving with the built-in engine instead",
+            s.kind.binary_names().join("/")
+        ));
+    }
     let launch = prepare_launch(plan, runner, &mut notes)?;
+    owner::write_marker(s.root_dir(), engine, version.as_deref())?;
     start(s, launch, opts, notes)
 }
 
@@ -292,10 +373,6 @@ fn prepare_launch(
         Runner::BuiltIn(b) => {
             let config = s.view.data_dir.join("builtin-config.json");
             state::write_atomic(&config, b.config_json.as_bytes(), Some(0o600))?;
-            notes.push(format!(
-                "no {} binary found on PATH: serving with the built-in engine instead",
-                s.kind.binary_names().join("/")
-            ));
             let args = [
                 "--config".into(),
                 config.clone().into_os_string(),
@@ -511,7 +588,7 @@ mod tests {
             Err(DeployError::BinaryMissing { .. })
         ));
         let mut s = plan.settings.clone();
-        s.view.binary_path = None;
+        s.view.binary = EngineBinary::Search;
         assert!(matches!(choose_runner(&s, &opts), Ok(Runner::BuiltIn(_))));
         opts.path_var = Some(OsString::from("/usr/bin"));
         assert!(
@@ -522,6 +599,44 @@ mod tests {
         assert!(matches!(
             choose_runner(&s, &opts),
             Err(DeployError::NoEngine { .. })
+        ));
+    }
+
+    #[test]
+    fn builtin_pin_and_engine_override_win_over_path() {
+        let r = reg("registry: {deployment: local, type: distribution, endpoint: h, \
+                     local: {data_dir: /d, config_path: /d/c, binary_path: builtin}, namespaces: {}}");
+        let plan = LocalPlan::from_registry(&r, &RenderOptions::default()).unwrap();
+        let mut opts = LifecycleOptions {
+            builtin: Some(BuiltinEngine {
+                program: PathBuf::from("/bin/ocireg"),
+                config_json: "{}".into(),
+                version: "ocireg test".into(),
+            }),
+            path_var: Some(OsString::from("/usr/bin")),
+            ..LifecycleOptions::default()
+        };
+        let pinned = choose_runner(&plan.settings, &opts).unwrap();
+        assert_eq!(pinned.engine(plan.settings.kind), EngineId::Builtin);
+        opts.engine = Some(EngineId::Distribution);
+        let native = choose_runner(&plan.settings, &opts).unwrap();
+        assert!(matches!(&native, Runner::Native(p) if p.ends_with("docker-registry")));
+        assert_eq!(native.engine(plan.settings.kind), EngineId::Distribution);
+        opts.path_var = Some(OsString::new());
+        assert!(matches!(
+            choose_runner(&plan.settings, &opts),
+            Err(DeployError::NativeNotFound { .. })
+        ));
+        opts.engine = Some(EngineId::Zot);
+        assert!(choose_runner(&plan.settings, &opts).is_err());
+        let zot = LocalPlan::from_registry_as(&r, &RenderOptions::default(), Some(NativeKind::Zot))
+            .unwrap();
+        assert_eq!(zot.settings.kind, NativeKind::Zot);
+        opts.engine = Some(EngineId::Builtin);
+        opts.builtin = None;
+        assert!(matches!(
+            choose_runner(&plan.settings, &opts),
+            Err(DeployError::NoBuiltin)
         ));
     }
 }

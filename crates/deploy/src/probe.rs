@@ -15,6 +15,8 @@ pub(crate) enum Answer {
         status: u16,
         /// API version header.
         api_version: Option<String>,
+        /// `Server` header.
+        server: Option<String>,
     },
     /// Something answered, but not like a registry.
     Other(u16),
@@ -54,13 +56,16 @@ fn ask(client: &reqwest::blocking::Client, url: &str) -> Answer {
         Ok(resp) => {
             let status = resp.status().as_u16();
             if status == 200 || status == 401 {
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
                 Answer::Registry {
                     status,
-                    api_version: resp
-                        .headers()
-                        .get("docker-distribution-api-version")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
+                    api_version: header("docker-distribution-api-version"),
+                    server: header("server"),
                 }
             } else {
                 Answer::Other(status)
@@ -75,6 +80,14 @@ pub(crate) fn probe(url: &str) -> Answer {
     off_thread(|| match local_client() {
         Ok(client) => ask(&client, url),
         Err(e) => Answer::None(e),
+    })
+}
+
+/// The HTTP status of `GET url`, `None` without an answer.
+pub(crate) fn status_of(url: &str) -> Option<u16> {
+    off_thread(|| {
+        let client = local_client().ok()?;
+        client.get(url).send().ok().map(|r| r.status().as_u16())
     })
 }
 

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::DeployError;
+use crate::identify::{identify, Answering};
 use crate::lifecycle::{choose_runner, LifecycleOptions, LocalPlan, Runner};
+use crate::owner::{root_owner, RootOwner};
 use crate::probe::{self, Answer};
 use crate::settings::NativeKind;
 use crate::state::{self, Engine};
@@ -23,6 +25,9 @@ pub enum RunState {
     Crashed,
     /// The process is alive but `/v2/` does not answer.
     NotAnswering,
+    /// A registry answers on the address, but `up` did not start it (no state file).
+    #[serde(rename = "answering-not-started-by-up")]
+    Foreign,
 }
 
 impl RunState {
@@ -33,6 +38,7 @@ impl RunState {
             Self::NotRunning => "not running",
             Self::Crashed => "crashed",
             Self::NotAnswering => "not answering",
+            Self::Foreign => "answering; not started by ocireg up",
         }
     }
 }
@@ -58,6 +64,10 @@ pub struct LocalStatus {
     pub probe_url: String,
     /// `Docker-Distribution-API-Version` of the `/v2/` answer.
     pub api_version: Option<String>,
+    /// What answered `/v2/` (whoever started it).
+    pub answering: Option<Answering>,
+    /// The engine that wrote the storage root.
+    pub root_owner: Option<RootOwner>,
     /// Start time (RFC 3339).
     pub started_at: Option<String>,
     /// Storage root.
@@ -114,6 +124,8 @@ pub fn local_status(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<LocalSt
         endpoint: s.endpoint.clone(),
         probe_url: s.probe_url.clone(),
         api_version: None,
+        answering: None,
+        root_owner: None,
         started_at: None,
         root_dir: s.root_dir().to_path_buf(),
         storage_bytes: dir_size(s.root_dir()),
@@ -142,8 +154,22 @@ pub fn local_status(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<LocalSt
                 RunState::Crashed
             } else {
                 match probe::probe(&r.probe_url) {
-                    Answer::Registry { api_version, .. } => {
-                        st.api_version = api_version;
+                    Answer::Registry {
+                        api_version,
+                        server,
+                        ..
+                    } => {
+                        let who = identify(
+                            &r.probe_url,
+                            s.listen_port(),
+                            server.as_deref(),
+                            api_version,
+                        );
+                        st.api_version.clone_from(&who.api_version);
+                        if who.version.is_some() {
+                            st.version.clone_from(&who.version);
+                        }
+                        st.answering = Some(who);
                         RunState::Running
                     }
                     Answer::Other(code) => {
@@ -160,19 +186,44 @@ pub fn local_status(plan: &LocalPlan, opts: &LifecycleOptions) -> Result<LocalSt
                 st.log_tail = logs::tail(&st.log_file, Some(20))?.0;
             }
         }
-        None => match choose_runner(s, opts) {
-            Ok(Runner::Native(bin)) => {
-                st.engine = Some(Engine::Native);
-                st.version = process::version_of(&bin, Duration::from_secs(5));
-                st.program = Some(bin);
+        None => match probe::probe(&s.probe_url) {
+            Answer::Registry {
+                api_version,
+                server,
+                ..
+            } => {
+                let who = identify(
+                    &s.probe_url,
+                    s.listen_port(),
+                    server.as_deref(),
+                    api_version,
+                );
+                st.api_version.clone_from(&who.api_version);
+                st.version.clone_from(&who.version);
+                st.program.clone_from(&who.program);
+                st.answering = Some(who);
+                st.state = RunState::Foreign;
             }
-            Ok(Runner::BuiltIn(b)) => {
-                st.engine = Some(Engine::BuiltIn);
-                st.version = Some(b.version);
-                st.program = Some(b.program);
-            }
-            Err(e) => st.note = Some(e.to_string()),
+            _ => would_start(&mut st, s, opts),
         },
     }
+    st.root_owner = root_owner(&st.root_dir);
     Ok(st)
+}
+
+/// Without a running registry: what `up` would start.
+fn would_start(st: &mut LocalStatus, s: &crate::settings::LocalSettings, opts: &LifecycleOptions) {
+    match choose_runner(s, opts) {
+        Ok(Runner::Native(bin)) => {
+            st.engine = Some(Engine::Native);
+            st.version = process::version_of(&bin, Duration::from_secs(5));
+            st.program = Some(bin);
+        }
+        Ok(Runner::BuiltIn(b)) => {
+            st.engine = Some(Engine::BuiltIn);
+            st.version = Some(b.version);
+            st.program = Some(b.program);
+        }
+        Err(e) => st.note = Some(e.to_string()),
+    }
 }

@@ -1,9 +1,12 @@
-//! `POST /v2/_ocireg/gc[?dry_run=true|false][&delete_untagged=true|false]`: runs garbage
-//! collection now and answers its report as JSON (`ocireg_store::GcReport`). The server's
-//! [`crate::ServerOptions::gc`] give the grace period, upload TTL and defaults; the query may
-//! turn a dry run or untagged-manifest removal on or off. With auth on, only admins may call it.
+//! `POST /v2/_ocireg/gc[?dry_run=true|false][&delete_untagged=true|false][&uploads_older_than=SECS]`:
+//! runs garbage collection now and answers its report as JSON (`ocireg_store::GcReport`). The
+//! server's [`crate::ServerOptions::gc`] give the grace period, upload TTL and defaults; the
+//! query may turn a dry run or untagged-manifest removal on or off and set the idle time after
+//! which upload sessions are removed. With auth on, only admins may call it.
 //!
 //! The run is spawned on its own task: a client that disconnects does not cancel it halfway.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -27,6 +30,24 @@ fn flag(req: &Req, key: &str, default: bool) -> Result<bool> {
     }
 }
 
+/// `uploads_older_than`: whole seconds (`0` removes every session not written to since the
+/// run started).
+fn seconds(req: &Req, key: &str) -> Result<Option<Duration>> {
+    match req.query_param(key) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<u64>()
+            .map(|s| Some(Duration::from_secs(s)))
+            .map_err(|_| {
+                Failure::code(
+                    ErrorCode::Unsupported,
+                    format!("{key}={v:?}: expected whole seconds"),
+                )
+                .with_status(StatusCode::BAD_REQUEST)
+            }),
+    }
+}
+
 /// Handles the `gc` extension path.
 pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     if req.method != Method::POST {
@@ -36,6 +57,9 @@ pub(crate) async fn post(st: &AppState, req: Req) -> Result<Response> {
     let mut opts = st.opts.gc.clone();
     opts.dry_run = flag(&req, "dry_run", opts.dry_run)?;
     opts.delete_untagged = flag(&req, "delete_untagged", opts.delete_untagged)?;
+    if let Some(ttl) = seconds(&req, "uploads_older_than")? {
+        opts.upload_ttl = ttl;
+    }
     let store = st.store.clone();
     report_response(
         "garbage collection",

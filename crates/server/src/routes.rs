@@ -114,6 +114,11 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         "Docker-Distribution-API-Version",
         HeaderValue::from_static("registry/2.0"),
     );
+    // Names the engine, so `ocireg status` can tell it from another registry on the port.
+    resp.headers_mut().insert(
+        axum::http::header::SERVER,
+        HeaderValue::from_static(concat!("ocireg/", env!("CARGO_PKG_VERSION"))),
+    );
     resp
 }
 

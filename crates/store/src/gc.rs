@@ -115,6 +115,18 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Unreferenced objects kept because they are younger than the grace period or in use.
     pub kept_young: u64,
+    /// Bytes of the data objects among them (links and manifests hold no bytes of their own).
+    #[serde(default)]
+    pub kept_young_bytes: u64,
+    /// Upload sessions found (removed or left open), and the bytes they held.
+    #[serde(default)]
+    pub upload_sessions: u64,
+    /// Bytes of the upload sessions found.
+    #[serde(default)]
+    pub upload_session_bytes: u64,
+    /// Sessions idle at least this long were removed (seconds).
+    #[serde(default)]
+    pub upload_ttl_secs: u64,
     /// Removals that failed (the objects stay; the next run retries).
     pub errors: Vec<String>,
     /// Wall time of the run, milliseconds.
@@ -144,6 +156,9 @@ impl Store {
         run.sweep_uploads(&listing, stale_before).await;
         let mut report = run.report;
         report.dry_run = opts.dry_run;
+        report.upload_sessions = listing.uploads.len() as u64;
+        report.upload_session_bytes = listing.uploads.values().map(|(b, _)| b).sum();
+        report.upload_ttl_secs = opts.upload_ttl.as_secs();
         report.bytes_freed = report.blobs.iter().map(|b| b.bytes).sum::<u64>()
             + report.uploads.iter().map(|u| u.bytes).sum::<u64>();
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

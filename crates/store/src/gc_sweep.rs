@@ -309,6 +309,7 @@ impl<'a> Run<'a> {
             }
             if *mtime > self.cutoff {
                 self.report.kept_young += 1;
+                self.report.kept_young_bytes += size;
                 continue;
             }
             candidates.push((repo.clone(), digest.clone(), *size));
@@ -371,6 +372,7 @@ impl<'a> Run<'a> {
             }
             if *mtime > self.cutoff {
                 self.report.kept_young += 1;
+                self.report.kept_young_bytes += size;
                 continue;
             }
             candidates.push((digest.clone(), *size));
@@ -420,7 +422,10 @@ impl<'a> Run<'a> {
                 repo,
                 bytes,
             }),
-            Outcome::Kept => self.report.kept_young += 1,
+            Outcome::Kept => {
+                self.report.kept_young += 1;
+                self.report.kept_young_bytes += bytes;
+            }
             Outcome::Failed(e) => self.report.errors.push(e),
         }
     }

@@ -363,7 +363,8 @@ fn down_stops_it(env: &Env, pid: i32) {
     );
     wait_dead(pid);
     assert!(env.state().is_none(), "pid file removed");
-    let stopped = env.run_code(&["status"], 3);
+    // Exit 7: not running (the exit-code table).
+    let stopped = env.run_code(&["status"], 7);
     assert!(text(&stopped.stdout).contains("not running"));
     let down_again = env.run(&["down"]);
     assert_eq!(down_again.status.code(), Some(0));
@@ -446,7 +447,8 @@ fn status_of_disabled_and_unreachable_remote() {
         env.port
     );
     std::fs::write(env.config(), yaml).unwrap();
-    let st = env.run_code(&["status", "--json"], 1);
+    // Exit 8: unreachable (the exit-code table).
+    let st = env.run_code(&["status", "--json"], 8);
     let v: Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["deployment"], "remote");
     assert_eq!(v["status"]["reachable"], false);

@@ -5,6 +5,7 @@
 
 mod client_support;
 mod common;
+mod local_env;
 mod support;
 mod tampering;
 
@@ -15,6 +16,7 @@ mod config_cli;
 mod crash;
 mod cred_helpers;
 mod e2e_clients;
+mod engine_pin;
 mod full_disk;
 mod gc_race;
 mod hostile;
@@ -26,4 +28,5 @@ mod metrics_search;
 mod quota_scrub;
 mod security;
 mod spec;
+mod stale_uploads;
 mod webhooks;

@@ -269,6 +269,31 @@ pub struct TlsPaths {
     pub key: PathBuf,
 }
 
+/// The `binary_path` value that pins the built-in engine (ocireg extension value).
+pub const BUILTIN_BINARY: &str = "builtin";
+
+/// What `local.binary_path` asks `ocireg up` to start.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineBinary {
+    /// Unset: the type's binary found on PATH, else the built-in engine.
+    Search,
+    /// `"builtin"`: always the built-in engine, whatever is on PATH.
+    Builtin,
+    /// This executable (`~` expanded).
+    Path(PathBuf),
+}
+
+impl EngineBinary {
+    fn of(value: Option<&str>, expand: impl Fn(&str) -> PathBuf) -> Self {
+        match value {
+            None => Self::Search,
+            Some(BUILTIN_BINARY) => Self::Builtin,
+            Some(path) => Self::Path(expand(path)),
+        }
+    }
+}
+
 /// The local registry of a document, resolved: what the lifecycle and the built-in engine share.
 /// Without a `registry.local` block (`given` false) the solo defaults are used.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -281,8 +306,8 @@ pub struct LocalView {
     pub config_path: PathBuf,
     /// `local.log_file`.
     pub log_file: PathBuf,
-    /// `local.binary_path`.
-    pub binary_path: Option<PathBuf>,
+    /// `local.binary_path`: which program `ocireg up` starts.
+    pub binary: EngineBinary,
     /// `local.auto_start`.
     pub auto_start: bool,
     /// HTTP settings and the listen address.
@@ -342,7 +367,7 @@ impl LocalView {
             given: local.is_some(),
             config_path,
             log_file,
-            binary_path: local.and_then(|l| l.binary_path.as_deref()).map(expand),
+            binary: EngineBinary::of(local.and_then(|l| l.binary_path.as_deref()), expand),
             auto_start: local.is_some_and(|l| l.auto_start),
             http: HttpView {
                 given: http_given.is_some(),
