@@ -584,12 +584,14 @@ async fn push_until(
 }
 
 /// Pushers reuse shared blobs and put manifests while a deleter untags and GC runs in a loop
-/// with a short grace period: no push may fail, and every tagged image stays whole.
+/// with a short grace period: no push may fail, and every tagged image stays whole. The grace
+/// period is what protects a blob between its upload and the manifest that references it, so it
+/// must exceed that gap even on a loaded machine (a few hundred milliseconds did not).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_never_lose_blobs() {
     let mut h = Harness::fs(dedupe()).await;
     let store = h.open().await;
-    let grace = Duration::from_millis(300);
+    let grace = Duration::from_millis(1500);
     let until = std::time::Instant::now() + Duration::from_secs(3);
     let shared_layers: Vec<Vec<u8>> = (0..4).map(|i| bytes(2000, 90 + i)).collect();
     let gc_task = tokio::spawn(gc_until(store.clone(), grace, until));
