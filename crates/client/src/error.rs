@@ -188,6 +188,12 @@ pub enum ClientError {
         /// What the tag points to.
         existing: Digest,
     },
+    /// An OCI image layout directory does not hold the manifest asked for.
+    #[error("{what}")]
+    NotInLayout {
+        /// What is missing, naming the directory.
+        what: String,
+    },
     /// The workflow's caller could not provide a registry client.
     #[error(transparent)]
     Connect(BoxError),

@@ -12,6 +12,7 @@
 //! through the policy and cache, copy), for the cli and any other program.
 
 pub mod artifact;
+pub mod layout;
 pub mod workflow;
 
 mod auth;
