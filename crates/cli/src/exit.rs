@@ -98,6 +98,7 @@ fn client_exit(err: &ClientError) -> Option<Exit> {
             _ => Exit::Failed,
         },
         ClientError::TagInUse { .. } | ClientError::DestinationNotEmpty(_) => Exit::Conflict,
+        ClientError::NotInLayout { .. } => Exit::NotFound,
         ClientError::InvalidKind(_) | ClientError::UnknownCustomNamespace { .. } => Exit::Usage,
         ClientError::Context { source, .. } => return client_exit(source),
         _ => return None,

@@ -144,7 +144,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The unpack destination exists and is not an empty directory.
-    #[error("destination {0} exists and is not an empty directory")]
+    #[error("destination {0} exists and is not empty (pull --force replaces it)")]
     DestinationNotEmpty(PathBuf),
     /// A registry, repository or tag cannot be used as a cache key.
     #[error("invalid cache key: {0}")]

@@ -50,13 +50,19 @@ impl OciLayout {
         let marker = root.join("oci-layout");
         let text = fs::read_to_string(&marker).map_err(|e| {
             ClientError::local_io(
-                format!("{} is not an OCI image layout (reading oci-layout)", root.display()),
+                format!(
+                    "{} is not an OCI image layout (reading oci-layout)",
+                    root.display()
+                ),
                 e,
             )
         })?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| ClientError::Invalid(format!("{}: {e}", marker.display())))?;
-        if v.get("imageLayoutVersion").and_then(Value::as_str).is_none() {
+        if v.get("imageLayoutVersion")
+            .and_then(Value::as_str)
+            .is_none()
+        {
             return Err(ClientError::Invalid(format!(
                 "{}: no imageLayoutVersion",
                 marker.display()
@@ -77,13 +83,20 @@ impl OciLayout {
         }
         if let Ok(mut entries) = fs::read_dir(root) {
             if entries.next().is_some() {
-                return Err(ClientError::DestinationNotEmpty(root.to_path_buf()));
+                return Err(ClientError::Invalid(format!(
+                    "{} exists, holds other files and is not an OCI image layout",
+                    root.display()
+                )));
             }
         }
         fs::create_dir_all(root.join("blobs").join("sha256")).map_err(io("creating", root))?;
         write_atomic(&root.join("oci-layout"), LAYOUT_MARKER.as_bytes())?;
-        let index = json!({"schemaVersion": 2, "mediaType": media_types::OCI_INDEX, "manifests": []});
-        write_atomic(&root.join("index.json"), &serde_json::to_vec_pretty(&index)?)?;
+        let index =
+            json!({"schemaVersion": 2, "mediaType": media_types::OCI_INDEX, "manifests": []});
+        write_atomic(
+            &root.join("index.json"),
+            &serde_json::to_vec_pretty(&index)?,
+        )?;
         Ok(OciLayout {
             root: root.to_path_buf(),
         })
@@ -157,9 +170,8 @@ impl OciLayout {
     pub fn manifests(&self) -> Result<Vec<Descriptor>, ClientError> {
         let index = self.index()?;
         let list = index.get("manifests").cloned().unwrap_or(Value::Null);
-        serde_json::from_value(list).map_err(|e| {
-            ClientError::Invalid(format!("{}/index.json: {e}", self.root.display()))
-        })
+        serde_json::from_value(list)
+            .map_err(|e| ClientError::Invalid(format!("{}/index.json: {e}", self.root.display())))
     }
 
     /// The manifest named `tag` (`org.opencontainers.image.ref.name`); without a tag, the only
@@ -272,10 +284,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(OciLayout::open(dir.path()).is_err());
         fs::write(dir.path().join("x"), b"x").unwrap();
-        assert!(matches!(
-            OciLayout::create(dir.path()),
-            Err(ClientError::DestinationNotEmpty(_))
-        ));
+        let err = OciLayout::create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not an OCI image layout"), "{err}");
     }
 
     #[test]

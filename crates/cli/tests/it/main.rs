@@ -19,6 +19,8 @@ mod interrupt;
 mod kcl_diff;
 mod lifecycle;
 mod metrics_search;
+mod more_commands;
+mod oci_layout;
 mod quota_scrub;
 mod security;
 mod spec;

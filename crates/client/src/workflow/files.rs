@@ -127,13 +127,12 @@ fn describe_file(path: &Path) -> Result<Descriptor, ClientError> {
             reason: "not a regular file (push a directory as KIND PATH)".into(),
         });
     }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| ClientError::UnsupportedSource {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        ClientError::UnsupportedSource {
             path: path.to_path_buf(),
             reason: "the file name is not valid UTF-8".into(),
-        })?;
+        }
+    })?;
     let (digest, size) = hash_file(path)?;
     let mut d = Descriptor::new(FILE_LAYER_MEDIA_TYPE, digest, size);
     d.annotations = Some(BTreeMap::from([(
@@ -217,17 +216,17 @@ pub async fn push_files(
         let meter = progress.meter(&format!("{}", path.display()), d.size);
         let source = match &meter {
             Some(m) => {
-                let f = tokio::fs::File::open(path).await.map_err(|e| {
-                    ClientError::local_io(format!("opening {}", path.display()), e)
-                })?;
+                let f = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| ClientError::local_io(format!("opening {}", path.display()), e))?;
                 BlobSource::Reader(Box::new(CountingReader::new(f, m.clone())))
             }
             None => BlobSource::Path(path.clone()),
         };
         let outcome = reg.push_blob(&req.repo, &d.digest, d.size, source).await;
         finish(meter.as_ref());
-        let outcome = outcome
-            .map_err(|e| ClientError::context(format!("pushing {}", path.display()), e))?;
+        let outcome =
+            outcome.map_err(|e| ClientError::context(format!("pushing {}", path.display()), e))?;
         uploaded += u32::from(outcome == PushOutcome::Uploaded);
     }
     let cfg = empty_config();

@@ -64,9 +64,13 @@ impl ToLayout<'_> {
                 .map_err(|e| ClientError::local_io(format!("creating {}", dir.display()), e))?;
         }
         let meter = self.progress.meter("blob", d.size);
-        let res = self.reg.pull_blob_to_file(self.repo, &d.digest, &path).await;
+        let res = self
+            .reg
+            .pull_blob_to_file(self.repo, &d.digest, &path)
+            .await;
         finish(meter.as_ref());
-        let n = res.map_err(|e| ClientError::context(format!("downloading blob {}", d.digest), e))?;
+        let n =
+            res.map_err(|e| ClientError::context(format!("downloading blob {}", d.digest), e))?;
         if n != d.size {
             let _ = std::fs::remove_file(&path);
             return Err(ClientError::SizeMismatch {
@@ -148,14 +152,17 @@ impl FromLayout<'_> {
         let meter = self.progress.meter("blob", d.size);
         let source = match &meter {
             Some(m) => {
-                let f = tokio::fs::File::open(&path).await.map_err(|e| {
-                    ClientError::local_io(format!("opening {}", path.display()), e)
-                })?;
+                let f = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| ClientError::local_io(format!("opening {}", path.display()), e))?;
                 BlobSource::Reader(Box::new(CountingReader::new(f, m.clone())))
             }
             None => BlobSource::Path(path.clone()),
         };
-        let res = self.reg.push_blob(self.repo, &d.digest, d.size, source).await;
+        let res = self
+            .reg
+            .push_blob(self.repo, &d.digest, d.size, source)
+            .await;
         finish(meter.as_ref());
         res.map_err(|e| ClientError::context(format!("uploading blob {}", d.digest), e))?;
         self.report.copied += 1;
@@ -164,7 +171,12 @@ impl FromLayout<'_> {
     }
 
     /// Uploads everything manifest `bytes` references (children by digest), not the manifest.
-    fn children<'a>(&'a mut self, digest: &'a Digest, bytes: &'a [u8], media_type: &'a str) -> Step<'a> {
+    fn children<'a>(
+        &'a mut self,
+        digest: &'a Digest,
+        bytes: &'a [u8],
+        media_type: &'a str,
+    ) -> Step<'a> {
         Box::pin(async move {
             let parsed = ocireg_oci::parse_manifest(bytes, Some(media_type))
                 .map_err(|e| ClientError::Invalid(format!("manifest {digest}: {e}")))?;
@@ -223,7 +235,12 @@ pub async fn copy_from_layout(
     };
     c.children(&desc.digest, &bytes, &desc.media_type).await?;
     let digest = reg
-        .put_manifest(&dst.repo, &dst.reference, &desc.media_type, Bytes::from(bytes))
+        .put_manifest(
+            &dst.repo,
+            &dst.reference,
+            &desc.media_type,
+            Bytes::from(bytes),
+        )
         .await
         .map_err(|e| ClientError::context(format!("pushing the manifest to {}", dst.shown), e))?;
     let mut report = c.report;

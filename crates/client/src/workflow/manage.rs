@@ -152,7 +152,10 @@ pub async fn delete_repository(
     let mut deleted = 0;
     for d in &contents.manifests {
         progress.status(&format!("deleting {repo}@{d} ..."));
-        match reg.delete_manifest(repo, &Reference::Digest(d.clone())).await {
+        match reg
+            .delete_manifest(repo, &Reference::Digest(d.clone()))
+            .await
+        {
             Ok(()) => deleted += 1,
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(ClientError::context(format!("deleting {repo}@{d}"), e)),

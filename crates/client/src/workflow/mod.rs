@@ -31,12 +31,11 @@ pub use files::{
 };
 pub use layout_copy::{copy_from_layout, copy_to_layout, LayoutCopyReport, RegistrySide};
 pub use manage::{
-    delete_repository, repo_contents, tag_manifest, RepoContents, TagOutcome, TagReport,
-    TagRequest,
+    delete_repository, repo_contents, tag_manifest, RepoContents, TagOutcome, TagReport, TagRequest,
 };
 pub use naming::{artifact_name, render_tag, sanitize_component, timestamp};
 pub use progress::{Meter, NoProgress, Progress};
-pub use pull::{prepare_dest, pull_artifact, Connect, PullReport, PullRequest};
+pub use pull::{prepare_dest, pull_artifact, Connect, PullReport, PullRequest, SetAside};
 pub use push::{push_artifact, same_content, PushReport, PushRequest};
 
 /// `host/repo:tag` or `host/repo@digest`: how a reference is named in messages.
