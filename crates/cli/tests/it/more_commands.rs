@@ -425,3 +425,58 @@ fn new_commands_have_examples_in_their_help() {
         assert!(help.contains("\nEXAMPLES:\n  ocireg "), "{cmd:?}: {help}");
     }
 }
+
+#[test]
+fn compression_is_skipped_when_it_does_not_pay_and_inspect_says_why() {
+    let reg = Registry::ocireg();
+    // compression_enabled is on by default.
+    let env = Env::new(reg.port, "", "push_policy:\n  compression_level: 6\n");
+    let noisy = env.path("noisy");
+    fs::create_dir_all(&noisy).unwrap();
+    fs::write(noisy.join("blob.bin"), random_bytes(2 << 20)).unwrap();
+    let text = env.path("text");
+    fs::create_dir_all(&text).unwrap();
+    fs::write(
+        text.join("conf.k"),
+        "schema X:\n    a: int = 1\n".repeat(20_000),
+    )
+    .unwrap();
+
+    let p = env.json(&["push", "extension", noisy.to_str().unwrap(), "noisy:1"]);
+    assert_eq!(
+        p["layer"]["mediaType"], "application/vnd.oci.image.layer.v1.tar",
+        "{p}"
+    );
+    let shown = env.ok(&["inspect", "provisioning-extensions/noisy:1"]);
+    assert!(
+        shown.contains("(stored uncompressed: incompressible: a 256 KiB sample compressed to"),
+        "{shown}"
+    );
+    let out = env.path("noisy-out");
+    env.ok(&[
+        "pull",
+        "provisioning-extensions/noisy:1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_same_tree(&noisy, &out);
+
+    let p = env.json(&["push", "extension", text.to_str().unwrap(), "text:1"]);
+    assert_eq!(
+        p["layer"]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+        "{p}"
+    );
+    assert!(p["layer"]["size"].as_u64().unwrap() < 100_000, "{p}");
+    let shown = env.ok(&["inspect", "provisioning-extensions/text:1"]);
+    assert!(!shown.contains("stored uncompressed"), "{shown}");
+
+    // compression_enabled = false stays the switch: no gzip, and nothing to explain.
+    let off = Env::new(reg.port, "", "push_policy:\n  compression_enabled: false\n");
+    let p = off.json(&["push", "extension", text.to_str().unwrap(), "text:2"]);
+    assert_eq!(
+        p["layer"]["mediaType"], "application/vnd.oci.image.layer.v1.tar",
+        "{p}"
+    );
+    let shown = off.ok(&["inspect", "provisioning-extensions/text:2"]);
+    assert!(!shown.contains("stored uncompressed"), "{shown}");
+}
