@@ -126,7 +126,7 @@ struct Node {
 
 type Walk<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Node>>> + Send + 'a>>;
 
-/// The referrers of `digest` to `depth` levels; a manifest met twice is listed without its
+/// The referrers of `digest` to `depth` levels, ordered by artifact type then digest; a manifest met twice is listed without its
 /// referrers the second time (a cycle, or shared referrers).
 fn walk<'a>(
     reg: &'a Registry,
@@ -137,10 +137,15 @@ fn walk<'a>(
     seen: &'a mut BTreeSet<Digest>,
 ) -> Walk<'a> {
     Box::pin(async move {
-        let list = reg
+        let mut list = reg
             .referrers(repo, digest, filter)
             .await
             .with_context(|| format!("listing the referrers of {digest}"))?;
+        // Registries list referrers in no particular order; the tree is printed in a stable one.
+        list.sort_by(|a, b| {
+            (a.artifact_type.as_deref(), a.digest.to_string())
+                .cmp(&(b.artifact_type.as_deref(), b.digest.to_string()))
+        });
         let mut out = Vec::with_capacity(list.len());
         for desc in list {
             let children = if depth > 1 && seen.insert(desc.digest.clone()) {

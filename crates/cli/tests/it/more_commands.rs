@@ -251,13 +251,14 @@ fn attach_and_discover(env: &Env, subject: &str) {
         .find(|r| s(r, "digest") == sbom)
         .unwrap();
     assert_eq!(sbom_node["referrers"][0]["digest"], nested, "{tree}");
+    // Ordered by artifact type: the SBOM (with its own referrer) first.
     let text = env.ok(&["discover", subject]);
     assert!(
-        text.contains(&format!("application/spdx+json {sbom}")),
+        text.contains(&format!("├── application/spdx+json {sbom}")),
         "{text}"
     );
     assert!(
-        text.contains(&format!("    └── application/vnd.example.sig {nested}")),
+        text.contains(&format!("│   └── application/vnd.example.sig {nested}")),
         "{text}"
     );
     let only = env.ok(&[
