@@ -136,6 +136,7 @@ fn client_exit(err: &ClientError) -> Option<Exit> {
             _ => Exit::Failed,
         },
         ClientError::TagInUse { .. } | ClientError::DestinationNotEmpty(_) => Exit::Conflict,
+        ClientError::NotInLayout { .. } => Exit::NotFound,
         ClientError::InvalidKind(_)
         | ClientError::UnknownCustomNamespace { .. }
         | ClientError::Options(_)

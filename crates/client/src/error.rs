@@ -144,7 +144,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The unpack destination exists and is not an empty directory.
-    #[error("destination {0} exists and is not an empty directory")]
+    #[error("destination {0} exists and is not empty (pull --force replaces it)")]
     DestinationNotEmpty(PathBuf),
     /// A registry, repository or tag cannot be used as a cache key.
     #[error("invalid cache key: {0}")]
@@ -187,6 +187,12 @@ pub enum ClientError {
         shown: String,
         /// What the tag points to.
         existing: Digest,
+    },
+    /// An OCI image layout directory does not hold the manifest asked for.
+    #[error("{what}")]
+    NotInLayout {
+        /// What is missing, naming the directory.
+        what: String,
     },
     /// The workflow's caller could not provide a registry client.
     #[error(transparent)]

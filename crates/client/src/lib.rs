@@ -9,9 +9,12 @@
 //! token-bucket rate limits, proxies and TLS (rustls), all set by [`ClientOptions`].
 //!
 //! [`workflow`] holds the artifact workflows built on it (push with the overwrite rule, pull
-//! through the policy and cache, copy), for the cli and any other program.
+//! through the policy and cache, copy, generic and attached artifacts, tagging, repository
+//! deletion, copies to and from OCI image layout directories, whose format is [`layout`]), for
+//! the cli and any other program.
 
 pub mod artifact;
+pub mod layout;
 pub mod workflow;
 
 mod auth;

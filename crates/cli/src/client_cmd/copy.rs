@@ -44,6 +44,9 @@ async fn which_side_refused(
 
 /// Runs `ocireg copy SRC DST`.
 pub(crate) async fn run(ctx: &Ctx, a: CopyArgs) -> anyhow::Result<i32> {
+    if let Some(code) = super::copy_layout::run(ctx, &a).await? {
+        return Ok(code);
+    }
     let ui = Ui::new(a.out);
     let src = parse_ref(&a.src)?;
     let dst = parse_ref(&a.dst)?;

@@ -9,15 +9,21 @@
 //! - `push`, `pull`, `copy`, `ops` (tags, catalog, inspect, rm), `login`: the commands
 //! - `ui`: progress bars and output modes
 
+mod attach;
 mod copy;
+mod copy_layout;
 pub(crate) mod creds;
+mod fetch;
 mod login;
 mod ops;
 mod pull;
 mod push;
+mod push_files;
 mod refs;
+mod repo;
 mod search;
 pub(crate) mod settings;
+mod tag;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -58,19 +64,28 @@ pub struct ConnArgs {
     pub password_stdin: bool,
 }
 
-/// `ocireg push KIND PATH [NAME[:TAG]]`.
+/// `ocireg push KIND PATH [NAME[:TAG]]`, or `ocireg push --artifact-type TYPE REF FILE...`.
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// Artifact kind: extension, kcl-package, platform-image, test-image or custom:KEY.
-    #[arg(value_name = "KIND")]
+    /// Artifact kind: extension, kcl-package, platform-image, test-image or custom:KEY. With
+    /// --artifact-type: the reference `[registry/]namespace/repo[:tag]` to push to.
+    #[arg(value_name = "KIND|REF")]
     pub kind: String,
-    /// File or directory to pack.
-    #[arg(value_name = "PATH")]
+    /// File or directory to pack. With --artifact-type: the first file.
+    #[arg(value_name = "PATH|FILE")]
     pub path: PathBuf,
     /// Repository name below the kind's namespace, optionally with a tag (default: PATH's file
     /// name, sanitised; tag from push_policy.tag_format when auto_tag is on, else `latest`).
-    #[arg(value_name = "NAME[:TAG]")]
+    /// With --artifact-type: the second file.
+    #[arg(value_name = "NAME[:TAG]|FILE")]
     pub name: Option<String>,
+    /// With --artifact-type: more files (one layer each).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Push the files as a generic artifact of this `artifactType` (like `oras push`): each
+    /// file one layer titled with its file name, under REF.
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: Option<String>,
     /// Artifact version (`org.opencontainers.image.version`, `{version}` in tag_format).
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
@@ -98,6 +113,10 @@ pub struct PullArgs {
     /// Directory to unpack into (must not exist or be empty; default ./<last repo component>).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Replace a destination that exists and is not empty (it is removed only once the pull
+    /// succeeded).
+    #[arg(long)]
+    pub force: bool,
     /// Connection.
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -243,6 +262,29 @@ pub enum ClientCmd {
     Logout(LogoutArgs),
     /// Search an ocireg registry by repository name, tag, annotation and artifact type.
     Search(search::SearchArgs),
+    /// Point more tags at a manifest, without copying anything.
+    Tag(tag::TagArgs),
+    /// Print the manifest digest a reference resolves to.
+    Digest(tag::DigestArgs),
+    /// Manifests as stored: `manifest get`.
+    Manifest {
+        #[command(subcommand)]
+        cmd: fetch::ManifestCmd,
+    },
+    /// Blobs as stored: `blob get`.
+    Blob {
+        #[command(subcommand)]
+        cmd: fetch::BlobCmd,
+    },
+    /// Attach files to a manifest as a referrer (a manifest with `subject`, like `oras attach`).
+    Attach(attach::AttachArgs),
+    /// Show the referrers of a manifest as a tree (like `oras discover`).
+    Discover(attach::DiscoverArgs),
+    /// Whole repositories: `repo delete`.
+    Repo {
+        #[command(subcommand)]
+        cmd: repo::RepoCmd,
+    },
 }
 
 impl ClientCmd {
@@ -263,6 +305,19 @@ impl ClientCmd {
             ClientCmd::Login(a) => (with_positional(&a.conn, &a.registry), a.out),
             ClientCmd::Logout(a) => (with_positional(&a.conn, &a.registry), a.out),
             ClientCmd::Search(a) => (a.conn.clone(), a.out),
+            ClientCmd::Tag(a) => (a.conn.clone(), a.out),
+            ClientCmd::Digest(a) => (a.conn.clone(), a.out),
+            ClientCmd::Manifest {
+                cmd: fetch::ManifestCmd::Get(a),
+            } => (a.conn.clone(), a.out),
+            ClientCmd::Blob {
+                cmd: fetch::BlobCmd::Get(a),
+            } => (a.conn.clone(), a.out),
+            ClientCmd::Attach(a) => (a.conn.clone(), a.out),
+            ClientCmd::Discover(a) => (a.conn.clone(), a.out),
+            ClientCmd::Repo {
+                cmd: repo::RepoCmd::Delete(a),
+            } => (a.conn.clone(), a.out),
         }
     }
 
@@ -297,6 +352,19 @@ pub fn run(cmd: ClientCmd, global_config: Option<&Path>) -> anyhow::Result<i32> 
             ClientCmd::Login(a) => login::login(&ctx, a).await,
             ClientCmd::Logout(a) => login::logout(&ctx, a),
             ClientCmd::Search(a) => search::run(&ctx, a).await,
+            ClientCmd::Tag(a) => tag::tag(&ctx, a).await,
+            ClientCmd::Digest(a) => tag::digest(&ctx, a).await,
+            ClientCmd::Manifest {
+                cmd: fetch::ManifestCmd::Get(a),
+            } => fetch::manifest_get(&ctx, a).await,
+            ClientCmd::Blob {
+                cmd: fetch::BlobCmd::Get(a),
+            } => fetch::blob_get(&ctx, a).await,
+            ClientCmd::Attach(a) => attach::attach(&ctx, a).await,
+            ClientCmd::Discover(a) => attach::discover(&ctx, a).await,
+            ClientCmd::Repo {
+                cmd: repo::RepoCmd::Delete(a),
+            } => repo::delete(&ctx, a).await,
         }
     });
     // Work a command left behind (a packing task after Ctrl-C) must not hold the exit.

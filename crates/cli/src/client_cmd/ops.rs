@@ -66,6 +66,13 @@ fn descriptor_line(d: &Value) -> String {
     {
         line.push_str(&format!(" title={t}"));
     }
+    if let Some(why) = d
+        .get("annotations")
+        .and_then(|a| a.get(ocireg_client::artifact::annotations::COMPRESSION_SKIPPED))
+        .and_then(Value::as_str)
+    {
+        line.push_str(&format!(" (stored uncompressed: {why})"));
+    }
     line
 }
 

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use ocireg_client::workflow::{display_reference, pull_artifact, PullReport, PullRequest};
+use ocireg_client::workflow::{
+    display_reference, pull_artifact, PullReport, PullRequest, SetAside,
+};
 use serde_json::json;
 
 use super::refs::parse_ref;
@@ -31,6 +33,11 @@ pub(crate) async fn run(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
         dest,
     };
     let cache = ctx.cache()?;
+    let aside = if a.force {
+        Some(SetAside::new(&req.dest)?)
+    } else {
+        None
+    };
     let mut connect = || ctx.registry(&ep).map_err(Into::into);
     let PullReport {
         digest,
@@ -41,6 +48,9 @@ pub(crate) async fn run(ctx: &Ctx, a: PullArgs) -> anyhow::Result<i32> {
         kind,
         cache: stats,
     } = pull_artifact(&req, &cache, &mut connect, &ui).await?;
+    if let Some(aside) = aside {
+        aside.commit()?;
+    }
     let dest = &req.dest;
     let json = json!({
         "reference": format!("{}/{}@{digest}", ep.host, r.repo()),

@@ -15,7 +15,7 @@ use super::settings::Ctx;
 use super::ui::{self, Ui};
 use super::PushArgs;
 
-fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(super) fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     for a in list {
         let Some((k, v)) = a.split_once('=') else {
@@ -95,6 +95,9 @@ async fn interrupted(reg: &ocireg_client::Registry) -> i32 {
 
 /// Runs `ocireg push`.
 pub(crate) async fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<i32> {
+    if let Some(t) = a.artifact_type.clone() {
+        return super::push_files::run(ctx, a, t).await;
+    }
     let ui = Ui::new(a.out);
     check_push_signing(ctx.doc.push_policy.require_signing)?;
     let kind = ArtifactKind::parse(&a.kind)?;

@@ -25,6 +25,8 @@ mod json_errors;
 mod kcl_diff;
 mod lifecycle;
 mod metrics_search;
+mod more_commands;
+mod oci_layout;
 mod quota_scrub;
 mod security;
 mod spec;

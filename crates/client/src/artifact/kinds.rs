@@ -23,6 +23,8 @@ pub mod annotations {
     pub const KIND: &str = "dev.provisioning.artifact.kind";
     /// The key of a `custom:KEY` kind.
     pub const CUSTOM_KEY: &str = "dev.provisioning.artifact.custom-key";
+    /// On a layer stored uncompressed although compression was enabled: why (it would not pay).
+    pub const COMPRESSION_SKIPPED: &str = "dev.provisioning.artifact.compression-skipped";
     /// Prefix reserved for this module's own annotations; callers may not set keys under it.
     pub const RESERVED_PREFIX: &str = "dev.provisioning.artifact.";
 }

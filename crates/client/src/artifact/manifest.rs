@@ -56,6 +56,9 @@ pub struct LayerInfo {
     /// The gzip level (0-9), when compressed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<u32>,
+    /// Why the layer is uncompressed although compression was enabled (it would not pay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_skipped: Option<String>,
     /// Digest of the uncompressed tar stream (stable across gzip implementations).
     pub diff_id: Digest,
     /// Size of the uncompressed tar stream in bytes.

@@ -7,6 +7,7 @@
 
 mod cache;
 mod cache_writer;
+mod compress;
 mod hashio;
 mod kinds;
 mod manifest;
@@ -23,6 +24,7 @@ use crate::error::{ClientError, Result};
 
 pub use cache::{BlobStatus, Cache, CacheOptions, CacheStats, CachedBlob, RefEntry};
 pub use cache_writer::BlobWriter;
+pub use compress::{skip_reason as compression_skip_reason, SAMPLE_BYTES, WORTHWHILE_RATIO};
 pub use kinds::{
     annotations, namespace_for, ArtifactKind, CUSTOM_ARTIFACT_TYPE, CUSTOM_CONFIG_MEDIA_TYPE,
 };

@@ -45,6 +45,9 @@ pub struct PackOptions {
     pub created: Option<OffsetDateTime>,
     /// Extra manifest annotations (may not use the `dev.provisioning.artifact.` prefix).
     pub annotations: BTreeMap<String, String>,
+    /// Why the layer is stored uncompressed although compression was asked for (see
+    /// [`super::compression_skip_reason`]); recorded in the config and on the layer.
+    pub compression_skipped: Option<String>,
 }
 
 impl PackOptions {
@@ -57,6 +60,7 @@ impl PackOptions {
             version: None,
             created: None,
             annotations: BTreeMap::new(),
+            compression_skipped: None,
         }
     }
 }
@@ -233,10 +237,16 @@ fn pack_core<W: Write>(
     let ext = layer_ext(opts);
     let mut layer_desc = Descriptor::new(layer.media_type, layer.digest, layer.size);
     let short_name = opts.name.rsplit('/').next().unwrap_or(&opts.name);
-    layer_desc.annotations = Some(BTreeMap::from([(
-        annotations::TITLE.to_owned(),
-        format!("{short_name}.{ext}"),
-    )]));
+    let mut layer_annots =
+        BTreeMap::from([(annotations::TITLE.to_owned(), format!("{short_name}.{ext}"))]);
+    let skipped = opts
+        .compression_skipped
+        .clone()
+        .filter(|_| opts.compression.is_none());
+    if let Some(why) = &skipped {
+        layer_annots.insert(annotations::COMPRESSION_SKIPPED.to_owned(), why.clone());
+    }
+    layer_desc.annotations = Some(layer_annots);
     let metadata = ArtifactConfig {
         schema_version: CONFIG_SCHEMA_VERSION,
         kind: opts.kind.as_string(),
@@ -258,6 +268,7 @@ fn pack_core<W: Write>(
             }
             .to_owned(),
             compression_level: opts.compression,
+            compression_skipped: skipped,
             diff_id: layer.diff_id,
             tar_size: layer.tar_size,
         },

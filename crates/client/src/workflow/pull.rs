@@ -65,10 +65,7 @@ pub fn prepare_dest(dest: &Path) -> Result<(), ClientError> {
     match fs::read_dir(dest) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(ClientError::Invalid(format!(
-                    "{} exists and is not empty",
-                    dest.display()
-                )));
+                return Err(ClientError::DestinationNotEmpty(dest.to_path_buf()));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -79,10 +76,7 @@ pub fn prepare_dest(dest: &Path) -> Result<(), ClientError> {
             }
         }
         Err(_) if dest.exists() => {
-            return Err(ClientError::Invalid(format!(
-                "{} exists and is not a directory",
-                dest.display()
-            )))
+            return Err(ClientError::DestinationNotEmpty(dest.to_path_buf()))
         }
         Err(e) => {
             return Err(ClientError::local_io(
@@ -92,6 +86,68 @@ pub fn prepare_dest(dest: &Path) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+/// An existing destination moved out of the way for `pull --force`: renamed to a hidden
+/// sibling, deleted by [`SetAside::commit`] once the pull succeeded, and renamed back when the
+/// guard is dropped without it (a failed or interrupted pull), so a failed forced pull loses
+/// nothing.
+#[derive(Debug)]
+pub struct SetAside {
+    dest: PathBuf,
+    aside: Option<PathBuf>,
+}
+
+impl SetAside {
+    /// Moves `dest` aside when it exists and is not an empty directory; else does nothing.
+    pub fn new(dest: &Path) -> Result<SetAside, ClientError> {
+        let empty_dir = fs::read_dir(dest).is_ok_and(|mut e| e.next().is_none());
+        if empty_dir || fs::symlink_metadata(dest).is_err() {
+            return Ok(SetAside {
+                dest: dest.to_path_buf(),
+                aside: None,
+            });
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dest".to_owned());
+        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty());
+        let aside = parent
+            .unwrap_or(Path::new("."))
+            .join(format!(".{name}.ocireg-replaced-{}", std::process::id()));
+        fs::rename(dest, &aside)
+            .map_err(|e| ClientError::local_io(format!("moving {} aside", dest.display()), e))?;
+        Ok(SetAside {
+            dest: dest.to_path_buf(),
+            aside: Some(aside),
+        })
+    }
+
+    /// The pull succeeded: deletes what was moved aside.
+    pub fn commit(mut self) -> Result<(), ClientError> {
+        let Some(aside) = self.aside.take() else {
+            return Ok(());
+        };
+        let removed = if aside.is_dir() {
+            fs::remove_dir_all(&aside)
+        } else {
+            fs::remove_file(&aside)
+        };
+        removed.map_err(|e| ClientError::local_io(format!("removing {}", aside.display()), e))
+    }
+}
+
+impl Drop for SetAside {
+    fn drop(&mut self) {
+        if let Some(aside) = self.aside.take() {
+            // A failed pull leaves nothing at `dest` but, at most, an empty directory.
+            let _ = fs::remove_dir(&self.dest);
+            if let Err(e) = fs::rename(&aside, &self.dest) {
+                tracing::warn!(error = %e, "could not restore {} from {}", self.dest.display(), aside.display());
+            }
+        }
+    }
 }
 
 /// One pull: the registry (connected lazily) and the cache.

@@ -13,7 +13,8 @@ use tokio::io::AsyncRead;
 use super::chain;
 use super::progress::{finish, CountingReader, Progress};
 use crate::artifact::{
-    annotations, pack, pack_to_writer, pipe, Blob, PackOptions, PackedArtifact, PackedStream,
+    annotations, compression_skip_reason, pack, pack_to_writer, pipe, Blob, PackOptions,
+    PackedArtifact, PackedStream,
 };
 use crate::error::ClientError;
 use crate::push::PushOutcome;
@@ -310,6 +311,21 @@ fn estimate_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// `req` with compression dropped when a sample of the content shows it would not pay
+/// (already compressed or incompressible): the layer is then an uncompressed tar, and the
+/// reason is recorded on it.
+fn compression_decided(req: &PushRequest) -> PushRequest {
+    let mut out = req.clone();
+    if let Some(level) = req.pack.compression {
+        let why = tokio::task::block_in_place(|| compression_skip_reason(&req.path, level));
+        if let Some(why) = why {
+            out.pack.compression = None;
+            out.pack.compression_skipped = Some(why);
+        }
+    }
+    out
+}
+
 /// Pushes `req.path` as an artifact to `reg`.
 ///
 /// A tag already in use needs the packed manifest before anything is sent (the same content is
@@ -327,6 +343,8 @@ pub async fn push_artifact(
         let what = format!("reading {}", req.path.display());
         return Err(ClientError::local_io(what, e));
     }
+    let decided = compression_decided(req);
+    let req = &decided;
     let t = Target { reg, req, progress };
     let tag_in_use = reg
         .head_manifest(&req.repo, &Reference::Tag(req.tag.clone()), &[])
