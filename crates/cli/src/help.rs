@@ -5,7 +5,8 @@
 use clap::Command;
 
 /// One command's additions: its path below `ocireg`, what `-q` prints (for commands that have
-/// it), and its examples (one per line, `# what it does` comments allowed).
+/// it), and its examples (one per line, `# what it does` comments allowed; empty for a command
+/// that keeps its examples beside its flags in `after_help`).
 struct Entry {
     path: &'static str,
     quiet: Option<&'static str>,
@@ -171,6 +172,51 @@ const ENTRIES: &[Entry] = &[
         quiet: None,
         examples: "ocireg logs --tail 50\n\
                    ocireg logs -f                                 # follow, from the last 10 lines",
+    },
+    Entry {
+        path: "tag",
+        quiet: Some("Print only the manifest's digest, no progress"),
+        examples: "",
+    },
+    Entry {
+        path: "digest",
+        quiet: Some("Print only the digest (the default output too)"),
+        examples: "",
+    },
+    Entry {
+        path: "manifest",
+        quiet: None,
+        examples: "ocireg manifest get team/app:1.2.0 --pretty",
+    },
+    Entry {
+        path: "blob",
+        quiet: None,
+        examples: "ocireg blob get team/app@sha256:<hex> -o layer.tar.gz",
+    },
+    Entry {
+        path: "blob get",
+        quiet: Some("Print only the blob's digest, no progress"),
+        examples: "",
+    },
+    Entry {
+        path: "attach",
+        quiet: Some("Print only the digest of the referrer manifest, no progress"),
+        examples: "",
+    },
+    Entry {
+        path: "discover",
+        quiet: Some("Print only the referrers' digests, one per line"),
+        examples: "",
+    },
+    Entry {
+        path: "repo",
+        quiet: None,
+        examples: "ocireg repo delete team/old-app --yes",
+    },
+    Entry {
+        path: "repo delete",
+        quiet: Some("Print only the repository deleted"),
+        examples: "",
     },
     Entry {
         path: "completion",

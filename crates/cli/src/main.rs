@@ -5,8 +5,6 @@
 mod admin_call;
 mod client_cmd;
 mod config_cmd;
-// Commands adopt the table one by one; until all do, some codes have no user yet.
-#[allow(dead_code)]
 mod exit;
 mod gc_cmd;
 mod help;

@@ -90,7 +90,7 @@ async fn interrupted(reg: &ocireg_client::Registry) -> i32 {
     ui::clear_bars();
     let _ = tokio::time::timeout(Duration::from_secs(5), reg.cancel_abandoned_uploads()).await;
     eprintln!("interrupted");
-    130
+    crate::exit::Exit::Interrupted.code()
 }
 
 /// Runs `ocireg push`.
