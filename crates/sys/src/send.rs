@@ -39,7 +39,9 @@ impl FileMap {
     /// now (else `InvalidInput`), so no mapped page is past its end.
     pub fn new(file: &File, offset: u64, len: usize) -> io::Result<FileMap> {
         let size = file.metadata()?.len();
-        let inside = offset.checked_add(len as u64).is_some_and(|end| end <= size);
+        let inside = offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= size);
         if len == 0 || !inside {
             return Err(io::ErrorKind::InvalidInput.into());
         }

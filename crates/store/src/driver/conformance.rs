@@ -193,7 +193,8 @@ async fn local_file(d: &dyn Driver, key: &str, data: &[u8]) -> CheckResult {
         return Ok(());
     };
     let mut got = Vec::new();
-    file.read_to_end(&mut got).map_err(fail("read the local file"))?;
+    file.read_to_end(&mut got)
+        .map_err(fail("read the local file"))?;
     check!(got == data, "local file differs from the object");
     let missing = d.open_file("rd/missing").await;
     check!(

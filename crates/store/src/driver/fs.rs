@@ -167,7 +167,9 @@ impl FsDriver {
 /// Opens a stored object for reading: the file and its size (a directory is not an object).
 fn open_object(path: &std::path::Path, key: &str) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| StoreError::io("open", key, e))?;
-    let meta = file.metadata().map_err(|e| StoreError::io("stat", key, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat", key, e))?;
     if !meta.is_file() {
         return Err(StoreError::NotFound {
             key: key.to_owned(),
