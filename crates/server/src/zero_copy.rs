@@ -146,6 +146,7 @@ pub(crate) fn body(zc: &ZeroCopy, file: File, offset: u64, len: u64) -> Option<B
     let map = FileMap::new(&file, offset, usize::try_from(len).ok()?)
         .map_err(|err| tracing::debug!(%err, "blob not mappable; streaming it"))
         .ok()?;
+    tracing::debug!(bytes = len, "blob body sent from its file");
     let regions = zc.0.clone();
     regions.insert(Region {
         start: map.as_ref().as_ptr() as usize,

@@ -23,3 +23,4 @@ mod quota_scrub;
 mod security;
 mod spec;
 mod webhooks;
+mod zero_copy;
