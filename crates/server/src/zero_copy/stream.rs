@@ -46,7 +46,7 @@ impl SendfileStream {
     fn poll_send(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         match self.regions.plan(bufs) {
             Plan::File(span) => self.poll_sendfile(cx, &span),
-            Plan::Memory(n) if n == 1 => Pin::new(&mut self.tcp).poll_write(cx, &bufs[0]),
+            Plan::Memory(1) => Pin::new(&mut self.tcp).poll_write(cx, &bufs[0]),
             Plan::Memory(n) => Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[..n]),
         }
     }
