@@ -7,6 +7,7 @@ use ocireg_oci::{Digest, ErrorCode, RepoName};
 
 use crate::error::{Failure, Result};
 use crate::routes::Req;
+use crate::zero_copy::ZeroCopy;
 use crate::AppState;
 
 pub(crate) async fn get(
@@ -32,8 +33,14 @@ pub(crate) async fn get(
     let body = if head {
         Body::empty()
     } else {
-        let read = st.store.blob_read(repo, digest, range).await?;
-        Body::from_stream(read.body)
+        let start = range.map_or(0, |(start, _)| start);
+        match zero_copy_body(st, repo, digest, req.zero_copy.as_ref(), start, length).await? {
+            Some(body) => body,
+            None => {
+                let read = st.store.blob_read(repo, digest, range).await?;
+                Body::from_stream(read.body)
+            }
+        }
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -58,6 +65,28 @@ pub(crate) async fn get(
         }
     }
     Ok(resp)
+}
+
+/// The body sent from the blob's file by the kernel, when the connection can do that, the
+/// store keeps the blob in a file and the range is large and cached (see `zero_copy`).
+async fn zero_copy_body(
+    st: &AppState,
+    repo: &RepoName,
+    digest: &Digest,
+    zero_copy: Option<&ZeroCopy>,
+    start: u64,
+    length: u64,
+) -> Result<Option<Body>> {
+    let Some(zero_copy) = zero_copy else {
+        return Ok(None);
+    };
+    if length < crate::zero_copy::MIN_BYTES {
+        return Ok(None);
+    }
+    let Some(file) = st.store.blob_file(repo, digest).await? else {
+        return Ok(None);
+    };
+    Ok(crate::zero_copy::body(zero_copy, file, start, length))
 }
 
 pub(crate) async fn delete(st: &AppState, repo: &RepoName, digest: &Digest) -> Result<Response> {

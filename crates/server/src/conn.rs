@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::Version;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -18,6 +19,8 @@ use tower::ServiceExt;
 
 use crate::timed_io::{InFlight, TimedIo, Timeouts};
 use crate::tls::Reloading;
+use crate::zero_copy::stream::SendfileStream;
+use crate::zero_copy::{Regions, ZeroCopy};
 use crate::{ServerError, ServerOptions};
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
@@ -45,6 +48,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(opts.read_timeout)
         .keep_alive(true)
+        // Body frames are queued and written as buffers of their own, never copied into hyper's
+        // buffer: file-backed frames reach `SendfileStream` as themselves (see `zero_copy`).
+        .writev(true)
         // hyper's read buffer; a head larger than this is answered 431 by hyper itself, smaller
         // heads over `max_header_bytes` by the limits layer (see `limits::READ_BUFFER_BYTES`).
         .max_buf_size(head_limit(opts));
@@ -80,9 +86,18 @@ pub async fn serve(
             app: app.clone(),
             timeouts,
             peer,
+            zero_copy: None,
         };
         match &tls {
-            None => conn.serve(stream),
+            None => {
+                let regions = Regions::default();
+                let stream = SendfileStream::new(stream, regions.clone());
+                Conn {
+                    zero_copy: Some(ZeroCopy(regions)),
+                    ..conn
+                }
+                .serve(stream);
+            }
             Some(tls) => {
                 let config = tls.current();
                 tokio::spawn(async move {
@@ -111,6 +126,9 @@ struct Conn {
     app: axum::Router,
     timeouts: Timeouts,
     peer: SocketAddr,
+    /// Set on plain-TCP connections: their HTTP/1.x requests may answer with file-backed
+    /// bodies.
+    zero_copy: Option<ZeroCopy>,
 }
 
 impl Conn {
@@ -124,15 +142,23 @@ impl Conn {
             app,
             timeouts,
             peer,
+            zero_copy,
         } = self;
         let in_flight = InFlight::default();
         let io = TokioIo::new(TimedIo::new(stream, timeouts, in_flight.clone()));
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let guard = in_flight.start();
             let app = app.clone();
+            // HTTP/2 frames its own data: its requests keep the buffered bodies.
+            let zero_copy = zero_copy
+                .clone()
+                .filter(|_| matches!(req.version(), Version::HTTP_10 | Version::HTTP_11));
             async move {
                 let mut req = req.map(Body::new);
                 req.extensions_mut().insert(peer);
+                if let Some(zero_copy) = zero_copy {
+                    req.extensions_mut().insert(zero_copy);
+                }
                 let resp = app.oneshot(req).await;
                 // The request stays "in flight" (read timeout, not idle) until its response body
                 // is done.

@@ -27,6 +27,7 @@ mod tls;
 mod trace;
 mod uploads;
 mod usage;
+mod zero_copy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

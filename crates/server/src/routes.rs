@@ -53,6 +53,8 @@ pub(crate) struct Req {
     pub(crate) caller: Option<ocireg_auth::Caller>,
     /// The client's address, when the connection has one.
     pub(crate) peer: Option<SocketAddr>,
+    /// Set when the connection can send file-backed bodies (see `zero_copy`).
+    pub(crate) zero_copy: Option<crate::zero_copy::ZeroCopy>,
 }
 
 impl Req {
@@ -80,6 +82,7 @@ async fn dispatch(State(st): State<AppState>, req: Request) -> Response {
         body,
         caller: None,
         peer: parts.extensions.get::<SocketAddr>().copied(),
+        zero_copy: parts.extensions.remove::<crate::zero_copy::ZeroCopy>(),
     };
     let mut user = None;
     let result = match endpoint {

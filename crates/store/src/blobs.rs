@@ -69,6 +69,22 @@ impl Store {
         }
     }
 
+    /// A linked blob's bytes as an open local file, when the driver keeps blobs in files
+    /// (see [`crate::driver::Driver::open_file`]); `None` otherwise. The open file keeps
+    /// the bytes readable even if the blob is deleted and collected meanwhile.
+    pub async fn blob_file(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<std::fs::File>> {
+        let (_, loc) = self.linked_blob(repo, digest)?;
+        let key = paths::data(repo.as_str(), digest, loc);
+        match self.inner.driver.open_file(&key).await {
+            Err(e) if e.is_not_found() => Err(blob_unknown(digest)),
+            other => other,
+        }
+    }
+
     /// Unlinks a blob from `repo` (its bytes stay until garbage collection).
     pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let _guard = self.inner.digest_locks.lock(digest).await;

@@ -7,8 +7,10 @@ use std::fs::File;
 use std::io;
 
 mod read;
+mod send;
 
 pub use read::{fully_cached, read_at_most, read_direct, reopen_direct_read, DirectRead};
+pub use send::{sendfile, FileMap};
 
 /// Starts writeback of the dirty pages of `len` bytes at `offset` in `file` and returns
 /// without waiting for it (`sync_file_range(SYNC_FILE_RANGE_WRITE)`).

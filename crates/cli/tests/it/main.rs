@@ -32,3 +32,4 @@ mod security;
 mod spec;
 mod stale_uploads;
 mod webhooks;
+mod zero_copy;

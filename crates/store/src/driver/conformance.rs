@@ -182,6 +182,25 @@ pub async fn reader_ranges(d: &dyn Driver) -> CheckResult {
             "range {offset}+{len:?} accepted"
         );
     }
+    local_file(d, "rd/obj", &data).await
+}
+
+/// A driver that offers an object as a local file offers exactly its bytes, and an absent
+/// object is not found.
+async fn local_file(d: &dyn Driver, key: &str, data: &[u8]) -> CheckResult {
+    use std::io::Read;
+    let Some(mut file) = d.open_file(key).await.map_err(fail("open_file"))? else {
+        return Ok(());
+    };
+    let mut got = Vec::new();
+    file.read_to_end(&mut got)
+        .map_err(fail("read the local file"))?;
+    check!(got == data, "local file differs from the object");
+    let missing = d.open_file("rd/missing").await;
+    check!(
+        matches!(&missing, Err(e) if e.is_not_found()),
+        "absent object opened: {missing:?}"
+    );
     Ok(())
 }
 

@@ -164,6 +164,20 @@ impl FsDriver {
 }
 
 /// Runs blocking filesystem work on tokio's blocking pool.
+/// Opens a stored object for reading: the file and its size (a directory is not an object).
+fn open_object(path: &std::path::Path, key: &str) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(|e| StoreError::io("open", key, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat", key, e))?;
+    if !meta.is_file() {
+        return Err(StoreError::NotFound {
+            key: key.to_owned(),
+        });
+    }
+    Ok((file, meta.len()))
+}
+
 pub(super) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
@@ -322,18 +336,18 @@ impl Driver for FsDriver {
         let path = self.path(key)?;
         let owned_key = key.to_owned();
         let (file, size, end) = blocking(move || {
-            let file = File::open(&path).map_err(|e| StoreError::io("open", &owned_key, e))?;
-            let meta = file
-                .metadata()
-                .map_err(|e| StoreError::io("stat", &owned_key, e))?;
-            if !meta.is_file() {
-                return Err(StoreError::NotFound { key: owned_key });
-            }
-            let end = range_end(&owned_key, meta.len(), offset, len)?;
-            Ok((file, meta.len(), end))
+            let (file, size) = open_object(&path, &owned_key)?;
+            let end = range_end(&owned_key, size, offset, len)?;
+            Ok((file, size, end))
         })
         .await?;
         Ok((size, reader::stream(file, size, offset, end)))
+    }
+
+    async fn open_file(&self, key: &str) -> Result<Option<File>> {
+        let path = self.path(key)?;
+        let owned_key = key.to_owned();
+        blocking(move || open_object(&path, &owned_key).map(|(file, _)| Some(file))).await
     }
 
     async fn writer(&self, key: &str, append: bool) -> Result<Box<dyn FileWriter>> {

@@ -94,6 +94,16 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// [`StoreError::RangeInvalid`].
     async fn reader(&self, key: &str, offset: u64, len: Option<u64>) -> Result<(u64, ByteStream)>;
 
+    /// The object as an open local file (its size is the object's), for drivers that keep
+    /// objects in files: the caller may then let the kernel move the bytes (`sendfile` to a
+    /// socket) instead of streaming them through [`Driver::reader`]. `Ok(None)` (the default)
+    /// for drivers without local files; for those with them, an absent object is
+    /// [`StoreError::NotFound`].
+    async fn open_file(&self, key: &str) -> Result<Option<std::fs::File>> {
+        validate_key(key)?;
+        Ok(None)
+    }
+
     /// Opens a writer on `key`: with `append` it continues after the existing bytes (an absent
     /// object counts as empty), without it the object is truncated.
     async fn writer(&self, key: &str, append: bool) -> Result<Box<dyn FileWriter>>;

@@ -9,6 +9,9 @@
 //! then allocates cache pages for every byte and copies them once more into the chunk; direct
 //! reads skip both, which measured several times cheaper in CPU per GB (BENCHMARKS.md, the pull
 //! rows). Bytes someone else brought into the cache are still served from it.
+//!
+//! A range that is all cached and goes to a plain-HTTP/1.x client does not come through here:
+//! the server sends it from the file with `sendfile` ([`crate::driver::Driver::open_file`]).
 
 use std::fs::File;
 use std::io;
