@@ -12,7 +12,7 @@ use ocireg_oci::{
 };
 
 use crate::error::{Result, StoreError};
-use crate::index::{tag_page, Annotations, ManifestMeta, Repo};
+use crate::index::{media_type, tag_page, Annotations, ManifestMeta, Repo};
 use crate::paths::{self, DataLoc};
 use crate::quota::RevisionFacts;
 use crate::store::{ManifestPut, Store, StoredManifest};
@@ -49,9 +49,9 @@ fn revision_links(name: &str, digest: &Digest, meta: &ManifestMeta) -> Vec<(Stri
 /// The index metadata of a parsed manifest of `size` bytes.
 pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
     ManifestMeta {
-        media_type: parsed.media_type.clone(),
+        media_type: media_type(&parsed.media_type),
         size,
-        artifact_type: parsed.referrer_artifact_type().map(str::to_owned),
+        artifact_type: parsed.referrer_artifact_type().map(media_type),
         annotations: Annotations::from(&parsed.annotations),
         subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
     }
@@ -245,7 +245,7 @@ impl Store {
         let (meta, body) = self.load(repo, &resolved).await?;
         Ok(StoredManifest {
             digest: resolved.digest,
-            media_type: meta.media_type.clone(),
+            media_type: meta.media_type.to_string(),
             body,
         })
     }
@@ -379,8 +379,9 @@ impl Store {
             if artifact_type.is_some_and(|want| meta.artifact_type.as_deref() != Some(want)) {
                 continue;
             }
-            let mut descriptor = Descriptor::new(meta.media_type.clone(), entry.digest, meta.size);
-            descriptor.artifact_type = meta.artifact_type.clone();
+            let mut descriptor =
+                Descriptor::new(meta.media_type.to_string(), entry.digest, meta.size);
+            descriptor.artifact_type = meta.artifact_type.as_deref().map(str::to_owned);
             if !meta.annotations.is_empty() {
                 descriptor.annotations = Some(meta.annotations.to_map());
             }
@@ -461,7 +462,7 @@ impl Store {
         })?;
         let mut meta = meta_of(&parsed, body.len() as u64);
         if let Some(mt) = recorded {
-            meta.media_type = mt;
+            meta.media_type = media_type(&mt);
         }
         let meta = Arc::new(meta);
         self.inner.index.write(name, |r| {
