@@ -50,8 +50,9 @@ pub(crate) struct ManifestMeta {
     pub artifact_type: Option<MediaType>,
     /// Top-level annotations.
     pub annotations: Annotations,
-    /// The subject digest, if any.
-    pub subject: Option<Digest>,
+    /// The subject digest, if any (boxed: few manifests have one, and every manifest's
+    /// metadata would otherwise carry room for it).
+    pub subject: Option<Box<Digest>>,
 }
 
 /// A manifest's annotations as the index keeps them: one exact-size allocation holding, for

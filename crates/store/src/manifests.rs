@@ -53,7 +53,7 @@ pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
         size,
         artifact_type: parsed.referrer_artifact_type().map(media_type),
         annotations: Annotations::from(&parsed.annotations),
-        subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+        subject: parsed.subject.as_ref().map(|s| Box::new(s.digest.clone())),
     }
 }
 
@@ -190,7 +190,7 @@ impl Store {
         in_use.stored();
         self.inner.cache.insert(&digest, &body);
         Ok(ManifestPut {
-            subject: meta.subject.clone(),
+            subject: meta.subject.as_deref().cloned(),
             digest,
         })
     }
@@ -215,7 +215,7 @@ impl Store {
             }
             if let Some(subject) = &meta.subject {
                 r.referrers
-                    .entry(subject.clone())
+                    .entry(Digest::clone(subject))
                     .or_default()
                     .insert(digest.clone());
             }
@@ -297,8 +297,14 @@ impl Store {
                     }
                 }
                 let subject = match &resolved.meta {
-                    Some(meta) => meta.subject.clone(),
-                    None => self.load(repo, &resolved).await?.0.subject.clone(),
+                    Some(meta) => meta.subject.as_deref().cloned(),
+                    None => self
+                        .load(repo, &resolved)
+                        .await?
+                        .0
+                        .subject
+                        .as_deref()
+                        .cloned(),
                 };
                 delete_link(driver, &paths::revision_link(name, digest)).await?;
                 index.write(name, |r| {
