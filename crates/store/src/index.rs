@@ -15,6 +15,10 @@ use parking_lot::RwLock;
 
 use crate::paths::DataLoc;
 
+mod tags;
+
+pub(crate) use tags::Tags;
+
 /// A media type as the index keeps it. The index holds one or two per stored manifest and
 /// nearly all of them are a few well-known values, which are kept as static strings; any other
 /// is copied once at its exact size.
@@ -126,7 +130,7 @@ impl From<&BTreeMap<String, String>> for Annotations {
 /// One repository's entries.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Repo {
-    pub tags: BTreeMap<String, Digest>,
+    pub tags: Tags,
     /// Revisions; the metadata is filled lazily (on put, or on first read after open).
     pub manifests: HashMap<Digest, Option<Arc<ManifestMeta>>>,
     /// Blob links, with the data size once known.
@@ -230,7 +234,7 @@ impl Index {
             .iter()
             .map(|(name, r)| {
                 let snap = RepoSnapshot {
-                    tags: r.tags.clone(),
+                    tags: r.tags.to_map(),
                     manifests: r.manifests.keys().cloned().collect(),
                     blobs: r.blobs.keys().cloned().collect(),
                     local_data: r.local.iter().cloned().collect(),
@@ -248,11 +252,10 @@ impl Index {
 
 /// Tags of `repo` after `last`, at most `n`.
 pub(crate) fn tag_page(repo: &Repo, last: Option<&str>, n: Option<usize>) -> Vec<String> {
-    let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
     repo.tags
-        .range::<str, _>((lower, Bound::Unbounded))
+        .after(last)
         .take(n.unwrap_or(usize::MAX))
-        .map(|(t, _)| t.clone())
+        .map(|(t, _)| t.to_owned())
         .collect()
 }
 

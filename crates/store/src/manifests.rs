@@ -211,7 +211,7 @@ impl Store {
                 r.local.insert(digest.clone());
             }
             if let Some(t) = tag {
-                r.tags.insert(t.as_str().to_owned(), digest.clone());
+                r.tags.insert(t.as_str(), digest.clone());
             }
             if let Some(subject) = &meta.subject {
                 r.referrers
@@ -280,7 +280,7 @@ impl Store {
                         r.tags
                             .iter()
                             .filter(|(_, d)| **d == *digest)
-                            .map(|(t, _)| t.clone())
+                            .map(|(t, _)| t.to_owned())
                             .collect()
                     })
                     .unwrap_or_default();

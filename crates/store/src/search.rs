@@ -194,7 +194,7 @@ impl Store {
             .read(name, |r| {
                 let mut tags_of: BTreeMap<&Digest, Vec<String>> = BTreeMap::new();
                 for (tag, digest) in &r.tags {
-                    tags_of.entry(digest).or_default().push(tag.clone());
+                    tags_of.entry(digest).or_default().push(tag.to_owned());
                 }
                 r.manifests
                     .iter()
