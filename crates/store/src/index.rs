@@ -284,6 +284,16 @@ mod tests {
     }
 
     #[test]
+    fn per_manifest_entries_stay_small() {
+        // The index holds one of each per stored manifest: a digest with no heap part, and
+        // metadata whose rare or variable parts (subject, annotations, uncommon media types)
+        // live behind a pointer.
+        assert!(std::mem::size_of::<Digest>() <= 40);
+        assert!(std::mem::size_of::<ManifestMeta>() <= 80);
+        assert!(std::mem::size_of::<Option<Arc<ManifestMeta>>>() <= 8);
+    }
+
+    #[test]
     fn media_types_known_and_not() {
         assert!(matches!(
             media_type(media_types::OCI_MANIFEST),
