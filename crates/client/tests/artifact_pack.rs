@@ -172,7 +172,7 @@ fn layer_descriptor_matches_file_on_disk() {
             .unwrap()
             .to_str()
             .unwrap()
-            .contains(d.hex()));
+            .contains(&*d.hex()));
         // Only the layer is left in out_dir: no temp files.
         assert_eq!(fs::read_dir(out.path()).unwrap().count(), 1);
         assert!(p.config.descriptor.digest.verify(&p.config.bytes));

@@ -13,7 +13,7 @@ fn check_digest(s: &str) {
             .hex()
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
-        assert_eq!(Digest::from_parts(d.algorithm(), d.hex()).as_ref(), Ok(d));
+        assert_eq!(Digest::from_parts(d.algorithm(), &d.hex()).as_ref(), Ok(d));
         let json = serde_json::to_string(d).unwrap_or_default();
         assert_eq!(serde_json::from_str::<Digest>(&json).ok().as_ref(), Some(d));
     }

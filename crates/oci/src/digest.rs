@@ -71,22 +71,43 @@ fn unsupported(alg: &str) -> OciError {
     .with_detail(json!({ "algorithm": alg, "reason": "unsupported" }))
 }
 
-/// A validated digest: algorithm plus lowercase hex of the exact length.
+/// A validated digest: an algorithm and its hash value.
+///
+/// The value is kept as raw bytes, not as hex text: a registry's in-memory index holds several
+/// digests per stored manifest, and so a sha256 digest needs no allocation of its own and
+/// half the bytes. Digests order as their `algorithm:hex` text does (sha256 before sha512,
+/// then bytewise, which is the order of lowercase hex).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest {
-    algorithm: Algorithm,
-    hex: String,
+pub struct Digest(Raw);
+
+/// The hash value; variants in [`Algorithm`] order. sha512 is boxed so that the common
+/// sha256 digest stays small.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Raw {
+    Sha256([u8; 32]),
+    Sha512(Box<[u8; 64]>),
 }
 
 impl Digest {
     /// The digest's algorithm.
     pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+        match self.0 {
+            Raw::Sha256(_) => Algorithm::Sha256,
+            Raw::Sha512(_) => Algorithm::Sha512,
+        }
     }
 
-    /// The lowercase hex portion.
-    pub fn hex(&self) -> &str {
-        &self.hex
+    /// The hash value's bytes (32 for sha256, 64 for sha512).
+    pub fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Raw::Sha256(b) => b,
+            Raw::Sha512(b) => &b[..],
+        }
+    }
+
+    /// The lowercase hex portion (formatted on each call; it dereferences to `&str`).
+    pub fn hex(&self) -> Hex {
+        Hex::of(self.bytes())
     }
 
     /// Hashes `data` in one go.
@@ -98,7 +119,7 @@ impl Digest {
 
     /// True when `data` hashes to this digest.
     pub fn verify(&self, data: &[u8]) -> bool {
-        Digest::compute(self.algorithm, data) == *self
+        Digest::compute(self.algorithm(), data) == *self
     }
 
     /// Builds a digest from an algorithm and a hex string (validated: lowercase, exact length).
@@ -115,10 +136,101 @@ impl Digest {
                 "hex must be lowercase [0-9a-f]",
             ));
         }
-        Ok(Digest {
-            algorithm: alg,
-            hex: hex.to_owned(),
-        })
+        let decoded = match alg {
+            Algorithm::Sha256 => {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(hex, &mut b).map(|()| Raw::Sha256(b))
+            }
+            Algorithm::Sha512 => {
+                let mut b = Box::new([0u8; 64]);
+                hex::decode_to_slice(hex, &mut b[..]).map(|()| Raw::Sha512(b))
+            }
+        };
+        decoded
+            .map(Digest)
+            .map_err(|e| invalid(&format!("{alg}:{hex}"), &e.to_string()))
+    }
+}
+
+/// The hex text of a digest's value, formatted on the stack; dereferences to `&str`.
+#[derive(PartialEq, Eq)]
+pub struct Hex {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Hex {
+    fn of(bytes: &[u8]) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 128];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+            if let [hi, lo] = pair {
+                *hi = DIGITS[usize::from(b >> 4)];
+                *lo = DIGITS[usize::from(b & 0x0f)];
+            }
+        }
+        Hex {
+            buf,
+            len: (bytes.len() * 2).min(128),
+        }
+    }
+}
+
+impl std::ops::Deref for Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only hex digits are ever written, so the text is ASCII.
+        let text = self.buf.get(..self.len).unwrap_or_default();
+        std::str::from_utf8(text).unwrap_or_default()
+    }
+}
+
+impl AsRef<str> for Hex {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl AsRef<std::path::Path> for Hex {
+    fn as_ref(&self) -> &std::path::Path {
+        std::path::Path::new(&**self)
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Hex {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        std::ffi::OsStr::new(&**self)
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq<str> for Hex {
+    fn eq(&self, other: &str) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&str> for Hex {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<String> for Hex {
+    fn eq(&self, other: &String) -> bool {
+        **self == **other
     }
 }
 
@@ -177,7 +289,7 @@ impl FromStr for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.algorithm.as_str(), self.hex)
+        write!(f, "{}:{}", self.algorithm().as_str(), self.hex())
     }
 }
 
@@ -256,10 +368,17 @@ impl DigestHasher {
 
     /// Finishes and returns the digest.
     pub fn finish(self) -> Digest {
-        let (algorithm, hex) = match self.state {
-            HashState::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
-            HashState::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
-        };
-        Digest { algorithm, hex }
+        match self.state {
+            HashState::Sha256(h) => {
+                let mut b = [0u8; 32];
+                b.copy_from_slice(&h.finalize());
+                Digest(Raw::Sha256(b))
+            }
+            HashState::Sha512(h) => {
+                let mut b = Box::new([0u8; 64]);
+                b.copy_from_slice(&h.finalize());
+                Digest(Raw::Sha512(b))
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ mod name;
 mod reference;
 
 pub use descriptor::{media_types, Descriptor};
-pub use digest::{Algorithm, Digest, DigestHasher};
+pub use digest::{Algorithm, Digest, DigestHasher, Hex};
 pub use error::{error_body, ErrorCode, OciError};
 pub use manifest::{parse_manifest, ManifestKind, ParsedManifest};
 pub use name::{Reference, RepoName, Tag};

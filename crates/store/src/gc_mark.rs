@@ -78,7 +78,7 @@ impl Store {
                             .manifests
                             .iter()
                             .map(|(d, meta)| {
-                                let mt = meta.as_ref().map(|m| m.media_type.clone());
+                                let mt = meta.as_ref().map(|m| m.media_type.to_string());
                                 (d.clone(), (mt, r.loc(d)))
                             })
                             .collect(),

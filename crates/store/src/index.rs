@@ -5,45 +5,82 @@
 //! One `parking_lot::RwLock` guards everything; it is only taken for short, synchronous
 //! sections and never across an `.await`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use ocireg_oci::Digest;
+use ocireg_oci::{media_types, Digest};
 use parking_lot::RwLock;
 
 use crate::paths::DataLoc;
+
+mod tags;
+
+pub(crate) use tags::Tags;
+
+/// A media type as the index keeps it. The index holds one or two per stored manifest and
+/// nearly all of them are a few well-known values, which are kept as static strings; any other
+/// is copied once at its exact size.
+pub(crate) type MediaType = Cow<'static, str>;
+
+/// Media types manifests and artifacts commonly carry (manifest kinds and config types).
+const WELL_KNOWN: [&str; 7] = [
+    media_types::OCI_MANIFEST,
+    media_types::OCI_INDEX,
+    media_types::OCI_CONFIG,
+    media_types::OCI_EMPTY,
+    media_types::DOCKER_MANIFEST,
+    media_types::DOCKER_MANIFEST_LIST,
+    media_types::DOCKER_CONFIG,
+];
+
+/// `text` as the index keeps a media type.
+pub(crate) fn media_type(text: &str) -> MediaType {
+    match WELL_KNOWN.iter().find(|known| **known == text) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(text.to_owned()),
+    }
+}
 
 /// What the index knows about a stored manifest, derived from its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ManifestMeta {
     /// Media type recorded at put.
-    pub media_type: String,
+    pub media_type: MediaType,
     /// Size of the manifest bytes.
     pub size: u64,
     /// The artifact type a referrers listing shows (`artifactType`, else config media type).
-    pub artifact_type: Option<String>,
+    pub artifact_type: Option<MediaType>,
     /// Top-level annotations.
     pub annotations: Annotations,
-    /// The subject digest, if any.
-    pub subject: Option<Digest>,
+    /// The subject digest, if any (boxed: few manifests have one, and every manifest's
+    /// metadata would otherwise carry room for it).
+    pub subject: Option<Box<Digest>>,
 }
 
-/// A manifest's annotations as the index keeps them: one exact-size allocation of key/value
-/// pairs sorted by key. The index holds one per stored manifest and manifests carry few
-/// annotations, so a `BTreeMap` (whose every node has room for eleven pairs) would cost many
-/// times the strings' size per manifest.
+/// A manifest's annotations as the index keeps them: one exact-size allocation holding, for
+/// each pair in key order, the key's and the value's length (`u32`, little endian) followed by
+/// the key's and the value's bytes. The index holds one per stored manifest and manifests
+/// carry few annotations, so a map (or a string allocation per key and value) would cost many
+/// times the text's size per manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Annotations(Box<[(Box<str>, Box<str>)]>);
+pub(crate) struct Annotations(Box<[u8]>);
 
 impl Annotations {
+    /// The pairs, in key order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut rest: &[u8] = &self.0;
+        std::iter::from_fn(move || {
+            let (k, v, tail) = split_pair(rest)?;
+            rest = tail;
+            Some((k, v))
+        })
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
-            .ok()
-            .and_then(|i| self.0.get(i))
-            .map(|(_, v)| v.as_ref())
+        self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// True when there are none.
@@ -53,28 +90,47 @@ impl Annotations {
 
     /// The annotations as a map (for responses).
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+        self.pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     }
 }
 
+/// The first pair encoded in `bytes` and what follows it; `None` at the end.
+fn split_pair(bytes: &[u8]) -> Option<(&str, &str, &[u8])> {
+    let len_at = |at: usize| -> Option<usize> {
+        let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(raw)).ok()
+    };
+    let (klen, vlen) = (len_at(0)?, len_at(4)?);
+    let body = bytes.get(8..)?;
+    let key = std::str::from_utf8(body.get(..klen)?).ok()?;
+    let value = std::str::from_utf8(body.get(klen..klen + vlen)?).ok()?;
+    Some((key, value, body.get(klen + vlen..)?))
+}
+
 impl From<&BTreeMap<String, String>> for Annotations {
-    /// A map iterates in key order, so the pairs come out sorted.
+    /// A map iterates in key order, so the pairs come out sorted. A key or value longer than
+    /// 4 GiB (which no manifest within the body limit can carry) is left out.
     fn from(map: &BTreeMap<String, String>) -> Annotations {
-        Annotations(
-            map.iter()
-                .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
-                .collect(),
-        )
+        let mut bytes = Vec::new();
+        for (k, v) in map {
+            let (Ok(klen), Ok(vlen)) = (u32::try_from(k.len()), u32::try_from(v.len())) else {
+                continue;
+            };
+            bytes.extend_from_slice(&klen.to_le_bytes());
+            bytes.extend_from_slice(&vlen.to_le_bytes());
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.extend_from_slice(v.as_bytes());
+        }
+        Annotations(bytes.into_boxed_slice())
     }
 }
 
 /// One repository's entries.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Repo {
-    pub tags: BTreeMap<String, Digest>,
+    pub tags: Tags,
     /// Revisions; the metadata is filled lazily (on put, or on first read after open).
     pub manifests: HashMap<Digest, Option<Arc<ManifestMeta>>>,
     /// Blob links, with the data size once known.
@@ -178,7 +234,7 @@ impl Index {
             .iter()
             .map(|(name, r)| {
                 let snap = RepoSnapshot {
-                    tags: r.tags.clone(),
+                    tags: r.tags.to_map(),
                     manifests: r.manifests.keys().cloned().collect(),
                     blobs: r.blobs.keys().cloned().collect(),
                     local_data: r.local.iter().cloned().collect(),
@@ -196,10 +252,55 @@ impl Index {
 
 /// Tags of `repo` after `last`, at most `n`.
 pub(crate) fn tag_page(repo: &Repo, last: Option<&str>, n: Option<usize>) -> Vec<String> {
-    let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
     repo.tags
-        .range::<str, _>((lower, Bound::Unbounded))
+        .after(last)
         .take(n.unwrap_or(usize::MAX))
-        .map(|(t, _)| t.clone())
+        .map(|(t, _)| t.to_owned())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_keep_every_pair() {
+        let map: BTreeMap<String, String> = [("b", "2"), ("a", ""), ("", "empty key"), ("ü", "ß")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let ann = Annotations::from(&map);
+        assert_eq!(ann.to_map(), map);
+        assert_eq!(ann.get("b"), Some("2"));
+        assert_eq!(ann.get("a"), Some(""));
+        assert_eq!(ann.get(""), Some("empty key"));
+        assert_eq!(ann.get("ü"), Some("ß"));
+        assert_eq!(ann.get("c"), None);
+        assert!(!ann.is_empty());
+        let none = Annotations::from(&BTreeMap::new());
+        assert!(none.is_empty());
+        assert_eq!(none.get("a"), None);
+        assert!(none.to_map().is_empty());
+    }
+
+    #[test]
+    fn per_manifest_entries_stay_small() {
+        // The index holds one of each per stored manifest: a digest with no heap part, and
+        // metadata whose rare or variable parts (subject, annotations, uncommon media types)
+        // live behind a pointer.
+        assert!(std::mem::size_of::<Digest>() <= 40);
+        assert!(std::mem::size_of::<ManifestMeta>() <= 80);
+        assert!(std::mem::size_of::<Option<Arc<ManifestMeta>>>() <= 8);
+    }
+
+    #[test]
+    fn media_types_known_and_not() {
+        assert!(matches!(
+            media_type(media_types::OCI_MANIFEST),
+            Cow::Borrowed(_)
+        ));
+        let other = media_type("application/vnd.example+json");
+        assert!(matches!(other, Cow::Owned(_)));
+        assert_eq!(other, "application/vnd.example+json");
+    }
 }

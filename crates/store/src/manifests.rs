@@ -12,7 +12,7 @@ use ocireg_oci::{
 };
 
 use crate::error::{Result, StoreError};
-use crate::index::{tag_page, Annotations, ManifestMeta, Repo};
+use crate::index::{media_type, tag_page, Annotations, ManifestMeta, Repo};
 use crate::paths::{self, DataLoc};
 use crate::quota::RevisionFacts;
 use crate::store::{ManifestPut, Store, StoredManifest};
@@ -49,11 +49,11 @@ fn revision_links(name: &str, digest: &Digest, meta: &ManifestMeta) -> Vec<(Stri
 /// The index metadata of a parsed manifest of `size` bytes.
 pub(crate) fn meta_of(parsed: &ParsedManifest, size: u64) -> ManifestMeta {
     ManifestMeta {
-        media_type: parsed.media_type.clone(),
+        media_type: media_type(&parsed.media_type),
         size,
-        artifact_type: parsed.referrer_artifact_type().map(str::to_owned),
+        artifact_type: parsed.referrer_artifact_type().map(media_type),
         annotations: Annotations::from(&parsed.annotations),
-        subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+        subject: parsed.subject.as_ref().map(|s| Box::new(s.digest.clone())),
     }
 }
 
@@ -190,7 +190,7 @@ impl Store {
         in_use.stored();
         self.inner.cache.insert(&digest, &body);
         Ok(ManifestPut {
-            subject: meta.subject.clone(),
+            subject: meta.subject.as_deref().cloned(),
             digest,
         })
     }
@@ -211,11 +211,11 @@ impl Store {
                 r.local.insert(digest.clone());
             }
             if let Some(t) = tag {
-                r.tags.insert(t.as_str().to_owned(), digest.clone());
+                r.tags.insert(t.as_str(), digest.clone());
             }
             if let Some(subject) = &meta.subject {
                 r.referrers
-                    .entry(subject.clone())
+                    .entry(Digest::clone(subject))
                     .or_default()
                     .insert(digest.clone());
             }
@@ -245,7 +245,7 @@ impl Store {
         let (meta, body) = self.load(repo, &resolved).await?;
         Ok(StoredManifest {
             digest: resolved.digest,
-            media_type: meta.media_type.clone(),
+            media_type: meta.media_type.to_string(),
             body,
         })
     }
@@ -280,7 +280,7 @@ impl Store {
                         r.tags
                             .iter()
                             .filter(|(_, d)| **d == *digest)
-                            .map(|(t, _)| t.clone())
+                            .map(|(t, _)| t.to_owned())
                             .collect()
                     })
                     .unwrap_or_default();
@@ -297,8 +297,14 @@ impl Store {
                     }
                 }
                 let subject = match &resolved.meta {
-                    Some(meta) => meta.subject.clone(),
-                    None => self.load(repo, &resolved).await?.0.subject.clone(),
+                    Some(meta) => meta.subject.as_deref().cloned(),
+                    None => self
+                        .load(repo, &resolved)
+                        .await?
+                        .0
+                        .subject
+                        .as_deref()
+                        .cloned(),
                 };
                 delete_link(driver, &paths::revision_link(name, digest)).await?;
                 index.write(name, |r| {
@@ -379,8 +385,9 @@ impl Store {
             if artifact_type.is_some_and(|want| meta.artifact_type.as_deref() != Some(want)) {
                 continue;
             }
-            let mut descriptor = Descriptor::new(meta.media_type.clone(), entry.digest, meta.size);
-            descriptor.artifact_type = meta.artifact_type.clone();
+            let mut descriptor =
+                Descriptor::new(meta.media_type.to_string(), entry.digest, meta.size);
+            descriptor.artifact_type = meta.artifact_type.as_deref().map(str::to_owned);
             if !meta.annotations.is_empty() {
                 descriptor.annotations = Some(meta.annotations.to_map());
             }
@@ -461,7 +468,7 @@ impl Store {
         })?;
         let mut meta = meta_of(&parsed, body.len() as u64);
         if let Some(mt) = recorded {
-            meta.media_type = mt;
+            meta.media_type = media_type(&mt);
         }
         let meta = Arc::new(meta);
         self.inner.index.write(name, |r| {

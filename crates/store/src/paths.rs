@@ -98,7 +98,7 @@ pub enum DataLoc {
 /// `blobs/<alg>/<hex[0..2]>/<hex>`.
 pub fn shared_data(digest: &Digest) -> String {
     let hex = digest.hex();
-    let fan = hex.get(..2).unwrap_or(hex);
+    let fan = hex.get(..2).unwrap_or(&hex);
     format!("{BLOBS}/{}/{fan}/{hex}", digest.algorithm())
 }
 

@@ -74,7 +74,7 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
                     if let Some(subject) = &meta.subject {
                         entry
                             .referrers
-                            .entry(subject.clone())
+                            .entry(Digest::clone(subject))
                             .or_default()
                             .insert(digest.clone());
                     }

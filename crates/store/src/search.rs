@@ -175,8 +175,8 @@ impl Store {
                         repository: name.clone(),
                         digest: c.digest.clone(),
                         tags: c.tags.clone(),
-                        media_type: meta.media_type.clone(),
-                        artifact_type: meta.artifact_type.clone(),
+                        media_type: meta.media_type.to_string(),
+                        artifact_type: meta.artifact_type.as_deref().map(str::to_owned),
                         annotations: meta.annotations.to_map(),
                         size: meta.size,
                     });
@@ -194,7 +194,7 @@ impl Store {
             .read(name, |r| {
                 let mut tags_of: BTreeMap<&Digest, Vec<String>> = BTreeMap::new();
                 for (tag, digest) in &r.tags {
-                    tags_of.entry(digest).or_default().push(tag.clone());
+                    tags_of.entry(digest).or_default().push(tag.to_owned());
                 }
                 r.manifests
                     .iter()
@@ -287,7 +287,7 @@ impl Store {
         };
         let mut meta = meta_of(&parsed, body.len() as u64);
         if let Some(mt) = recorded {
-            meta.media_type = mt;
+            meta.media_type = crate::index::media_type(&mt);
         }
         let meta = Arc::new(meta);
         // Only fills a revision that still exists and has no metadata yet.

@@ -18,8 +18,8 @@ use crate::locks::KeyLocks;
 use crate::uploads::Sessions;
 use crate::ByteStream;
 
-/// Bytes of manifests kept in memory for fast GETs.
-const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+/// Memory for manifests kept in memory for fast GETs (bodies and bookkeeping).
+const MANIFEST_CACHE_BYTES: usize = 8 << 20;
 /// Shards of the digest and tag lock tables.
 const LOCK_SHARDS: usize = 1024;
 

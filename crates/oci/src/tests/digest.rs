@@ -151,3 +151,35 @@ fn serde_as_string_and_ordering() {
     v.sort();
     assert_eq!(v, vec![d, e]); // "ba78..." < "e3b0..."
 }
+
+#[test]
+fn sha256_digest_is_held_inline() {
+    // The store's index keeps several digests per manifest: a sha256 digest is its 32 bytes
+    // plus the variant, with nothing on the heap.
+    assert!(std::mem::size_of::<Digest>() <= 40);
+    assert_eq!(Digest::compute(Algorithm::Sha256, b"abc").bytes().len(), 32);
+    assert_eq!(Digest::compute(Algorithm::Sha512, b"abc").bytes().len(), 64);
+}
+
+#[test]
+fn digests_order_as_their_text() {
+    let mut digests: Vec<Digest> = (0..200u32)
+        .flat_map(|i| {
+            let data = i.to_le_bytes();
+            [
+                Digest::compute(Algorithm::Sha256, &data),
+                Digest::compute(Algorithm::Sha512, &data),
+            ]
+        })
+        .collect();
+    digests.sort();
+    let texts: Vec<String> = digests.iter().map(ToString::to_string).collect();
+    let mut sorted = texts.clone();
+    sorted.sort();
+    assert_eq!(texts, sorted);
+    for d in &digests {
+        let back: Digest = d.to_string().parse().unwrap();
+        assert_eq!(&back, d);
+        assert_eq!(back.hex().len(), d.algorithm().hex_len());
+    }
+}

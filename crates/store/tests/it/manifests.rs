@@ -490,7 +490,7 @@ async fn dedupe_off_manifests_are_per_repository() {
         push_image(&store, "two", "v1", 50).await;
         assert!(h.keys("blobs").await.is_empty(), "{}", h.name());
         let mut local = h.repository_keys("/_blobs/").await;
-        local.retain(|k| k.ends_with(d1.hex()));
+        local.retain(|k| k.ends_with(&*d1.hex()));
         assert_eq!(local.len(), 2, "{local:?}");
         for name in ["one", "two"] {
             let got = store.manifest_get(&repo(name), &tag("v1")).await.unwrap();
