@@ -47,7 +47,7 @@ fn generic_push_tag_digest_manifest_and_blob_get() {
     ]);
     let digest = s(&pushed, "digest").to_owned();
     assert_eq!(s(&pushed, "artifactType"), "application/vnd.example.bundle");
-    let layers = pushed["layers"].as_array().unwrap();
+    let layers = pushed["layers"].as_array().unwrap().clone();
     let titles: Vec<&str> = layers
         .iter()
         .map(|l| {
@@ -82,104 +82,8 @@ fn generic_push_tag_digest_manifest_and_blob_get() {
         stderr(&out)
     );
 
-    // manifest get: the exact bytes (they hash to the digest), pretty, the descriptor.
-    let raw = env
-        .cmd(&["manifest", "get", "team/bundle:v1"])
-        .output()
-        .unwrap();
-    assert!(raw.status.success());
-    assert_eq!(crate::common::sha256(&raw.stdout), digest);
-    let m: Value = serde_json::from_slice(&raw.stdout).unwrap();
-    assert_eq!(m["subject"], Value::Null);
-    assert_eq!(
-        m["config"]["mediaType"],
-        "application/vnd.oci.empty.v1+json"
-    );
-    let pretty = env.ok(&["manifest", "get", "team/bundle:v1", "--pretty"]);
-    assert!(pretty.contains("\n  \"schemaVersion\": 2"), "{pretty}");
-    let desc: Value =
-        serde_json::from_str(&env.ok(&["manifest", "get", "team/bundle:v1", "--descriptor"]))
-            .unwrap();
-    assert_eq!(desc["digest"], digest.as_str());
-    assert_eq!(desc["size"], raw.stdout.len());
-
-    // blob get to stdout and to a file; the bytes are the file's.
-    let layer = s(&layers[1], "digest").to_owned();
-    let out = env
-        .cmd(&["blob", "get", &format!("team/bundle@{layer}"), "-o", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(out.stdout, fs::read(&b).unwrap());
-    let file = env.path("got.bin");
-    let got = env.json(&[
-        "blob",
-        "get",
-        &format!("team/bundle@{layer}"),
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(got["size"].as_u64(), Some(200_000));
-    assert_eq!(fs::read(&file).unwrap(), fs::read(&b).unwrap());
-    let out = env.run(&["blob", "get", "team/bundle:v1", "-o", "-"]);
-    assert_eq!(
-        code(&out),
-        Some(2),
-        "a blob needs a digest: {}",
-        stderr(&out)
-    );
-
-    // tag: new tags point to the same manifest without copying.
-    let tagged = env.json(&["tag", "team/bundle:v1", "stable", "latest"]);
-    assert_eq!(s(&tagged, "digest"), digest);
-    for t in ["stable", "latest"] {
-        assert_eq!(
-            env.ok(&["digest", &format!("team/bundle:{t}"), "-q"])
-                .trim(),
-            digest
-        );
-    }
-    let text = env.ok(&["tag", "team/bundle:v1", "stable"]);
-    assert!(
-        text.contains(&format!(
-            "team/bundle:stable already points to {digest} (unchanged)"
-        )),
-        "{text}"
-    );
-    // A tag holding other content is refused (allow_overwrite false), then moved with --force.
-    let other = env.path("other.txt");
-    fs::write(&other, b"other").unwrap();
-    env.ok(&[
-        "push",
-        "--artifact-type",
-        "application/x",
-        "team/bundle:v2",
-        other.to_str().unwrap(),
-    ]);
-    let env_strict = Env::new(reg.port, "", "push_policy:\n  allow_overwrite: false\n");
-    let out = env_strict.run(&["tag", "team/bundle:v2", "stable"]);
-    assert_eq!(code(&out), Some(9), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("already points to"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        env.ok(&["digest", "team/bundle:stable", "-q"]).trim(),
-        digest,
-        "refused: unchanged"
-    );
-    let moved = env_strict.json(&["tag", "team/bundle:v2", "stable", "--force"]);
-    assert_eq!(moved["tags"][0]["movedFrom"], digest.as_str());
-    // The generic push honours the same rule.
-    let out = env_strict.run(&[
-        "push",
-        "--artifact-type",
-        "application/x",
-        "team/bundle:v1",
-        other.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), Some(9), "{}", stderr(&out));
+    manifest_and_blob_get(&env, &digest, &layers[1], &b);
+    tag_without_copying(&env, reg.port, &digest);
     let out = env.run(&[
         "push",
         "--artifact-type",
@@ -480,4 +384,110 @@ fn compression_is_skipped_when_it_does_not_pay_and_inspect_says_why() {
     );
     let shown = off.ok(&["inspect", "provisioning-extensions/text:2"]);
     assert!(!shown.contains("stored uncompressed"), "{shown}");
+}
+
+/// `manifest get` (exact bytes, pretty, descriptor) and `blob get` (stdout, file) of a pushed
+/// bundle whose second layer is the file `b`.
+fn manifest_and_blob_get(env: &Env, digest: &str, layer: &Value, b: &str) {
+    // manifest get: the exact bytes (they hash to the digest), pretty, the descriptor.
+    let raw = env
+        .cmd(&["manifest", "get", "team/bundle:v1"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    assert_eq!(crate::common::sha256(&raw.stdout), digest);
+    let m: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(m["subject"], Value::Null);
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    let pretty = env.ok(&["manifest", "get", "team/bundle:v1", "--pretty"]);
+    assert!(pretty.contains("\n  \"schemaVersion\": 2"), "{pretty}");
+    let desc: Value =
+        serde_json::from_str(&env.ok(&["manifest", "get", "team/bundle:v1", "--descriptor"]))
+            .unwrap();
+    assert_eq!(desc["digest"], digest);
+    assert_eq!(desc["size"], raw.stdout.len());
+
+    // blob get to stdout and to a file; the bytes are the file's.
+    let layer = s(layer, "digest").to_owned();
+    let out = env
+        .cmd(&["blob", "get", &format!("team/bundle@{layer}"), "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, fs::read(&b).unwrap());
+    let file = env.path("got.bin");
+    let got = env.json(&[
+        "blob",
+        "get",
+        &format!("team/bundle@{layer}"),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(got["size"].as_u64(), Some(200_000));
+    assert_eq!(fs::read(&file).unwrap(), fs::read(&b).unwrap());
+    let out = env.run(&["blob", "get", "team/bundle:v1", "-o", "-"]);
+    assert_eq!(
+        code(&out),
+        Some(2),
+        "a blob needs a digest: {}",
+        stderr(&out)
+    );
+}
+
+/// `tag`: new tags point to the pushed manifest `digest` without copying; the overwrite rule.
+fn tag_without_copying(env: &Env, port: u16, digest: &str) {
+    // tag: new tags point to the same manifest without copying.
+    let tagged = env.json(&["tag", "team/bundle:v1", "stable", "latest"]);
+    assert_eq!(s(&tagged, "digest"), digest);
+    for t in ["stable", "latest"] {
+        assert_eq!(
+            env.ok(&["digest", &format!("team/bundle:{t}"), "-q"])
+                .trim(),
+            digest
+        );
+    }
+    let text = env.ok(&["tag", "team/bundle:v1", "stable"]);
+    assert!(
+        text.contains(&format!(
+            "team/bundle:stable already points to {digest} (unchanged)"
+        )),
+        "{text}"
+    );
+    // A tag holding other content is refused (allow_overwrite false), then moved with --force.
+    let other = env.path("other.txt");
+    fs::write(&other, b"other").unwrap();
+    env.ok(&[
+        "push",
+        "--artifact-type",
+        "application/x",
+        "team/bundle:v2",
+        other.to_str().unwrap(),
+    ]);
+    let env_strict = Env::new(port, "", "push_policy:\n  allow_overwrite: false\n");
+    let out = env_strict.run(&["tag", "team/bundle:v2", "stable"]);
+    assert_eq!(code(&out), Some(9), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already points to"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.ok(&["digest", "team/bundle:stable", "-q"]).trim(),
+        digest,
+        "refused: unchanged"
+    );
+    let moved = env_strict.json(&["tag", "team/bundle:v2", "stable", "--force"]);
+    assert_eq!(moved["tags"][0]["movedFrom"], digest);
+    // The generic push honours the same rule.
+    let out = env_strict.run(&[
+        "push",
+        "--artifact-type",
+        "application/x",
+        "team/bundle:v1",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(9), "{}", stderr(&out));
 }

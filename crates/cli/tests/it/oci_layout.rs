@@ -94,6 +94,12 @@ fn copy_to_and_from_layouts_with_skopeo_on_the_other_side() {
     env.ok(&["pull", "back/img:t1", "-o", out_dir.to_str().unwrap()]);
     assert_same_tree(&src, &out_dir);
 
+    layout_errors(&env, reg.port, &src, &sk);
+}
+
+/// Copies from layouts that cannot work: a tag the layout `sk` lacks (not found), a directory
+/// that is no layout (`src`), and the overwrite rule of push.
+fn layout_errors(env: &Env, port: u16, src: &Path, sk: &Path) {
     // Errors: a tag the layout lacks (not found), a directory that is no layout (unreadable
     // input: failed), the overwrite rule of push.
     let out = env.run(&["copy", &format!("oci:{}:nope", sk.display()), "back/img:x"]);
@@ -109,7 +115,7 @@ fn copy_to_and_from_layouts_with_skopeo_on_the_other_side() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not an OCI image layout"));
     let other = env.tree_at("other", "other");
     env.ok(&["push", "extension", other.to_str().unwrap(), "other:1"]);
-    let strict = Env::new(reg.port, "", "push_policy:\n  allow_overwrite: false\n");
+    let strict = Env::new(port, "", "push_policy:\n  allow_overwrite: false\n");
     let out = strict.run(&[
         "copy",
         &format!("oci:{}:t1", sk.display()),
