@@ -142,18 +142,13 @@ pub fn run(cmd: LifecycleCmd, global_config: Option<&Path>) -> anyhow::Result<i3
     })
 }
 
-/// Runs `f` on the document; without one, reports why and returns the config error's exit code.
+/// Runs `f` on the document; without one, the error says why (as for every other command) and
+/// carries the config error's exit code.
 fn with_document(
     global: Option<&Path>,
     f: impl FnOnce(&cfg::Document) -> anyhow::Result<i32>,
 ) -> anyhow::Result<i32> {
-    match crate::config_cmd::load_document(global) {
-        Ok(doc) => f(&doc),
-        Err(e) => {
-            eprintln!("error: invalid config:\n{e}");
-            Ok(crate::config_cmd::exit_code(&e))
-        }
-    }
+    f(&crate::config_cmd::load_valid_document(global)?)
 }
 
 /// The built-in engine: this executable serving the effective document.
