@@ -417,7 +417,7 @@ fn manifest_and_blob_get(env: &Env, digest: &str, layer: &Value, b: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(out.stdout, fs::read(&b).unwrap());
+    assert_eq!(out.stdout, fs::read(b).unwrap());
     let file = env.path("got.bin");
     let got = env.json(&[
         "blob",
@@ -427,7 +427,7 @@ fn manifest_and_blob_get(env: &Env, digest: &str, layer: &Value, b: &str) {
         file.to_str().unwrap(),
     ]);
     assert_eq!(got["size"].as_u64(), Some(200_000));
-    assert_eq!(fs::read(&file).unwrap(), fs::read(&b).unwrap());
+    assert_eq!(fs::read(&file).unwrap(), fs::read(b).unwrap());
     let out = env.run(&["blob", "get", "team/bundle:v1", "-o", "-"]);
     assert_eq!(
         code(&out),
