@@ -3,42 +3,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ocireg_test_support::tmux::Tmux;
 use ocireg_test_support::Serve;
 
 use crate::client_support::{names_in, Env, OCIREG};
-
-/// A tmux server of its own (its socket named after this process), killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed by scripts/install-test-deps.sh");
-        assert!(out.status.success(), "tmux {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
 
 /// Upload sessions the registry holds under `root`.
 fn open_sessions(root: &Path) -> Vec<String> {
@@ -74,33 +44,20 @@ fn ctrl_c_during_a_push_cancels_its_upload_session() {
     let data: Vec<u8> = ocireg_test_support::xorshift::bytes(60_000_000, 7);
     fs::write(src.join("big.bin"), data).unwrap();
 
-    let tmux = Tmux {
-        socket: format!("ocireg-test-{}", std::process::id()),
-    };
     let command = format!(
         "env HOME={} {OCIREG} --config {} push extension {} app:v1; echo EXIT=$?; sleep 60",
         env.home.display(),
         env.config.display(),
         src.display()
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "20",
-        &command,
-    ]);
+    let tmux = Tmux::start("ocireg-interrupt", &command);
     wait_for("an upload session", Duration::from_secs(30), || {
         !open_sessions(&root).is_empty()
     });
     wait_for("the progress bar", Duration::from_secs(10), || {
         tmux.screen().contains("MiB/")
     });
-    tmux.run(&["send-keys", "-t", "t", "C-c"]);
+    tmux.keys(&["C-c"]);
     wait_for("the push to end", Duration::from_secs(15), || {
         tmux.screen().contains("EXIT=")
     });

@@ -78,18 +78,6 @@ pub fn skip_reason(path: &Path, level: u32) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn noise(n: usize) -> Vec<u8> {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
-
     #[test]
     fn text_compresses_and_noise_does_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -97,13 +85,18 @@ mod tests {
         fs::write(&text, "schema X:\n    a: int = 1\n".repeat(4000)).unwrap();
         assert_eq!(skip_reason(&text, 6), None);
         let bin = dir.path().join("r.bin");
-        fs::write(&bin, noise(3 * SAMPLE_BYTES)).unwrap();
+        fs::write(
+            &bin,
+            ocireg_test_support::xorshift::bytes(3 * SAMPLE_BYTES, 7),
+        )
+        .unwrap();
         let why = skip_reason(&bin, 6).expect("random data is not worth compressing");
         assert!(why.starts_with("incompressible: a 256 KiB sample"), "{why}");
         // Already gzip-compressed content is incompressible too.
         let gz = dir.path().join("x.gz");
         let mut enc = GzEncoder::new(Vec::new(), Compression::new(9));
-        enc.write_all(&noise(100_000)).unwrap();
+        enc.write_all(&ocireg_test_support::xorshift::bytes(100_000, 8))
+            .unwrap();
         enc.write_all(&"text ".repeat(100_000).into_bytes())
             .unwrap();
         fs::write(&gz, enc.finish().unwrap()).unwrap();
@@ -116,14 +109,22 @@ mod tests {
     #[test]
     fn a_tree_is_judged_by_samples_of_several_files() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a.bin"), noise(PER_FILE_BYTES * 2)).unwrap();
+        fs::write(
+            dir.path().join("a.bin"),
+            ocireg_test_support::xorshift::bytes(PER_FILE_BYTES * 2, 9),
+        )
+        .unwrap();
         fs::write(dir.path().join("b.txt"), "line of text\n".repeat(100_000)).unwrap();
         // Half noise, half text: compresses to about half, which pays.
         assert_eq!(skip_reason(dir.path(), 6), None);
         let mut data = Vec::new();
         sample(dir.path(), &mut data);
         assert_eq!(data.len(), 2 * PER_FILE_BYTES);
-        fs::write(dir.path().join("b.txt"), noise(PER_FILE_BYTES)).unwrap();
+        fs::write(
+            dir.path().join("b.txt"),
+            ocireg_test_support::xorshift::bytes(PER_FILE_BYTES, 10),
+        )
+        .unwrap();
         assert!(skip_reason(dir.path(), 6).is_some());
     }
 }
