@@ -110,7 +110,7 @@ fn init_logging(filter: Option<&str>, default: &str) {
 }
 
 /// Freed heap memory each arena keeps for reuse (see `ocireg_sys::tune_allocator`).
-const HEAP_TRIM_THRESHOLD: usize = 16 << 20;
+const HEAP_TRIM_THRESHOLD: usize = 8 << 20;
 /// Allocations up to this size come from the heap, not from their own mapping.
 const HEAP_MMAP_THRESHOLD: usize = 32 << 20;
 /// Heap arenas (glibc's default is 8 per core): bounds the memory the trim threshold keeps.

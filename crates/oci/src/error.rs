@@ -40,11 +40,14 @@ pub enum ErrorCode {
     /// `RANGE_INVALID`: out-of-order or inverted upload range (416). Not in the spec table;
     /// CNCF Distribution v3 uses it for the spec-mandated 416.
     RangeInvalid,
+    /// `UNAVAILABLE`: the registry cannot serve the request now (503), e.g. its storage is
+    /// unreachable. Not in the spec table; CNCF Distribution's `errcode` defines it.
+    Unavailable,
 }
 
 impl ErrorCode {
-    /// Every code, in spec-table order (then `RANGE_INVALID`).
-    pub const ALL: [ErrorCode; 15] = [
+    /// Every code, in spec-table order (then `RANGE_INVALID`, `UNAVAILABLE`).
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BlobUnknown,
         ErrorCode::BlobUploadInvalid,
         ErrorCode::BlobUploadUnknown,
@@ -60,6 +63,7 @@ impl ErrorCode {
         ErrorCode::Unsupported,
         ErrorCode::TooManyRequests,
         ErrorCode::RangeInvalid,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire identifier, e.g. `"BLOB_UNKNOWN"`.
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
             ErrorCode::RangeInvalid => "RANGE_INVALID",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -109,6 +114,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => 405,
             ErrorCode::RangeInvalid => 416,
             ErrorCode::TooManyRequests => 429,
+            ErrorCode::Unavailable => 503,
         }
     }
 
@@ -132,6 +138,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "the operation is unsupported",
             ErrorCode::TooManyRequests => "too many requests",
             ErrorCode::RangeInvalid => "invalid content range",
+            ErrorCode::Unavailable => "service unavailable",
         }
     }
 }

@@ -75,6 +75,16 @@ impl From<StoreError> for Failure {
                 OciError::new(ErrorCode::Denied, message),
             );
         }
+        // Storage down or throttling (an object store): `503 UNAVAILABLE` with `Retry-After`
+        // and a message that says the registry's storage, not the client, is at fault.
+        if let Some(after) = err.retry_after() {
+            tracing::warn!(error = %err, "storage unavailable");
+            return Self::spec(
+                StatusCode::SERVICE_UNAVAILABLE,
+                OciError::new(ErrorCode::Unavailable, err.message()),
+            )
+            .with_header("Retry-After", after.as_secs().max(1).to_string());
+        }
         match err.code() {
             Some(code) => {
                 let mut error = OciError::new(code, err.message());
@@ -143,5 +153,31 @@ impl IntoResponse for Failure {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Storage that cannot be reached is a 503 `UNAVAILABLE` with `Retry-After` and the
+    /// storage's message, never a 500.
+    #[tokio::test]
+    async fn unavailable_storage_is_503_with_retry_after() {
+        let err = StoreError::Unavailable {
+            message: "put blobs/x: connection refused".into(),
+            retry_after: std::time::Duration::from_secs(2),
+        };
+        let resp = Failure::from(err).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "2");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("\"UNAVAILABLE\""), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
     }
 }

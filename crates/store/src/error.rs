@@ -118,6 +118,24 @@ pub enum StoreError {
         /// Says the storage is full, how much is free and what the reserve is.
         message: String,
     },
+    /// Driver: a conditional write ([`crate::driver::Driver::put_if`]) found the object absent
+    /// when it had to exist at a version, present when it had to be absent, or at another
+    /// version: another writer (possibly another process on the same storage) got there first.
+    #[error("storage object {key} was changed by another writer")]
+    PreconditionFailed {
+        /// The object's key.
+        key: String,
+    },
+    /// Driver: the storage cannot be reached or asks us to slow down (an object store that is
+    /// down, unreachable or throttling), after the driver's own retries. Nothing was changed
+    /// half-way; the server answers 503 with `Retry-After`.
+    #[error("storage unavailable: {message}")]
+    Unavailable {
+        /// What failed, in words (the operation, the key, the store's answer).
+        message: String,
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
     /// Anything else that is our fault (a background task panicked, corrupt metadata, ...).
     #[error("internal storage error: {0}")]
     Internal(String),
@@ -131,6 +149,8 @@ impl StoreError {
             | StoreError::InvalidKey { .. }
             | StoreError::Io { .. }
             | StoreError::RootInUse { .. }
+            | StoreError::PreconditionFailed { .. }
+            | StoreError::Unavailable { .. }
             | StoreError::Internal(_) => None,
             StoreError::RangeInvalid { .. } | StoreError::UploadRange { .. } => {
                 Some(ErrorCode::RangeInvalid)
@@ -194,6 +214,15 @@ impl StoreError {
                      by deleting content and collecting garbage"
                 ))
             }
+            _ => None,
+        }
+    }
+
+    /// When the storage is unavailable (see [`StoreError::Unavailable`]): how long the client
+    /// should wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            StoreError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

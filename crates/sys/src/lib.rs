@@ -9,7 +9,10 @@ use std::io;
 mod read;
 mod send;
 
-pub use read::{fully_cached, read_at_most, read_direct, reopen_direct_read, DirectRead};
+pub use read::{
+    fully_cached, read_at_most, read_at_most_into, read_direct, read_direct_into,
+    reopen_direct_read, DirectRead,
+};
 pub use send::{sendfile, FileMap};
 
 /// Starts writeback of the dirty pages of `len` bytes at `offset` in `file` and returns

@@ -49,26 +49,54 @@ pub struct DirectRead {
 /// writes every byte that is kept); fewer bytes where the file ends first. `offset` and `len`
 /// must be multiples of [`crate::DIRECT_ALIGN`] (else `InvalidInput`).
 pub fn read_direct(direct: &File, offset: u64, len: usize) -> io::Result<DirectRead> {
+    read_direct_into(direct, offset, len, Vec::new())
+}
+
+/// [`read_direct`] into `buf` (its contents are discarded; its capacity is reused, grown when
+/// too small), so a caller that keeps buffers does not allocate and fault in new pages per read.
+pub fn read_direct_into(
+    direct: &File,
+    offset: u64,
+    len: usize,
+    buf: Vec<u8>,
+) -> io::Result<DirectRead> {
     let align = crate::DIRECT_ALIGN;
     if offset % align as u64 != 0 || len % align != 0 {
         return Err(io::ErrorKind::InvalidInput.into());
     }
-    read_unzeroed(direct, offset, len, align)
+    read_unzeroed(direct, offset, len, align, buf)
 }
 
 /// Reads up to `len` bytes at `offset` of `file` into a new buffer without zeroing it first
 /// (through the page cache: a copy of cached bytes costs less than clearing the buffer did);
 /// fewer bytes where the file ends first.
 pub fn read_at_most(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    read_unzeroed(file, offset, len, 1).map(|r| r.buf)
+    read_at_most_into(file, offset, len, Vec::new())
+}
+
+/// [`read_at_most`] into `buf` (its contents are discarded; its capacity is reused).
+pub fn read_at_most_into(
+    file: &File,
+    offset: u64,
+    len: usize,
+    buf: Vec<u8>,
+) -> io::Result<Vec<u8>> {
+    read_unzeroed(file, offset, len, 1, buf).map(|r| r.buf)
 }
 
 /// Reads into the spare capacity of a buffer whose data starts at an `align`-aligned address.
 /// Stops when `len` bytes are read, the file ends, or a read returns a count that is not a
 /// multiple of `align` (only the end of the file does that; another read from there would be
 /// misaligned).
-fn read_unzeroed(file: &File, offset: u64, len: usize, align: usize) -> io::Result<DirectRead> {
-    let mut buf: Vec<u8> = Vec::with_capacity(len + align - 1);
+fn read_unzeroed(
+    file: &File,
+    offset: u64,
+    len: usize,
+    align: usize,
+    mut buf: Vec<u8>,
+) -> io::Result<DirectRead> {
+    buf.clear();
+    buf.reserve(len + align - 1);
     let start = buf.as_ptr().align_offset(align);
     if start >= align {
         return Err(io::ErrorKind::InvalidInput.into());

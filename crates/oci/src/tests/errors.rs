@@ -10,7 +10,9 @@ fn codes_round_trip_and_statuses() {
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b == b'_'));
         assert!(!code.message().is_empty());
-        assert!((400..500).contains(&code.status()));
+        // Client errors, except that the registry itself cannot serve now.
+        let server_side = code == ErrorCode::Unavailable;
+        assert_eq!((400..500).contains(&code.status()), !server_side, "{code}");
     }
     assert_eq!(ErrorCode::parse("UNKNOWN"), None);
     assert_eq!(ErrorCode::TooManyRequests.as_str(), "TOOMANYREQUESTS");
@@ -21,6 +23,7 @@ fn codes_round_trip_and_statuses() {
     assert_eq!(ErrorCode::Denied.status(), 403);
     assert_eq!(ErrorCode::RangeInvalid.status(), 416);
     assert_eq!(ErrorCode::TooManyRequests.status(), 429);
+    assert_eq!(ErrorCode::Unavailable.status(), 503);
 }
 
 #[test]

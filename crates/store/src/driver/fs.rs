@@ -34,11 +34,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta, Publication};
+use super::{
+    key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta, Precondition, Publication,
+    Version,
+};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 use writer::FsWriter;
 
+mod bufpool;
 mod durable;
 mod journal;
 mod lock;
@@ -46,6 +50,9 @@ mod reader;
 mod writer;
 
 use durable::{fsync_dir, parent_of, Inner};
+
+/// Shards of the conditional-write lock table.
+const CONDITIONAL_SHARDS: usize = 64;
 use journal::Journal;
 
 /// Suffix of temp file names (which also start with `.`).
@@ -59,6 +66,8 @@ pub struct FsDriver {
     inner: Arc<Inner>,
     /// `None` where the system has no per-filesystem sync (then `put_ordered` syncs each file).
     journal: Option<Arc<Journal>>,
+    /// Serializes conditional writes per key (one process owns the root: see `fs/lock.rs`).
+    conditional: Arc<crate::locks::KeyLocks>,
 }
 
 impl FsDriver {
@@ -96,6 +105,7 @@ impl FsDriver {
             Ok(FsDriver {
                 inner: Arc::new(inner),
                 journal,
+                conditional: Arc::new(crate::locks::KeyLocks::new(CONDITIONAL_SHARDS)),
             })
         })
         .await
@@ -212,6 +222,37 @@ impl Driver for FsDriver {
                 .map_err(|e| StoreError::io("statvfs", &root.display().to_string(), e))
         })
         .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version)> {
+        let data = self.get_content(key).await?;
+        let version = Version::of_content(&data);
+        Ok((data, version))
+    }
+
+    /// Compares and writes under the key's lock: every write through `put_if` is ordered by it,
+    /// and this process is the root's only writer.
+    async fn put_if(&self, key: &str, content: Bytes, condition: Precondition) -> Result<Version> {
+        validate_key(key)?;
+        let _guard = self.conditional.lock(key).await;
+        let current = match self.get_content(key).await {
+            Ok(data) => Some(Version::of_content(&data)),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let holds = match (&condition, &current) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Matches(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if !holds {
+            return Err(StoreError::PreconditionFailed {
+                key: key.to_owned(),
+            });
+        }
+        let version = Version::of_content(&content);
+        self.put_content(key, content).await?;
+        Ok(version)
     }
 
     async fn get_content(&self, key: &str) -> Result<Bytes> {

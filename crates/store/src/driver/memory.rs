@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use parking_lot::RwLock;
 
-use super::{key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta};
+use super::{
+    key_prefix, range_end, validate_key, Driver, FileWriter, ObjectMeta, Precondition, Version,
+};
 use crate::error::{Result, StoreError};
 use crate::ByteStream;
 
@@ -28,12 +30,24 @@ type Objects = Arc<RwLock<BTreeMap<String, Object>>>;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDriver {
     objects: Objects,
+    /// Reported by [`Driver::shared`]: clones stand for replicas on one bucket.
+    shared: bool,
 }
 
 impl MemoryDriver {
     /// An empty in-memory store.
     pub fn new() -> MemoryDriver {
         MemoryDriver::default()
+    }
+
+    /// An empty in-memory store whose clones stand for processes sharing one storage (replicas
+    /// on one bucket, in tests): [`Driver::shared`] answers `true`, so a store over each clone
+    /// revalidates what it caches, as over an object store.
+    pub fn shared_by_replicas() -> MemoryDriver {
+        MemoryDriver {
+            shared: true,
+            ..MemoryDriver::default()
+        }
     }
 }
 
@@ -61,6 +75,38 @@ impl Driver for MemoryDriver {
             .ok_or_else(|| StoreError::NotFound {
                 key: key.to_owned(),
             })
+    }
+
+    fn shared(&self) -> bool {
+        self.shared
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version)> {
+        let data = self.get_content(key).await?;
+        let version = Version::of_content(&data);
+        Ok((data, version))
+    }
+
+    async fn put_if(&self, key: &str, content: Bytes, condition: Precondition) -> Result<Version> {
+        validate_key(key)?;
+        let version = Version::of_content(&content);
+        let mut objects = self.objects.write();
+        let holds = match (&condition, objects.get(key)) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Matches(want), Some(o)) => Version::of_content(&o.data) == *want,
+            _ => false,
+        };
+        if !holds {
+            return Err(StoreError::PreconditionFailed {
+                key: key.to_owned(),
+            });
+        }
+        let object = Object {
+            data: content,
+            modified: SystemTime::now(),
+        };
+        objects.insert(key.to_owned(), object);
+        Ok(version)
     }
 
     async fn put_content(&self, key: &str, content: Bytes) -> Result<()> {

@@ -18,6 +18,9 @@
 //!   appended across requests, `commit` makes the bytes written durable, `close` only
 //!   flushes. A writer's object itself need not survive a crash (its directory entry is not
 //!   synced): it becomes durably visible by a [`Driver::move_object`] after `commit`.
+//! - [`Driver::put_if`] is a compare-and-swap: of concurrent conditional writes on one key
+//!   made against the same version (or absence), at most one succeeds, whichever process makes
+//!   it, when [`Driver::shared`] says other processes write the storage too.
 
 pub mod conformance;
 pub mod fs;
@@ -48,6 +51,32 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
+/// An object's version, for compare-and-swap with [`Driver::put_if`]: an ETag on an object
+/// store, a digest of the content on local drivers. Opaque; equal only for the same version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version(pub String);
+
+impl Version {
+    /// The version local drivers give `content`: its SHA-256 (the same bytes are the same
+    /// version, which is all a compare-and-swap on a value needs).
+    pub fn of_content(content: &[u8]) -> Version {
+        Version(
+            Digest::compute(ocireg_oci::Algorithm::Sha256, content)
+                .hex()
+                .to_string(),
+        )
+    }
+}
+
+/// The condition of a [`Driver::put_if`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No object exists under the key (create-if-absent).
+    Absent,
+    /// The object exists at this version (compare-and-swap).
+    Matches(Version),
+}
+
 /// A key/value object store with just enough operations for a registry.
 #[async_trait]
 pub trait Driver: Send + Sync + fmt::Debug + 'static {
@@ -65,6 +94,21 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
 
     /// Stores a whole (small) object, replacing any previous one atomically and durably.
     async fn put_content(&self, key: &str, content: Bytes) -> Result<()>;
+
+    /// Reads a whole (small) object and its current version.
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version)>;
+
+    /// Stores a whole (small) object like [`Driver::put_content`], but only if `condition`
+    /// holds at the moment of the write; returns the new version. Otherwise nothing changes
+    /// and the error is [`StoreError::PreconditionFailed`].
+    async fn put_if(&self, key: &str, content: Bytes, condition: Precondition) -> Result<Version>;
+
+    /// Whether other processes may read and write the same storage at the same time (replicas
+    /// on one bucket): the store then treats what it holds in memory as a cache to revalidate,
+    /// never as the truth. Local drivers are owned by one process (`false`).
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// Stores a small object that need not survive a crash (an upload session's marker): no
     /// syncs, and a crash may leave it torn or absent. Default: [`Driver::put_content`].

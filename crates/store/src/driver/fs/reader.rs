@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use ocireg_sys::DIRECT_ALIGN;
 
+use super::bufpool;
 use crate::ByteStream;
 
 /// Bytes per chunk of the stream.
@@ -98,11 +99,11 @@ fn read_chunk(source: &Source, at: u64, want: u64) -> io::Result<Bytes> {
 const EINVAL: i32 = 22;
 
 fn read_buffered(file: &File, at: u64, want: usize) -> io::Result<Bytes> {
-    let buf = ocireg_sys::read_at_most(file, at, want)?;
+    let buf = ocireg_sys::read_at_most_into(file, at, want, bufpool::take(want))?;
     if buf.len() < want {
         return Err(shrank());
     }
-    Ok(Bytes::from(buf))
+    Ok(bufpool::bytes(buf, 0..want))
 }
 
 /// Reads the aligned blocks covering `[at, at + want)` and returns the requested bytes as a
@@ -113,12 +114,12 @@ fn read_direct(direct: &File, at: u64, want: usize) -> io::Result<Bytes> {
     let lead = usize::try_from(at - start).map_err(io::Error::other)?;
     let span = (lead + want).div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
     // The object's last block is short: a direct read stops at the end of the file.
-    let read = ocireg_sys::read_direct(direct, start, span)?;
+    let read = ocireg_sys::read_direct_into(direct, start, span, bufpool::take(span))?;
     if read.buf.len() - read.start < lead + want {
         return Err(shrank());
     }
     let from = read.start + lead;
-    Ok(Bytes::from(read.buf).slice(from..from + want))
+    Ok(bufpool::bytes(read.buf, from..from + want))
 }
 
 fn shrank() -> io::Error {
