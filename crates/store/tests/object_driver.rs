@@ -266,3 +266,56 @@ async fn no_secret_shows_in_the_driver_or_its_errors() {
     assert!(shown.contains("absent-bucket"), "{shown}");
     assert!(!shown.contains(AWS_SECRET_ACCESS_KEY), "{shown}");
 }
+
+fn chunk(data: &[u8]) -> ocireg_store::Chunk {
+    let pieces: Vec<std::io::Result<Bytes>> = data
+        .chunks(300_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    ocireg_store::Chunk::new(Box::pin(futures_util::stream::iter(pieces)))
+}
+
+/// The store's upload path over the driver: a session started and appended to through one
+/// store, continued and completed through another on the same bucket (a second replica, which
+/// reloads the session from storage: stat, re-hash through a reader, append, publish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_started_on_one_replica_completes_on_another() {
+    use ocireg_oci::{Algorithm, Digest, RepoName};
+    use ocireg_store::{Store, StoreOptions};
+    let (_moto, backend) = moto_with("replicas");
+    let open_store = |backend: ObjectBackend| async move {
+        let driver: Arc<dyn Driver> = Arc::new(open(&backend).await);
+        Store::open(driver, StoreOptions::default()).await.unwrap()
+    };
+    let (a, b) = (open_store(backend.clone()).await, open_store(backend).await);
+    let repo: RepoName = "team/app".parse().unwrap();
+    let data = pattern((11 << 20) + 4321, 7);
+    let digest = Digest::compute(Algorithm::Sha256, &data);
+    let id = a.upload_start(&repo, None).await.unwrap();
+    let cut = (6 << 20) + 17;
+    assert_eq!(
+        a.upload_append(&repo, &id, chunk(&data[..cut]).at(0))
+            .await
+            .unwrap(),
+        cut as u64
+    );
+    a.close_uploads().await;
+    assert_eq!(b.upload_offset(&repo, &id).await.unwrap(), cut as u64);
+    let size = b
+        .upload_complete(
+            &repo,
+            &id,
+            &digest,
+            Some(chunk(&data[cut..]).at(cut as u64)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(size, data.len() as u64);
+    let read = b.blob_read(&repo, &digest, None).await.unwrap();
+    let chunks: Vec<Bytes> = read.body.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), data);
+    assert!(
+        a.upload_offset(&repo, &id).await.is_err(),
+        "the session is gone"
+    );
+}
