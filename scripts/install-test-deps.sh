@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: Debian's skopeo, docker-registry (CNCF
-# Distribution 2.8), apache2-utils (htpasswd), wrk, tmux; PyPI's kcl-lib (real KCL), oras and PyYAML.
+# Distribution 2.8), apache2-utils (htpasswd), wrk, tmux; PyPI's kcl-lib (real KCL), oras and PyYAML;
+# moto and Azurite for the object-store driver.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -34,5 +35,20 @@ need_pip=()
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing PyPI packages: ${need_pip[*]}"
   "$PY" -m pip install -q --disable-pip-version-check "${need_pip[@]}"
+fi
+# Object-store servers for the object-store driver's tests (crates/store/tests/object_driver.rs):
+# moto (S3) in a virtualenv and Azurite (Azure Blob Storage; 3.36+ needs Node >= 21), both
+# under $OCIREG_TEST_TOOLS (default ~/.cache/ocireg-test), where the test harness looks.
+TOOLS=${OCIREG_TEST_TOOLS:-$HOME/.cache/ocireg-test}
+mkdir -p "$TOOLS"
+if [ ! -x "$TOOLS/moto/bin/moto_server" ]; then
+  echo "installing moto into $TOOLS/moto"
+  "$PY" -m venv "$TOOLS/moto"
+  "$TOOLS/moto/bin/pip" install -q --disable-pip-version-check 'moto[server]'
+fi
+if [ ! -x "$TOOLS/azurite/node_modules/.bin/azurite-blob" ]; then
+  command -v npm >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+  echo "installing Azurite into $TOOLS/azurite"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/azurite" azurite@3.35.0
 fi
 echo "test dependencies present"

@@ -7,6 +7,7 @@ pub mod bin;
 pub mod digest;
 pub mod distribution;
 pub mod net;
+pub mod objstore;
 pub mod prom;
 pub mod router;
 pub mod serve;

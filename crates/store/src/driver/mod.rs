@@ -25,6 +25,7 @@
 pub mod conformance;
 pub mod fs;
 pub mod memory;
+pub mod object;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -39,6 +40,7 @@ use crate::ByteStream;
 
 pub use fs::FsDriver;
 pub use memory::MemoryDriver;
+pub use object::{AzureOptions, ObjectBackend, ObjectDriver, S3Options};
 
 /// Size and modification time of one stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
