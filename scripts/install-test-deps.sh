@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently: Debian's skopeo, docker-registry (CNCF
-# Distribution 2.8), apache2-utils (htpasswd), wrk, tmux; PyPI's kcl-lib (real KCL), oras and PyYAML;
-# moto and Azurite for the object-store driver.
+# Distribution 2.8), apache2-utils (htpasswd), wrk, tmux, haproxy; PyPI's kcl-lib (real KCL), oras
+# and PyYAML; moto and Azurite for the object-store driver.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -24,6 +24,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # docker-registry's package starts a system service on :5000; tests start their own.
   if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
   pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+fi
+
+# haproxy: the load balancer in front of several `ocireg serve` replicas in the replica tests
+# (crates/test-support/src/haproxy.rs starts its own). The package starts a system service on
+# install; it is stopped and disabled, by its unit or its pid file, never by process name.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  echo "installing Debian package: haproxy"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
+  else
+    $SUDO service haproxy stop >/dev/null 2>&1 || true
+    if [ -s /run/haproxy.pid ]; then $SUDO kill "$(cat /run/haproxy.pid)" 2>/dev/null || true; fi
+  fi
 fi
 
 PY=${PYTHON:-python3}

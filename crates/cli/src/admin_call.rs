@@ -4,7 +4,10 @@
 //! owns the storage and its in-memory index); when nothing listens they run in-process.
 //!
 //! Address: where this machine reaches `registry.local` (its listen address, a wildcard probed
-//! on loopback). Credentials: `registry.username` + `password_path`, else `auth_token_path`,
+//! on loopback). A registry on object storage (S3, Azure) is only ever served by running
+//! `ocireg serve` processes, which own the bucket's index: there the operation must run in one
+//! of them, and without an answer the command says so instead of opening the bucket itself.
+//! Credentials: `registry.username` + `password_path`, else `auth_token_path`,
 //! else the login store (`ocireg login`), as the client commands find them. TLS: https when
 //! `registry.tls_enabled`, trusting `registry.ca_cert_path` (and `verify_ssl`). Proxies are
 //! never used for this local call.
@@ -13,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ocireg_client::Credentials;
-use ocireg_config::{ClientView, Document};
+use ocireg_config::{ClientView, Document, ServeSettings, StorageView};
 use serde_json::Value;
 
 use crate::client_cmd::{creds, settings};
@@ -27,10 +30,38 @@ struct Target {
     credentials: Credentials,
 }
 
-/// The local plan of `doc`: the address `up` and `status` use is the one this call reaches.
-fn local_plan(doc: &Document) -> anyhow::Result<ocireg_deploy::LocalPlan> {
-    ocireg_deploy::LocalPlan::from_registry(&doc.registry, &ocireg_deploy::RenderOptions::default())
-        .context("this command works on the local registry (registry.deployment = \"local\")")
+/// The local registry these commands work on: where this machine reaches it and where it
+/// stores its content.
+struct Local {
+    /// `http(s)://host:port/v2/`.
+    probe_url: String,
+    /// Its storage.
+    storage: StorageView,
+}
+
+/// The local registry of `doc`: the address `up` and `status` use is the one this call
+/// reaches. A registry on object storage has no lifecycle plan; its address is the one
+/// `ocireg serve` listens on.
+fn local(doc: &Document) -> anyhow::Result<Local> {
+    let plan = ocireg_deploy::LocalPlan::from_registry(
+        &doc.registry,
+        &ocireg_deploy::RenderOptions::default(),
+    );
+    match plan {
+        Ok(plan) => Ok(Local {
+            probe_url: plan.settings.probe_url,
+            storage: plan.settings.view.storage,
+        }),
+        Err(e) => match ServeSettings::resolve(doc) {
+            Ok(s) if s.storage().is_object_store() => Ok(Local {
+                probe_url: s.local.probe_url(),
+                storage: s.local.storage,
+            }),
+            _ => Err(e).context(
+                "this command works on the local registry (registry.deployment = \"local\")",
+            ),
+        },
+    }
 }
 
 /// `<probe URL of the local registry>/v2/_ocireg/<path>?<query>`.
@@ -39,9 +70,9 @@ pub(crate) fn extension_url(
     path: &str,
     query: &[(&str, &str)],
 ) -> anyhow::Result<reqwest::Url> {
-    let plan = local_plan(doc)?;
-    let probe = reqwest::Url::parse(&plan.settings.probe_url)
-        .with_context(|| format!("local registry URL {:?}", plan.settings.probe_url))?;
+    let local = local(doc)?;
+    let probe = reqwest::Url::parse(&local.probe_url)
+        .with_context(|| format!("local registry URL {:?}", local.probe_url))?;
     let mut url = probe
         .join(&format!("/v2/_ocireg/{path}"))
         .with_context(|| format!("extension path {path:?}"))?;
@@ -166,8 +197,9 @@ fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
 /// Runs an on-demand maintenance operation (`gc`, `scrub`) where it belongs: in the running
 /// local server (`POST /v2/_ocireg/<path>` with `query`; its JSON answer is the report) unless
 /// `root` names another directory than the configured storage root; otherwise, or when nothing
-/// listens, in-process on `root` (else the configured root) with `op`. Returns the report and a
-/// phrase saying where it ran.
+/// listens, in-process on `root` (else the configured root) with `op`. A configured bucket is
+/// never opened in-process: without a server the call fails saying one is needed. Returns the
+/// report and a phrase saying where it ran.
 pub(crate) fn run_operation<T, F, Fut>(
     doc: &Document,
     root: Option<&std::path::Path>,
@@ -180,11 +212,11 @@ where
     F: FnOnce(ocireg_store::Store) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let plan = local_plan(doc);
-    let configured_root = plan
+    let local = local(doc);
+    let configured_root = local
         .as_ref()
         .ok()
-        .map(|p| p.settings.root_dir().to_path_buf());
+        .and_then(|l| l.storage.root().map(std::path::Path::to_path_buf));
     let ask_server = match (root, &configured_root) {
         (Some(root), Some(conf)) => same_dir(root, conf),
         (Some(_), None) => false,
@@ -194,11 +226,21 @@ where
         if let Some(answer) = call_local(doc, "POST", path, query)? {
             let report: T = serde_json::from_value(answer)
                 .with_context(|| format!("the server's {path} report has an unexpected shape"))?;
-            let url = plan
+            let url = local
                 .as_ref()
-                .map(|p| p.settings.probe_url.trim_end_matches("/v2/").to_owned())
+                .map(|l| l.probe_url.trim_end_matches("/v2/").to_owned())
                 .unwrap_or_default();
             return Ok((report, format!("the running registry at {url}")));
+        }
+    }
+    if let (None, Ok(l)) = (root, &local) {
+        if l.storage.backend.is_object_store() {
+            bail!(
+                "nothing answers at {}: `ocireg {path}` on {} runs in a running `ocireg serve` of that storage \
+                 (any replica), which owns its index; start one, or pass --root DIR for a directory",
+                l.probe_url.trim_end_matches("/v2/"),
+                l.storage.backend.location()
+            );
         }
     }
     let root = match (root, &configured_root) {
@@ -209,9 +251,7 @@ where
     if !root.is_dir() {
         bail!("storage root {} does not exist", root.display());
     }
-    let dedupe = plan
-        .as_ref()
-        .map_or(true, |p| p.settings.view.storage.dedupe);
+    let dedupe = local.as_ref().map_or(true, |l| l.storage.dedupe);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

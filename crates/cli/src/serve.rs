@@ -17,7 +17,8 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:5000 (port 0 = any free port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Storage root directory (default: storage_config.rootdirectory, else <data_dir>/storage).
+    /// Storage root directory (default: storage_config.rootdirectory, else <data_dir>/storage;
+    /// filesystem backend only).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
 }
@@ -38,10 +39,6 @@ fn reloader(config: Option<PathBuf>) -> ocireg_engine::ReloadFn {
 
 pub fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<i32> {
     let settings = load_settings(config)?;
-    let root = args
-        .root
-        .clone()
-        .unwrap_or_else(|| settings.local.storage.root.clone());
     let opts = EngineOptions {
         listen: args.listen,
         root: args.root,
@@ -52,22 +49,16 @@ pub fn run(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(opts, &root))?;
+    runtime.block_on(serve(opts))?;
     Ok(0)
 }
 
-async fn serve(opts: EngineOptions, root: &Path) -> anyhow::Result<()> {
+async fn serve(opts: EngineOptions) -> anyhow::Result<()> {
     let bound = Engine::build(opts).await.map_err(error)?;
-    // Record the engine in the root, so `ocireg up` does not start another one over it.
-    let version = format!("ocireg {}", env!("CARGO_PKG_VERSION"));
-    match ocireg_deploy::claim_for_builtin(root, &version) {
-        Ok(None) => {}
-        Ok(Some(other)) => tracing::warn!(
-            root = %root.display(),
-            "this storage root was written by {}; serving it with the built-in engine",
-            other.describe()
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot record the engine in the storage root"),
+    // Record the engine in a storage root directory, so `ocireg up` does not start another
+    // one over it. A bucket has no such marker: only `ocireg serve` processes serve one.
+    if let Some(root) = bound.storage_root() {
+        claim_root(root);
     }
     let bound = bound.bind().await.map_err(error)?;
     {
@@ -82,6 +73,20 @@ async fn serve(opts: EngineOptions, root: &Path) -> anyhow::Result<()> {
         .run(ocireg_engine::shutdown_signal())
         .await
         .map_err(error)
+}
+
+/// Records the built-in engine as the writer of `root`, warning when another engine wrote it.
+fn claim_root(root: &Path) {
+    let version = format!("ocireg {}", env!("CARGO_PKG_VERSION"));
+    match ocireg_deploy::claim_for_builtin(root, &version) {
+        Ok(None) => {}
+        Ok(Some(other)) => tracing::warn!(
+            root = %root.display(),
+            "this storage root was written by {}; serving it with the built-in engine",
+            other.describe()
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot record the engine in the storage root"),
+    }
 }
 
 /// The engine's error with its causes, for `error: ...`.

@@ -283,4 +283,9 @@ pub const EXTENSION_SCHEMAS: &[(&str, crate::schemas::SpecFn)] = &[
     ("AccessRule", AccessRule::spec),
     ("LocalLimitsConfig", LocalLimitsConfig::spec),
     ("LocalOpsConfig", LocalOpsConfig::spec),
+    ("LocalS3Config", crate::object_storage::LocalS3Config::spec),
+    (
+        "LocalAzureConfig",
+        crate::object_storage::LocalAzureConfig::spec,
+    ),
 ];

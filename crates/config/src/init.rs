@@ -158,6 +158,8 @@ pub fn default_document() -> Document {
                     gc_enabled: true,
                     gc_interval: 3600,
                     dedupe_enabled: true,
+                    s3: None,
+                    azure: None,
                 }),
                 auth_config: None,
                 limits_config: None,

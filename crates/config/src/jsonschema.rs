@@ -117,8 +117,8 @@ mod tests {
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
         assert_eq!(s["required"], json!(["registry"]));
         let defs = s["$defs"].as_object().unwrap();
-        // 18 seed schemas, 4 extension schemas, DocumentRegistry.
-        assert_eq!(defs.len(), 23);
+        // 18 seed schemas, 6 extension schemas, DocumentRegistry.
+        assert_eq!(defs.len(), 25);
         for (name, def) in defs {
             if name != "DocumentRegistry" {
                 assert_eq!(def["additionalProperties"], false, "{name}");

@@ -26,6 +26,7 @@ mod json;
 mod jsonschema;
 mod load;
 mod normalize;
+mod object_storage;
 mod reference;
 mod schemas;
 pub mod spec;
@@ -48,7 +49,8 @@ pub use effective::{
     host_port, listen_port, parse_duration, AccessRuleView, AuthView, ClientEndpoint, ClientView,
     EngineBinary, GcView, HttpView, LimitsView, ListenAddr, LocalView, MultiUserView,
     NamespaceQuotaView, QuotaView, RateView, RemoteView, ScrubView, ServeSettings, ServeTls,
-    StorageView, TlsPaths, TokenView, WebhookView, BUILTIN_BINARY,
+    StorageBackendView, StorageView, TlsPaths, TokenView, WebhookView, BUILTIN_BINARY,
+    DEFAULT_S3_REGION,
 };
 pub use error::{ConfigError, FieldError};
 pub use extensions::{
@@ -62,6 +64,7 @@ pub use load::{
     read_value_from, resolve_config_path, CONFIG_ENV, DEFAULT_CONFIG_PATH,
 };
 pub use normalize::View;
+pub use object_storage::{LocalAzureConfig, LocalS3Config};
 pub use reference::{digest_problem, parse_artifact_reference};
 pub use schemas::{
     schema_spec, Deployment, HarborConfig, HarborRegistryConfig, LocalHTTPConfig, LocalOCIConfig,

@@ -59,6 +59,15 @@ impl<'a> View<'a> {
         errors.push(FieldError::new(join_key(self.path, key), message));
     }
 
+    /// Records a failed check against a field nested below this instance (`keys` joined as a
+    /// path), for a rule about a block that may be absent.
+    pub fn fail_at(&self, errors: &mut Vec<FieldError>, keys: &[&str], message: &str) {
+        let path = keys
+            .iter()
+            .fold(self.path.to_string(), |p, k| join_key(&p, k));
+        errors.push(FieldError::new(path, message));
+    }
+
     /// [`View::fail`] with a hint that spells out the rule behind `message`.
     pub fn fail_with_hint(
         &self,

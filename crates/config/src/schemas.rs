@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::checks;
 use crate::extensions::{LocalAuthConfig, LocalLimitsConfig, LocalOpsConfig};
+use crate::object_storage::{LocalAzureConfig, LocalS3Config};
 use crate::spec::{literal_enum, schema, DefaultSpec, FieldSpec, SchemaSpec, Ty};
 
 literal_enum! {
@@ -141,7 +142,7 @@ schema! {
 
 schema! {
     /// Storage configuration for local registry
-    LocalStorageConfig, checks = checks::none;
+    LocalStorageConfig, checks = crate::object_storage::local_storage_config;
     fields {
         /// Storage backend
         backend: StorageBackend = def("filesystem");
@@ -153,6 +154,10 @@ schema! {
         gc_interval: i64 = def(3600);
         /// Deduplication
         dedupe_enabled: bool = def(true);
+        /// ocireg extension: the S3 bucket of backend "s3"
+        s3: Option<LocalS3Config> = opt;
+        /// ocireg extension: the Azure Blob container of backend "azure"
+        azure: Option<LocalAzureConfig> = opt;
     }
 }
 

@@ -107,12 +107,14 @@ pub struct LocalSettings {
     pub auth: Option<AuthSettings>,
     /// `auth_required` but no username: no htpasswd user can be made.
     pub auth_without_user: bool,
+    /// The storage root directory (the lifecycle manages filesystem storage only).
+    root: PathBuf,
 }
 
 impl LocalSettings {
     /// Storage root: `storage_config.rootdirectory`, else `<data_dir>/storage`.
     pub fn root_dir(&self) -> &Path {
-        &self.view.storage.root
+        &self.root
     }
 
     /// Listen host (`http_config.listen_address`, else `127.0.0.1`).
@@ -147,7 +149,7 @@ pub fn resolve(
         ));
         view.config_path = view.data_dir.join(kind.config_name());
     }
-    view.require_filesystem()?;
+    let root = filesystem_root(&view)?;
     let listen_port = view.http.listen.port;
     if view.http.given && i64::from(listen_port) != reg.port {
         warnings.push(format!(
@@ -174,8 +176,29 @@ pub fn resolve(
         endpoint: host_port(&reg.endpoint, listen_port),
         auth,
         auth_without_user,
+        root,
         view,
     })
+}
+
+/// The storage root of a filesystem backend. The lifecycle (`up`, `down`, `status`, `logs`,
+/// `config render`) manages one registry over a local directory (`ocireg status` reports a
+/// registry on object storage without this plan); a bucket is served by
+/// `ocireg serve` processes the user runs (one per replica), and zot's and Distribution's
+/// native configs are rendered for filesystem storage only.
+fn filesystem_root(view: &LocalView) -> Result<PathBuf, DeployError> {
+    match view.storage.root() {
+        Some(root) => Ok(root.to_path_buf()),
+        None => Err(DeployError::config(
+            "registry.local.storage_config.backend",
+            format!(
+                "{:?} ({}): `ocireg up`, `down`, `logs` and `config render` manage a registry on a local directory; \
+                 run the built-in engine on object storage with `ocireg serve` (one process per replica), see docs/operations.md",
+                view.storage.backend.kind().as_str(),
+                view.storage.backend.location()
+            ),
+        )),
+    }
 }
 
 /// htpasswd auth when `auth_required` and a username is set.
@@ -264,15 +287,22 @@ pub(crate) mod tests {
     #[test]
     fn object_storage_backends_are_refused() {
         let r = reg("registry: {deployment: local, type: zot, endpoint: localhost, \
-                     local: {data_dir: /d, config_path: /d/c.json, storage_config: {backend: s3}}, namespaces: {}}");
+                     local: {data_dir: /d, config_path: /d/c.json, storage_config: {backend: s3, s3: {bucket: reg}}}, namespaces: {}}");
         let err = resolve(
             &r,
             NativeKind::Zot,
             &RenderOptions::default(),
             &mut Vec::new(),
         )
-        .unwrap_err();
-        assert!(err.to_string().contains("storage_config.backend"), "{err}");
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "storage_config.backend",
+            "\"s3\" (s3://reg)",
+            "ocireg serve",
+        ] {
+            assert!(err.contains(want), "{want:?} in {err}");
+        }
     }
 
     #[test]

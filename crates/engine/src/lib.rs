@@ -1,5 +1,6 @@
 //! The built-in OCI registry engine, assembled from the effective settings of a local
-//! deployment ([`ocireg_config::ServeSettings`]): the filesystem store with its quota, the
+//! deployment ([`ocireg_config::ServeSettings`]): the store (a directory, or an S3 bucket or
+//! Azure container once the object driver is built in) with its quota, the
 //! server's auth, limits and TLS, the durable webhook notifier, the metrics endpoint, the
 //! background GC and scrub schedules, and SIGHUP reload. The binary loads the config and prints;
 //! everything between the settings and a serving registry is here.
@@ -21,11 +22,12 @@ mod metrics;
 mod options;
 mod reload;
 mod scrub;
+mod storage;
 mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ocireg_config::ServeSettings;
 use ocireg_server::ServerOptions;
@@ -37,6 +39,7 @@ pub use error::EngineError;
 pub use gc::{gc_options, summary as gc_summary};
 pub use reload::ReloadFn;
 pub use scrub::scrub_options;
+pub use storage::{target as storage_target, StorageTarget};
 
 /// What the engine is built from: the effective settings and the command line's overrides.
 pub struct EngineOptions {
@@ -44,7 +47,8 @@ pub struct EngineOptions {
     pub settings: ServeSettings,
     /// Listen here instead of the configured address (`serve --listen`; port 0 = any free port).
     pub listen: Option<SocketAddr>,
-    /// Use this storage root instead of the configured one (`serve --root`).
+    /// Use this storage root instead of the configured one (`serve --root`; filesystem
+    /// backend only).
     pub root: Option<PathBuf>,
     /// How to read the settings again on SIGHUP; `None`: SIGHUP is not handled.
     pub reload: Option<ReloadFn>,
@@ -77,7 +81,7 @@ pub fn listen_address(
 pub struct Engine {
     settings: ServeSettings,
     listen: SocketAddr,
-    root: PathBuf,
+    storage: StorageTarget,
     store: Store,
     server: ServerOptions,
     gc: gc::GcSchedule,
@@ -96,7 +100,7 @@ impl Engine {
             reload,
         } = opts;
         let listen = listen_address(&settings, listen)?;
-        let root = root.unwrap_or_else(|| settings.local.storage.root.clone());
+        let storage = storage::target(&settings, root.as_deref())?;
         for note in &settings.notes {
             tracing::warn!("{note}");
         }
@@ -109,14 +113,7 @@ impl Engine {
             Ok(limit) => tracing::debug!(limit, "open files limit"),
             Err(e) => tracing::debug!(error = %e, "open files limit not raised"),
         }
-        std::fs::create_dir_all(&root)
-            .map_err(|e| EngineError::io(format!("creating storage root {}", root.display()), e))?;
-        let store = Store::open_filesystem(&root, options::store(&settings))
-            .await
-            .map_err(|source| EngineError::Store {
-                what: format!("opening storage at {}", root.display()),
-                source: Box::new(source),
-            })?;
+        let store = storage::open(&settings, &storage).await?;
         let (webhooks, events) = webhooks::start(settings.webhooks.as_ref()).await?;
         server.events = events;
         if let Some(reload) = reload {
@@ -125,12 +122,17 @@ impl Engine {
         Ok(Self {
             settings,
             listen,
-            root,
+            storage,
             store,
             server,
             gc,
             _webhooks: webhooks,
         })
+    }
+
+    /// The storage root directory, when the backend is the filesystem.
+    pub fn storage_root(&self) -> Option<&Path> {
+        self.storage.root()
     }
 
     /// Binds the registry's listener (and the metrics endpoint's, when metrics are on).
@@ -220,7 +222,8 @@ impl Bound {
             m.spawn(&engine.store, wait(stopped.clone()));
         }
         let dedupe = engine.settings.local.storage.dedupe;
-        tracing::info!(%addr, root = %engine.root.display(), dedupe, "serving");
+        let storage = engine.storage.location();
+        tracing::info!(%addr, %storage, dedupe, "serving");
         let app = ocireg_server::app(engine.store.clone(), engine.server.clone());
         ocireg_server::serve(listener, app, &engine.server, wait(stopped)).await?;
         // Requests are done: let upload sessions' last writes land and checkpoint the journal

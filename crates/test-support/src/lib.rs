@@ -6,6 +6,7 @@
 pub mod bin;
 pub mod digest;
 pub mod distribution;
+pub mod haproxy;
 pub mod net;
 pub mod objstore;
 pub mod prom;
@@ -18,6 +19,7 @@ pub mod xorshift;
 pub use bin::{ocireg_bin, output_with_stdin};
 pub use digest::{sha256_hex, sha256_str};
 pub use distribution::{Distribution, DistributionBuilder, TokenAuth};
+pub use haproxy::Haproxy;
 pub use net::{free_port, wait_port, Listening};
 pub use serve::{Serve, ServeBuilder};
 pub use tls::TlsFiles;

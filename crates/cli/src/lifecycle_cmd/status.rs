@@ -52,6 +52,11 @@ fn run_remote(args: &StatusArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
 }
 
 fn run_local(args: &StatusArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
+    if let Ok(settings) = cfg::ServeSettings::resolve(doc) {
+        if settings.storage().is_object_store() {
+            return run_object(args, doc, &settings);
+        }
+    }
     let opts = options(doc)?;
     let st = match plan(doc).and_then(|p| deploy::local_status(&p, &opts)) {
         Ok(st) => st,
@@ -91,6 +96,59 @@ fn run_local(args: &StatusArgs, doc: &cfg::Document) -> anyhow::Result<i32> {
         RunState::Running | RunState::Foreign => Exit::Ok,
         RunState::Crashed | RunState::NotAnswering => Exit::Failed,
         RunState::NotRunning => Exit::NotRunning,
+    }
+    .code())
+}
+
+/// A registry on object storage: no process of `ocireg up` and no storage directory to look
+/// at; what answers on the configured address (a replica, or the balancer in front of them)
+/// tells whether it runs, and its usage endpoint what the bucket holds.
+fn run_object(
+    args: &StatusArgs,
+    doc: &cfg::Document,
+    settings: &cfg::ServeSettings,
+) -> anyhow::Result<i32> {
+    let url = settings.local.probe_url();
+    let storage = settings.storage();
+    let (state, usage, note) = match crate::admin_call::call_local(doc, "GET", "usage", &[]) {
+        Ok(Some(usage)) => (RunState::Running, Some(usage), None),
+        Ok(None) => (
+            RunState::NotRunning,
+            None,
+            Some("start `ocireg serve` (one per replica); `ocireg up` manages a registry on a local directory only".to_owned()),
+        ),
+        Err(e) => (RunState::NotAnswering, None, Some(format!("{e:#}"))),
+    };
+    if args.json {
+        let value = json!({
+            "deployment": "local",
+            "status": {
+                "state": state,
+                "probe_url": url,
+                "backend": storage.kind().as_str(),
+                "storage": storage.location(),
+                "note": note,
+            },
+            "usage": usage,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!(
+            "registry:  local built-in engine on {} storage",
+            storage.kind()
+        );
+        println!("state:     {}", state.as_str());
+        println!("endpoint:  {}", url.trim_end_matches("/v2/"));
+        println!("storage:   {}", storage.location());
+        print_usage(usage.as_ref());
+        if let Some(note) = &note {
+            println!("note:      {note}");
+        }
+    }
+    Ok(match state {
+        RunState::Running => Exit::Ok,
+        RunState::NotRunning => Exit::NotRunning,
+        _ => Exit::Failed,
     }
     .code())
 }

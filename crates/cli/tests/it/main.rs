@@ -26,6 +26,7 @@ mod kcl_diff;
 mod lifecycle;
 mod metrics_search;
 mod more_commands;
+mod object_backend;
 mod oci_layout;
 mod quota_scrub;
 mod security;

@@ -3,7 +3,8 @@
 //!
 //! - [`LocalView`]: what the local lifecycle (`up`, `down`, `status`, `logs`, `config render`)
 //!   and the built-in engine share: paths with `~` expanded, the listen and probe addresses,
-//!   HTTP timeouts as [`Duration`], storage;
+//!   HTTP timeouts as [`Duration`], storage (a directory, an S3 bucket or an Azure container:
+//!   [`StorageBackendView`]);
 //! - [`ServeSettings`]: everything `ocireg serve` runs with (auth, limits, GC, scrub, quota,
 //!   metrics, search, webhooks) on top of its [`LocalView`];
 //! - [`ClientView`]: the client commands' endpoint, remote connection settings and pull cache.
@@ -19,6 +20,7 @@
 
 mod client;
 mod serve;
+mod storage;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use crate::init::{native_config_name, SOLO_DATA_DIR};
 use crate::load::expand_home_in;
 use crate::schemas::{
     Deployment, LocalHTTPConfig, LocalStorageConfig, OCINamespaces, OCIRegistryConfig,
-    OCIRegistryFeatures, StorageBackend, ZotFeatures,
+    OCIRegistryFeatures, ZotFeatures,
 };
 
 pub use client::{ClientEndpoint, ClientView, RateView, RemoteView};
@@ -40,6 +42,7 @@ pub use serve::{
     AccessRuleView, AuthView, GcView, LimitsView, MultiUserView, NamespaceQuotaView, QuotaView,
     ScrubView, ServeSettings, ServeTls, TokenView, WebhookView,
 };
+pub use storage::{StorageBackendView, StorageView, DEFAULT_S3_REGION};
 
 /// A block as given, or its schema's instance with every default when absent. The only place
 /// defaults of an absent block come from.
@@ -247,19 +250,6 @@ pub struct HttpView {
     pub idle_timeout: Duration,
 }
 
-/// `registry.local.storage_config`, typed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct StorageView {
-    /// Storage backend.
-    pub backend: StorageBackend,
-    /// Storage root: `rootdirectory`, else `<data_dir>/storage`.
-    pub root: PathBuf,
-    /// Pause between interval GC runs, when `gc_enabled`.
-    pub gc_interval: Option<Duration>,
-    /// Deduplication.
-    pub dedupe: bool,
-}
-
 /// TLS certificate and key of a local registry.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TlsPaths {
@@ -379,17 +369,7 @@ impl LocalView {
                 write_timeout: secs(http.write_timeout, "write_timeout")?,
                 idle_timeout: secs(http.idle_timeout, "idle_timeout")?,
             },
-            storage: StorageView {
-                backend: storage.backend,
-                root,
-                gc_interval: storage
-                    .gc_enabled
-                    .then(|| {
-                        positive_seconds(storage.gc_interval, &format!("{STORAGE}.gc_interval"))
-                    })
-                    .transpose()?,
-                dedupe: storage.dedupe_enabled,
-            },
+            storage: StorageView::resolve(&storage, root)?,
             tls,
             ca_cert: reg.ca_cert_path.as_deref().map(expand),
             metrics_port: port(
@@ -404,20 +384,6 @@ impl LocalView {
     pub fn probe_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}/v2/", self.http.listen.probe_host_port())
-    }
-
-    /// The storage root is on the filesystem (the only backend a local registry serves).
-    pub fn require_filesystem(&self) -> Result<(), ConfigError> {
-        if self.storage.backend == StorageBackend::Filesystem {
-            return Ok(());
-        }
-        Err(invalid(
-            format!("{STORAGE}.backend"),
-            format!(
-                "{:?} needs bucket and credential settings the schema does not have; a local registry uses \"filesystem\"",
-                self.storage.backend.as_str()
-            ),
-        ))
     }
 }
 

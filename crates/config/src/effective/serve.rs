@@ -221,8 +221,14 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
+    /// Where the registry's content is kept (`local.storage.backend`).
+    pub fn storage(&self) -> &super::StorageBackendView {
+        &self.local.storage.backend
+    }
+
     /// The settings of `doc`'s local deployment; errors for another deployment, a remote-only
-    /// type, a storage backend other than the filesystem and TLS without its files.
+    /// type and TLS without its files. The storage backend (a directory, an S3 bucket or an
+    /// Azure container) is `local.storage.backend`.
     pub fn resolve(doc: &Document) -> Result<Self, ConfigError> {
         let reg = &doc.registry;
         if !is_local(reg) {
@@ -247,7 +253,6 @@ impl ServeSettings {
             return Err(invalid("registry.local", "required for a local deployment"));
         };
         let view = LocalView::resolve(reg, None)?;
-        view.require_filesystem()?;
         let mut notes = Vec::new();
         let limits = limits(local.limits_config.as_ref())?;
         Ok(Self {

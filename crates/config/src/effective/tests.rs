@@ -58,7 +58,8 @@ fn absent_blocks_take_the_schema_defaults() {
     let v = LocalView::resolve(&d.registry, Some(Path::new("/h"))).unwrap();
     assert_eq!(v.data_dir, PathBuf::from("/h/d"));
     assert_eq!(v.log_file, PathBuf::from("/h/d/registry.log"));
-    assert_eq!(v.storage.root, PathBuf::from("/h/d/storage"));
+    assert_eq!(v.storage.root(), Some(Path::new("/h/d/storage")));
+    assert_eq!(v.storage.backend.kind(), crate::StorageBackend::Filesystem);
     assert_eq!(v.http.read_timeout, Duration::from_secs(60));
     assert_eq!(v.http.idle_timeout, Duration::from_secs(120));
     assert_eq!(v.storage.gc_interval, Some(Duration::from_secs(3600)));
@@ -223,4 +224,59 @@ fn quota_is_off_unless_enabled_and_defaults_when_enabled_alone() {
         s.notes,
         ["registry.features.quota_config is ignored: registry.features.quota_enabled is false"]
     );
+}
+
+#[test]
+fn object_storage_backends_resolve_with_their_defaults() {
+    let with = |storage: &str| {
+        ServeSettings::resolve(&doc(&format!("{LOCAL}    storage_config: {storage}\n"))).unwrap()
+    };
+    // An endpoint (MinIO, moto): region us-east-1 and path-style, as Distribution's
+    // regionendpoint setups; a trailing slash of prefix and endpoint is dropped.
+    let s = with("{backend: s3, s3: {bucket: reg, endpoint: 'http://127.0.0.1:9000/', prefix: team/, allow_http: true}}");
+    assert_eq!(
+        s.storage(),
+        &StorageBackendView::S3 {
+            bucket: "reg".into(),
+            region: Some(DEFAULT_S3_REGION.into()),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            prefix: "team".into(),
+            path_style: true,
+            allow_http: true,
+        }
+    );
+    assert_eq!(s.local.storage.root(), None);
+    assert!(s.storage().is_object_store());
+    assert_eq!(
+        s.storage().location(),
+        "s3://reg/team at http://127.0.0.1:9000"
+    );
+    // AWS: no region (the environment's), virtual-hosted; explicit values win.
+    let s = with("{backend: s3, s3: {bucket: reg}}");
+    assert!(matches!(
+        s.storage(),
+        StorageBackendView::S3 { region: None, endpoint: None, path_style: false, allow_http: false, prefix, .. } if prefix.is_empty()
+    ));
+    let s = with("{backend: s3, s3: {bucket: reg, region: eu-west-1, endpoint: 'https://s3.example', path_style: false}}");
+    assert!(matches!(
+        s.storage(),
+        StorageBackendView::S3 { region: Some(r), path_style: false, .. } if r == "eu-west-1"
+    ));
+    let s = with("{backend: azure, azure: {account: devstoreaccount1, container: reg, endpoint: 'http://127.0.0.1:10000/devstoreaccount1'}}");
+    assert_eq!(
+        s.storage(),
+        &StorageBackendView::Azure {
+            account: "devstoreaccount1".into(),
+            container: "reg".into(),
+            endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
+            prefix: String::new(),
+        }
+    );
+    assert_eq!(
+        s.storage().location(),
+        "azure://devstoreaccount1/reg at http://127.0.0.1:10000/devstoreaccount1"
+    );
+    // GC and dedupe settings do not depend on the backend.
+    assert_eq!(s.gc.interval, Some(Duration::from_secs(3600)));
+    assert!(s.local.storage.dedupe);
 }
