@@ -76,7 +76,7 @@ pub(crate) async fn open(
             let driver = ocireg_store::FsDriver::open(root).await.map_err(opened)?;
             Arc::new(driver)
         }
-        StorageTarget::Object(_) => object_driver(settings.storage())?,
+        StorageTarget::Object(_) => object_driver(settings.storage()).await?,
     };
     Store::open(driver, options::store(settings))
         .await
@@ -84,9 +84,7 @@ pub(crate) async fn open(
 }
 
 /// The object driver of an S3 or Azure backend.
-// enabled when the object driver lands
-#[cfg(any())]
-fn object_driver(backend: &StorageBackendView) -> Result<Arc<dyn Driver>, EngineError> {
+async fn object_driver(backend: &StorageBackendView) -> Result<Arc<dyn Driver>, EngineError> {
     use ocireg_store::driver::object::{AzureOptions, ObjectBackend, ObjectDriver, S3Options};
     let spec = match backend {
         StorageBackendView::S3 {
@@ -122,22 +120,11 @@ fn object_driver(backend: &StorageBackendView) -> Result<Arc<dyn Driver>, Engine
             )))
         }
     };
-    let driver = ObjectDriver::open(&spec).map_err(|source| EngineError::Store {
+    let driver = ObjectDriver::open(&spec).await.map_err(|source| EngineError::Store {
         what: format!("opening storage at {}", backend.location()),
         source: Box::new(source),
     })?;
     Ok(Arc::new(driver))
-}
-
-/// Refuses S3 and Azure while this build has no object driver, naming the setting.
-#[cfg(not(any()))]
-fn object_driver(backend: &StorageBackendView) -> Result<Arc<dyn Driver>, EngineError> {
-    Err(EngineError::Invalid(format!(
-        "registry.local.storage_config.backend: {:?} ({}): this build of ocireg has no object storage driver; \
-         use backend: filesystem",
-        backend.kind().as_str(),
-        backend.location()
-    )))
 }
 
 #[cfg(test)]
@@ -175,24 +162,4 @@ mod tests {
         );
     }
 
-    #[cfg(not(any()))]
-    #[tokio::test]
-    async fn object_backends_are_refused_naming_the_setting() {
-        for storage in [
-            "{backend: s3, s3: {bucket: reg}}",
-            "{backend: azure, azure: {account: acct, container: reg}}",
-        ] {
-            let s = settings(storage);
-            let t = target(&s, None).unwrap();
-            let err = match open(&s, &t).await {
-                Ok(_) => panic!("{storage}: opened without an object driver"),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                err.starts_with("registry.local.storage_config.backend")
-                    && err.contains("no object storage driver"),
-                "{err}"
-            );
-        }
-    }
 }
