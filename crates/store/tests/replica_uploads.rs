@@ -4,14 +4,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use ocireg_oci::{Algorithm, Digest, ErrorCode, RepoName};
+use ocireg_store::driver::{Precondition, Version};
 use ocireg_store::{
-    ByteStream, Chunk, Driver, MemoryDriver, Store, StoreError, StoreOptions, UploadWatch,
+    ByteStream, Chunk, Driver, FileWriter, MemoryDriver, ObjectMeta, Store, StoreError,
+    StoreOptions, UploadWatch,
 };
 use ocireg_test_support::xorshift::bytes;
 
@@ -162,7 +166,7 @@ async fn a_monolithic_put_finishes_a_session_started_elsewhere() {
         let read = b.blob_read(&r, &d, None).await.unwrap();
         let mut got = Vec::new();
         let mut body = read.body;
-        while let Some(frame) = futures_util::StreamExt::next(&mut body).await {
+        while let Some(frame) = body.next().await {
             got.extend_from_slice(&frame.unwrap());
         }
         assert_eq!(got, data, "{alg}");
@@ -321,4 +325,194 @@ async fn a_session_that_ends_elsewhere_stops_counting_where_it_opened() {
     a.recheck_uploads(Duration::ZERO).await;
     assert!(watch_a.0.lock().is_empty());
     assert_eq!(a.upload_session_count(), 0);
+}
+
+/// A shared driver whose writers lose to "another writer" while `lose` is set: their close
+/// and commit fail with `PreconditionFailed` and store nothing, as the object-store driver's
+/// writer does when a racing writer won.
+#[derive(Debug)]
+struct Contested {
+    inner: MemoryDriver,
+    lose: Arc<AtomicBool>,
+}
+
+struct LosingWriter {
+    inner: Box<dyn FileWriter>,
+    key: String,
+    lose: Arc<AtomicBool>,
+}
+
+impl LosingWriter {
+    fn lost(&self) -> Result<(), StoreError> {
+        if self.lose.load(Ordering::SeqCst) {
+            return Err(StoreError::PreconditionFailed {
+                key: self.key.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FileWriter for LosingWriter {
+    async fn write(&mut self, chunks: Vec<Bytes>) -> Result<(), StoreError> {
+        self.inner.write(chunks).await
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    async fn commit(self: Box<Self>) -> Result<u64, StoreError> {
+        self.lost()?;
+        self.inner.commit().await
+    }
+    async fn close(self: Box<Self>) -> Result<u64, StoreError> {
+        self.lost()?;
+        self.inner.close().await
+    }
+    async fn cancel(self: Box<Self>) -> Result<(), StoreError> {
+        self.inner.cancel().await
+    }
+}
+
+#[async_trait]
+impl Driver for Contested {
+    fn name(&self) -> &'static str {
+        "contested"
+    }
+    fn shared(&self) -> bool {
+        true
+    }
+    async fn get_content(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.inner.get_content(key).await
+    }
+    async fn put_content(&self, key: &str, content: Bytes) -> Result<(), StoreError> {
+        self.inner.put_content(key, content).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version), StoreError> {
+        self.inner.get_versioned(key).await
+    }
+    async fn put_if(
+        &self,
+        key: &str,
+        content: Bytes,
+        condition: Precondition,
+    ) -> Result<Version, StoreError> {
+        self.inner.put_if(key, content, condition).await
+    }
+    async fn reader(
+        &self,
+        key: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<(u64, ByteStream), StoreError> {
+        self.inner.reader(key, offset, len).await
+    }
+    async fn writer(&self, key: &str, append: bool) -> Result<Box<dyn FileWriter>, StoreError> {
+        Ok(Box::new(LosingWriter {
+            inner: self.inner.writer(key, append).await?,
+            key: key.to_owned(),
+            lose: Arc::clone(&self.lose),
+        }))
+    }
+    async fn stat(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.inner.stat(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn walk(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner.walk(prefix).await
+    }
+    async fn move_object(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.inner.move_object(from, to).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_writer_that_lost_to_another_answers_416_and_adds_nothing() {
+    let storage = MemoryDriver::shared_by_replicas();
+    let lose = Arc::new(AtomicBool::new(false));
+    let contested = Contested {
+        inner: storage.clone(),
+        lose: Arc::clone(&lose),
+    };
+    let a = Store::open(Arc::new(storage.clone()), StoreOptions::default())
+        .await
+        .unwrap();
+    let b = Store::open(Arc::new(contested), StoreOptions::default())
+        .await
+        .unwrap();
+    let r = repo();
+    let id = a.upload_start(&r, None).await.unwrap();
+    a.upload_append(&r, &id, Chunk::new(body(b"hello")).at(0))
+        .await
+        .unwrap();
+    lose.store(true, Ordering::SeqCst);
+    let err = b
+        .upload_append(&r, &id, Chunk::new(body(b" world")).at(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UploadRange { offset: 5, .. }),
+        "{err:?}"
+    );
+    let err = b
+        .upload_complete(&r, &id, &sha256(b"hello"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UploadRange { offset: 5, .. }),
+        "{err:?}"
+    );
+    lose.store(false, Ordering::SeqCst);
+    assert_eq!(b.upload_offset(&r, &id).await.unwrap(), 5);
+    b.upload_append(&r, &id, Chunk::new(body(b"!!!")).at(5))
+        .await
+        .unwrap();
+    let d = sha256(b"hello!!!");
+    a.upload_complete(&r, &id, &d, None).await.unwrap();
+    let stored = storage
+        .walk("repositories/team/app/_uploads")
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    let hex = d.hex();
+    let key = format!("repositories/team/app/_blobs/sha256/{}", &*hex);
+    let shared = format!("blobs/sha256/{}/{}", &hex[..2], &*hex);
+    let blob = match storage.get_content(&key).await {
+        Ok(b) => b,
+        Err(_) => storage.get_content(&shared).await.unwrap(),
+    };
+    assert_eq!(&blob[..], b"hello!!!");
+}
+
+#[tokio::test]
+async fn a_request_dropped_midway_hands_the_session_back() {
+    let (_, [a, b, _]) = replicas().await;
+    let r = repo();
+    let id = a.upload_start(&r, None).await.unwrap();
+    // A client that sends three bytes and then nothing, cut off by a timeout.
+    let stalled: ByteStream =
+        Box::pin(stream::iter([Ok(Bytes::from_static(b"abc"))]).chain(stream::pending()));
+    let cut = tokio::time::timeout(
+        Duration::from_millis(200),
+        b.upload_append(&r, &id, Chunk::new(stalled).at(0)),
+    )
+    .await;
+    assert!(cut.is_err());
+    // The claim was handed back: the next request goes on without waiting for it to lapse
+    // (or giving up after the wait with 416).
+    let started = std::time::Instant::now();
+    let at = a
+        .upload_append(&r, &id, Chunk::new(body(b"hello")).at(0))
+        .await
+        .unwrap();
+    assert_eq!(at, 5);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    a.upload_complete(&r, &id, &sha256(b"hello"), None)
+        .await
+        .unwrap();
 }
