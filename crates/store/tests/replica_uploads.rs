@@ -14,8 +14,8 @@ use futures_util::{stream, StreamExt};
 use ocireg_oci::{Algorithm, Digest, ErrorCode, RepoName};
 use ocireg_store::driver::{Precondition, Version};
 use ocireg_store::{
-    ByteStream, Chunk, Driver, FileWriter, MemoryDriver, ObjectMeta, Store, StoreError,
-    StoreOptions, UploadWatch,
+    ByteStream, Chunk, Driver, FileWriter, GcOptions, MemoryDriver, ObjectMeta, QuotaOptions,
+    Store, StoreError, StoreOptions, UploadWatch,
 };
 use ocireg_test_support::xorshift::bytes;
 
@@ -515,4 +515,88 @@ async fn a_request_dropped_midway_hands_the_session_back() {
     a.upload_complete(&r, &id, &sha256(b"hello"), None)
         .await
         .unwrap();
+}
+
+/// Two stores over one shared storage, each with a registry limit of `limit` bytes.
+async fn limited_replicas(limit: u64) -> (MemoryDriver, Store, Store) {
+    let storage = MemoryDriver::shared_by_replicas();
+    let opts = StoreOptions {
+        dedupe: true,
+        quota: Some(QuotaOptions {
+            storage_limit_bytes: Some(limit),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let a = Store::open(Arc::new(storage.clone()), opts.clone())
+        .await
+        .unwrap();
+    let b = Store::open(Arc::new(storage.clone()), opts).await.unwrap();
+    (storage, a, b)
+}
+
+#[tokio::test]
+async fn quota_reservations_of_a_session_finished_elsewhere_are_given_back() {
+    let (_, a, b) = limited_replicas(100).await;
+    let r = repo();
+    let first = bytes(60, 20);
+    let s1 = a.upload_start(&r, None).await.unwrap();
+    a.upload_append(&r, &s1, Chunk::new(body(&first)).at(0).sized(60))
+        .await
+        .unwrap();
+    b.upload_complete(&r, &s1, &sha256(&first), None)
+        .await
+        .unwrap();
+    // A still holds the 60 bytes its session held: 50 more do not fit here.
+    let s2 = a.upload_start(&r, None).await.unwrap();
+    let chunk = bytes(50, 21);
+    let err = a
+        .upload_append(&r, &s2, Chunk::new(body(&chunk)).at(0).sized(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err:?}");
+    // Once A finds the session gone from storage, its reservation is released.
+    a.recheck_uploads(Duration::ZERO).await;
+    a.upload_append(&r, &s2, Chunk::new(body(&chunk)).at(0).sized(50))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_body_stopped_by_the_quota_ends_the_session_everywhere() {
+    let (storage, a, b) = limited_replicas(100).await;
+    let r = repo();
+    let id = a.upload_start(&r, None).await.unwrap();
+    // No declared length: the body is stopped when it passes the limit.
+    let err = b
+        .upload_append(&r, &id, Chunk::new(body(&bytes(500, 22))).at(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err:?}");
+    assert!(upload_keys(&storage).await.is_empty());
+    let err = a.upload_offset(&r, &id).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
+}
+
+#[tokio::test]
+async fn garbage_collection_removes_a_stale_session_with_its_state() {
+    let (storage, [a, b, _]) = replicas().await;
+    let r = repo();
+    let id = a.upload_start(&r, None).await.unwrap();
+    a.upload_append(&r, &id, Chunk::new(body(b"stale")).at(0))
+        .await
+        .unwrap();
+    assert_eq!(upload_keys(&storage).await.len(), 2);
+    let opts = GcOptions {
+        upload_ttl: Duration::ZERO,
+        ..Default::default()
+    };
+    let report = b.gc(&opts).await.unwrap();
+    assert_eq!(report.uploads.len(), 1, "{report:?}");
+    assert!(upload_keys(&storage).await.is_empty());
+    let err = a
+        .upload_append(&r, &id, Chunk::new(body(b"!")).at(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
 }
