@@ -11,9 +11,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha512};
 
 use crate::error::{ErrorCode, OciError};
+
+mod resumable;
+
+use resumable::Sha256Resumable;
 
 /// A supported digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -314,7 +318,7 @@ impl<'de> Deserialize<'de> for Digest {
 
 #[derive(Clone)]
 enum HashState {
-    Sha256(Sha256),
+    Sha256(Sha256Resumable),
     Sha512(Sha512),
 }
 
@@ -338,7 +342,7 @@ impl DigestHasher {
     /// A fresh hasher for `alg`.
     pub fn new(alg: Algorithm) -> DigestHasher {
         let state = match alg {
-            Algorithm::Sha256 => HashState::Sha256(Sha256::new()),
+            Algorithm::Sha256 => HashState::Sha256(Sha256Resumable::default()),
             Algorithm::Sha512 => HashState::Sha512(Sha512::new()),
         };
         DigestHasher { state, bytes: 0 }
@@ -366,14 +370,29 @@ impl DigestHasher {
         self.bytes
     }
 
+    /// The running state in a form another process can resume from ([`DigestHasher::resume`]):
+    /// SHA-256 only (`None` for SHA-512, which is computed in one request or re-read).
+    pub fn save(&self) -> Option<Vec<u8>> {
+        match &self.state {
+            HashState::Sha256(h) => Some(h.save()),
+            HashState::Sha512(_) => None,
+        }
+    }
+
+    /// A SHA-256 hasher continuing from a state [`DigestHasher::save`] gave; `None` when
+    /// `saved` is not such a state.
+    pub fn resume(saved: &[u8]) -> Option<DigestHasher> {
+        let h = Sha256Resumable::resume(saved)?;
+        Some(DigestHasher {
+            bytes: h.len(),
+            state: HashState::Sha256(h),
+        })
+    }
+
     /// Finishes and returns the digest.
     pub fn finish(self) -> Digest {
         match self.state {
-            HashState::Sha256(h) => {
-                let mut b = [0u8; 32];
-                b.copy_from_slice(&h.finalize());
-                Digest(Raw::Sha256(b))
-            }
+            HashState::Sha256(h) => Digest(Raw::Sha256(h.finish())),
             HashState::Sha512(h) => {
                 let mut b = Box::new([0u8; 64]);
                 b.copy_from_slice(&h.finalize());

@@ -12,6 +12,9 @@
 //!                                                        manifest <ralg:rhex> has subject <alg:hex>
 //! repositories/<name>/_uploads/<id>                      upload session: the bytes so far
 //!                                                        (resumable; created empty on start)
+//! repositories/<name>/_uploads/<id>/state                shared storage only (replicas): the
+//!                                                        session's offset, hash state and
+//!                                                        claim (see uploads/shared.rs)
 //! quarantine/<unix seconds>/<original key>               data scrub found corrupt (never read)
 //! .journal                                               filesystem driver only: write-ahead
 //!                                                        journal of `put_ordered` and
@@ -161,6 +164,13 @@ pub fn referrer_link(repo: &str, subject: &Digest, referrer: &Digest) -> String 
 /// `repositories/<name>/_uploads/<id>`: an upload session's bytes.
 pub fn upload(repo: &str, id: &str) -> String {
     format!("{REPOSITORIES}/{repo}/_uploads/{id}")
+}
+
+/// `repositories/<name>/_uploads/<id>/state`: an upload session's state on shared storage
+/// (an object store, where a key may also be a prefix; never written on a filesystem). Not
+/// classified by [`parse_repo_key`]: it belongs to the session and goes with it.
+pub fn upload_state(repo: &str, id: &str) -> String {
+    format!("{}/state", upload(repo, id))
 }
 
 /// Content of a revision link.
@@ -364,6 +374,11 @@ mod tests {
             parse_repo_key(&format!("{}/startedat", upload(repo, "0123"))),
             None
         );
+        assert_eq!(
+            upload_state(repo, "0123"),
+            format!("{}/state", upload(repo, "0123"))
+        );
+        assert_eq!(parse_repo_key(&upload_state(repo, "0123")), None);
         assert_eq!(parse_repo_key("blobs/sha256/aa/x"), None);
     }
 

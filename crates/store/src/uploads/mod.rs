@@ -31,6 +31,13 @@
 //! what the previous one wrote. A write that fails after its chunk was acknowledged fails the
 //! session's next request and the session is reloaded from storage, like after a crash: the
 //! status reports the offset that made it.
+//!
+//! On shared storage (replicas on one bucket, [`crate::Driver::shared`]) none of that is kept
+//! in memory: a chunked upload may start on one replica, continue on a second and finish on a
+//! third. Each request claims the session's state object, loads the offset and the saved
+//! SHA-256 state from it and stores them back before it answers (`shared.rs`, `state.rs`);
+//! sessions that end on another replica stop counting here for the watchers' per-client caps
+//! and for quota reservations within about a minute (`known.rs`, which states the bounds).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -47,7 +54,10 @@ use crate::paths;
 use crate::store::Store;
 use crate::ByteStream;
 
+mod known;
 mod session;
+mod shared;
+mod state;
 
 pub(crate) use session::Sessions;
 pub use session::{Chunk, UploadWatch};
@@ -85,6 +95,9 @@ impl Store {
     /// Refused with `StorageFull` while free space is below the reserve (see `space.rs`).
     pub async fn upload_start(&self, repo: &RepoName, owner: Option<&str>) -> Result<String> {
         self.check_room(None).await?;
+        if self.inner.driver.shared() {
+            return self.shared_start(repo, owner).await;
+        }
         let id = new_session_id();
         let key = paths::upload(repo.as_str(), &id);
         // Scratch, not fsynced: a session lost in a crash is simply unknown afterwards (404;
@@ -104,6 +117,9 @@ impl Store {
 
     /// Bytes received so far in the session (`BLOB_UPLOAD_UNKNOWN` if there is no such session).
     pub async fn upload_offset(&self, repo: &RepoName, session: &str) -> Result<u64> {
+        if self.inner.driver.shared() {
+            return self.shared_offset(repo, session).await;
+        }
         let key = paths::upload(repo.as_str(), session);
         let guard = self.open_session(&key, session).await?;
         live_offset(&guard, session)
@@ -111,6 +127,9 @@ impl Store {
 
     /// Appends a chunk (see [`Chunk`]); returns the new offset.
     pub async fn upload_append(&self, repo: &RepoName, session: &str, chunk: Chunk) -> Result<u64> {
+        if self.inner.driver.shared() {
+            return self.shared_append(repo, session, chunk).await;
+        }
         let key = paths::upload(repo.as_str(), session);
         let mut guard = self.open_session(&key, session).await?;
         self.write_chunk(&mut guard, repo, session, chunk, Algorithm::Sha256)
@@ -126,6 +145,9 @@ impl Store {
         digest: &Digest,
         last: Option<Chunk>,
     ) -> Result<u64> {
+        if self.inner.driver.shared() {
+            return self.shared_complete(repo, session, digest, last).await;
+        }
         let key = paths::upload(repo.as_str(), session);
         let mut guard = self.open_session(&key, session).await?;
         if let Some(chunk) = last {
@@ -280,6 +302,9 @@ impl Store {
 
     /// Cancels the session and removes its bytes.
     pub async fn upload_cancel(&self, repo: &RepoName, session: &str) -> Result<()> {
+        if self.inner.driver.shared() {
+            return self.shared_cancel(repo, session).await;
+        }
         let key = paths::upload(repo.as_str(), session);
         let mut guard = self.open_session(&key, session).await?;
         self.end_session(&mut guard, &key, true).await;
@@ -438,6 +463,7 @@ impl Store {
     /// [`Store::end_session`]) and tells the watchers.
     fn forget_session(&self, key: &str, committed: bool) {
         self.inner.sessions.remove(key);
+        self.inner.sessions.known.remove(key);
         self.inner.quota.ledger.release(key, committed);
         self.inner.sessions.watchers.ended(key);
     }
@@ -479,6 +505,9 @@ impl Store {
     /// Upload sessions this process knows to be open: started here, or resumed since it started
     /// (sessions left in storage by an earlier run count once a request touches them).
     pub fn upload_session_count(&self) -> usize {
+        if self.inner.driver.shared() {
+            return self.inner.sessions.known.len();
+        }
         self.inner
             .sessions
             .map
@@ -509,6 +538,10 @@ impl Store {
         };
         if meta.modified > stale_before {
             return Ok(None);
+        }
+        if self.inner.driver.shared() {
+            // The state first, as a cancellation does.
+            state::remove(self.inner.driver.as_ref(), &paths::upload_state(repo, id)).await?;
         }
         self.end_session(&mut guard, &key, true).await;
         Ok(Some(meta.size))

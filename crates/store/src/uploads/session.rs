@@ -22,6 +22,8 @@ pub(crate) struct Sessions {
     pub(super) kept: Arc<AtomicUsize>,
     /// Told when sessions open, are used and end.
     pub(super) watchers: Watchers,
+    /// On shared storage: the sessions this process has seen (see `known.rs`).
+    pub(super) known: super::known::Known,
 }
 
 #[derive(Debug)]
@@ -166,10 +168,17 @@ impl std::fmt::Debug for Chunk {
 /// reported opened is reported ended exactly once, whatever ends it: completion, a digest
 /// mismatch, cancellation, a quota refusal, garbage collection, or its storage vanishing.
 /// Calls are made while the session's lock is held: implementations must not block.
+///
+/// On shared storage each replica's watchers hear of what happens through that replica: a
+/// session opened here and continued or ended on another replica is reported `used` and
+/// `ended` there (where it was never reported opened), and `ended` here once this process
+/// finds it gone from storage ([`Store::recheck_uploads`], within about a minute).
+///
+/// [`Store::recheck_uploads`]: crate::Store::recheck_uploads
 pub trait UploadWatch: Send + Sync {
     /// The session `session` was started by `owner`.
     fn opened(&self, session: &str, owner: &str);
-    /// A request uses the session.
+    /// A request uses the session (possibly one never reported opened: ignore it).
     fn used(&self, session: &str);
     /// The session ended (a key never reported opened may be reported here too: ignore it).
     fn ended(&self, session: &str);
