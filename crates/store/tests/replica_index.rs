@@ -333,3 +333,48 @@ async fn a_blob_pushed_through_one_replica_is_usable_through_another() {
         data.len() as u64
     );
 }
+
+#[tokio::test]
+async fn an_unchanged_object_is_not_read_again() {
+    let shared = MemoryDriver::shared_by_replicas();
+    let key = "repositories/app/_manifests/tags/v1";
+    let put = |content: &'static [u8]| shared.put_content(key, Bytes::from_static(content));
+    put(b"first").await.unwrap();
+    let (content, version) = shared.get_versioned(key).await.unwrap();
+    assert_eq!(content.as_ref(), b"first");
+    assert_eq!(shared.get_if_changed(key, &version).await.unwrap(), None);
+    put(b"second").await.unwrap();
+    let (content, newer) = shared.get_if_changed(key, &version).await.unwrap().unwrap();
+    assert_eq!(content.as_ref(), b"second");
+    assert_ne!(newer, version);
+    shared.delete(key).await.unwrap();
+    assert!(shared
+        .get_if_changed(key, &newer)
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test]
+async fn over_unshared_storage_the_index_stays_the_truth() {
+    // Two stores over one plain memory driver: nothing says another process writes it, so
+    // reads by tag, tag lists and blob checks answer from the index without touching storage.
+    let plain = MemoryDriver::new();
+    let open = || async {
+        let driver: Arc<dyn Driver> = Arc::new(plain.clone());
+        Store::open(driver, StoreOptions::default()).await.unwrap()
+    };
+    let (a, b) = (open().await, open().await);
+    let m = image(&a, "app", 1, json!({})).await;
+    let d = put(&a, "app", &tag("v1"), &m).await;
+    let err = digest_of_tag(&b, "app", "v1").await.unwrap_err();
+    assert!(matches!(err, StoreError::NameUnknown { .. }), "{err:?}");
+    assert!(b.catalog(None, None).await.unwrap().is_empty());
+    let config = sha256(br#"{"seed":1}"#);
+    assert!(a.blob_stat(&repo("app"), &config).await.is_ok());
+    let err = b.blob_stat(&repo("app"), &config).await.unwrap_err();
+    assert!(matches!(err, StoreError::BlobUnknown { .. }), "{err:?}");
+    // A store opened afterwards reads it all at open.
+    let c = open().await;
+    assert_eq!(digest_of_tag(&c, "app", "v1").await.unwrap(), d);
+}

@@ -24,12 +24,12 @@ use crate::error::{Result, StoreError};
 use crate::paths::{self, RepoKey};
 use crate::store::Store;
 
-/// How long a tag list or the catalog listed from storage is reused. Listing costs one
-/// request per page (and the catalog one per directory level) on an object store, and clients
-/// page through a list with one request per page: a second keeps such a walk on one listing,
-/// so pages neither skip nor repeat entries, while a push through another replica shows up in
-/// lists within that second (reads by tag and digest see it at once). This replica's own tag
-/// writes drop the affected listings immediately.
+/// How long a tag list or the catalog listed from storage is reused. Pages are cut by name
+/// (after `last`), so any listing gives correct pages; the reuse is for cost: a listing is one
+/// request per thousand keys on an object store (the catalog one per directory level), and a
+/// client walking a long list page by page would otherwise list it again for every page. The
+/// second bounds how late a push through another replica shows in lists (reads by tag and
+/// digest see it at once); this replica's own tag writes drop the affected listings at once.
 pub(crate) const LISTING_TTL: Duration = Duration::from_secs(1);
 
 /// How often a tag write retries its compare-and-swap after another writer got in between.
