@@ -21,7 +21,7 @@ use crate::ByteStream;
 impl Store {
     /// Size of a blob linked in `repo`; `BLOB_UNKNOWN` unless linked.
     pub async fn blob_stat(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        let (known, loc) = self.linked_blob(repo, digest)?;
+        let (known, loc) = self.linked_blob(repo, digest).await?;
         // A client that saw the blob may reference it next: GC keeps it for the grace period.
         self.inner.in_use.touch(repo.as_str(), digest);
         if let Some(size) = known {
@@ -51,7 +51,7 @@ impl Store {
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> Result<BlobRead> {
-        let (_, loc) = self.linked_blob(repo, digest)?;
+        let (_, loc) = self.linked_blob(repo, digest).await?;
         let (offset, len) = match range {
             None => (0, None),
             Some((start, end)) if end >= start => (start, Some(end - start + 1)),
@@ -77,7 +77,7 @@ impl Store {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<std::fs::File>> {
-        let (_, loc) = self.linked_blob(repo, digest)?;
+        let (_, loc) = self.linked_blob(repo, digest).await?;
         let key = paths::data(repo.as_str(), digest, loc);
         match self.inner.driver.open_file(&key).await {
             Err(e) if e.is_not_found() => Err(blob_unknown(digest)),
@@ -88,7 +88,7 @@ impl Store {
     /// Unlinks a blob from `repo` (its bytes stay until garbage collection).
     pub async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let _guard = self.inner.digest_locks.lock(digest).await;
-        self.linked_blob(repo, digest)?;
+        self.linked_blob(repo, digest).await?;
         match self
             .inner
             .driver
@@ -114,19 +114,16 @@ impl Store {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<bool> {
-        if self.linked_blob(repo, digest).is_ok() {
+        if self.linked_blob(repo, digest).await.is_ok() {
             return Ok(true);
         }
         let source = match from {
-            Some(src) => self
-                .inner
-                .index
-                .read(src.as_str(), |r| {
-                    r.blobs
-                        .get(digest)
-                        .map(|_| (src.as_str().to_owned(), r.loc(digest)))
-                })
-                .flatten(),
+            Some(src) => match self.linked_blob(src, digest).await {
+                Ok((_, loc)) => Some((src.as_str().to_owned(), loc)),
+                Err(StoreError::BlobUnknown { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            // Over shared storage only what this replica's index holds is discovered.
             None => self.inner.index.read_all(|repos| {
                 repos.iter().find_map(|(name, r)| {
                     r.blobs.get(digest).map(|_| (name.clone(), r.loc(digest)))
@@ -352,15 +349,30 @@ impl Store {
         }
     }
 
-    /// The blob's known size and data location, or `BLOB_UNKNOWN`.
-    fn linked_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(Option<u64>, DataLoc)> {
-        self.inner
-            .index
-            .read(repo.as_str(), |r| {
-                r.blobs.get(digest).map(|size| (*size, r.loc(digest)))
-            })
-            .flatten()
-            .ok_or_else(|| blob_unknown(digest))
+    /// The blob's known size and data location, or `BLOB_UNKNOWN` (over shared storage, the
+    /// link is looked up there on an index miss: another replica may have written it).
+    async fn linked_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<(Option<u64>, DataLoc)> {
+        let known = || {
+            self.inner
+                .index
+                .read(repo.as_str(), |r| {
+                    r.blobs.get(digest).map(|size| (*size, r.loc(digest)))
+                })
+                .flatten()
+        };
+        if let Some(found) = known() {
+            return Ok(found);
+        }
+        if self.is_shared() && self.find_blob_link(repo.as_str(), digest).await? {
+            if let Some(found) = known() {
+                return Ok(found);
+            }
+        }
+        Err(blob_unknown(digest))
     }
 
     /// Deletes a staging object (scratch: the removal is not synced), ignoring absence.

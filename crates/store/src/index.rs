@@ -1,6 +1,8 @@
 //! The in-memory repository index: repositories → tags, manifest revisions, blob links,
 //! referrers. Built from storage at open ([`crate::rebuild`]) and updated after every durable
-//! write, so tag listings, the catalog and link checks never touch storage.
+//! write. Over storage this process alone writes, it is the truth: tag listings, the catalog
+//! and link checks never touch storage. Over storage replicas share ([`crate::Driver::shared`])
+//! it is a cache that [`replica`] fills on misses and revalidates.
 //!
 //! One `parking_lot::RwLock` guards everything; it is only taken for short, synchronous
 //! sections and never across an `.await`.
@@ -15,8 +17,10 @@ use parking_lot::RwLock;
 
 use crate::paths::DataLoc;
 
+mod replica;
 mod tags;
 
+pub(crate) use replica::{page, ReplicaCache};
 pub(crate) use tags::Tags;
 
 /// A media type as the index keeps it. The index holds one or two per stored manifest and

@@ -12,7 +12,7 @@ use ocireg_oci::{
 };
 
 use crate::error::{Result, StoreError};
-use crate::index::{media_type, tag_page, Annotations, ManifestMeta, Repo};
+use crate::index::{media_type, page, tag_page, Annotations, ManifestMeta, Repo};
 use crate::paths::{self, DataLoc};
 use crate::quota::RevisionFacts;
 use crate::store::{ManifestPut, Store, StoredManifest};
@@ -113,26 +113,20 @@ impl Store {
         let parsed = parse_manifest(&body, content_type)?;
         let digest = put_digest(reference, &body)?;
         let name = repo.as_str();
-        let index = &self.inner.index;
         // Garbage collection keeps what this put references (and the manifest) meanwhile.
         let refs = parsed.blob_refs().chain(parsed.manifest_refs());
         let pinned = refs.map(|d| d.digest.clone()).chain([digest.clone()]);
         let mut in_use = self.inner.in_use.pin(name, pinned);
-        if let Some((kind, missing)) = index.read_opt(name, |r| first_missing(&parsed, r)) {
+        if let Some((kind, missing)) = self.missing_reference(name, &parsed).await? {
             return Err(StoreError::ManifestBlobUnknown {
                 kind,
                 digest: missing,
             });
         }
         let meta = Arc::new(meta_of(&parsed, body.len() as u64));
-        let driver = self.inner.driver.as_ref();
 
         let _digest_guard = self.inner.digest_locks.lock(&digest).await;
-        let existing_loc = index
-            .read(name, |r| {
-                r.manifests.contains_key(&digest).then(|| r.loc(&digest))
-            })
-            .flatten();
+        let existing_loc = self.revision_loc(name, &digest).await?;
         let loc = existing_loc.unwrap_or_else(|| self.write_loc());
         // Quota (artifacts and bytes) of a new revision: refused before anything is written.
         let size = body.len() as u64;
@@ -148,10 +142,14 @@ impl Store {
             Some(_) => None,
         };
         let mut bytes_group = Vec::new();
-        let mut links = Vec::new();
+        let mut links: Vec<(String, Bytes)> = Vec::new();
         if existing_loc.is_some() && !self.data_present(name, &digest, loc) {
-            // Scrub quarantined its bytes: putting the same content again restores them.
-            bytes_group.push((paths::data(name, &digest, loc), body.clone()));
+            // Scrub quarantined its bytes: putting the same content again restores them. (A
+            // revision another replica stored is not in this replica's facts: storage tells.)
+            let target = paths::data(name, &digest, loc);
+            if !self.holds(&target, size).await? {
+                bytes_group.push((target, body.clone()));
+            }
         }
         if existing_loc.is_none() {
             let target = paths::data(name, &digest, loc);
@@ -165,25 +163,8 @@ impl Store {
             Some(t) => Some(self.inner.tag_locks.lock(&(name, t.as_str())).await),
             None => None,
         };
-        // A tag already naming the digest is not written again.
-        let moves = |t: &Tag| {
-            index
-                .read(name, |r| r.tags.get(t.as_str()) != Some(&digest))
-                .unwrap_or(true)
-        };
-        if let Some(t) = tag.filter(|t| moves(t)) {
-            let key = paths::tag_link(name, t.as_str());
-            links.push((key, Bytes::from(digest.to_string())));
-        }
-        // The bytes are durable before any link names them; the links go together. The
-        // filesystem driver syncs all temp files at once, then renames group by group.
-        let groups: Vec<Vec<(String, Bytes)>> = [bytes_group, links]
-            .into_iter()
-            .filter(|g| !g.is_empty())
-            .collect();
-        if !groups.is_empty() {
-            driver.put_ordered(groups).await?;
-        }
+        self.write_put(name, &digest, tag, bytes_group, links)
+            .await?;
         self.note_manifest(&stored);
 
         self.index_revision(name, &digest, loc, tag, &meta);
@@ -193,6 +174,93 @@ impl Store {
             subject: meta.subject.as_deref().cloned(),
             digest,
         })
+    }
+
+    /// The first reference of `parsed` that repository `name` does not have (over shared
+    /// storage, looked up there on an index miss: another replica may have pushed it).
+    async fn missing_reference(
+        &self,
+        name: &str,
+        parsed: &ParsedManifest,
+    ) -> Result<Option<(&'static str, Digest)>> {
+        // Each lookup that finds a reference records it, so every round gets further.
+        let rounds = parsed.blob_refs().count() + parsed.manifest_refs().count() + 1;
+        for _ in 0..rounds {
+            let missing = self
+                .inner
+                .index
+                .read_opt(name, |r| first_missing(parsed, r));
+            let Some((kind, digest)) = missing else {
+                return Ok(None);
+            };
+            let found = match (self.is_shared(), kind) {
+                (false, _) => false,
+                (true, "blob") => self.find_blob_link(name, &digest).await?,
+                (true, _) => self.find_revision(name, &digest).await?,
+            };
+            if !found {
+                return Ok(Some((kind, digest)));
+            }
+        }
+        Ok(self
+            .inner
+            .index
+            .read_opt(name, |r| first_missing(parsed, r)))
+    }
+
+    /// Where the bytes of the repository's revision `digest` are, when it has that revision
+    /// (over shared storage, looked up there on an index miss).
+    async fn revision_loc(&self, name: &str, digest: &Digest) -> Result<Option<DataLoc>> {
+        let known = || {
+            self.inner
+                .index
+                .read(name, |r| {
+                    r.manifests.contains_key(digest).then(|| r.loc(digest))
+                })
+                .flatten()
+        };
+        match known() {
+            Some(loc) => Ok(Some(loc)),
+            None if self.is_shared() && self.find_revision(name, digest).await? => Ok(known()),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a put's objects: the bytes durable before any link names them, the links
+    /// together (the filesystem driver syncs all temp files at once, then renames group by
+    /// group). Over shared storage the tag goes last, by compare-and-swap
+    /// ([`Store::write_tag`]): a replica that reads the tag then finds the revision.
+    async fn write_put(
+        &self,
+        name: &str,
+        digest: &Digest,
+        tag: Option<&Tag>,
+        bytes_group: Vec<(String, Bytes)>,
+        mut links: Vec<(String, Bytes)>,
+    ) -> Result<()> {
+        let shared = self.is_shared();
+        // A tag already naming the digest is not written again.
+        let moves = |t: &Tag| {
+            self.inner
+                .index
+                .read(name, |r| r.tags.get(t.as_str()) != Some(digest))
+                .unwrap_or(true)
+        };
+        if let Some(t) = tag.filter(|t| !shared && moves(t)) {
+            let key = paths::tag_link(name, t.as_str());
+            links.push((key, Bytes::from(digest.to_string())));
+        }
+        let groups: Vec<Vec<(String, Bytes)>> = [bytes_group, links]
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .collect();
+        if !groups.is_empty() {
+            self.inner.driver.put_ordered(groups).await?;
+        }
+        match tag {
+            Some(t) if shared => self.write_tag(name, t.as_str(), digest).await,
+            _ => Ok(()),
+        }
     }
 
     /// Records a stored revision in the index: the manifest, where its bytes are, the tag it
@@ -237,7 +305,7 @@ impl Store {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<StoredManifest> {
-        let resolved = self.resolve(repo, reference)?;
+        let resolved = self.resolve(repo, reference).await?;
         if let Reference::Digest(d) = reference {
             // A client may reference it next (an index child): GC keeps it for the grace period.
             self.inner.in_use.touch(repo.as_str(), d);
@@ -253,77 +321,111 @@ impl Store {
     /// Deletes by digest (the revision, every tag on it and its referrer entry) or by tag (just
     /// the tag). The bytes stay until garbage collection.
     pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        match reference {
+            Reference::Tag(tag) => self.delete_tag(repo, tag).await,
+            Reference::Digest(digest) => self.delete_revision(repo, reference, digest).await,
+        }
+    }
+
+    /// Deletes a tag (the manifest stays).
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<()> {
+        let name = repo.as_str();
+        let _guard = self.inner.tag_locks.lock(&(name, tag.as_str())).await;
+        let known = if self.is_shared() {
+            match self.revalidate_tag(name, tag.as_str()).await? {
+                Some(_) => Some(true),
+                None => self.repo_exists(repo).await?.then_some(false),
+            }
+        } else {
+            self.inner
+                .index
+                .read(name, |r| r.tags.contains_key(tag.as_str()))
+        };
+        match known {
+            None => return Err(name_unknown(repo)),
+            Some(false) => return Err(manifest_unknown(tag)),
+            Some(true) => {}
+        }
+        self.remove_tag(name, tag.as_str()).await
+    }
+
+    /// Removes a tag from storage and the index; the caller holds the tag's lock.
+    async fn remove_tag(&self, name: &str, tag: &str) -> Result<()> {
+        delete_link(self.inner.driver.as_ref(), &paths::tag_link(name, tag)).await?;
+        self.inner.index.write(name, |r| {
+            r.tags.remove(tag);
+        });
+        if self.is_shared() {
+            self.forget_tag(name, tag);
+        }
+        Ok(())
+    }
+
+    /// Deletes a revision: every tag naming it, then the revision, then the referrer link.
+    async fn delete_revision(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<()> {
         let name = repo.as_str();
         let index = &self.inner.index;
         let driver = self.inner.driver.as_ref();
-        match reference {
-            Reference::Tag(tag) => {
-                let _guard = self.inner.tag_locks.lock(&(name, tag.as_str())).await;
-                let known = index.read(name, |r| r.tags.contains_key(tag.as_str()));
-                match known {
-                    None => return Err(name_unknown(repo)),
-                    Some(false) => return Err(manifest_unknown(tag)),
-                    Some(true) => {}
-                }
-                delete_link(driver, &paths::tag_link(name, tag.as_str())).await?;
-                index.write(name, |r| {
-                    r.tags.remove(tag.as_str());
-                });
-                Ok(())
-            }
-            Reference::Digest(digest) => {
-                let _guard = self.inner.digest_locks.lock(digest).await;
-                let resolved = self.resolve(repo, reference)?;
-                // Tags first, then the revision, then the referrer link (see `paths`).
-                let tags: Vec<String> = index
-                    .read(name, |r| {
-                        r.tags
-                            .iter()
-                            .filter(|(_, d)| **d == *digest)
-                            .map(|(t, _)| t.to_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for tag in tags {
-                    let _tag_guard = self.inner.tag_locks.lock(&(name, tag.as_str())).await;
-                    let still = index
-                        .read(name, |r| r.tags.get(&tag) == Some(digest))
-                        .unwrap_or(false);
-                    if still {
-                        delete_link(driver, &paths::tag_link(name, &tag)).await?;
-                        index.write(name, |r| {
-                            r.tags.remove(&tag);
-                        });
-                    }
-                }
-                let subject = match &resolved.meta {
-                    Some(meta) => meta.subject.as_deref().cloned(),
-                    None => self
-                        .load(repo, &resolved)
-                        .await?
-                        .0
-                        .subject
-                        .as_deref()
-                        .cloned(),
-                };
-                delete_link(driver, &paths::revision_link(name, digest)).await?;
-                index.write(name, |r| {
-                    r.manifests.remove(digest);
-                });
-                if let Some(subject) = subject {
-                    delete_link(driver, &paths::referrer_link(name, &subject, digest)).await?;
-                    index.write(name, |r| {
-                        if let Some(set) = r.referrers.get_mut(&subject) {
-                            set.remove(digest);
-                            if set.is_empty() {
-                                r.referrers.remove(&subject);
-                            }
-                        }
-                    });
-                }
-                Ok(())
+        let _guard = self.inner.digest_locks.lock(digest).await;
+        let resolved = self.resolve(repo, reference).await?;
+        // Tags first, then the revision, then the referrer link (see `paths`).
+        let tags: Vec<String> = if self.is_shared() {
+            self.stored_tags_naming(name, digest).await?
+        } else {
+            index
+                .read(name, |r| {
+                    r.tags
+                        .iter()
+                        .filter(|(_, d)| **d == *digest)
+                        .map(|(t, _)| t.to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for tag in tags {
+            let _tag_guard = self.inner.tag_locks.lock(&(name, tag.as_str())).await;
+            let still = if self.is_shared() {
+                self.revalidate_tag(name, &tag).await?.as_ref() == Some(digest)
+            } else {
+                index
+                    .read(name, |r| r.tags.get(&tag) == Some(digest))
+                    .unwrap_or(false)
+            };
+            if still {
+                self.remove_tag(name, &tag).await?;
             }
         }
+        let subject = match &resolved.meta {
+            Some(meta) => meta.subject.as_deref().cloned(),
+            None => self
+                .load(repo, &resolved)
+                .await?
+                .0
+                .subject
+                .as_deref()
+                .cloned(),
+        };
+        delete_link(driver, &paths::revision_link(name, digest)).await?;
+        index.write(name, |r| {
+            r.manifests.remove(digest);
+        });
+        if let Some(subject) = subject {
+            delete_link(driver, &paths::referrer_link(name, &subject, digest)).await?;
+            index.write(name, |r| {
+                if let Some(set) = r.referrers.get_mut(&subject) {
+                    set.remove(digest);
+                    if set.is_empty() {
+                        r.referrers.remove(&subject);
+                    }
+                }
+            });
+        }
+        Ok(())
     }
 
     /// Tags of a repository, sorted, after `last`, at most `n`; `NAME_UNKNOWN` for an unknown
@@ -334,6 +436,13 @@ impl Store {
         last: Option<&str>,
         n: Option<usize>,
     ) -> Result<Vec<String>> {
+        if self.is_shared() {
+            // Another replica may have tagged or untagged: listed from storage.
+            return match self.listed_tags(repo).await? {
+                Some(names) => Ok(page(&names, last, n)),
+                None => Err(name_unknown(repo)),
+            };
+        }
         self.inner
             .index
             .read(repo.as_str(), |r| tag_page(r, last, n))
@@ -342,6 +451,9 @@ impl Store {
 
     /// Repository names, sorted, after `last`, at most `n`.
     pub async fn catalog(&self, last: Option<&str>, n: Option<usize>) -> Result<Vec<String>> {
+        if self.is_shared() {
+            return Ok(page(&self.listed_catalog().await?, last, n));
+        }
         Ok(self.inner.index.catalog(last, n))
     }
 
@@ -355,6 +467,9 @@ impl Store {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
+        if self.is_shared() {
+            self.refresh_referrers(repo.as_str(), subject).await?;
+        }
         let entries: Vec<Resolved> = self
             .inner
             .index
@@ -396,8 +511,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Finds the digest a reference names in `repo`, with what the index knows about it.
-    fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<Resolved> {
+    /// Finds the digest a reference names in `repo`, with what the index knows about it (over
+    /// shared storage, after revalidating the tag and looking up a revision the index lacks).
+    async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<Resolved> {
+        if self.is_shared() {
+            self.refresh_reference(repo, reference).await?;
+        }
         let found = self.inner.index.read(repo.as_str(), |r| {
             let digest = match reference {
                 Reference::Tag(t) => r.tags.get(t.as_str())?.clone(),
@@ -408,6 +527,9 @@ impl Store {
             Some(Resolved { digest, meta, loc })
         });
         match found {
+            None if self.is_shared() && self.repo_exists(repo).await? => {
+                Err(manifest_unknown(reference))
+            }
             None => Err(name_unknown(repo)),
             Some(None) => Err(manifest_unknown(reference)),
             Some(Some(resolved)) => Ok(resolved),

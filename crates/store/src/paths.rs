@@ -150,6 +150,20 @@ pub fn tag_link(repo: &str, tag: &str) -> String {
     format!("{REPOSITORIES}/{repo}/_manifests/tags/{tag}")
 }
 
+/// `repositories/<name>/_manifests/tags`: the prefix of the repository's tags.
+pub fn tag_dir(repo: &str) -> String {
+    format!("{REPOSITORIES}/{repo}/_manifests/tags")
+}
+
+/// `repositories/<name>/_referrers/<alg>/<hex>`: the prefix of the subject's referrer links.
+pub fn referrers_of(repo: &str, subject: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{repo}/_referrers/{}/{}",
+        subject.algorithm(),
+        subject.hex()
+    )
+}
+
 /// `repositories/<name>/_referrers/<alg>/<hex>/<ralg>/<rhex>`.
 pub fn referrer_link(repo: &str, subject: &Digest, referrer: &Digest) -> String {
     format!(
@@ -380,6 +394,11 @@ mod tests {
         );
         assert_eq!(parse_repo_key(&upload_state(repo, "0123")), None);
         assert_eq!(parse_repo_key("blobs/sha256/aa/x"), None);
+        let tags = format!("{}/", tag_dir(repo));
+        assert_eq!(tag_link(repo, "v1").strip_prefix(&tags), Some("v1"));
+        let of_a = format!("{}/", referrers_of(repo, &a));
+        assert!(referrer_link(repo, &a, &b).starts_with(&of_a));
+        assert!(!referrer_link(repo, &b, &a).starts_with(&of_a));
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! (see [`crate::paths`]): a tag whose revision link is missing gets the revision restored from
 //! the durable bytes (or is dropped if the bytes are gone), and a referrer link whose revision
 //! is gone is removed.
+//!
+//! Over storage replicas share ([`Driver::shared`]) nothing is removed: another replica's put
+//! in flight writes its referrer link before its revision link, so a referrer without its
+//! revision is not known to be dangling (readers skip it instead), and a tag that cannot be
+//! used is left out of this replica's index but left in storage.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,7 +67,7 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
     for (repo, tag, key, content) in tags {
         let Some(digest) = paths::parse_digest_content(&content) else {
             tracing::warn!(%key, "dropping tag with unreadable content");
-            remove_quietly(driver, &key).await;
+            remove_unless_shared(driver, &key).await;
             continue;
         };
         let entry = repos.entry(repo.clone()).or_default();
@@ -82,7 +87,7 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
                 }
                 None => {
                     tracing::warn!(%key, %digest, "dropping tag whose manifest bytes are gone");
-                    remove_quietly(driver, &key).await;
+                    remove_unless_shared(driver, &key).await;
                     continue;
                 }
             }
@@ -90,7 +95,9 @@ pub(crate) async fn rebuild(driver: &Arc<dyn Driver>) -> Result<BTreeMap<String,
         repos.entry(repo).or_default().tags.insert(tag, digest);
     }
 
-    drop_dangling_referrers(driver, &mut repos).await;
+    if !driver.shared() {
+        drop_dangling_referrers(driver, &mut repos).await;
+    }
     Ok(repos)
 }
 
@@ -168,6 +175,13 @@ async fn restore_revision(
     }
     tracing::warn!(repo, %digest, "restored the revision link of an interrupted manifest put");
     Ok(Some(meta))
+}
+
+/// Removes a stale link, unless other processes share the storage (see the module docs).
+async fn remove_unless_shared(driver: &Arc<dyn Driver>, key: &str) {
+    if !driver.shared() {
+        remove_quietly(driver, key).await;
+    }
 }
 
 async fn remove_quietly(driver: &Arc<dyn Driver>, key: &str) {

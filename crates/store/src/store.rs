@@ -13,7 +13,7 @@ use ocireg_oci::Digest;
 use crate::cache::ManifestCache;
 use crate::driver::{Driver, FsDriver};
 use crate::error::Result;
-use crate::index::{Index, RepoSnapshot};
+use crate::index::{Index, ReplicaCache, RepoSnapshot};
 use crate::locks::KeyLocks;
 use crate::uploads::Sessions;
 use crate::ByteStream;
@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     pub in_use: crate::inuse::InUse,
     /// The free-space reserve.
     pub space: crate::space::SpaceGuard,
+    /// Tag versions and listings when replicas share the storage (unused otherwise).
+    pub replica: ReplicaCache,
 }
 
 impl Store {
@@ -131,6 +133,7 @@ impl Store {
                 gc_lock: tokio::sync::Mutex::new(()),
                 in_use: crate::inuse::InUse::default(),
                 space: crate::space::SpaceGuard::default(),
+                replica: ReplicaCache::default(),
             }),
         })
     }

@@ -105,6 +105,15 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// and the error is [`StoreError::PreconditionFailed`].
     async fn put_if(&self, key: &str, content: Bytes, condition: Precondition) -> Result<Version>;
 
+    /// Reads a whole (small) object unless it is still at version `known`: `Ok(None)` when
+    /// unchanged, else its content and current version (an object store answers a conditional
+    /// GET with `If-None-Match` as 304 without a body, which is what makes revalidating a
+    /// cached tag on every read cheap). Default: [`Driver::get_versioned`] and a comparison.
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Option<(Bytes, Version)>> {
+        let (content, version) = self.get_versioned(key).await?;
+        Ok((version != *known).then_some((content, version)))
+    }
+
     /// Whether other processes may read and write the same storage at the same time (replicas
     /// on one bucket): the store then treats what it holds in memory as a cache to revalidate,
     /// never as the truth. Local drivers are owned by one process (`false`).
