@@ -244,9 +244,9 @@ pub(crate) struct Listing {
     pub shared: Vec<(Digest, u64, SystemTime)>,
     /// Upload sessions (repository, id) → total size and latest modification.
     pub uploads: BTreeMap<(String, String), (u64, SystemTime)>,
-    /// Tags: repository, tag name (their targets are read only on shared storage).
+    /// Tags: repository, tag name (shared storage only).
     pub tags: Vec<(String, String)>,
-    /// Referrer links: repository, subject, referring manifest.
+    /// Referrer links: repository, subject, referring manifest (shared storage only).
     pub referrers: Vec<(String, Digest, Digest)>,
 }
 
@@ -268,8 +268,10 @@ fn shared_digest(key: &str) -> Option<Digest> {
 }
 
 impl Listing {
-    /// Lists `repositories/` and `blobs/`.
+    /// Lists `repositories/` and `blobs/`. Tags and referrer links are kept only on shared storage, where the mark reads them from
+    /// here (in-process runs take them from the index).
     pub(crate) async fn read(driver: &dyn Driver) -> Result<Listing> {
+        let from_storage = driver.shared();
         let mut out = Listing::default();
         for object in driver.walk(paths::REPOSITORIES).await? {
             match paths::parse_repo_key(&object.key) {
@@ -286,12 +288,13 @@ impl Listing {
                     out.uploads
                         .insert((repo, id), (object.size, object.modified));
                 }
-                Some(RepoKey::Tag { repo, tag }) => out.tags.push((repo, tag)),
+                Some(RepoKey::Tag { repo, tag }) if from_storage => out.tags.push((repo, tag)),
                 Some(RepoKey::Referrer {
                     repo,
                     subject,
                     referrer,
-                }) => out.referrers.push((repo, subject, referrer)),
+                }) if from_storage => out.referrers.push((repo, subject, referrer)),
+                Some(RepoKey::Tag { .. } | RepoKey::Referrer { .. }) => {}
                 None => {}
             }
         }

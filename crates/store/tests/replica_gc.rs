@@ -153,6 +153,22 @@ async fn a_blob_pushed_through_another_replica_goes_after_the_grace_period() {
 }
 
 #[tokio::test]
+async fn a_dry_run_reports_without_a_lease_or_tombstones() {
+    let (driver, s) = replicas(2).await;
+    let d = push_blob(&s[1], "team/app", b"would go").await.unwrap();
+    let dry = GcOptions {
+        dry_run: true,
+        ..opts(Duration::ZERO, Duration::from_secs(3600))
+    };
+    let report = s[0].gc(&dry).await.unwrap();
+    assert!(report.dry_run && removed(&report, &d), "{report:?}");
+    assert_eq!(report.links.len(), 1);
+    assert!(exists(&driver, &paths::shared_data(&d)).await);
+    assert!(!exists(&driver, &paths::gc_lease()).await);
+    assert!(driver.walk(paths::GC).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_reuse_during_the_wait_cancels_and_a_claimed_digest_is_refused() {
     let (driver, s) = replicas(2).await;
     let (a, b) = (s[0].clone(), &s[1]);
