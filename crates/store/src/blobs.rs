@@ -21,6 +21,7 @@ use crate::ByteStream;
 impl Store {
     /// Size of a blob linked in `repo`; `BLOB_UNKNOWN` unless linked.
     pub async fn blob_stat(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        crate::gc_shared::reusing(self, repo.as_str(), std::slice::from_ref(digest)).await?;
         let (known, loc) = self.linked_blob(repo, digest).await?;
         // A client that saw the blob may reference it next: GC keeps it for the grace period.
         self.inner.in_use.touch(repo.as_str(), digest);
@@ -51,6 +52,7 @@ impl Store {
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> Result<BlobRead> {
+        crate::gc_shared::reusing(self, repo.as_str(), std::slice::from_ref(digest)).await?;
         let (_, loc) = self.linked_blob(repo, digest).await?;
         let (offset, len) = match range {
             None => (0, None),
@@ -114,6 +116,7 @@ impl Store {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<bool> {
+        crate::gc_shared::reusing(self, repo.as_str(), std::slice::from_ref(digest)).await?;
         if self.linked_blob(repo, digest).await.is_ok() {
             return Ok(true);
         }
@@ -245,6 +248,7 @@ impl Store {
         size: u64,
         ready: impl Future<Output = Result<()>> + Send,
     ) -> Result<()> {
+        crate::gc_shared::reusing(self, repo.as_str(), std::slice::from_ref(digest)).await?;
         let driver = self.inner.driver.as_ref();
         let loc = self.write_loc();
         let target = paths::data(repo.as_str(), digest, loc);

@@ -16,6 +16,10 @@
 //! (the one commits take) after re-checking the live index, so a push that links a digest and
 //! a sweep that removes it never interleave. Upload sessions are removed under their own lock.
 //! One run at a time per store.
+//!
+//! On shared storage (replicas on one bucket, [`Driver::shared`]) none of the in-process
+//! protections reach the other replicas; there a run goes through [`crate::gc_shared`] instead:
+//! a lease for one runner across replicas, marks from storage and a two-phase sweep.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +45,10 @@ pub struct GcOptions {
     pub delete_untagged: bool,
     /// Upload sessions not written for this long are removed.
     pub upload_ttl: Duration,
+    /// Shared storage only: how long the digests a run means to remove stay marked (tombstoned)
+    /// before they are checked again and removed. Must be longer than the longest time a
+    /// request spends between its reuse check and its last write (see [`crate::gc_shared`]).
+    pub tombstone_wait: Duration,
 }
 
 impl Default for GcOptions {
@@ -50,6 +58,7 @@ impl Default for GcOptions {
             grace_period: Duration::from_secs(3600),
             delete_untagged: false,
             upload_ttl: Duration::from_secs(86_400),
+            tombstone_wait: crate::gc_shared::DEFAULT_TOMBSTONE_WAIT,
         }
     }
 }
@@ -131,6 +140,16 @@ pub struct GcReport {
     pub errors: Vec<String>,
     /// Wall time of the run, milliseconds.
     pub duration_ms: u64,
+    /// Shared storage: the run was skipped because this replica holds the garbage collection
+    /// lease (another replica is running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_lease_held_by: Option<String>,
+    /// Shared storage: digests marked for removal in the first phase.
+    #[serde(default)]
+    pub tombstoned: u64,
+    /// Shared storage: marked digests a request reused before the second phase (kept).
+    #[serde(default)]
+    pub reused: u64,
 }
 
 impl Store {
@@ -138,6 +157,11 @@ impl Store {
     pub async fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
         let _one_run = self.inner.gc_lock.lock().await;
         let started = Instant::now();
+        if self.inner.driver.shared() {
+            let mut report = self.gc_shared(opts).await?;
+            self.finish_gc(opts, started, &mut report);
+            return Ok(report);
+        }
         let now = SystemTime::now();
         let cutoff = now.checked_sub(opts.grace_period).unwrap_or(UNIX_EPOCH);
         let listing = Listing::read(self.inner.driver.as_ref()).await?;
@@ -152,19 +176,23 @@ impl Store {
         run.sweep_links(&listing).await;
         run.sweep_local_data(&listing).await;
         run.sweep_shared_data(&listing).await;
-        let stale_before = now.checked_sub(opts.upload_ttl).unwrap_or(UNIX_EPOCH);
-        run.sweep_uploads(&listing, stale_before).await;
+        run.sweep_uploads(&listing, stale_before(opts, now)).await;
         let mut report = run.report;
+        report.count_uploads(&listing);
+        self.finish_gc(opts, started, &mut report);
+        Ok(report)
+    }
+
+    /// Totals, counters and the log line of a finished run.
+    fn finish_gc(&self, opts: &GcOptions, started: Instant, report: &mut GcReport) {
         report.dry_run = opts.dry_run;
-        report.upload_sessions = listing.uploads.len() as u64;
-        report.upload_session_bytes = listing.uploads.values().map(|(b, _)| b).sum();
         report.upload_ttl_secs = opts.upload_ttl.as_secs();
         report.bytes_freed = report.blobs.iter().map(|b| b.bytes).sum::<u64>()
             + report.uploads.iter().map(|u| u.bytes).sum::<u64>();
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         // Uses older than the grace period no longer protect anything.
         self.inner.in_use.prune(opts.grace_period);
-        if !opts.dry_run {
+        if !opts.dry_run && report.skipped_lease_held_by.is_none() {
             let st = &self.inner.stats;
             StoreStats::add(&st.gc_runs, 1);
             StoreStats::add(&st.gc_blobs_removed, report.blobs.len() as u64);
@@ -182,9 +210,24 @@ impl Store {
             kept_young = report.kept_young,
             errors = report.errors.len(),
             duration_ms = report.duration_ms,
+            tombstoned = report.tombstoned,
+            reused = report.reused,
+            skipped_lease_held_by = report.skipped_lease_held_by.as_deref(),
             "garbage collection finished"
         );
-        Ok(report)
+    }
+}
+
+/// Upload sessions last written before this are stale.
+pub(crate) fn stale_before(opts: &GcOptions, now: SystemTime) -> SystemTime {
+    now.checked_sub(opts.upload_ttl).unwrap_or(UNIX_EPOCH)
+}
+
+impl GcReport {
+    /// Counts the upload sessions the listing found.
+    pub(crate) fn count_uploads(&mut self, listing: &Listing) {
+        self.upload_sessions = listing.uploads.len() as u64;
+        self.upload_session_bytes = listing.uploads.values().map(|(b, _)| b).sum();
     }
 }
 
@@ -201,6 +244,10 @@ pub(crate) struct Listing {
     pub shared: Vec<(Digest, u64, SystemTime)>,
     /// Upload sessions (repository, id) → total size and latest modification.
     pub uploads: BTreeMap<(String, String), (u64, SystemTime)>,
+    /// Tags: repository, tag name (shared storage only).
+    pub tags: Vec<(String, String)>,
+    /// Referrer links: repository, subject, referring manifest (shared storage only).
+    pub referrers: Vec<(String, Digest, Digest)>,
 }
 
 /// Parses `blobs/<alg>/<fan>/<hex>`.
@@ -221,8 +268,10 @@ fn shared_digest(key: &str) -> Option<Digest> {
 }
 
 impl Listing {
-    /// Lists `repositories/` and `blobs/`.
+    /// Lists `repositories/` and `blobs/`. Tags and referrer links are kept only on shared storage, where the mark reads them from
+    /// here (in-process runs take them from the index).
     pub(crate) async fn read(driver: &dyn Driver) -> Result<Listing> {
+        let from_storage = driver.shared();
         let mut out = Listing::default();
         for object in driver.walk(paths::REPOSITORIES).await? {
             match paths::parse_repo_key(&object.key) {
@@ -239,7 +288,14 @@ impl Listing {
                     out.uploads
                         .insert((repo, id), (object.size, object.modified));
                 }
-                _ => {}
+                Some(RepoKey::Tag { repo, tag }) if from_storage => out.tags.push((repo, tag)),
+                Some(RepoKey::Referrer {
+                    repo,
+                    subject,
+                    referrer,
+                }) if from_storage => out.referrers.push((repo, subject, referrer)),
+                Some(RepoKey::Tag { .. } | RepoKey::Referrer { .. }) => {}
+                None => {}
             }
         }
         for object in driver.walk(paths::BLOBS).await? {

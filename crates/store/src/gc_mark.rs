@@ -21,8 +21,9 @@ use crate::store::Store;
 /// Manifests read concurrently while marking.
 const LOAD_PARALLELISM: usize = 16;
 
-/// One repository's manifests as the index knew them when marking started.
-#[derive(Debug, Default)]
+/// One repository's manifests as the index (or, on shared storage, the storage listing) knew
+/// them when marking started.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RepoView {
     /// Tagged manifest digests.
     pub tags: Vec<Digest>,
@@ -48,6 +49,22 @@ pub(crate) struct RepoMarks {
 /// Marks by repository name.
 pub(crate) type Marks = HashMap<String, RepoMarks>;
 
+/// What makes a manifest revision a root of the mark (with `delete_untagged`; without it
+/// every revision is one).
+pub(crate) struct Roots<'a> {
+    /// The run's options.
+    pub opts: &'a GcOptions,
+    /// What storage held: revisions modified after `cutoff` are roots.
+    pub listing: &'a Listing,
+    /// The grace period's start.
+    pub cutoff: SystemTime,
+    /// Revisions this process used after `since` are roots.
+    pub since: Option<Instant>,
+    /// When set, only these revisions may be unreachable: every other one is a root (a second
+    /// look at storage keeps what was not a candidate at the first).
+    pub candidates: Option<&'a HashSet<(String, Digest)>>,
+}
+
 /// The digests one manifest references.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Refs {
@@ -60,7 +77,7 @@ pub(crate) struct Refs {
 }
 
 impl Store {
-    /// Computes the live sets of every repository.
+    /// Computes the live sets of every repository from the index.
     pub(crate) async fn gc_mark(
         &self,
         opts: &GcOptions,
@@ -68,7 +85,20 @@ impl Store {
         cutoff: SystemTime,
         since: Option<Instant>,
     ) -> Marks {
-        let views: Vec<(String, RepoView)> = self.inner.index.read_all(|repos| {
+        let views = self.index_views();
+        let roots = Roots {
+            opts,
+            listing,
+            cutoff,
+            since,
+            candidates: None,
+        };
+        self.mark_views(&roots, views).await
+    }
+
+    /// Every repository's view as the index knows it.
+    fn index_views(&self) -> Vec<(String, RepoView)> {
+        self.inner.index.read_all(|repos| {
             repos
                 .iter()
                 .map(|(name, r)| {
@@ -91,19 +121,30 @@ impl Store {
                     (name.clone(), view)
                 })
                 .collect()
-        });
+        })
+    }
+
+    /// Computes the live sets of the given repositories.
+    pub(crate) async fn mark_views(
+        &self,
+        roots: &Roots<'_>,
+        views: Vec<(String, RepoView)>,
+    ) -> Marks {
         let mut marks = Marks::with_capacity(views.len());
         for (name, view) in views {
-            let roots: Vec<Digest> = if opts.delete_untagged {
-                let young = |d: &Digest| {
-                    listing
+            let roots: Vec<Digest> = if roots.opts.delete_untagged {
+                let keep = |d: &Digest| {
+                    let key = (name.clone(), d.clone());
+                    roots
+                        .listing
                         .revisions
-                        .get(&(name.clone(), d.clone()))
-                        .is_none_or(|mtime| *mtime > cutoff)
-                        || self.inner.in_use.in_use(&name, d, since)
+                        .get(&key)
+                        .is_none_or(|mtime| *mtime > roots.cutoff)
+                        || roots.candidates.is_some_and(|c| !c.contains(&key))
+                        || self.inner.in_use.in_use(&name, d, roots.since)
                 };
                 let mut roots = view.tags.clone();
-                roots.extend(view.manifests.keys().filter(|d| young(d)).cloned());
+                roots.extend(view.manifests.keys().filter(|d| keep(d)).cloned());
                 roots
             } else {
                 view.manifests.keys().cloned().collect()

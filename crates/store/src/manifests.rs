@@ -117,6 +117,7 @@ impl Store {
         let refs = parsed.blob_refs().chain(parsed.manifest_refs());
         let pinned = refs.map(|d| d.digest.clone()).chain([digest.clone()]);
         let mut in_use = self.inner.in_use.pin(name, pinned);
+        crate::gc_shared::reusing_manifest(self, name, &parsed, &digest).await?;
         if let Some((kind, missing)) = self.missing_reference(name, &parsed).await? {
             return Err(StoreError::ManifestBlobUnknown {
                 kind,

@@ -16,6 +16,11 @@
 //!                                                        session's offset, hash state and
 //!                                                        claim (see uploads/shared.rs)
 //! quarantine/<unix seconds>/<original key>               data scrub found corrupt (never read)
+//! _gc/lease                                              shared storage only: the replica running
+//!                                                        garbage collection, until when (JSON)
+//! _gc/tombstones/<alg>/<hex>                             shared storage only: a digest garbage
+//!                                                        collection means to remove (JSON: run,
+//!                                                        state); see gc_shared.rs
 //! .journal                                               filesystem driver only: write-ahead
 //!                                                        journal of `put_ordered` and
 //!                                                        `publish` (a dot name, never a key;
@@ -200,6 +205,41 @@ pub const QUARANTINE: &str = "quarantine";
 /// garbage-collects them; an operator inspects and removes them by hand.
 pub fn quarantine(key: &str, unix_secs: u64) -> String {
     format!("{QUARANTINE}/{unix_secs}/{key}")
+}
+
+/// Top-level prefix of garbage collection's coordination objects on shared storage (replicas
+/// on one bucket). Never listed by the index, quota or scrub, which walk only `blobs/` and
+/// `repositories/`.
+pub const GC: &str = "_gc";
+
+/// `_gc/lease`: which replica runs garbage collection, and until when.
+pub fn gc_lease() -> String {
+    format!("{GC}/lease")
+}
+
+/// Prefix of the tombstones: `_gc/tombstones`.
+pub fn gc_tombstones() -> String {
+    format!("{GC}/tombstones")
+}
+
+/// `_gc/tombstones/<alg>/<hex>`: garbage collection means to remove what names `digest`.
+pub fn gc_tombstone(digest: &Digest) -> String {
+    format!(
+        "{}/{}/{}",
+        gc_tombstones(),
+        digest.algorithm(),
+        digest.hex()
+    )
+}
+
+/// Parses a tombstone key into its digest.
+pub fn parse_gc_tombstone(key: &str) -> Option<Digest> {
+    let rest = key.strip_prefix(&gc_tombstones())?.strip_prefix('/')?;
+    let (alg, hex) = rest.split_once('/')?;
+    if hex.contains('/') {
+        return None;
+    }
+    digest_of(alg, hex)
 }
 
 /// Parses a shared data key `blobs/<alg>/<hex[0..2]>/<hex>` into its digest.
@@ -411,6 +451,20 @@ mod tests {
         assert_eq!(q, format!("quarantine/17/{}", shared_data(&a)));
         assert_eq!(parse_shared_data(&q), None);
         assert_eq!(parse_repo_key(&quarantine(&local_data("r", &a), 1)), None);
+    }
+
+    #[test]
+    fn tombstone_keys_round_trip_and_stay_outside_the_registry() {
+        let a = d('a');
+        let key = gc_tombstone(&a);
+        assert_eq!(key, format!("_gc/tombstones/sha256/{}", "a".repeat(64)));
+        assert_eq!(parse_gc_tombstone(&key), Some(a.clone()));
+        assert_eq!(parse_gc_tombstone(&format!("{key}/x")), None);
+        assert_eq!(parse_gc_tombstone(&gc_lease()), None);
+        assert_eq!(parse_repo_key(&key), None);
+        assert_eq!(parse_shared_data(&key), None);
+        assert!(crate::driver::validate_key(&key).is_ok());
+        assert!(crate::driver::validate_key(&gc_lease()).is_ok());
     }
 
     #[test]

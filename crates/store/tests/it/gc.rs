@@ -23,6 +23,7 @@ fn opts(delete_untagged: bool) -> GcOptions {
         grace_period: HOUR,
         delete_untagged,
         upload_ttl: 24 * HOUR,
+        ..GcOptions::default()
     }
 }
 
