@@ -199,6 +199,52 @@ async fn a_reuse_during_the_wait_cancels_and_a_claimed_digest_is_refused() {
     assert!(err.retry_after().is_some(), "{err:?}");
 }
 
+#[tokio::test]
+async fn a_commit_a_mount_and_a_manifest_put_through_another_replica_each_cancel() {
+    let (driver, s) = replicas(2).await;
+    let (a, b) = (s[0].clone(), &s[1]);
+    let app = repo("team/app");
+    let x = push_blob(b, "team/app", b"committed again").await.unwrap();
+    let y = push_blob(b, "team/app", b"mounted").await.unwrap();
+    let z = push_blob(b, "team/app", b"{}").await.unwrap();
+    let o = opts(Duration::ZERO, Duration::from_millis(400));
+    let run = tokio::spawn(async move { a.gc(&o).await.unwrap() });
+    let started = Instant::now();
+    for d in [&x, &y, &z] {
+        while !exists(&driver, &paths::gc_tombstone(d)).await {
+            assert!(started.elapsed() < Duration::from_secs(5), "no tombstone");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    push_blob(b, "team/app", b"committed again").await.unwrap();
+    assert!(b
+        .blob_mount(&repo("team/other"), &y, Some(&app))
+        .await
+        .unwrap());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": z.to_string(), "size": 2},
+        "layers": [],
+    });
+    let tag = Reference::Tag("v1".parse().unwrap());
+    b.manifest_put(&app, &tag, None, Bytes::from(manifest.to_string()))
+        .await
+        .unwrap();
+    let report = run.await.unwrap();
+    assert_eq!((report.tombstoned, report.reused), (3, 3), "{report:?}");
+    assert!(
+        report.blobs.is_empty() && report.links.is_empty(),
+        "{report:?}"
+    );
+    for d in [&x, &y, &z] {
+        assert!(exists(&driver, &paths::shared_data(d)).await);
+        assert!(exists(&driver, &paths::layer_link("team/app", d)).await);
+    }
+    assert!(exists(&driver, &paths::layer_link("team/other", &y)).await);
+}
+
 /// What one pusher acknowledged and still expects: tag → (manifest digest, blobs).
 type Expected = BTreeMap<String, (Digest, Vec<Vec<u8>>)>;
 
