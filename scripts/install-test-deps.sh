@@ -58,6 +58,8 @@ fi
 TOOLS=${OCIREG_TEST_TOOLS:-$HOME/.cache/ocireg-test}
 mkdir -p "$TOOLS"
 if [ ! -x "$TOOLS/moto/bin/moto_server" ]; then
+  # Debian splits venv's pip bootstrap into python3-venv.
+  "$PY" -c 'import ensurepip' >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; }
   echo "installing moto into $TOOLS/moto"
   "$PY" -m venv "$TOOLS/moto"
   "$TOOLS/moto/bin/pip" install -q --disable-pip-version-check 'moto[server]'

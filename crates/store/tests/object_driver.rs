@@ -190,6 +190,7 @@ async fn an_unreachable_store_is_unavailable_quickly_and_says_where() {
         "took {:?}",
         started.elapsed()
     );
+    eprintln!("unreachable store: {:?}: {err}", started.elapsed());
     let text = err.to_string();
     assert!(err.retry_after().is_some(), "not Unavailable: {err:?}");
     assert!(
@@ -235,6 +236,7 @@ async fn a_throttling_store_is_unavailable_after_retries() {
         "took {:?}",
         started.elapsed()
     );
+    eprintln!("throttling store: {:?}: {err}", started.elapsed());
     let Some(retry_after) = err.retry_after() else {
         panic!("not Unavailable: {err:?}");
     };

@@ -7,7 +7,10 @@
 //! `If-Match` to swap); `move_object` is a server-side copy then a delete, so it is not atomic
 //! for a concurrent reader of the source, but the destination only ever holds whole objects.
 //! A single copy is one request up to [`COPY_LIMIT`] (S3's CopyObject maximum, 5 GiB); a
-//! larger object is copied by streaming it through this process into a multipart upload.
+//! larger object is copied by streaming it through this process into a multipart upload. On
+//! Azure the limit is [`AZURE_COPY_LIMIT`]: Copy Blob may finish asynchronously for large
+//! blobs and `object_store` does not wait for it, so larger blobs are streamed too (deleting
+//! the source of a pending copy would fail the copy).
 //!
 //! # Upload sessions ([`Driver::writer`])
 //!
@@ -71,6 +74,10 @@ use state::State;
 
 /// The largest object one server-side copy request moves (S3's CopyObject limit).
 pub const COPY_LIMIT: u64 = 5 << 30;
+
+/// The largest blob copied server-side on Azure: a conservative bound, the limit of Azure's
+/// synchronous copy (Copy Blob From URL); larger blobs are streamed.
+pub const AZURE_COPY_LIMIT: u64 = 256 << 20;
 
 /// Which object store, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +251,11 @@ impl ObjectDriver {
                 multipart,
                 root: prefix.trim_matches('/').to_owned(),
                 report,
-                copy_limit: COPY_LIMIT,
+                copy_limit: if name == "azure" {
+                    AZURE_COPY_LIMIT
+                } else {
+                    COPY_LIMIT
+                },
                 name,
             }),
         }
