@@ -212,6 +212,14 @@ impl Store {
             .unwrap_or(false);
         if !known {
             self.find_revision(name, &digest).await?;
+        } else if matches!(reference, Reference::Digest(_))
+            && !self.exists(&paths::revision_link(name, &digest)).await?
+        {
+            // Deleted through another replica: the bytes never change, but whether the
+            // repository still has them does (a tag read above already answered that).
+            self.inner.index.write(name, |r| {
+                r.manifests.remove(&digest);
+            });
         }
         Ok(())
     }
