@@ -126,12 +126,18 @@ impl Store {
                 Err(StoreError::BlobUnknown { .. }) => None,
                 Err(e) => return Err(e),
             },
-            // Over shared storage only what this replica's index holds is discovered.
+            // This replica's index first; over shared storage, the bucket after it.
             None => self.inner.index.read_all(|repos| {
                 repos.iter().find_map(|(name, r)| {
                     r.blobs.get(digest).map(|_| (name.clone(), r.loc(digest)))
                 })
             }),
+        };
+        let source = match source {
+            None if from.is_none() && self.is_shared() && self.options().dedupe => {
+                self.discover_shared(repo, digest).await?
+            }
+            found => found,
         };
         let Some((src_repo, src_loc)) = source else {
             return Ok(false);
@@ -377,6 +383,21 @@ impl Store {
             }
         }
         Err(blob_unknown(digest))
+    }
+
+    /// Automatic content discovery over shared storage, where this replica's index may not
+    /// know the repository that pushed the blob: the deduplicated data object itself (every
+    /// repository's copy of a digest is that one object) is the source.
+    async fn discover_shared(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<(String, DataLoc)>> {
+        match self.inner.driver.stat(&paths::shared_data(digest)).await {
+            Ok(_) => Ok(Some((repo.as_str().to_owned(), DataLoc::Shared))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a staging object (scratch: the removal is not synced), ignoring absence.
