@@ -27,6 +27,9 @@ use crate::error::{Result, StoreError};
 use crate::ingest::{hash_object, ingest_pending, Hashing};
 use crate::paths;
 use crate::store::Store;
+
+/// How often a status request looks again at a session another request holds.
+const STATUS_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 use crate::ByteStream;
 
 /// A claimed session as this request sees it.
@@ -80,13 +83,24 @@ impl Store {
 
     pub(super) async fn shared_offset(&self, repo: &RepoName, id: &str) -> Result<u64> {
         let (data, state_key) = self.shared_keys(repo, id)?;
-        let Some((state, _)) = state::read(self.inner.driver.as_ref(), &state_key).await? else {
-            self.forget_session(&data, false);
-            return Err(unknown(id));
+        // Requests on a session are ordered, across replicas too: a status asked while another
+        // request holds the session (a failed one finishing, say) waits for it, so it reports
+        // where that request left the data, as a single process would.
+        let waited = std::time::Instant::now();
+        let state = loop {
+            let Some((state, _)) = state::read(self.inner.driver.as_ref(), &state_key).await?
+            else {
+                self.forget_session(&data, false);
+                return Err(unknown(id));
+            };
+            if state.live_claim().is_none() || waited.elapsed() >= CLAIM_WAIT {
+                break state;
+            }
+            tokio::time::sleep(STATUS_POLL).await;
         };
         self.shared_used(&data, &state_key);
         if state.live_claim().is_some() {
-            // A request is writing (or died writing): the data's size is not settled.
+            // Still held after the wait (or its holder died): the data's size is not settled.
             return Ok(state.offset);
         }
         match self.inner.driver.stat(&data).await {
