@@ -10,6 +10,7 @@ pub mod haproxy;
 pub mod net;
 pub mod objstore;
 pub mod prom;
+pub mod replicas;
 pub mod router;
 pub mod serve;
 pub mod tls;

@@ -40,13 +40,17 @@ impl Replicas {
             .tempdir()
             .unwrap();
         let replicas: Vec<Option<Serve>> = (0..n)
-            .map(|i| Some(start_replica(dir.path(), i, &moto.endpoint(), &bucket, local_extra)))
+            .map(|i| {
+                Some(start_replica(
+                    dir.path(),
+                    i,
+                    &moto.endpoint(),
+                    &bucket,
+                    local_extra,
+                ))
+            })
             .collect();
-        let backends: Vec<SocketAddr> = replicas
-            .iter()
-            .flatten()
-            .map(|r| r.addr)
-            .collect();
+        let backends: Vec<SocketAddr> = replicas.iter().flatten().map(|r| r.addr).collect();
         let balancer = Haproxy::start(&backends);
         Replicas {
             moto,
@@ -82,7 +86,10 @@ impl Replicas {
         self.replicas
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| format!("--- replica {i}\n{}", r.log_text())))
+            .filter_map(|(i, r)| {
+                r.as_ref()
+                    .map(|r| format!("--- replica {i}\n{}", r.log_text()))
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -100,7 +107,7 @@ fn replica_config(dir: &Path, i: usize, endpoint: &str, bucket: &str, extra: &st
     std::fs::create_dir_all(&data).unwrap();
     let yaml = format!(
         "registry:\n  deployment: local\n  type: distribution\n  endpoint: 127.0.0.1\n  \
-         namespaces: {{}}\n  local:\n    data_dir: {data}\n    storage_config:\n      \
+         namespaces: {{}}\n  local:\n    data_dir: {data}\n    config_path: {data}/native.yml\n    storage_config:\n      \
          backend: s3\n      s3: {{bucket: {bucket}, region: us-east-1, endpoint: \"{endpoint}\", \
          path_style: true, allow_http: true}}\n{extra}",
         data = data.display(),

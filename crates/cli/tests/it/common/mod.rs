@@ -2,7 +2,9 @@
 //! reference CNCF Distribution 2.8.2 at /usr/bin/docker-registry) on a free loopback port with a
 //! temporary storage root, talk raw HTTP to it, and kill it when dropped.
 //!
-//! Target selection: `OCIREG_TEST_TARGET=ocireg|distribution` (default `ocireg`).
+//! Target selection: `OCIREG_TEST_TARGET=ocireg|distribution|replicas` (default `ocireg`);
+//! `replicas` is three `ocireg serve` processes on one S3 bucket (moto) behind HAProxy, every
+//! request balanced to the next replica.
 #![allow(dead_code)]
 
 pub mod http;
@@ -15,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ocireg_test_support::replicas::Replicas;
 use ocireg_test_support::{Distribution, Serve};
 use reqwest::Url;
 
@@ -25,14 +28,22 @@ pub enum Target {
     Ocireg,
     /// Debian's CNCF Distribution 2.8.2 (`/usr/bin/docker-registry`), the reference.
     Distribution,
+    /// Three `ocireg serve` replicas on one S3 bucket (moto) behind HAProxy.
+    Replicas,
 }
+
+/// Replicas of the `replicas` target.
+const REPLICAS: usize = 3;
 
 /// The target chosen by `OCIREG_TEST_TARGET`.
 pub fn target() -> Target {
     match std::env::var("OCIREG_TEST_TARGET").as_deref() {
         Ok("distribution") | Ok("reference") | Ok("docker-registry") => Target::Distribution,
         Ok("ocireg") | Ok("") | Err(_) => Target::Ocireg,
-        Ok(other) => panic!("OCIREG_TEST_TARGET={other}: expected ocireg or distribution"),
+        Ok("replicas") => Target::Replicas,
+        Ok(other) => {
+            panic!("OCIREG_TEST_TARGET={other}: expected ocireg, distribution or replicas")
+        }
     }
 }
 
@@ -48,10 +59,23 @@ pub fn skip_on_reference(why: &str) -> bool {
     }
 }
 
+/// Returns true (and says so on stderr) when the target is replicas on a bucket and the test
+/// looks at something only a single process on a storage directory has (its files on disk,
+/// its in-process limits).
+pub fn skip_on_replicas(why: &str) -> bool {
+    if target() == Target::Replicas {
+        eprintln!("SKIPPED on replicas: {why}");
+        true
+    } else {
+        false
+    }
+}
+
 /// The process behind a [`Server`].
 enum Proc {
     Ocireg(Serve),
     Distribution(Distribution),
+    Replicas(Box<Replicas>),
 }
 
 /// A running registry process, killed (SIGKILL) and reaped on drop.
@@ -86,10 +110,12 @@ impl Server {
         let proc = match target {
             Target::Ocireg => Proc::Ocireg(Serve::builder().root(root).start()),
             Target::Distribution => Proc::Distribution(Distribution::builder().root(root).start()),
+            Target::Replicas => Proc::Replicas(Box::new(Replicas::start(REPLICAS))),
         };
         let (base, addr) = match &proc {
             Proc::Ocireg(s) => (s.base.clone(), s.addr),
             Proc::Distribution(d) => (d.base.clone(), d.addr),
+            Proc::Replicas(r) => (r.balancer.base.clone(), r.balancer.addr),
         };
         let s = Server {
             proc,
@@ -143,6 +169,7 @@ impl Server {
         match &mut self.proc {
             Proc::Ocireg(s) => s.kill(),
             Proc::Distribution(d) => d.kill(),
+            Proc::Replicas(r) => (0..REPLICAS).for_each(|i| r.kill(i)),
         }
     }
 
@@ -151,7 +178,7 @@ impl Server {
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         match &mut self.proc {
             Proc::Ocireg(s) => s.terminate(timeout),
-            Proc::Distribution(_) => panic!("terminate is for ocireg only"),
+            Proc::Distribution(_) | Proc::Replicas(_) => panic!("terminate is for ocireg only"),
         }
     }
 
@@ -160,6 +187,7 @@ impl Server {
         match &self.proc {
             Proc::Ocireg(s) => s.pid(),
             Proc::Distribution(d) => d.pid(),
+            Proc::Replicas(r) => r.replicas[0].as_ref().map_or(0, |s| s.pid()),
         }
     }
 
@@ -168,6 +196,10 @@ impl Server {
         match &mut self.proc {
             Proc::Ocireg(s) => s.is_running(),
             Proc::Distribution(d) => d.is_running(),
+            Proc::Replicas(r) => r
+                .replicas
+                .iter_mut()
+                .all(|s| s.as_mut().is_some_and(|s| s.is_running())),
         }
     }
 
@@ -176,6 +208,7 @@ impl Server {
         let s = match &self.proc {
             Proc::Ocireg(s) => s.log_text(),
             Proc::Distribution(d) => d.log_text(),
+            Proc::Replicas(r) => r.logs(),
         };
         let mut cut = s.len().saturating_sub(8000);
         while !s.is_char_boundary(cut) {

@@ -239,6 +239,9 @@ fn concurrent_push_of_same_blob_to_many_repos() {
         assert_eq!(r.body, data, "repo spec/same{i}");
     }
     // One copy on disk, however many repositories link it.
+    if skip_on_replicas("counts the blob's copies in the storage directory") {
+        return;
+    }
     assert_eq!(
         count_copies(&srv.root, &data),
         1,

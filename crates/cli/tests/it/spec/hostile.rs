@@ -110,7 +110,7 @@ fn reference_or(
     reference: &'static [(u16, &'static [&'static str])],
 ) -> &'static [(u16, &'static [&'static str])] {
     match target() {
-        Target::Ocireg => ocireg,
+        Target::Ocireg | Target::Replicas => ocireg,
         Target::Distribution => reference,
     }
 }
