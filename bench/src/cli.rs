@@ -79,6 +79,24 @@ pub struct Args {
     /// ratios less sensitive to a machine whose speed drifts over minutes.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=15))]
     pub rounds: u64,
+    /// Where both registries store: a directory each, or a bucket each on one S3 server (moto,
+    /// started by the bench; Distribution with its `s3` driver). The `pull` workload measures
+    /// page-cache states of files and runs on the filesystem only.
+    #[arg(long, value_enum, default_value = "filesystem")]
+    pub backend: Backend,
+    /// moto's `moto_server` (default: where `scripts/install-test-deps.sh` installs it).
+    #[arg(long)]
+    pub moto_bin: Option<PathBuf>,
+}
+
+/// Storage of both registries in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A fresh directory each.
+    Filesystem,
+    /// A bucket each on one moto server.
+    S3,
 }
 
 /// Everything a run needs, resolved from flags and the mode.
@@ -105,6 +123,8 @@ pub struct Plan {
     pub manifest_max_ops: usize,
     /// Rounds of every workload (see `--rounds`).
     pub rounds: u64,
+    /// Where both registries store.
+    pub backend: Backend,
     /// Tags for the listing workload.
     pub tags: usize,
     /// Repositories for the catalog workload.
@@ -185,6 +205,12 @@ impl Args {
             }
             Ok(Duration::from_secs_f64(s))
         };
+        if self.backend == Backend::S3 && self.workloads.iter().any(|w| w == "pull") {
+            bail!(
+                "the pull workload measures page-cache states of a filesystem; with --backend s3 \
+                 run --workloads push,manifest,tags,catalog,mixed"
+            );
+        }
         let chunk_size = parse_size(&self.chunk_size)?;
         let levels = self.levels.clone().unwrap_or_else(|| vec![1, 16, 64]);
         if levels.iter().any(|&l| l == 0 || l > 1024) || self.mixed_clients == 0 {
@@ -215,6 +241,7 @@ impl Args {
             manifest_phase: secs(self.manifest_secs, 1.0, 5.0)?,
             manifest_max_ops: 200_000,
             rounds: self.rounds,
+            backend: self.backend,
             tags: self.tags.unwrap_or(if q { 500 } else { 10_000 }),
             repos: self.repos.unwrap_or(if q { 200 } else { 5_000 }),
             setup_concurrency: 16,

@@ -5,6 +5,7 @@ mod cleanup;
 mod cli;
 mod clients;
 mod http;
+mod moto;
 mod pagecache;
 mod report;
 mod server;
@@ -19,10 +20,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use clap::Parser;
 
-use crate::cli::{Args, Only, Plan};
+use crate::cli::{Args, Backend, Only, Plan};
 use crate::http::Registry;
 use crate::report::{Measure, Report, TargetRun, WorkloadRun};
-use crate::server::{Kind, Server};
+use crate::server::{Kind, Server, Storage};
+
+/// Buckets of an S3 run, one per registry.
+const REFERENCE_BUCKET: &str = "distribution";
+/// See [`REFERENCE_BUCKET`].
+const OCIREG_BUCKET: &str = "ocireg";
 use crate::stats::Errors;
 use crate::work::{blobs, listing, manifests, mixed, Ctx};
 
@@ -174,16 +180,26 @@ async fn start_servers(
     args: &Args,
     kinds: &[Kind],
     workdir: &std::path::Path,
+    moto: Option<&moto::Moto>,
 ) -> Result<(Vec<Server>, Vec<TargetRun>)> {
     let mut servers = Vec::new();
     let mut runs = Vec::new();
+    let storage = |bucket: &str| match moto {
+        Some(m) => Storage::S3 {
+            endpoint: m.endpoint.clone(),
+            bucket: bucket.to_string(),
+        },
+        None => Storage::Filesystem,
+    };
     for &k in kinds {
         let (s, v) = match k {
-            Kind::Reference => {
-                (Server::start_reference(&args.reference_bin, workdir).await?, version(&args.reference_bin))
-            }
+            Kind::Reference => (
+                Server::start_reference(&args.reference_bin, workdir, &storage(REFERENCE_BUCKET))
+                    .await?,
+                version(&args.reference_bin),
+            ),
             Kind::Ocireg => (
-                Server::start_ocireg(&args.ocireg_bin, workdir).await.map_err(|e| {
+                Server::start_ocireg(&args.ocireg_bin, workdir, &storage(OCIREG_BUCKET)).await.map_err(|e| {
                     anyhow!("{e:#}\n(hint: build it with `cargo build --release -p ocireg`, or use --only reference)")
                 })?,
                 version(&args.ocireg_bin),
@@ -247,7 +263,18 @@ async fn run(args: Args) -> Result<u64> {
     let t_start = Instant::now();
     let machine = report::machine(&workdir);
     let load_start = report::load_average();
-    let (mut servers, mut runs) = start_servers(&args, &kinds, &workdir).await?;
+    // Kept until the end of the run; dropping it stops moto.
+    let s3_server = match plan.backend {
+        Backend::Filesystem => None,
+        Backend::S3 => {
+            let bin = args.moto_bin.clone().unwrap_or_else(moto::default_bin);
+            let m = moto::Moto::start(&bin, &[REFERENCE_BUCKET, OCIREG_BUCKET]).await?;
+            eprintln!("bench: moto pid {:?} at {}", m.pid(), m.endpoint);
+            Some(m)
+        }
+    };
+    let (mut servers, mut runs) =
+        start_servers(&args, &kinds, &workdir, s3_server.as_ref()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle: Vec<Option<u64>> = servers
         .iter()

@@ -90,14 +90,53 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn distribution_config(root: &Path, port: u16) -> String {
+/// Where a registry keeps its data.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// A fresh directory of its own.
+    Filesystem,
+    /// A bucket of its own on an S3 server (moto) both registries share.
+    S3 {
+        /// `http://127.0.0.1:PORT`.
+        endpoint: String,
+        /// The registry's bucket.
+        bucket: String,
+    },
+}
+
+fn distribution_config(root: &Path, port: u16, storage: &Storage) -> String {
+    let driver = match storage {
+        Storage::Filesystem => format!("  filesystem:\n    rootdirectory: {}\n", root.display()),
+        // The settings the notes found to work with moto: path-style through `regionendpoint`,
+        // plain HTTP, and blobs served by the registry (no redirects to the bucket).
+        Storage::S3 { endpoint, bucket } => format!(
+            "  s3:\n    accesskey: {ak}\n    secretkey: {sk}\n    region: {region}\n    \
+             regionendpoint: {endpoint}\n    bucket: {bucket}\n    secure: false\n    \
+             v4auth: true\n  redirect:\n    disable: true\n",
+            ak = crate::moto::ACCESS_KEY,
+            sk = crate::moto::SECRET_KEY,
+            region = crate::moto::REGION,
+        ),
+    };
     format!(
         "version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+         storage:\n{driver}  delete:\n    enabled: true\n  \
          cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
-        root.display()
+         http:\n  addr: 127.0.0.1:{port}\n  headers:\n    X-Content-Type-Options: [nosniff]\n"
+    )
+}
+
+/// An ocireg config that stores in `bucket` on `endpoint` (listen address and everything else
+/// from the command line and the defaults).
+fn ocireg_s3_config(dir: &Path, endpoint: &str, bucket: &str) -> String {
+    format!(
+        "registry:\n  deployment: local\n  type: distribution\n  endpoint: 127.0.0.1\n  \
+         namespaces: {{}}\n  local:\n    data_dir: {data}\n    config_path: {data}/native.yml\n    storage_config:\n      \
+         backend: s3\n      s3: {{bucket: {bucket}, region: {region}, endpoint: \"{endpoint}\", \
+         path_style: true, allow_http: true}}\n",
+        data = dir.join("data").display(),
+        region = crate::moto::REGION,
     )
 }
 
@@ -114,18 +153,20 @@ fn new_dir(workdir: &Path, kind: Kind) -> Result<tempfile::TempDir> {
 
 impl Server {
     /// Starts Distribution with a generated config on a free loopback port and waits for `/v2/`.
-    pub async fn start_reference(bin: &Path, workdir: &Path) -> Result<Server> {
+    pub async fn start_reference(bin: &Path, workdir: &Path, storage: &Storage) -> Result<Server> {
         let dir = new_dir(workdir, Kind::Reference)?;
         let root = dir.path().join("storage");
         std::fs::create_dir_all(&root)?;
         let port = free_port()?;
         let cfg = dir.path().join("config.yml");
-        std::fs::write(&cfg, distribution_config(&root, port))?;
+        std::fs::write(&cfg, distribution_config(&root, port, storage))?;
         let log = dir.path().join("server.log");
         let logf = std::fs::File::create(&log)?;
         let child = Command::new(bin)
             .arg("serve")
             .arg(&cfg)
+            // Distribution's AWS SDK refuses to start when this names a bundle it cannot use.
+            .env_remove("AWS_CA_BUNDLE")
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
             .stderr(logf)
@@ -138,15 +179,30 @@ impl Server {
 
     /// Starts `ocireg serve --listen 127.0.0.1:0 --root DIR`; reads the bound port from the
     /// `listening on http://127.0.0.1:PORT` line on stdout.
-    pub async fn start_ocireg(bin: &Path, workdir: &Path) -> Result<Server> {
+    pub async fn start_ocireg(bin: &Path, workdir: &Path, storage: &Storage) -> Result<Server> {
         let dir = new_dir(workdir, Kind::Ocireg)?;
         let root = dir.path().join("storage");
         std::fs::create_dir_all(&root)?;
         let log = dir.path().join("server.log");
         let logf = std::fs::File::create(&log)?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(&root)
+        let mut cmd = Command::new(bin);
+        match storage {
+            Storage::Filesystem => {
+                cmd.args(["serve", "--listen", "127.0.0.1:0", "--root"])
+                    .arg(&root);
+            }
+            Storage::S3 { endpoint, bucket } => {
+                let cfg = dir.path().join("ocireg.yml");
+                std::fs::write(&cfg, ocireg_s3_config(dir.path(), endpoint, bucket))?;
+                cmd.arg("--config")
+                    .arg(&cfg)
+                    .args(["serve", "--listen", "127.0.0.1:0"])
+                    .env("AWS_ACCESS_KEY_ID", crate::moto::ACCESS_KEY)
+                    .env("AWS_SECRET_ACCESS_KEY", crate::moto::SECRET_KEY)
+                    .env_remove("AWS_CA_BUNDLE");
+            }
+        }
+        let mut child = cmd
             // Hermetic: no config file from the environment or ~/.provisioning; warnings only.
             .env_remove("OCIREG_CONFIG")
             .env("HOME", dir.path())
@@ -342,9 +398,31 @@ mod tests {
 
     #[test]
     fn config_is_loopback() {
-        let c = distribution_config(Path::new("/tmp/x"), 5123);
+        let c = distribution_config(Path::new("/tmp/x"), 5123, &Storage::Filesystem);
         assert!(c.contains("addr: 127.0.0.1:5123"));
         assert!(c.contains("rootdirectory: /tmp/x"));
         assert!(c.contains("enabled: true"));
+    }
+
+    /// On S3 both registries are told the same server and serve blobs themselves.
+    #[test]
+    fn s3_configs_name_the_bucket_and_endpoint() {
+        let s3 = Storage::S3 {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "b1".into(),
+        };
+        let c = distribution_config(Path::new("/tmp/x"), 5123, &s3);
+        for want in [
+            "regionendpoint: http://127.0.0.1:9",
+            "bucket: b1",
+            "secure: false",
+            "redirect:\n    disable: true",
+        ] {
+            assert!(c.contains(want), "{want} in {c}");
+        }
+        assert!(!c.contains("rootdirectory"), "{c}");
+        let o = ocireg_s3_config(Path::new("/tmp/y"), "http://127.0.0.1:9", "b2");
+        assert!(o.contains("backend: s3") && o.contains("bucket: b2"), "{o}");
+        assert!(o.contains("endpoint: \"http://127.0.0.1:9\""), "{o}");
     }
 }
