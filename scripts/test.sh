@@ -24,3 +24,6 @@ if [ -n "${OCIREG_TEST_TIMES:-}" ]; then
 else
   cargo test --workspace --locked -- "$@"
 fi
+# The spec suite, skopeo and oras once more against three replicas on one S3 bucket (moto)
+# behind HAProxy: every request may land on another replica.
+OCIREG_TEST_TARGET=replicas cargo test -p ocireg --locked --test it -- spec:: e2e_clients:: "$@"

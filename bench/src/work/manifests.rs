@@ -1,4 +1,4 @@
-//! Manifest PUT and GET by tag at several concurrency levels.
+//! Manifest PUT by tag, GET by tag and GET by digest at several concurrency levels.
 
 use std::sync::Arc;
 
@@ -23,7 +23,8 @@ fn measures<T>(label: String, p: &mut Phase<T>) -> Vec<Measure> {
     ]
 }
 
-/// One timed phase of `op` by `level` clients; its measures go to `out` as `what`.
+/// One timed phase of `op` by `level` clients; its measures go to `out` as `what` (e.g.
+/// `manifest GET by tag`).
 async fn timed_phase<T: Send + 'static>(
     ctx: &Ctx,
     level: usize,
@@ -36,12 +37,14 @@ async fn timed_phase<T: Send + 'static>(
         max_ops: ctx.plan.manifest_max_ops,
     };
     let mut p = clients::run(level, until, ctx.errors.clone(), what, op).await;
-    out.extend(measures(format!("{what} by tag, {level} clients"), &mut p));
+    out.extend(measures(format!("{what}, {level} clients"), &mut p));
     p
 }
 
 /// For each level: a PUT phase of distinct manifests under distinct tags, then a GET phase of
-/// random tags from that PUT phase, each verified against its digest.
+/// random tags from that PUT phase and one of the same manifests by digest, each GET verified
+/// against its digest. By tag, a registry on shared storage revalidates the tag; by digest the
+/// manifest is immutable.
 pub async fn run(ctx: &Ctx) -> Vec<Measure> {
     let plan = ctx.plan.clone();
     let (config, layer) = match base_image(ctx, REPO, 1).await {
@@ -65,7 +68,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Measure> {
                 Ok((tag, digest))
             })
         });
-        let mut p = timed_phase(ctx, level, "manifest PUT", put, &mut out).await;
+        let mut p = timed_phase(ctx, level, "manifest PUT by tag", put, &mut out).await;
         let pushed = Arc::new(std::mem::take(&mut p.ok));
         if pushed.is_empty() {
             ctx.errors.record(
@@ -74,16 +77,24 @@ pub async fn run(ctx: &Ctx) -> Vec<Measure> {
             );
             continue;
         }
-        let (reg, seed) = (ctx.reg.clone(), ctx.seed);
-        let get: Op<()> = Arc::new(move |c, i| {
-            let (reg, pushed) = (reg.clone(), pushed.clone());
-            Box::pin(async move {
-                let mut rng = Rng::new(seed ^ ((c as u64) << 32) ^ i as u64);
-                let (tag, digest) = &pushed[rng.below(pushed.len())];
-                reg.get_manifest(REPO, tag, digest).await
-            })
-        });
-        timed_phase(ctx, level, "manifest GET", get, &mut out).await;
+        for by_digest in [false, true] {
+            let (reg, seed, pushed) = (ctx.reg.clone(), ctx.seed, pushed.clone());
+            let get: Op<()> = Arc::new(move |c, i| {
+                let (reg, pushed) = (reg.clone(), pushed.clone());
+                Box::pin(async move {
+                    let mut rng = Rng::new(seed ^ ((c as u64) << 32) ^ i as u64);
+                    let (tag, digest) = &pushed[rng.below(pushed.len())];
+                    let reference = if by_digest { digest } else { tag };
+                    reg.get_manifest(REPO, reference, digest).await
+                })
+            });
+            let what = if by_digest {
+                "manifest GET by digest"
+            } else {
+                "manifest GET by tag"
+            };
+            timed_phase(ctx, level, what, get, &mut out).await;
+        }
     }
     out
 }

@@ -95,6 +95,8 @@ schema! {
         gc_grace_period: i64 = def(3600);
         /// GC also removes manifests that no tag names and no live manifest refers to
         gc_delete_untagged: bool = def(false);
+        /// Shared storage (several replicas on one bucket): how long GC keeps the digests it means to remove marked before it checks them again and removes them; longer than any request (seconds)
+        gc_tombstone_wait: i64 = def(600);
         /// Scrub read rate bound (MiB per second)
         scrub_rate_mb: i64 = def(64);
         /// Address the metrics endpoint listens on (port: zot_features.metrics_port)
@@ -187,6 +189,13 @@ fn local_limits_config(v: &View<'_>, e: &mut Errors) {
 fn local_ops_config(v: &View<'_>, e: &mut Errors) {
     if v.int("gc_grace_period").is_some_and(|n| n < 0) {
         v.fail(e, "gc_grace_period", "GC grace period must be non-negative");
+    }
+    if v.int("gc_tombstone_wait").is_some_and(|n| n < 0) {
+        v.fail(
+            e,
+            "gc_tombstone_wait",
+            "GC tombstone wait must be non-negative",
+        );
     }
     for key in [
         "scrub_rate_mb",

@@ -35,7 +35,7 @@ pub fn gc_options(gc: &GcView) -> GcOptions {
         grace_period: gc.grace_period,
         delete_untagged: gc.delete_untagged,
         upload_ttl: gc.upload_ttl,
-        ..GcOptions::default()
+        tombstone_wait: gc.tombstone_wait,
     }
 }
 

@@ -120,10 +120,12 @@ async fn object_driver(backend: &StorageBackendView) -> Result<Arc<dyn Driver>, 
             )))
         }
     };
-    let driver = ObjectDriver::open(&spec).await.map_err(|source| EngineError::Store {
-        what: format!("opening storage at {}", backend.location()),
-        source: Box::new(source),
-    })?;
+    let driver = ObjectDriver::open(&spec)
+        .await
+        .map_err(|source| EngineError::Store {
+            what: format!("opening storage at {}", backend.location()),
+            source: Box::new(source),
+        })?;
     Ok(Arc::new(driver))
 }
 
@@ -161,5 +163,4 @@ mod tests {
             "{err}"
         );
     }
-
 }

@@ -17,17 +17,18 @@
 //! A request that reuses a digest (blob `HEAD`/`GET`, mount, upload completion of existing
 //! bytes, a manifest put referencing it) calls [`reusing`] before it looks at the digest: a
 //! `pending` tombstone is turned into `cancelled` by a compare-and-swap (the claim then fails,
-//! so nothing of that digest is removed), and a `deleting` one fails the request with
-//! [`StoreError::Unavailable`] (503 with `Retry-After`: the client retries, and finds the digest
-//! gone). Then this replica's index entries of the digest are checked against storage, so a
-//! link another replica's run removed is not trusted.
+//! so nothing of that digest is removed), and a `deleting` one is waited out: the request goes
+//! on once the run removed the digest and its tombstone, and finds the digest gone (after
+//! [`REMOVAL_WAIT`] it fails with [`StoreError::Unavailable`], 503 with `Retry-After`). Then
+//! this replica's index entries of the digest are checked against storage, so a link another
+//! replica's run removed is not trusted.
 //!
 //! Why nothing acknowledged loses a digest it references: let a request reuse digest `X` at
 //! time `r` and write its reference (link or revision) at `e`, with `e - r` below the wait.
 //! If `e` is before the second listing, the second mark sees the reference and keeps `X`.
 //! Otherwise `r > second listing - wait >= tombstone write`, so the request met the tombstone:
-//! it cancelled it before the claim (then nothing of `X` goes), or met `deleting` and failed,
-//! or found it already removed after the removals, and then the index check sends it to
+//! it cancelled it before the claim (then nothing of `X` goes), or met `deleting` and waited
+//! for the removals to end (or failed), or found it already removed after the removals, and then the index check sends it to
 //! storage, which no longer has `X`.
 //!
 //! One tombstone object per digest, not one list per run: cancelling is then one conditional
@@ -60,6 +61,10 @@ pub(crate) const PARALLELISM: usize = 32;
 const ATTEMPTS: usize = 4;
 /// The `Retry-After` of a request that met a digest being removed.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long a reusing request waits for a removal under way to end before it answers 503.
+const REMOVAL_WAIT: Duration = Duration::from_secs(30);
+/// How often it looks again meanwhile.
+const REMOVAL_POLL: Duration = Duration::from_millis(100);
 
 /// Where a tombstone's removal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,10 +135,16 @@ pub(crate) async fn reusing_manifest(
     reusing(store, repo, &digests).await
 }
 
-/// Turns a pending tombstone of `digest` into a cancelled one.
+/// Turns a pending tombstone of `digest` into a cancelled one. A tombstone being removed
+/// (`deleting`) is waited out, up to [`REMOVAL_WAIT`]: once the run has removed the digest's
+/// objects and its tombstones, the request goes on against what storage holds — nothing of the
+/// digest — so a `HEAD` answers 404 and a finished upload stores its bytes anew, instead of
+/// failing a request the registry can serve.
 async fn cancel(driver: &dyn Driver, digest: &Digest) -> Result<()> {
     let key = crate::paths::gc_tombstone(digest);
-    for _ in 0..ATTEMPTS {
+    let started = std::time::Instant::now();
+    let mut lost_races = 0;
+    loop {
         let (content, version) = match driver.get_versioned(&key).await {
             Ok(found) => found,
             Err(e) if e.is_not_found() => return Ok(()),
@@ -142,7 +153,13 @@ async fn cancel(driver: &dyn Driver, digest: &Digest) -> Result<()> {
         let stone = serde_json::from_slice::<Tombstone>(&content).ok();
         let run = match &stone {
             Some(t) if t.state == State::Cancelled => return Ok(()),
-            Some(t) if t.state == State::Deleting => return Err(being_removed(digest)),
+            Some(t) if t.state == State::Deleting => {
+                if started.elapsed() >= REMOVAL_WAIT {
+                    return Err(being_removed(digest));
+                }
+                tokio::time::sleep(REMOVAL_POLL).await;
+                continue;
+            }
             Some(t) => t.run.clone(),
             None => String::new(),
         };
@@ -152,11 +169,13 @@ async fn cancel(driver: &dyn Driver, digest: &Digest) -> Result<()> {
             .await
         {
             Ok(_) => return Ok(()),
-            Err(StoreError::PreconditionFailed { .. }) => continue,
+            Err(StoreError::PreconditionFailed { .. }) if lost_races + 1 < ATTEMPTS => {
+                lost_races += 1;
+            }
+            Err(StoreError::PreconditionFailed { .. }) => return Err(being_removed(digest)),
             Err(e) => return Err(e),
         }
     }
-    Err(being_removed(digest))
 }
 
 async fn exists(driver: &dyn Driver, key: &str) -> Result<bool> {

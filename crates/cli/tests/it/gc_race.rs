@@ -81,10 +81,15 @@ fn serve(cfg: &Path, work: &Path) -> Serve {
     s
 }
 
-fn push_blob(srv: &Serve, c: &Client, repo: &str, data: &[u8]) -> Result<String, String> {
+/// `base` (`http://HOST:PORT`) joined with `path`.
+pub(crate) fn url(base: &str, path: &str) -> String {
+    format!("{base}{path}")
+}
+
+pub(crate) fn push_blob(base: &str, c: &Client, repo: &str, data: &[u8]) -> Result<String, String> {
     let digest = sha256(data);
     let r = c
-        .post(srv.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .post(url(base, &format!("/v2/{repo}/blobs/uploads/")))
         .header("Content-Length", "0")
         .send()
         .map_err(|e| e.to_string())?;
@@ -92,7 +97,7 @@ fn push_blob(srv: &Serve, c: &Client, repo: &str, data: &[u8]) -> Result<String,
         return Err(format!("POST upload: {}", r.status()));
     }
     let loc = r.headers()["Location"].to_str().unwrap().to_owned();
-    let mut url = reqwest::Url::parse(&srv.base).unwrap().join(&loc).unwrap();
+    let mut url = reqwest::Url::parse(base).unwrap().join(&loc).unwrap();
     url.query_pairs_mut().append_pair("digest", &digest);
     let r = c
         .put(url)
@@ -108,16 +113,16 @@ fn push_blob(srv: &Serve, c: &Client, repo: &str, data: &[u8]) -> Result<String,
 
 /// One pushed artifact.
 #[derive(Clone, Debug)]
-struct Artifact {
-    repo: String,
+pub(crate) struct Artifact {
+    pub(crate) repo: String,
     tag: String,
     manifest: Vec<u8>,
     digest: String,
-    blobs: Vec<Vec<u8>>,
+    pub(crate) blobs: Vec<Vec<u8>>,
 }
 
-fn push_artifact(
-    srv: &Serve,
+pub(crate) fn push_artifact(
+    base: &str,
     c: &Client,
     i: usize,
     shared: &[Vec<u8>],
@@ -140,17 +145,20 @@ fn push_artifact(
     // Like real clients, every other push checks the shared layer first and skips it if the
     // repository has it; the others upload it again.
     let have = i % 2 == 0
-        && c.head(srv.url(&format!("/v2/{repo}/blobs/{}", sha256(&shared_layer))))
-            .send()
-            .map_err(|e| e.to_string())?
-            .status()
-            .as_u16()
+        && c.head(url(
+            base,
+            &format!("/v2/{repo}/blobs/{}", sha256(&shared_layer)),
+        ))
+        .send()
+        .map_err(|e| e.to_string())?
+        .status()
+        .as_u16()
             == 200;
-    push_blob(srv, c, &repo, &config)?;
+    push_blob(base, c, &repo, &config)?;
     if !have {
-        push_blob(srv, c, &repo, &shared_layer)?;
+        push_blob(base, c, &repo, &shared_layer)?;
     }
-    push_blob(srv, c, &repo, &unique)?;
+    push_blob(base, c, &repo, &unique)?;
     // A client pushing large layers finishes the first ones well before the manifest: GC runs
     // in between, and must keep what was just pushed or checked (the pause < grace period).
     if pauses {
@@ -171,7 +179,7 @@ fn push_artifact(
     .unwrap();
     let tag = format!("t{i}");
     let r = c
-        .put(srv.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .put(url(base, &format!("/v2/{repo}/manifests/{tag}")))
         .header("Content-Type", OCI_MANIFEST)
         .body(manifest.clone())
         .send()
@@ -211,7 +219,7 @@ fn stored_digests(root: &Path) -> BTreeSet<String> {
 }
 
 /// Artifacts shared between the threads of the race.
-type Shared = Arc<Mutex<Vec<Artifact>>>;
+pub(crate) type Shared = Arc<Mutex<Vec<Artifact>>>;
 
 #[test]
 fn gc_never_races_pushes_and_collects_everything_unreferenced() {
@@ -222,14 +230,15 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("storage");
     let cfg = write_config(work.path(), &root, free_port(), 1);
-    let srv = Arc::new(serve(&cfg, work.path()));
+    let srv = serve(&cfg, work.path());
     let tagged: Shared = Arc::default();
     let removed: Shared = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let until = Instant::now() + Duration::from_secs(secs);
 
-    let pushers = spawn_pushers(&srv, &tagged, &stop, until);
-    let deleter = spawn_deleter(&srv, &tagged, &removed, until);
+    let bases = [srv.base.clone()];
+    let pushers = spawn_pushers(&bases, &tagged, &stop, until);
+    let deleter = spawn_deleter(&bases, &tagged, &removed, until);
     let deletes = deleter.join().unwrap();
     stop.store(true, Ordering::Relaxed);
     let pushes: usize = pushers.into_iter().map(|p| p.join().unwrap()).sum();
@@ -240,14 +249,14 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
         "too little traffic: {pushes} pushes, {deletes} deletes"
     );
 
-    assert_tagged_pull_back(&srv, &tagged);
+    assert_tagged_pull_back(&srv.base, &tagged);
     let stored = wait_until_only_live_blobs_are_stored(&root, &tagged);
     // The removed artifacts' unique blobs answer 404.
     let c = client();
     for a in removed.iter().take(20) {
         let unique = sha256(&a.blobs[2]);
         let r = c
-            .get(srv.url(&format!("/v2/{}/blobs/{unique}", a.repo)))
+            .get(url(&srv.base, &format!("/v2/{}/blobs/{unique}", a.repo)))
             .send()
             .unwrap();
         assert_eq!(r.status().as_u16(), 404, "{}:{} {unique}", a.repo, a.tag);
@@ -262,8 +271,8 @@ fn gc_never_races_pushes_and_collects_everything_unreferenced() {
 
 /// Three threads push artifacts (over 24 shared layers) into `tagged` until `until` or `stop`;
 /// each returns how many it pushed. Every push must succeed.
-fn spawn_pushers(
-    srv: &Arc<Serve>,
+pub(crate) fn spawn_pushers(
+    bases: &[String],
     tagged: &Shared,
     stop: &Arc<AtomicBool>,
     until: Instant,
@@ -271,14 +280,15 @@ fn spawn_pushers(
     let shared: Vec<Vec<u8>> = (0..24).map(|_| random_bytes(30_000)).collect();
     (0..3)
         .map(|p| {
-            let (srv, tagged, stop) = (Arc::clone(srv), Arc::clone(tagged), Arc::clone(stop));
+            let base = bases[p % bases.len()].clone();
+            let (tagged, stop) = (Arc::clone(tagged), Arc::clone(stop));
             let shared = shared.clone();
             std::thread::spawn(move || {
                 let c = client();
                 let mut n = 0;
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                     let i = p + 3 * n;
-                    let a = push_artifact(&srv, &c, i, &shared)
+                    let a = push_artifact(&base, &c, i, &shared)
                         .unwrap_or_else(|e| panic!("push {i} failed during GC: {e}"));
                     tagged.lock().unwrap().push(a);
                     n += 1;
@@ -291,13 +301,14 @@ fn spawn_pushers(
 
 /// A thread that moves artifacts from `tagged` to `removed` until `until`, deleting each by tag
 /// or by digest; returns how many it deleted.
-fn spawn_deleter(
-    srv: &Arc<Serve>,
+pub(crate) fn spawn_deleter(
+    bases: &[String],
     tagged: &Shared,
     removed: &Shared,
     until: Instant,
 ) -> std::thread::JoinHandle<usize> {
-    let (srv, tagged, removed) = (Arc::clone(srv), Arc::clone(tagged), Arc::clone(removed));
+    let bases = bases.to_vec();
+    let (tagged, removed) = (Arc::clone(tagged), Arc::clone(removed));
     std::thread::spawn(move || {
         let c = client();
         let mut n = 0;
@@ -322,7 +333,10 @@ fn spawn_deleter(
             let by_tag = n % 2 == 0 && victim.repo != "race/r0";
             let reference = if by_tag { &victim.tag } else { &victim.digest };
             let r = c
-                .delete(srv.url(&format!("/v2/{}/manifests/{reference}", victim.repo)))
+                .delete(url(
+                    &bases[n % bases.len()],
+                    &format!("/v2/{}/manifests/{reference}", victim.repo),
+                ))
                 .send()
                 .unwrap();
             assert_eq!(r.status().as_u16(), 202, "DELETE {reference}");
@@ -334,11 +348,11 @@ fn spawn_deleter(
 }
 
 /// Every still-tagged artifact pulls back byte-exact.
-fn assert_tagged_pull_back(srv: &Serve, tagged: &[Artifact]) {
+pub(crate) fn assert_tagged_pull_back(base: &str, tagged: &[Artifact]) {
     let c = client();
     for a in tagged {
         let r = c
-            .get(srv.url(&format!("/v2/{}/manifests/{}", a.repo, a.tag)))
+            .get(url(base, &format!("/v2/{}/manifests/{}", a.repo, a.tag)))
             .header("Accept", OCI_MANIFEST)
             .send()
             .unwrap();
@@ -347,7 +361,7 @@ fn assert_tagged_pull_back(srv: &Serve, tagged: &[Artifact]) {
         for b in &a.blobs {
             let d = sha256(b);
             let r = c
-                .get(srv.url(&format!("/v2/{}/blobs/{d}", a.repo)))
+                .get(url(base, &format!("/v2/{}/blobs/{d}", a.repo)))
                 .send()
                 .unwrap();
             assert_eq!(r.status().as_u16(), 200, "{}:{} blob {d}", a.repo, a.tag);
@@ -446,7 +460,7 @@ fn gc_command_asks_the_running_server_else_runs_in_process() {
     let srv = serve(&cfg, work.path());
     let c = client();
     let orphan = random_bytes(5000);
-    let d = push_blob(&srv, &c, "cmd/app", &orphan).unwrap();
+    let d = push_blob(&srv.base, &c, "cmd/app", &orphan).unwrap();
     // Within the grace period: nothing to do.
     let (code, out, err) = ocireg_gc(&cfg, &home, &["--json"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -473,7 +487,7 @@ fn gc_command_asks_the_running_server_else_runs_in_process() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     // Push another orphan, stop the server, let it age, collect in-process.
-    let d2 = push_blob(&srv, &c, "cmd/app", &random_bytes(700)).unwrap();
+    let d2 = push_blob(&srv.base, &c, "cmd/app", &random_bytes(700)).unwrap();
     drop(srv);
     std::thread::sleep(Duration::from_secs(GRACE_SECS + 1));
     let (code, out, err) = ocireg_gc(&cfg, &home, &[]);
@@ -541,7 +555,7 @@ fn a_second_process_on_a_served_root_is_refused() {
     assert!(err.contains("in use by process"), "{err}");
     // The first server was not disturbed.
     let c = client();
-    let d = push_blob(&srv, &c, "lock/app", &random_bytes(1000)).unwrap();
+    let d = push_blob(&srv.base, &c, "lock/app", &random_bytes(1000)).unwrap();
     let r = c
         .head(srv.url(&format!("/v2/lock/app/blobs/{d}")))
         .send()

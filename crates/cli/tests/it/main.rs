@@ -29,6 +29,7 @@ mod more_commands;
 mod object_backend;
 mod oci_layout;
 mod quota_scrub;
+mod replicas;
 mod security;
 mod spec;
 mod stale_uploads;

@@ -144,6 +144,8 @@ pub struct GcView {
     pub delete_untagged: bool,
     /// Upload sessions idle this long are stale.
     pub upload_ttl: Duration,
+    /// Shared storage only: how long digests stay marked before a run removes them.
+    pub tombstone_wait: Duration,
 }
 
 /// Background scrub.
@@ -335,6 +337,7 @@ impl GcView {
             grace_period: seconds(ops.gc_grace_period, &format!("{OPS}.gc_grace_period"))?,
             delete_untagged: ops.gc_delete_untagged,
             upload_ttl: limits.upload_session_ttl,
+            tombstone_wait: seconds(ops.gc_tombstone_wait, &format!("{OPS}.gc_tombstone_wait"))?,
         })
     }
 }
