@@ -169,7 +169,7 @@ async fn a_dry_run_reports_without_a_lease_or_tombstones() {
 }
 
 #[tokio::test]
-async fn a_reuse_during_the_wait_cancels_and_a_claimed_digest_is_refused() {
+async fn a_reuse_during_the_wait_cancels_and_a_removal_under_way_is_waited_out() {
     let (driver, s) = replicas(2).await;
     let (a, b) = (s[0].clone(), &s[1]);
     let d = push_blob(b, "team/app", b"reused").await.unwrap();
@@ -189,14 +189,30 @@ async fn a_reuse_during_the_wait_cancels_and_a_claimed_digest_is_refused() {
     assert!(exists(&driver, &paths::shared_data(&d)).await);
     assert!(!exists(&driver, &stone).await);
 
-    // A digest whose removal is under way is refused with a retry, never half used.
+    // A digest whose removal is under way is waited out, never half used: the request goes
+    // on once the run removed the digest's objects and its tombstone, and finds it gone.
     let claimed = json!({"run": "x", "state": "deleting"});
     driver
         .put_content(&stone, Bytes::from(claimed.to_string()))
         .await
         .unwrap();
-    let err = b.blob_stat(&repo("team/app"), &d).await.unwrap_err();
-    assert!(err.retry_after().is_some(), "{err:?}");
+    let b2 = b.clone();
+    let d2 = d.clone();
+    let stat = tokio::spawn(async move { b2.blob_stat(&repo("team/app"), &d2).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stat.is_finished(),
+        "answered while the removal was under way"
+    );
+    for key in [
+        paths::layer_link("team/app", &d),
+        paths::shared_data(&d),
+        stone,
+    ] {
+        driver.delete(&key).await.unwrap();
+    }
+    let err = stat.await.unwrap().unwrap_err();
+    assert!(matches!(err, StoreError::BlobUnknown { .. }), "{err:?}");
 }
 
 #[tokio::test]
