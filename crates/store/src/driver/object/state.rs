@@ -55,8 +55,32 @@ pub(crate) struct Upload {
     pub parts: Vec<Part>,
     /// Set when a reader or a move completes the upload: no writer may add to it any more.
     /// `Some(index)` when the tail is folded into the upload as its last part at that index.
-    #[serde(default)]
+    /// Stored as `{"tail_part": index or null}`: a bare `null` would read back as not sealed.
+    #[serde(default, with = "sealed_repr")]
     pub sealed: Option<Option<usize>>,
+}
+
+/// The stored form of [`Upload::sealed`].
+mod sealed_repr {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Sealed {
+        tail_part: Option<usize>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        sealed: &Option<Option<usize>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        sealed.map(|tail_part| Sealed { tail_part }).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<usize>>, D::Error> {
+        Ok(Option::<Sealed>::deserialize(d)?.map(|s| s.tail_part))
+    }
 }
 
 impl Upload {
@@ -189,6 +213,16 @@ mod tests {
         let raw = state.encode();
         assert_eq!(State::decode("k", &raw).unwrap(), state);
         assert!(state.needs_completion());
+        // Sealed without a tail (the bytes ended on a part boundary) stays sealed.
+        let mut no_tail = state.clone();
+        no_tail.size -= 3;
+        no_tail.tail = None;
+        for sealed in [None, Some(None)] {
+            if let Some(u) = no_tail.upload.as_mut() {
+                u.sealed = sealed;
+            }
+            assert_eq!(State::decode("k", &no_tail.encode()).unwrap(), no_tail);
+        }
         let mut wrong = state.clone();
         wrong.size += 1;
         let err = State::decode("k", &wrong.encode()).unwrap_err();

@@ -135,3 +135,28 @@ async fn the_driver_shows_no_secret() {
     assert!(shown.contains("memory bucket"), "{shown}");
     assert!(!shown.contains("topsecretvalue"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_session_ending_on_a_part_boundary_completes() {
+    // No tail to fold into the upload: completion seals it without a last part.
+    let store = Arc::new(InMemory::new());
+    let d = Arc::new(driver_on(&store, ""));
+    let data = pattern(2 * PART_SIZE, 7);
+    assert_eq!(append(&*d, "edge/s", &data).await, data.len() as u64);
+    // On a thread of its own: a completion that never ends (it once resealed forever, never
+    // yielding on the in-memory store) fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = Arc::clone(&d);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _ = tx.send(rt.block_on(read_all(&*reader, "edge/s")));
+    });
+    let done = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("completing the upload finishes");
+    assert_eq!(done, data);
+    d.move_object("edge/s", "edge/t").await.unwrap();
+    assert_eq!(read_all(&*d, "edge/t").await, data);
+}
