@@ -226,7 +226,7 @@ fn a_replica_killed_during_fifty_pushes_loses_no_acknowledged_push() {
 
 /// GC of the race below: marked digests wait this long (`ops_config.gc_tombstone_wait`),
 /// longer than any request of the race takes on moto.
-const TOMBSTONE_WAIT_SECS: u64 = 3;
+const TOMBSTONE_WAIT_SECS: u64 = 4;
 
 /// Runs GC on `base` until `stop`, a second apart; returns every run's report.
 fn gc_every_second(base: String, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<Value>> {

@@ -233,6 +233,22 @@ impl Store {
         let key = paths::tag_link(name, tag);
         let content = Bytes::from(digest.to_string());
         let driver = self.inner.driver.as_ref();
+        // First without a read: create the tag when this replica knows none, swap against the
+        // version it last saw otherwise. Either is a compare-and-swap, so a wrong guess only
+        // costs its refusal, and the rounds below read what is there.
+        let guess = match self.inner.replica.known_tag(&key) {
+            Some((_, version)) => Precondition::Matches(version),
+            None => Precondition::Absent,
+        };
+        match driver.put_if(&key, content.clone(), guess).await {
+            Ok(version) => {
+                self.inner.replica.remember_tag(&key, digest, version);
+                self.inner.replica.invalidate(name);
+                return Ok(());
+            }
+            Err(StoreError::PreconditionFailed { .. }) => {}
+            Err(e) => return Err(e),
+        }
         for attempt in 0..TAG_WRITE_ATTEMPTS {
             let condition = match driver.get_versioned(&key).await {
                 Ok((current, version)) => {
