@@ -43,6 +43,8 @@ pub(crate) fn store(s: &ServeSettings) -> StoreOptions {
             .limits
             .min_free_space
             .map_or(SpaceReserve::Default, SpaceReserve::Bytes),
+        // A quarter of the tombstone wait leaves the rest for the longest request.
+        no_gc_seen_ttl: (s.gc.tombstone_wait / 4).min(std::time::Duration::from_secs(1)),
     }
 }
 

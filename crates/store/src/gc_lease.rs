@@ -129,6 +129,19 @@ pub(crate) async fn acquire<'a>(driver: &'a dyn Driver, holder: &str) -> Result<
     })
 }
 
+/// Whether a garbage collection may be under way on shared storage: the lease is held, or
+/// expired less than a lease term ago (a runner stalled past its term may still be removing).
+/// A released lease (and none at all) says no; one that does not parse says yes.
+pub(crate) async fn may_be_running(driver: &dyn Driver) -> Result<bool> {
+    match driver.get_content(&paths::gc_lease()).await {
+        Ok(content) => Ok(serde_json::from_slice::<Record>(&content)
+            .map(|r| r.expires_unix_ms > 0 && r.expires_unix_ms.saturating_add(ttl_ms()) > now_ms())
+            .unwrap_or(true)),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn ttl_ms() -> u64 {
     u64::try_from(LEASE_TTL.as_millis()).unwrap_or(u64::MAX)
 }
@@ -221,6 +234,32 @@ mod tests {
             panic!("a released lease must be taken");
         };
         assert_eq!(b.holder(), "b");
+    }
+
+    #[tokio::test]
+    async fn a_run_may_be_under_way_while_the_lease_is_held_or_just_expired() {
+        let driver = MemoryDriver::shared_by_replicas();
+        assert!(!may_be_running(&driver).await.unwrap(), "no lease");
+        let Acquired::Held(lease) = acquire(&driver, "a").await.unwrap() else {
+            panic!("a free lease must be taken");
+        };
+        assert!(may_be_running(&driver).await.unwrap(), "held");
+        lease.release().await;
+        assert!(!may_be_running(&driver).await.unwrap(), "released");
+        let key = paths::gc_lease();
+        let put = |expires: u64| driver.put_content(&key, encode("b", expires));
+        put(now_ms() - 1000).await.unwrap();
+        assert!(
+            may_be_running(&driver).await.unwrap(),
+            "expired a second ago"
+        );
+        put(now_ms() - 2 * ttl_ms()).await.unwrap();
+        assert!(!may_be_running(&driver).await.unwrap(), "expired long ago");
+        driver
+            .put_content(&key, Bytes::from_static(b"?"))
+            .await
+            .unwrap();
+        assert!(may_be_running(&driver).await.unwrap(), "unreadable");
     }
 
     #[tokio::test]

@@ -15,7 +15,9 @@
 //!    links), blob links, and data are removed, in that order, and the run's tombstones.
 //!
 //! A request that reuses a digest (blob `HEAD`/`GET`, mount, upload completion of existing
-//! bytes, a manifest put referencing it) calls [`reusing`] before it looks at the digest: a
+//! bytes, a manifest put referencing it) calls [`reusing`] before it looks at the digest. While
+//! the lease shows no run (a look trusted for a short while, see `gc_may_be_running`) there is
+//! no tombstone to meet; otherwise a
 //! `pending` tombstone is turned into `cancelled` by a compare-and-swap (the claim then fails,
 //! so nothing of that digest is removed), and a `deleting` one is waited out: the request goes
 //! on once the run removed the digest and its tombstone, and finds the digest gone (after
@@ -108,13 +110,36 @@ pub(crate) async fn reusing(store: &Store, repo: &str, digests: &[Digest]) -> Re
     if !store.inner.driver.shared() {
         return Ok(());
     }
+    let running = gc_may_be_running(store).await?;
     let checks = digests.iter().map(|d| async move {
-        cancel(store.inner.driver.as_ref(), d).await?;
+        if running {
+            cancel(store.inner.driver.as_ref(), d).await?;
+        }
         // Only after the cancel: a link seen before it could still be claimed and removed.
         revalidate(store, repo, d).await
     });
     futures_util::future::try_join_all(checks).await?;
     Ok(())
+}
+
+/// Whether a run may have tombstones out: the lease as last seen, a look that found no run
+/// trusted for [`crate::StoreOptions::no_gc_seen_ttl`]. Safe because a run that takes the lease
+/// after that look (at `L`) writes its tombstones later and looks again `tombstone_wait` (`W`)
+/// after them: a request reusing a digest at `r <= L + ttl` whose last write is at `e < r + D`
+/// is seen by that second look when `W > ttl + D` (the module's argument, with the reuse moved
+/// back to `L`). The look is stamped with the time it started, never later.
+async fn gc_may_be_running(store: &Store) -> Result<bool> {
+    let ttl = store.options().no_gc_seen_ttl;
+    let seen = &store.inner.replica.no_gc_seen;
+    if seen.lock().is_some_and(|at| at.elapsed() < ttl) {
+        return Ok(false);
+    }
+    let started = std::time::Instant::now();
+    let running = crate::gc_lease::may_be_running(store.inner.driver.as_ref()).await?;
+    if !running {
+        *seen.lock() = Some(started);
+    }
+    Ok(running)
 }
 
 /// [`reusing`] for a manifest put: what it references and the manifest itself.

@@ -32,6 +32,11 @@ pub struct StoreOptions {
     pub quota: Option<crate::quota::QuotaOptions>,
     /// The free space new uploads must leave on the storage.
     pub space_reserve: crate::space::SpaceReserve,
+    /// Shared storage only: how long a look that found no garbage collection running is
+    /// trusted, sparing reusing requests their tombstone reads meanwhile. Must stay well below
+    /// [`crate::GcOptions::tombstone_wait`] minus the longest request (see
+    /// [`crate::gc_shared`]); zero looks every time.
+    pub no_gc_seen_ttl: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -40,6 +45,7 @@ impl Default for StoreOptions {
             dedupe: true,
             quota: None,
             space_reserve: crate::space::SpaceReserve::Default,
+            no_gc_seen_ttl: std::time::Duration::ZERO,
         }
     }
 }

@@ -20,7 +20,13 @@ async fn replicas(n: usize) -> (MemoryDriver, Vec<Store>) {
     let mut stores = Vec::new();
     for _ in 0..n {
         let replica: Arc<dyn Driver> = Arc::new(driver.clone());
-        stores.push(Store::open(replica, StoreOptions::default()).await.unwrap());
+        // Trust a look at the lease that found no run for 2 ms, well below every test's wait:
+        // the requests here take the short path between runs.
+        let opts = StoreOptions {
+            no_gc_seen_ttl: Duration::from_millis(2),
+            ..StoreOptions::default()
+        };
+        stores.push(Store::open(replica, opts).await.unwrap());
     }
     (driver, stores)
 }
@@ -189,8 +195,19 @@ async fn a_reuse_during_the_wait_cancels_and_a_removal_under_way_is_waited_out()
     assert!(exists(&driver, &paths::shared_data(&d)).await);
     assert!(!exists(&driver, &stone).await);
 
-    // A digest whose removal is under way is waited out, never half used: the request goes
-    // on once the run removed the digest's objects and its tombstone, and finds it gone.
+    // A digest whose removal is under way (the lease held, its tombstone claimed) is waited
+    // out, never half used: the request goes on once the run removed the digest's objects and
+    // its tombstone, and finds it gone.
+    let far = std::time::SystemTime::now() + Duration::from_secs(60);
+    let far = far
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let lease = json!({"holder": "x", "expires_unix_ms": far});
+    driver
+        .put_content(&paths::gc_lease(), Bytes::from(lease.to_string()))
+        .await
+        .unwrap();
     let claimed = json!({"run": "x", "state": "deleting"});
     driver
         .put_content(&stone, Bytes::from(claimed.to_string()))

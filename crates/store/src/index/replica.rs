@@ -70,6 +70,9 @@ pub(crate) struct ReplicaCache {
     tag_lists: Mutex<HashMap<String, Listing>>,
     /// The repository names.
     catalog: Mutex<Option<Listing>>,
+    /// When a look at the garbage collection lease last found no run (see
+    /// `gc_shared::gc_may_be_running`).
+    pub(crate) no_gc_seen: Mutex<Option<Instant>>,
 }
 
 impl ReplicaCache {
