@@ -26,13 +26,13 @@ use serde_json::json;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const GRACE_SECS: u64 = 2;
 
-fn random_bytes(n: usize) -> Vec<u8> {
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut v);
     v
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use ocireg_test_support::replicas::Replicas;
 use ocireg_test_support::sha256_str as sha256;
-use rand::RngCore;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::gc_race::{assert_tagged_pull_back, spawn_deleter, spawn_pushers, Shared};
+use crate::gc_race::{
+    assert_tagged_pull_back, client, random_bytes, spawn_deleter, spawn_pushers, Shared,
+};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Concurrent pushes through the balancer.
@@ -23,21 +24,6 @@ const PUSHES: usize = 50;
 /// Each push's layer, sent in [`CHUNK`]-byte PATCHes.
 const LAYER: usize = 2 << 20;
 const CHUNK: usize = 512 << 10;
-
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::thread_rng().fill_bytes(&mut v);
-    v
-}
 
 /// What a client does when a request fails in flight: ask again, a little later (the balancer
 /// takes a dead replica out after its health checks).
