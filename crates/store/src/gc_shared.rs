@@ -30,8 +30,9 @@
 //! If `e` is before the second listing, the second mark sees the reference and keeps `X`.
 //! Otherwise `r > second listing - wait >= tombstone write`, so the request met the tombstone:
 //! it cancelled it before the claim (then nothing of `X` goes), or met `deleting` and waited
-//! for the removals to end (or failed), or found it already removed after the removals, and then the index check sends it to
-//! storage, which no longer has `X`.
+//! for the removals to end (or failed), or found it already removed after the removals, and
+//! then the index check sends it to storage, which no longer has `X`. Skipping the tombstone
+//! reads while the lease shows no run keeps this: see `gc_may_be_running`.
 //!
 //! One tombstone object per digest, not one list per run: cancelling is then one conditional
 //! write on a small object no other request contends for, where a shared list would make every
