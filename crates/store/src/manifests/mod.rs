@@ -156,7 +156,11 @@ impl Store {
         }
         if existing_loc.is_none() {
             let target = paths::data(name, &digest, loc);
-            if !self.holds(&target, size).await? {
+            if self.is_shared() {
+                // One create-if-absent instead of a look and a write: the bytes under a
+                // digest's key are the same whoever wrote them.
+                self.create_data(&target, body.clone()).await?;
+            } else if !self.holds(&target, size).await? {
                 bytes_group.push((target, body.clone()));
             }
             links.extend(revision_links(name, &digest, &meta));
@@ -291,6 +295,20 @@ impl Store {
                     .insert(digest.clone());
             }
         });
+    }
+
+    /// Writes content-addressed `bytes` under `key` unless they are there already (shared
+    /// storage: a conditional create, durable once acknowledged).
+    async fn create_data(&self, key: &str, bytes: Bytes) -> Result<()> {
+        match self
+            .inner
+            .driver
+            .put_if(key, bytes, crate::driver::Precondition::Absent)
+            .await
+        {
+            Ok(_) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether storage holds `size` bytes under `key`.
