@@ -260,17 +260,7 @@ impl Store {
         };
         // The last batch's hash and the data's sync run at once; a mismatch still fails
         // before anything becomes visible.
-        let verify = async {
-            let computed = hashing.settle().await?.finish();
-            if computed == *digest {
-                Ok(())
-            } else {
-                Err(StoreError::DigestMismatch {
-                    expected: digest.clone(),
-                    computed,
-                })
-            }
-        };
+        let verify = async { matches_digest(digest, hashing.settle().await?.finish()) };
         let sync = async {
             if let Some(writer) = open_writer {
                 writer.commit().await?;
@@ -545,5 +535,17 @@ impl Store {
         }
         self.end_session(&mut guard, &key, true).await;
         Ok(Some(meta.size))
+    }
+}
+
+/// The digest a client claimed against the one its bytes hash to.
+fn matches_digest(expected: &Digest, computed: Digest) -> Result<()> {
+    if computed == *expected {
+        Ok(())
+    } else {
+        Err(StoreError::DigestMismatch {
+            expected: expected.clone(),
+            computed,
+        })
     }
 }

@@ -194,15 +194,7 @@ impl Store {
                 hash_object(driver, data, digest.algorithm(), offset).await?
             }
         };
-        let computed = hasher.finish();
-        let verified = if computed == *digest {
-            Ok(())
-        } else {
-            Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                computed,
-            })
-        };
+        let verified = super::matches_digest(digest, hasher.finish());
         let ready = async {
             verified?;
             match writer {

@@ -306,6 +306,18 @@ fn check_prefix(prefix: &str) -> Result<()> {
     }
 }
 
+/// The whole object `key` and its ETag.
+async fn get_whole(inner: &Inner, key: &str) -> Result<(Bytes, Option<String>)> {
+    let got = inner
+        .store
+        .get(&inner.path(key))
+        .await
+        .map_err(|e| inner.err("get", key, e))?;
+    let e_tag = got.meta.e_tag.clone();
+    let data = got.bytes().await.map_err(|e| inner.err("get", key, e))?;
+    Ok((data, e_tag))
+}
+
 fn version_of(key: &str, e_tag: Option<String>) -> Result<Version> {
     e_tag.map(Version).ok_or_else(|| {
         StoreError::Internal(format!(
@@ -327,12 +339,7 @@ impl Driver for ObjectDriver {
     async fn get_content(&self, key: &str) -> Result<Bytes> {
         validate_key(key)?;
         let inner = &self.inner;
-        let got = inner
-            .store
-            .get(&inner.path(key))
-            .await
-            .map_err(|e| inner.err("get", key, e))?;
-        let data = got.bytes().await.map_err(|e| inner.err("get", key, e))?;
+        let (data, _) = get_whole(inner, key).await?;
         if !data.is_empty() {
             return Ok(data);
         }
@@ -363,14 +370,7 @@ impl Driver for ObjectDriver {
 
     async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version)> {
         validate_key(key)?;
-        let inner = &self.inner;
-        let got = inner
-            .store
-            .get(&inner.path(key))
-            .await
-            .map_err(|e| inner.err("get", key, e))?;
-        let e_tag = got.meta.e_tag.clone();
-        let data = got.bytes().await.map_err(|e| inner.err("get", key, e))?;
+        let (data, e_tag) = get_whole(&self.inner, key).await?;
         Ok((data, version_of(key, e_tag)?))
     }
 
