@@ -212,13 +212,8 @@ pub(crate) fn plan(
 mod tests {
     use super::*;
     use crate::gc_mark::RepoMarks;
+    use crate::paths::tests::d;
     use std::time::Duration;
-
-    fn d(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
-    }
 
     #[test]
     fn data_named_by_a_surviving_link_or_a_live_manifest_stays() {

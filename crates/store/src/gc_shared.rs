@@ -347,12 +347,7 @@ async fn claim(driver: &dyn Driver, run: &str, digest: &Digest) -> bool {
 mod tests {
     use super::*;
     use crate::driver::MemoryDriver;
-
-    fn d(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
-    }
+    use crate::paths::tests::d;
 
     async fn pending(driver: &MemoryDriver, run: &str, digest: &Digest) {
         let key = crate::paths::gc_tombstone(digest);

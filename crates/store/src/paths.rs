@@ -357,10 +357,11 @@ pub fn parse_repo_key(key: &str) -> Option<RepoKey> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn d(c: char) -> Digest {
+    /// A digest whose hex is `c` 64 times (tests of this crate).
+    pub(crate) fn d(c: char) -> Digest {
         format!("sha256:{}", c.to_string().repeat(64))
             .parse()
             .unwrap()

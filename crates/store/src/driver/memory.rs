@@ -51,15 +51,6 @@ impl MemoryDriver {
     }
 }
 
-fn check_prefix(prefix: &str) -> Result<()> {
-    let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() {
-        Ok(())
-    } else {
-        validate_key(trimmed)
-    }
-}
-
 #[async_trait]
 impl Driver for MemoryDriver {
     fn name(&self) -> &'static str {
@@ -169,7 +160,7 @@ impl Driver for MemoryDriver {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        check_prefix(prefix)?;
+        super::check_prefix(prefix)?;
         let dir = key_prefix(prefix);
         let objects = self.objects.read();
         let mut out: Vec<String> = Vec::new();
@@ -187,7 +178,7 @@ impl Driver for MemoryDriver {
     }
 
     async fn walk(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        check_prefix(prefix)?;
+        super::check_prefix(prefix)?;
         let dir = key_prefix(prefix);
         let objects = self.objects.read();
         Ok(objects

@@ -267,6 +267,16 @@ pub(crate) async fn publish_in_order<D: Driver + ?Sized>(
 }
 
 /// Checks that `key` is a valid storage key (see the module docs).
+/// A listing prefix: empty (the root) or a valid key, with or without a trailing `/`.
+pub(crate) fn check_prefix(prefix: &str) -> Result<()> {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        Ok(())
+    } else {
+        validate_key(trimmed)
+    }
+}
+
 pub fn validate_key(key: &str) -> Result<()> {
     let bad = |reason| {
         Err(StoreError::InvalidKey {

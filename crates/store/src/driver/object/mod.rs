@@ -297,15 +297,6 @@ impl ObjectDriver {
     }
 }
 
-fn check_prefix(prefix: &str) -> Result<()> {
-    let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() {
-        Ok(())
-    } else {
-        validate_key(trimmed)
-    }
-}
-
 /// The whole object `key` and its ETag.
 async fn get_whole(inner: &Inner, key: &str) -> Result<(Bytes, Option<String>)> {
     let got = inner
@@ -437,7 +428,7 @@ impl Driver for ObjectDriver {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        check_prefix(prefix)?;
+        crate::driver::check_prefix(prefix)?;
         let inner = &self.inner;
         let listed = inner
             .store
@@ -458,7 +449,7 @@ impl Driver for ObjectDriver {
     }
 
     async fn walk(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        check_prefix(prefix)?;
+        crate::driver::check_prefix(prefix)?;
         session::walk(&self.inner, prefix).await
     }
 
