@@ -392,20 +392,13 @@ impl Store {
             hashing,
             writer,
         } = tail;
-        let mut writer = match writer {
+        let writer = match writer {
             Some(w) => w,
             None => self.inner.driver.writer(data, true).await?,
         };
-        if writer.size() != offset {
-            // Storage and memory disagree (the data changed behind our back): the session is
-            // reloaded from storage on its next use.
-            let stored = writer.size();
-            let _ = writer.close().await;
-            return Err(StoreError::UploadRange {
-                message: format!("upload data changed; offset was {offset}, reload the status"),
-                offset: stored,
-            });
-        }
+        // Storage and memory disagree when the sizes differ (the data changed behind our
+        // back): the session is reloaded from storage on its next use.
+        let mut writer = at_offset(writer, offset).await?;
         let (outcome, hashing) = ingest_pending(body, writer.as_mut(), hashing).await;
         if let Err(e) = outcome {
             // Keep what arrived (the client may resume from the reported offset).
@@ -548,4 +541,18 @@ fn matches_digest(expected: &Digest, computed: Digest) -> Result<()> {
             computed,
         })
     }
+}
+
+/// `writer` when it stands at `offset`; otherwise it is closed and the request answers with
+/// where the data really ends.
+async fn at_offset(writer: Box<dyn FileWriter>, offset: u64) -> Result<Box<dyn FileWriter>> {
+    if writer.size() == offset {
+        return Ok(writer);
+    }
+    let stored = writer.size();
+    let _ = writer.close().await;
+    Err(StoreError::UploadRange {
+        message: format!("upload data changed; offset was {offset}, reload the status"),
+        offset: stored,
+    })
 }

@@ -269,16 +269,8 @@ impl Store {
             Some(h) => h,
             None => hash_object(driver, &data, Algorithm::Sha256, offset).await?,
         };
-        let mut writer = driver.writer(&data, true).await?;
-        if writer.size() != offset {
-            // The data changed behind the claim: whoever changed it decides.
-            let stored = writer.size();
-            let _ = writer.close().await;
-            return Err(StoreError::UploadRange {
-                message: format!("upload data changed; offset was {offset}, reload the status"),
-                offset: stored,
-            });
-        }
+        // The data changed behind the claim when the sizes differ: whoever changed it decides.
+        let mut writer = super::at_offset(driver.writer(&data, true).await?, offset).await?;
         let (outcome, hashing) = ingest_pending(body, writer.as_mut(), Hashing::from(hasher)).await;
         let hasher = hashing.settle().await?;
         if let Err(e) = outcome {
